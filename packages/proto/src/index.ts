@@ -1,0 +1,10 @@
+/**
+ * Generated protobuf-es code for Latchkey's API. Everything under `gen/` is
+ * produced by `buf generate` from `proto/` and `proto-vendor/`; this file only
+ * re-exports it.
+ */
+
+export * from "./gen/latchkey/v1/key_event_pb.js";
+export * from "./gen/latchkey/v1/key_pb.js";
+export * from "./gen/latchkey/v1/team_pb.js";
+export * from "./gen/latchkey/v1/token_service_pb.js";

@@ -1,0 +1,22 @@
+/**
+ * Latchkey's key format: `<prefix>_<env>_<secret><checksum>`. Pure functions,
+ * no I/O.
+ */
+
+export { BASE62_ALPHABET, encodeBase62Fixed, randomBase62 } from "./base62.js";
+export {
+  CHECKSUM_LENGTH,
+  findTokens,
+  generateToken,
+  hashToken,
+  isValidPrefix,
+  type KeyEnvironment,
+  MAX_TOKEN_LENGTH,
+  type MalformedReason,
+  type ParsedToken,
+  type ParseOutcome,
+  parseToken,
+  SECRET_LENGTH,
+  TOKEN_PATTERN,
+  tokenHint,
+} from "./token.js";
