@@ -4,15 +4,15 @@
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file latchkey/v1/key_event.proto.
  */
 export const file_latchkey_v1_key_event: GenFile = /*@__PURE__*/
-  fileDesc("ChtsYXRjaGtleS92MS9rZXlfZXZlbnQucHJvdG8SC2xhdGNoa2V5LnYxItUBCghLZXlFdmVudBIKCgJpZBgBIAEoBBInCgR0eXBlGAIgASgOMhkubGF0Y2hrZXkudjEuS2V5RXZlbnRUeXBlEg4KBmtleV9pZBgDIAEoCRIPCgd0ZWFtX2lkGAQgASgJEhIKCnRva2VuX2hhc2gYBSABKAwSLgoKb2NjdXJfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKoMCCgxLZXlFdmVudFR5cGUSHgoaS0VZX0VWRU5UX1RZUEVfVU5TUEVDSUZJRUQQABIaChZLRVlfRVZFTlRfVFlQRV9SRVZPS0VEEAESGwoXS0VZX0VWRU5UX1RZUEVfRElTQUJMRUQQAhIaChZLRVlfRVZFTlRfVFlQRV9FTkFCTEVEEAMSIQodS0VZX0VWRU5UX1RZUEVfU0NPUEVTX0NIQU5HRUQQBBIjCh9LRVlfRVZFTlRfVFlQRV9NRVRBREFUQV9DSEFOR0VEEAUSGgoWS0VZX0VWRU5UX1RZUEVfUk9UQVRFRBAGEhoKFktFWV9FVkVOVF9UWVBFX0VYUElSRUQQB2IGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChtsYXRjaGtleS92MS9rZXlfZXZlbnQucHJvdG8SC2xhdGNoa2V5LnYxItUBCghLZXlFdmVudBIKCgJpZBgBIAEoBBInCgR0eXBlGAIgASgOMhkubGF0Y2hrZXkudjEuS2V5RXZlbnRUeXBlEg4KBmtleV9pZBgDIAEoCRIPCgd0ZWFtX2lkGAQgASgJEhIKCnRva2VuX2hhc2gYBSABKAwSLgoKb2NjdXJfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIk8KC1ZlcmlmaWVyQWNrEhMKC3ZlcmlmaWVyX2lkGAEgASgJEhEKCWV2ZW50X2lkcxgCIAMoBBIYChBhcHBsaWVkX3NlcXVlbmNlGAMgASgEIn4KEVZlcmlmaWVySGVhcnRiZWF0EhMKC3ZlcmlmaWVyX2lkGAEgASgJEhgKEGFwcGxpZWRfc2VxdWVuY2UYAiABKAQSKwoIaW50ZXJ2YWwYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDQoFbGFiZWwYBCABKAkqgwIKDEtleUV2ZW50VHlwZRIeChpLRVlfRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEhoKFktFWV9FVkVOVF9UWVBFX1JFVk9LRUQQARIbChdLRVlfRVZFTlRfVFlQRV9ESVNBQkxFRBACEhoKFktFWV9FVkVOVF9UWVBFX0VOQUJMRUQQAxIhCh1LRVlfRVZFTlRfVFlQRV9TQ09QRVNfQ0hBTkdFRBAEEiMKH0tFWV9FVkVOVF9UWVBFX01FVEFEQVRBX0NIQU5HRUQQBRIaChZLRVlfRVZFTlRfVFlQRV9ST1RBVEVEEAYSGgoWS0VZX0VWRU5UX1RZUEVfRVhQSVJFRBAHYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * KeyEvent is published to the JetStream stream LATCHKEY_KEY_EVENTS on the
@@ -79,6 +79,87 @@ export type KeyEvent = Message<"latchkey.v1.KeyEvent"> & {
  */
 export const KeyEventSchema: GenMessage<KeyEvent> = /*@__PURE__*/
   messageDesc(file_latchkey_v1_key_event, 0);
+
+/**
+ * VerifierAck is sent by a verifier on core NATS subject
+ * `latchkey.verifiers.ack.<verifier_id>` after it has applied key events to
+ * its cache. Acks are batched within a few milliseconds.
+ *
+ * @generated from message latchkey.v1.VerifierAck
+ */
+export type VerifierAck = Message<"latchkey.v1.VerifierAck"> & {
+  /**
+   * The verifier instance (random per process start).
+   *
+   * @generated from field: string verifier_id = 1;
+   */
+  verifierId: string;
+
+  /**
+   * Ids (KeyEvent.id) of the events applied since the previous ack.
+   *
+   * @generated from field: repeated uint64 event_ids = 2;
+   */
+  eventIds: bigint[];
+
+  /**
+   * The highest JetStream stream sequence the verifier has applied.
+   *
+   * @generated from field: uint64 applied_sequence = 3;
+   */
+  appliedSequence: bigint;
+};
+
+/**
+ * Describes the message latchkey.v1.VerifierAck.
+ * Use `create(VerifierAckSchema)` to create a new message.
+ */
+export const VerifierAckSchema: GenMessage<VerifierAck> = /*@__PURE__*/
+  messageDesc(file_latchkey_v1_key_event, 1);
+
+/**
+ * VerifierHeartbeat is sent by every verifier on core NATS subject
+ * `latchkey.verifiers.heartbeat.<verifier_id>` at a fixed interval, so the
+ * token-service knows which verifiers are live and how far they have read.
+ *
+ * @generated from message latchkey.v1.VerifierHeartbeat
+ */
+export type VerifierHeartbeat = Message<"latchkey.v1.VerifierHeartbeat"> & {
+  /**
+   * The verifier instance (random per process start).
+   *
+   * @generated from field: string verifier_id = 1;
+   */
+  verifierId: string;
+
+  /**
+   * The highest JetStream stream sequence the verifier has applied.
+   *
+   * @generated from field: uint64 applied_sequence = 2;
+   */
+  appliedSequence: bigint;
+
+  /**
+   * Interval until the next heartbeat; a verifier silent for three intervals is no longer live.
+   *
+   * @generated from field: google.protobuf.Duration interval = 3;
+   */
+  interval?: Duration | undefined;
+
+  /**
+   * Free-form label (service name, pod name) for operators.
+   *
+   * @generated from field: string label = 4;
+   */
+  label: string;
+};
+
+/**
+ * Describes the message latchkey.v1.VerifierHeartbeat.
+ * Use `create(VerifierHeartbeatSchema)` to create a new message.
+ */
+export const VerifierHeartbeatSchema: GenMessage<VerifierHeartbeat> = /*@__PURE__*/
+  messageDesc(file_latchkey_v1_key_event, 2);
 
 /**
  * KeyEventType says what happened to a key. Every type is a reason for a cache

@@ -1,0 +1,3 @@
+/** Layered, validated configuration for Latchkey services. */
+export { ConfigError, type EnvBinding, type LoadConfigOptions, loadConfig } from "./load-config.js";
+export { booleanSetting, integerSetting, type ListenAddress, listenAddress } from "./schema-helpers.js";

@@ -1,0 +1,136 @@
+import type { KeyEvent, VerifierAck, VerifierHeartbeat } from "@latchkey/proto";
+import type {
+  KeyEventBus,
+  KeyEventDelivery,
+  KeyEventSubscriber,
+  KeyEventSubscription,
+  VerifierMessage,
+} from "./key-event-bus.js";
+
+/** Options of {@link createMemoryKeyEventBus}. */
+export interface MemoryKeyEventBusOptions {
+  /** Events kept for late or resuming subscribers (default 10,000). Older ones are dropped. */
+  readonly retain?: number;
+}
+
+interface MemorySubscriber {
+  readonly subscriber: KeyEventSubscriber;
+  /** Serializes delivery so async handlers see events in order. */
+  chain: Promise<void>;
+  closed: boolean;
+}
+
+/**
+ * The in-process key event bus used when `NATS_URL` is unset: the token-service
+ * and any verifier in the same process share it. It keeps the last `retain`
+ * events so a subscriber can resume by sequence, de-duplicates by message id,
+ * and reports a gap when a subscriber asks for events it no longer holds, just
+ * like the JetStream implementation.
+ *
+ * @example
+ * ```ts
+ * const bus = createMemoryKeyEventBus();
+ * await bus.subscribe({ onEvent: ({ event }) => cache.evict(event.keyId) });
+ * await bus.publish(event, "outbox-42");
+ * ```
+ */
+export function createMemoryKeyEventBus(options: MemoryKeyEventBusOptions = {}): KeyEventBus {
+  const retain = options.retain ?? 10_000;
+  const log: KeyEventDelivery[] = [];
+  const seenIds = new Map<string, number>();
+  const subscribers = new Set<MemorySubscriber>();
+  const verifierHandlers = new Set<(message: VerifierMessage) => void>();
+  let sequence = 0;
+  let closed = false;
+
+  function deliver(entry: MemorySubscriber, delivery: KeyEventDelivery): void {
+    entry.chain = entry.chain.then(async () => {
+      if (entry.closed) return;
+      try {
+        await entry.subscriber.onEvent(delivery);
+      } catch {
+        // A throwing subscriber must not stop delivery to itself or others;
+        // the verifier logs its own failures.
+      }
+    });
+  }
+
+  function emitVerifierMessage(message: VerifierMessage): void {
+    // Delivered asynchronously, as over a network.
+    queueMicrotask(() => {
+      for (const handler of verifierHandlers) handler(message);
+    });
+  }
+
+  return {
+    async publish(event: KeyEvent, messageId: string) {
+      if (closed) throw new Error("key event bus is closed");
+      const existing = seenIds.get(messageId);
+      if (existing !== undefined) return { sequence: existing, duplicate: true };
+      sequence += 1;
+      const delivery: KeyEventDelivery = { sequence, event };
+      log.push(delivery);
+      seenIds.set(messageId, sequence);
+      if (log.length > retain) {
+        const dropped = log.shift();
+        for (const [id, seq] of seenIds) {
+          if (seq <= (dropped?.sequence ?? 0)) seenIds.delete(id);
+          else break;
+        }
+      }
+      for (const entry of subscribers) deliver(entry, delivery);
+      return { sequence, duplicate: false };
+    },
+
+    async subscribe(subscriber: KeyEventSubscriber, subscribeOptions = {}): Promise<KeyEventSubscription> {
+      if (closed) throw new Error("key event bus is closed");
+      const entry: MemorySubscriber = { subscriber, chain: Promise.resolve(), closed: false };
+      const after = subscribeOptions.afterSequence;
+      if (after !== undefined && after < sequence) {
+        const first = log[0]?.sequence ?? sequence + 1;
+        if (first > after + 1) subscriber.onGap?.({ afterSequence: after, firstAvailable: first });
+        for (const delivery of log) if (delivery.sequence > after) deliver(entry, delivery);
+      }
+      subscribers.add(entry);
+      subscriber.onConnectionChange?.(true);
+      return {
+        async close() {
+          entry.closed = true;
+          subscribers.delete(entry);
+        },
+      };
+    },
+
+    async lastSequence() {
+      return sequence;
+    },
+
+    sendAck(ack: VerifierAck) {
+      if (!closed) emitVerifierMessage({ kind: "ack", ack });
+    },
+
+    sendHeartbeat(heartbeat: VerifierHeartbeat) {
+      if (!closed) emitVerifierMessage({ kind: "heartbeat", heartbeat });
+    },
+
+    onVerifierMessage(handler) {
+      verifierHandlers.add(handler);
+      return {
+        async close() {
+          verifierHandlers.delete(handler);
+        },
+      };
+    },
+
+    isConnected() {
+      return !closed;
+    },
+
+    async close() {
+      closed = true;
+      for (const entry of subscribers) entry.closed = true;
+      subscribers.clear();
+      verifierHandlers.clear();
+    },
+  };
+}

@@ -1,0 +1,66 @@
+import type { KeyEventType } from "@latchkey/proto";
+
+/** The closed set of verification codes, as the Verify RPC returns them. */
+export type VerifyCode =
+  | "VALID"
+  | "MALFORMED"
+  | "NOT_FOUND"
+  | "REVOKED"
+  | "EXPIRED"
+  | "DISABLED"
+  | "INSUFFICIENT_SCOPE"
+  | "RATE_LIMITED";
+
+/** The public fields of a verified key that callers act on. */
+export interface VerifiedKey {
+  readonly id: string;
+  readonly teamId: string;
+  readonly name: string;
+  readonly scopes: readonly string[];
+  readonly environment: string;
+  /** When the key stops being valid; undefined when it never expires. */
+  readonly expiresAt: Date | undefined;
+  readonly metadata: Readonly<Record<string, string>>;
+}
+
+/** Where an answer came from. */
+export interface OutcomeSource {
+  /** True when the answer came from the local cache. */
+  readonly cached: boolean;
+  /**
+   * True when the token-service could not be reached and the answer was served
+   * from cache past its normal lifetime (serve-stale-on-error, off by default).
+   */
+  readonly stale: boolean;
+}
+
+/**
+ * The verdict on a token. Never thrown: a key that fails is a value.
+ * `UNAVAILABLE` means the verifier could not decide (token-service unreachable
+ * and no usable cached answer); callers must fail closed.
+ */
+export type VerifyOutcome =
+  | ({ readonly ok: true; readonly code: "VALID"; readonly key: VerifiedKey } & OutcomeSource)
+  | ({
+      readonly ok: false;
+      readonly code: Exclude<VerifyCode, "VALID">;
+      /** Present for INSUFFICIENT_SCOPE only. */
+      readonly key?: VerifiedKey;
+      /** Present for INSUFFICIENT_SCOPE only. */
+      readonly missingScopes?: readonly string[];
+    } & OutcomeSource)
+  | {
+      readonly ok: false;
+      readonly code: "UNAVAILABLE";
+      readonly cause: unknown;
+      readonly cached: false;
+      readonly stale: false;
+    };
+
+/** A key that a cache has dropped because of a key event (revoked, disabled, …). */
+export interface KeyInvalidation {
+  readonly keyId: string;
+  readonly teamId: string;
+  readonly tokenHash: Uint8Array;
+  readonly type: KeyEventType;
+}
