@@ -1,0 +1,80 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { hashToken, MAX_TOKEN_LENGTH, missingScopes, parseToken } from "@latchkey/token";
+import type { Kysely } from "kysely";
+import type { Database } from "../db/tables.js";
+import { findKeyByHash } from "../keys/key.repository.js";
+import type { Principal } from "./principal.js";
+import { isRootKey, type RootCredential } from "./root-key.js";
+
+const BEARER = /^Bearer +(\S+) *$/i;
+
+/**
+ * Turns an `Authorization: Bearer …` header into a {@link Principal}: the root
+ * key (constant-time hash comparison) or a live key with scope `admin`.
+ * Every refusal is a ConnectError whose message says what to fix without
+ * saying whether a given key exists.
+ */
+export class AdminAuthenticator {
+  readonly #db: Kysely<Database>;
+  readonly #root: RootCredential;
+  readonly #prefix: string;
+
+  constructor(db: Kysely<Database>, root: RootCredential, prefix: string) {
+    this.#db = db;
+    this.#root = root;
+    this.#prefix = prefix;
+  }
+
+  /** Authenticates an admin call. */
+  async authenticate(headers: Headers): Promise<Principal> {
+    const header = headers.get("authorization");
+    if (header === null) {
+      throw new ConnectError(
+        "admin RPCs need 'Authorization: Bearer <root or admin key>'",
+        Code.Unauthenticated,
+      );
+    }
+    if (header.length > MAX_TOKEN_LENGTH + 16) {
+      throw new ConnectError("the Authorization header is too long", Code.Unauthenticated);
+    }
+    const token = BEARER.exec(header)?.[1];
+    if (token === undefined) {
+      throw new ConnectError("the Authorization header must be 'Bearer <key>'", Code.Unauthenticated);
+    }
+    const hash = hashToken(token);
+    if (isRootKey(this.#root, hash)) return { kind: "root", actor: "root" };
+    const invalid = new ConnectError(
+      "the bearer key is not valid (unknown, revoked, disabled or expired)",
+      Code.Unauthenticated,
+    );
+    if (!parseToken(token, this.#prefix).ok) throw invalid;
+    const row = await findKeyByHash(this.#db, hash);
+    if (
+      !row ||
+      row.revoked_at ||
+      !row.enabled ||
+      (row.expires_at && row.expires_at.getTime() <= Date.now())
+    ) {
+      throw invalid;
+    }
+    if (missingScopes(row.scopes, ["admin"]).length > 0) {
+      throw new ConnectError("the bearer key lacks scope 'admin'", Code.PermissionDenied);
+    }
+    return { kind: "admin", actor: row.id, teamId: row.team_id, scopes: row.scopes };
+  }
+}
+
+/**
+ * Refuses an admin key acting on another team. Root may act on any team.
+ * The message does not confirm that the other team exists.
+ */
+export function assertTeamAccess(principal: Principal, teamId: string): void {
+  if (principal.kind === "admin" && principal.teamId !== teamId) {
+    throw new ConnectError("an admin key manages the keys of its own team only", Code.PermissionDenied);
+  }
+}
+
+/** Refuses anything but the root key. */
+export function assertRoot(principal: Principal): void {
+  if (principal.kind !== "root") throw new ConnectError("this RPC needs the root key", Code.PermissionDenied);
+}

@@ -1,0 +1,98 @@
+import { booleanSetting, integerSetting, listenAddress, loadConfig } from "@latchkey/config";
+import { isValidPrefix } from "@latchkey/token";
+import { z } from "zod";
+
+/**
+ * The token-service's settings. Each one says why it exists; the README's
+ * configuration table lists the same names. Parsed once at start-up.
+ */
+export const tokenServiceConfigSchema = z
+  .object({
+    // Connect, gRPC and gRPC-Web on one HTTP/2 port: browsers, buf curl, Connect clients.
+    listen: listenAddress.prefault("0.0.0.0:8081"),
+    // Native gRPC (grpc-js) on its own port: the fast path for Verify callers and verifiers.
+    grpcListen: listenAddress.prefault("0.0.0.0:8082"),
+    // PostgreSQL; unset means embedded PGlite under dataDir (the `npm start` default).
+    databaseUrl: z.string().url("must be a postgres:// URL").optional(),
+    // NATS with JetStream for key events; unset means the in-process bus.
+    natsUrl: z.string().min(1).optional(),
+    // Where the embedded database lives when databaseUrl is unset.
+    dataDir: z.string().min(1).default("./.latchkey"),
+    // Token prefix for this deployment (`lk_live_…`).
+    keyPrefix: z
+      .string()
+      .default("lk")
+      .refine(isValidPrefix, "must be a lower-case letter then up to 15 lower-case letters or digits"),
+    // Root key, used as is; unset means one is generated on first start, stored hashed and printed once.
+    rootKey: z
+      .string()
+      .min(32, "must be at least 32 characters")
+      .max(512, "must be at most 512 characters")
+      .optional(),
+    logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    // PEM files; both set enables TLS on both listeners.
+    tlsCert: z.string().min(1).optional(),
+    tlsKey: z.string().min(1).optional(),
+    // How long SIGTERM waits for in-flight calls before closing connections.
+    shutdownTimeoutMs: integerSetting(0, 300_000).default(10_000),
+    // last_used_at is written in batches this often instead of once per Verify.
+    lastUsedFlushMs: integerSetting(100, 600_000).default(5_000),
+    // Connections in the PostgreSQL pool per replica.
+    dbPoolMax: integerSetting(1, 500).default(10),
+    // Outbox poll interval: the fallback when LISTEN/NOTIFY is missed.
+    outboxPollMs: integerSetting(50, 60_000).default(1_000),
+    // How long key events stay in the JetStream stream; longer than any cache TTL.
+    streamMaxAgeS: integerSetting(60, 365 * 86_400).default(7 * 86_400),
+    // Size bound of the stream.
+    streamMaxBytes: integerSetting(1024 * 1024, 1024 ** 4).default(1024 ** 3),
+    // JetStream replicas of the stream (3 on a NATS cluster).
+    streamReplicas: integerSetting(1, 5).default(1),
+    // Server-side cache of key rows for Verify; invalidated by every key event.
+    verifyCacheMaxEntries: integerSetting(0, 10_000_000).default(100_000),
+    verifyCacheTtlMs: integerSetting(0, 3_600_000).default(30_000),
+    // Run migrations at start (off when a Job runs `latchkey-token-service migrate`).
+    migrateOnStart: booleanSetting.default(true),
+  })
+  .strict()
+  .superRefine((value, ctx) => {
+    if (Boolean(value.tlsCert) !== Boolean(value.tlsKey)) {
+      ctx.addIssue({ code: "custom", path: ["tlsCert"], message: "tlsCert and tlsKey must be set together" });
+    }
+  });
+
+/** The token-service's parsed configuration. */
+export type TokenServiceConfig = z.output<typeof tokenServiceConfigSchema>;
+
+/** Environment variable of each setting. */
+export const TOKEN_SERVICE_ENV = {
+  listen: "LATCHKEY_LISTEN",
+  grpcListen: "LATCHKEY_GRPC_LISTEN",
+  databaseUrl: "DATABASE_URL",
+  natsUrl: "NATS_URL",
+  dataDir: "LATCHKEY_DATA_DIR",
+  keyPrefix: "LATCHKEY_KEY_PREFIX",
+  rootKey: "LATCHKEY_ROOT_KEY",
+  logLevel: "LATCHKEY_LOG_LEVEL",
+  tlsCert: "LATCHKEY_TLS_CERT",
+  tlsKey: "LATCHKEY_TLS_KEY",
+  shutdownTimeoutMs: "LATCHKEY_SHUTDOWN_TIMEOUT_MS",
+  lastUsedFlushMs: "LATCHKEY_LAST_USED_FLUSH_MS",
+  dbPoolMax: "LATCHKEY_DB_POOL_MAX",
+  outboxPollMs: "LATCHKEY_OUTBOX_POLL_MS",
+  streamMaxAgeS: "LATCHKEY_STREAM_MAX_AGE_S",
+  streamMaxBytes: "LATCHKEY_STREAM_MAX_BYTES",
+  streamReplicas: "LATCHKEY_STREAM_REPLICAS",
+  verifyCacheMaxEntries: "LATCHKEY_VERIFY_CACHE_MAX_ENTRIES",
+  verifyCacheTtlMs: "LATCHKEY_VERIFY_CACHE_TTL_MS",
+  migrateOnStart: "LATCHKEY_MIGRATE_ON_START",
+} as const satisfies Record<keyof z.input<typeof tokenServiceConfigSchema>, string>;
+
+/**
+ * Reads the configuration from defaults, the `LATCHKEY_CONFIG` file and the
+ * environment.
+ *
+ * @throws ConfigError naming every bad setting.
+ */
+export function loadTokenServiceConfig(source: NodeJS.ProcessEnv = process.env): TokenServiceConfig {
+  return loadConfig({ schema: tokenServiceConfigSchema, env: TOKEN_SERVICE_ENV, source });
+}

@@ -1,0 +1,88 @@
+import { mkdirSync } from "node:fs";
+import { PGlite } from "@electric-sql/pglite";
+import { Kysely, PostgresDialect } from "kysely";
+import pg from "pg";
+import { createPGliteDialect } from "./pglite-dialect.js";
+import type { Database } from "./tables.js";
+
+/** A database handle plus the LISTEN side channel the outbox publisher wakes on. */
+export interface DatabaseHandle {
+  readonly db: Kysely<Database>;
+  readonly kind: "postgres" | "pglite";
+  /** Calls `onNotify` on every NOTIFY on `channel`; resolves once listening. */
+  listen(channel: string, onNotify: () => void): Promise<() => Promise<void>>;
+  close(): Promise<void>;
+}
+
+/** Options of {@link openDatabase}. */
+export interface OpenDatabaseOptions {
+  /** PostgreSQL URL; when unset an embedded PGlite database is opened in `dataDir`. */
+  readonly databaseUrl?: string | undefined;
+  /** Folder of the embedded database, or `memory://` for a throw-away one. */
+  readonly dataDir: string;
+  /** Pool size for PostgreSQL. */
+  readonly poolMax: number;
+  /** Called when an idle pooled client errors (the pool replaces it). */
+  readonly onPoolError?: (error: Error) => void;
+}
+
+/**
+ * Opens PostgreSQL (pg pool) or the embedded PGlite database behind one
+ * kysely interface; the same migrations run on both.
+ *
+ * @example
+ * ```ts
+ * const handle = await openDatabase({ databaseUrl: process.env.DATABASE_URL, dataDir: ".latchkey", poolMax: 10 });
+ * ```
+ */
+export async function openDatabase(options: OpenDatabaseOptions): Promise<DatabaseHandle> {
+  if (options.databaseUrl) return openPostgres(options.databaseUrl, options.poolMax, options.onPoolError);
+  return openPGlite(options.dataDir);
+}
+
+function openPostgres(url: string, poolMax: number, onPoolError?: (error: Error) => void): DatabaseHandle {
+  const pool = new pg.Pool({ connectionString: url, max: poolMax, connectionTimeoutMillis: 5_000 });
+  pool.on("error", (error) => onPoolError?.(error));
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const listeners: pg.Client[] = [];
+  return {
+    db,
+    kind: "postgres",
+    async listen(channel, onNotify) {
+      // A dedicated client: LISTEN belongs to a session, and pooled clients are shared.
+      const client = new pg.Client({ connectionString: url });
+      client.on("error", (error) => onPoolError?.(error));
+      await client.connect();
+      client.on("notification", (message) => {
+        if (message.channel === channel) onNotify();
+      });
+      await client.query(`listen ${pg.escapeIdentifier(channel)}`);
+      listeners.push(client);
+      return async () => {
+        await client.end().catch(() => {});
+      };
+    },
+    async close() {
+      await Promise.all(listeners.map((client) => client.end().catch(() => {})));
+      await db.destroy();
+    },
+  };
+}
+
+async function openPGlite(dataDir: string): Promise<DatabaseHandle> {
+  const inMemory = dataDir.startsWith("memory://");
+  if (!inMemory) mkdirSync(dataDir, { recursive: true });
+  const pglite = await PGlite.create(inMemory ? undefined : `${dataDir}/pgdata`);
+  const db = new Kysely<Database>({ dialect: createPGliteDialect(pglite) });
+  return {
+    db,
+    kind: "pglite",
+    async listen(channel, onNotify) {
+      const unsubscribe = await pglite.listen(channel, () => onNotify());
+      return unsubscribe;
+    },
+    async close() {
+      await db.destroy();
+    },
+  };
+}

@@ -1,0 +1,11 @@
+import type { Migration } from "kysely";
+import * as initial from "./2026-11-26T0000_initial.js";
+
+/**
+ * Every migration, by name. Names are timestamps so they sort in order; kept
+ * in code rather than read from a folder so the service runs the same under
+ * tsx, in a container, or bundled.
+ */
+export const migrations: Record<string, Migration> = {
+  "2026-11-26T0000_initial": initial,
+};

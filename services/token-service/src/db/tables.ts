@@ -1,0 +1,77 @@
+import type { ColumnType, Generated, Insertable, Selectable } from "kysely";
+
+/** `teams`: owners of keys. */
+export interface TeamTable {
+  id: string;
+  name: string;
+  created_at: ColumnType<Date, Date | undefined, never>;
+}
+
+/** `api_keys`: one row per key; the token is stored only as its SHA-256. */
+export interface ApiKeyTable {
+  id: string;
+  team_id: string;
+  name: string;
+  scopes: string[];
+  environment: "live" | "test";
+  token_hash: Uint8Array;
+  hint: string;
+  created_at: ColumnType<Date, Date | undefined, never>;
+  created_by: string;
+  expires_at: Date | null;
+  enabled: boolean;
+  revoked_at: Date | null;
+  revoked_reason: string | null;
+  last_used_at: Date | null;
+  metadata: ColumnType<Record<string, string>, string, string>;
+  rotated_from: string | null;
+}
+
+/** `key_event_outbox`: key changes waiting to be published, written in the change's transaction. */
+export interface KeyEventOutboxTable {
+  // bigserial: pg returns it as a string, PGlite as a number; normalize on read.
+  id: Generated<string | number>;
+  event_type: number;
+  key_id: string;
+  team_id: string;
+  token_hash: Uint8Array;
+  expires_at: Date | null;
+  created_at: ColumnType<Date, Date | undefined, never>;
+  published_at: Date | null;
+  stream_sequence: ColumnType<string | number | null, number | null, number | null>;
+}
+
+/** `audit_log`: every admin action: who, what, when, which key. */
+export interface AuditLogTable {
+  id: Generated<string | number>;
+  actor: string;
+  action: string;
+  team_id: string | null;
+  key_id: string | null;
+  request_id: string | null;
+  details: ColumnType<Record<string, unknown>, string, never>;
+  created_at: ColumnType<Date, Date | undefined, never>;
+}
+
+/** `root_credential`: the hash of a generated root key (one row at most). */
+export interface RootCredentialTable {
+  id: number;
+  token_hash: Uint8Array;
+  created_at: ColumnType<Date, Date | undefined, never>;
+}
+
+/** The database as kysely sees it. */
+export interface Database {
+  teams: TeamTable;
+  api_keys: ApiKeyTable;
+  key_event_outbox: KeyEventOutboxTable;
+  audit_log: AuditLogTable;
+  root_credential: RootCredentialTable;
+}
+
+/** A key row as read. */
+export type ApiKeyRow = Selectable<ApiKeyTable>;
+/** A key row to insert. */
+export type NewApiKeyRow = Insertable<ApiKeyTable>;
+/** A team row as read. */
+export type TeamRow = Selectable<TeamTable>;

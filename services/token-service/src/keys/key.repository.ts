@@ -1,0 +1,68 @@
+import type { Kysely, Transaction } from "kysely";
+import type { ApiKeyRow, Database, NewApiKeyRow } from "../db/tables.js";
+
+type Db = Kysely<Database> | Transaction<Database>;
+
+/** Inserts a key row. */
+export async function insertKey(db: Db, row: NewApiKeyRow): Promise<ApiKeyRow> {
+  return db.insertInto("api_keys").values(row).returningAll().executeTakeFirstOrThrow();
+}
+
+/** Finds a key by the SHA-256 of its token. */
+export async function findKeyByHash(db: Db, tokenHash: Uint8Array): Promise<ApiKeyRow | undefined> {
+  return db.selectFrom("api_keys").selectAll().where("token_hash", "=", tokenHash).executeTakeFirst();
+}
+
+/** Finds a key by id; `forUpdate` locks the row for the rest of the transaction. */
+export async function findKeyById(db: Db, id: string, forUpdate = false): Promise<ApiKeyRow | undefined> {
+  let query = db.selectFrom("api_keys").selectAll().where("id", "=", id);
+  if (forUpdate) query = query.forUpdate();
+  return query.executeTakeFirst();
+}
+
+/** Position in a newest-first listing of a team's keys. */
+export interface KeyCursor {
+  readonly createdAt: Date;
+  readonly id: string;
+}
+
+/** One page of a team's keys, newest first; fetches `limit + 1` so the caller knows if more remain. */
+export async function listKeys(
+  db: Db,
+  options: { teamId: string; limit: number; after?: KeyCursor | undefined; includeRevoked: boolean },
+): Promise<ApiKeyRow[]> {
+  let query = db
+    .selectFrom("api_keys")
+    .selectAll()
+    .where("team_id", "=", options.teamId)
+    .orderBy("created_at", "desc")
+    .orderBy("id", "desc")
+    .limit(options.limit + 1);
+  if (!options.includeRevoked) query = query.where("revoked_at", "is", null);
+  const after = options.after;
+  if (after) {
+    query = query.where((eb) =>
+      eb.or([
+        eb("created_at", "<", after.createdAt),
+        eb.and([eb("created_at", "=", after.createdAt), eb("id", "<", after.id)]),
+      ]),
+    );
+  }
+  return query.execute();
+}
+
+/** The fields Update and Revoke may change. */
+export type KeyChanges = Partial<
+  Pick<ApiKeyRow, "name" | "scopes" | "enabled" | "revoked_at" | "revoked_reason" | "expires_at">
+> & { metadata?: Record<string, string> };
+
+/** Applies changes to a key and returns the new row. */
+export async function updateKey(db: Db, id: string, changes: KeyChanges): Promise<ApiKeyRow> {
+  const { metadata, ...rest } = changes;
+  return db
+    .updateTable("api_keys")
+    .set({ ...rest, ...(metadata !== undefined ? { metadata: JSON.stringify(metadata) } : {}) })
+    .where("id", "=", id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}

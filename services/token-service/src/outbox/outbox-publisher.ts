@@ -1,0 +1,115 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { KeyEventBus } from "@latchkey/events";
+import { KeyEventSchema } from "@latchkey/proto";
+import type { Kysely } from "kysely";
+import type { Logger } from "pino";
+import type { Database } from "../db/tables.js";
+import { lockPendingEvents, markPublished, type OutboxRow } from "./outbox.repository.js";
+
+/** Options of {@link createOutboxPublisher}. */
+export interface OutboxPublisherOptions {
+  readonly db: Kysely<Database>;
+  readonly bus: KeyEventBus;
+  readonly logger: Logger;
+  /** Fallback poll interval; the normal path is woken by NOTIFY or {@link OutboxPublisher.wake}. */
+  readonly pollMs: number;
+  /** Rows per transaction. */
+  readonly batchSize?: number;
+  /** Called after each event is accepted by the bus. */
+  readonly onPublished?: (row: OutboxRow, sequence: number) => void;
+}
+
+/** Drains the outbox into the key event bus. */
+export interface OutboxPublisher {
+  /** Asks for a drain now (after a local commit, or on NOTIFY). */
+  wake(): void;
+  /** Drains until empty; resolves when done (used by tests and shutdown). */
+  drain(): Promise<void>;
+  /** Stops the loop after the current batch. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Publishes outbox rows, oldest first, each with its outbox id as the message
+ * id. Rows are locked `FOR UPDATE SKIP LOCKED` while they are sent, so several
+ * replicas publish each row once; a crash between publish and commit makes the
+ * next publisher send it again, and the bus drops the duplicate by message id.
+ */
+export function createOutboxPublisher(options: OutboxPublisherOptions): OutboxPublisher {
+  const batchSize = options.batchSize ?? 100;
+  let running: Promise<void> | undefined;
+  let again = false;
+  let stopped = false;
+  let failures = 0;
+  let retryTimer: NodeJS.Timeout | undefined;
+
+  async function publishBatch(): Promise<number> {
+    return options.db.transaction().execute(async (trx) => {
+      const rows = await lockPendingEvents(trx, batchSize);
+      for (const row of rows) {
+        const event = create(KeyEventSchema, {
+          id: BigInt(row.id),
+          type: row.eventType,
+          keyId: row.keyId,
+          teamId: row.teamId,
+          tokenHash: row.tokenHash,
+          occurTime: timestampFromDate(row.createdAt),
+          expireTime: row.expiresAt ? timestampFromDate(row.expiresAt) : undefined,
+        });
+        const { sequence } = await options.bus.publish(event, `outbox-${row.id}`);
+        await markPublished(trx, row.id, sequence);
+        options.onPublished?.(row, sequence);
+      }
+      return rows.length;
+    });
+  }
+
+  async function loop(): Promise<void> {
+    do {
+      again = false;
+      try {
+        while (!stopped && (await publishBatch()) === batchSize) {}
+        failures = 0;
+      } catch (error) {
+        failures += 1;
+        // Logged without payloads: rows carry hashes, never tokens.
+        options.logger.warn({ err: error, failures }, "outbox publish failed; will retry");
+        const delay = Math.min(options.pollMs, 50 * 2 ** Math.min(failures, 6));
+        clearTimeout(retryTimer);
+        retryTimer = setTimeout(() => wake(), delay);
+        retryTimer.unref();
+        return;
+      }
+    } while (again && !stopped);
+  }
+
+  function wake(): void {
+    if (stopped) return;
+    if (running) {
+      again = true;
+      return;
+    }
+    running = loop().finally(() => {
+      running = undefined;
+    });
+  }
+
+  const poll = setInterval(wake, options.pollMs);
+  poll.unref();
+  wake();
+
+  return {
+    wake,
+    async drain() {
+      wake();
+      while (running) await running;
+    },
+    async stop() {
+      stopped = true;
+      clearInterval(poll);
+      clearTimeout(retryTimer);
+      await running;
+    },
+  };
+}

@@ -1,0 +1,92 @@
+import type { KeyEventType } from "@latchkey/proto";
+import { type Kysely, sql, type Transaction } from "kysely";
+import type { ApiKeyRow, Database } from "../db/tables.js";
+
+/** The channel the outbox publisher LISTENs on; NOTIFY is sent at commit. */
+export const OUTBOX_CHANNEL = "latchkey_outbox";
+
+type Db = Kysely<Database> | Transaction<Database>;
+
+/** A pending outbox row, normalized across pg and PGlite. */
+export interface OutboxRow {
+  readonly id: number;
+  readonly eventType: KeyEventType;
+  readonly keyId: string;
+  readonly teamId: string;
+  readonly tokenHash: Uint8Array;
+  readonly expiresAt: Date | null;
+  readonly createdAt: Date;
+}
+
+/**
+ * Records a key event in the outbox. Call inside the transaction that makes
+ * the change, so the event exists if and only if the change committed; the
+ * NOTIFY is delivered at commit and wakes the publisher.
+ *
+ * @returns the outbox id, which becomes the event id and Nats-Msg-Id.
+ */
+export async function enqueueKeyEvent(
+  trx: Transaction<Database>,
+  type: KeyEventType,
+  key: ApiKeyRow,
+): Promise<number> {
+  const row = await trx
+    .insertInto("key_event_outbox")
+    .values({
+      event_type: type,
+      key_id: key.id,
+      team_id: key.team_id,
+      token_hash: key.token_hash,
+      expires_at: key.expires_at,
+      published_at: null,
+      stream_sequence: null,
+    })
+    .returning("id")
+    .executeTakeFirstOrThrow();
+  await sql`select pg_notify(${OUTBOX_CHANNEL}, '')`.execute(trx);
+  return Number(row.id);
+}
+
+/**
+ * Locks up to `limit` unpublished rows, oldest first, skipping rows another
+ * publisher holds, so concurrent publishers never send the same row twice.
+ */
+export async function lockPendingEvents(trx: Transaction<Database>, limit: number): Promise<OutboxRow[]> {
+  const rows = await trx
+    .selectFrom("key_event_outbox")
+    .selectAll()
+    .where("published_at", "is", null)
+    .orderBy("id")
+    .limit(limit)
+    .forUpdate()
+    .skipLocked()
+    .execute();
+  return rows.map((row) => ({
+    id: Number(row.id),
+    eventType: row.event_type as KeyEventType,
+    keyId: row.key_id,
+    teamId: row.team_id,
+    tokenHash: row.token_hash,
+    expiresAt: row.expires_at,
+    createdAt: row.created_at,
+  }));
+}
+
+/** Marks a row published with its stream sequence. */
+export async function markPublished(db: Db, id: number, sequence: number): Promise<void> {
+  await db
+    .updateTable("key_event_outbox")
+    .set({ published_at: new Date(), stream_sequence: sequence })
+    .where("id", "=", id)
+    .execute();
+}
+
+/** Number of rows not yet published (for metrics and tests). */
+export async function countPending(db: Db): Promise<number> {
+  const row = await db
+    .selectFrom("key_event_outbox")
+    .select((eb) => eb.fn.countAll().as("n"))
+    .where("published_at", "is", null)
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}

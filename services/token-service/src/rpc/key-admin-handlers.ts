@@ -1,0 +1,132 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import {
+  type GetRequest,
+  type GetResponseSchema,
+  KeyEventType,
+  type ListRequest,
+  type ListResponseSchema,
+  type UpdateRequest,
+  type UpdateResponseSchema,
+} from "@latchkey/proto";
+import { recordAudit } from "../audit/audit.repository.js";
+import { assertTeamAccess } from "../auth/admin-authenticator.js";
+import { findKeyById, type KeyChanges, listKeys, updateKey } from "../keys/key.repository.js";
+import { keyFromRow } from "../keys/key-mapper.js";
+import { enqueueKeyEvent } from "../outbox/outbox.repository.js";
+import type { RpcContext } from "../server/rpc-context.js";
+import { assertGrantable, keyNotFound } from "./key-write-handlers.js";
+import { decodePageToken, encodePageToken } from "./page-token.js";
+import type { ServiceDeps } from "./service-deps.js";
+import {
+  invalidArgument,
+  pageSize,
+  rejectUnknownFields,
+  requireKeyId,
+  requireMetadata,
+  requireName,
+  requireScopes,
+  requireTeamId,
+} from "./validate.js";
+
+/** Get: one key's public fields. */
+export async function getKey(
+  deps: ServiceDeps,
+  request: GetRequest,
+  ctx: RpcContext,
+): Promise<MessageInitShape<typeof GetResponseSchema>> {
+  const principal = await deps.auth.authenticate(ctx.requestHeader);
+  rejectUnknownFields(request, "GetRequest");
+  const keyId = requireKeyId(request.keyId);
+  const row = await findKeyById(deps.db, keyId);
+  if (!row || (principal.kind === "admin" && principal.teamId !== row.team_id)) throw keyNotFound(keyId);
+  return { key: keyFromRow(row) };
+}
+
+/** List: a team's keys, newest first, paged. */
+export async function listTeamKeys(
+  deps: ServiceDeps,
+  request: ListRequest,
+  ctx: RpcContext,
+): Promise<MessageInitShape<typeof ListResponseSchema>> {
+  const principal = await deps.auth.authenticate(ctx.requestHeader);
+  rejectUnknownFields(request, "ListRequest");
+  const teamId =
+    request.teamId === "" && principal.kind === "admin" ? principal.teamId : requireTeamId(request.teamId);
+  assertTeamAccess(principal, teamId);
+  const limit = pageSize(request.pageSize);
+  const rows = await listKeys(deps.db, {
+    teamId,
+    limit,
+    after: decodePageToken(request.pageToken),
+    includeRevoked: request.includeRevoked,
+  });
+  const page = rows.slice(0, limit);
+  const last = page.at(-1);
+  return {
+    keys: page.map(keyFromRow),
+    nextPageToken:
+      rows.length > limit && last ? encodePageToken({ createdAt: last.created_at, id: last.id }) : "",
+  };
+}
+
+/** Update: name, scopes, metadata, enabled; each kind of change becomes a key event. */
+export async function updateKeyFields(
+  deps: ServiceDeps,
+  request: UpdateRequest,
+  ctx: RpcContext,
+): Promise<MessageInitShape<typeof UpdateResponseSchema>> {
+  const principal = await deps.auth.authenticate(ctx.requestHeader);
+  rejectUnknownFields(request, "UpdateRequest");
+  if (request.scopes) rejectUnknownFields(request.scopes, "UpdateRequest.scopes");
+  if (request.metadata) rejectUnknownFields(request.metadata, "UpdateRequest.metadata");
+  const keyId = requireKeyId(request.keyId);
+  const changes: KeyChanges = {};
+  if (request.name !== undefined) changes.name = requireName(request.name);
+  if (request.scopes) {
+    changes.scopes = requireScopes(request.scopes.values, "scopes.values");
+    assertGrantable(principal, changes.scopes, "scopes.values");
+  }
+  if (request.metadata) changes.metadata = requireMetadata(request.metadata.entries, "metadata.entries");
+  if (request.enabled !== undefined) changes.enabled = request.enabled;
+  if (Object.keys(changes).length === 0) {
+    throw invalidArgument("UpdateRequest", "set at least one of name, scopes, metadata, enabled");
+  }
+  const row = await deps.db.transaction().execute(async (trx) => {
+    const current = await findKeyById(trx, keyId, true);
+    if (!current || (principal.kind === "admin" && principal.teamId !== current.team_id))
+      throw keyNotFound(keyId);
+    if (current.revoked_at)
+      throw new ConnectError(`key ${keyId} is revoked and cannot change`, Code.FailedPrecondition);
+    const updated = await updateKey(trx, keyId, changes);
+    const events: KeyEventType[] = [];
+    if (changes.enabled !== undefined && changes.enabled !== current.enabled) {
+      events.push(changes.enabled ? KeyEventType.ENABLED : KeyEventType.DISABLED);
+    }
+    if (changes.scopes && !sameSet(changes.scopes, current.scopes)) events.push(KeyEventType.SCOPES_CHANGED);
+    if (
+      (changes.name !== undefined && changes.name !== current.name) ||
+      (changes.metadata && JSON.stringify(changes.metadata) !== JSON.stringify(current.metadata))
+    ) {
+      events.push(KeyEventType.METADATA_CHANGED);
+    }
+    for (const type of events) await enqueueKeyEvent(trx, type, updated);
+    await recordAudit(trx, {
+      actor: principal.actor,
+      action: "key.update",
+      teamId: updated.team_id,
+      keyId,
+      requestId: ctx.requestId,
+      details: { fields: Object.keys(changes) },
+    });
+    return updated;
+  });
+  deps.cache.invalidate(keyId, Buffer.from(row.token_hash).toString("hex"));
+  deps.publisher.wake();
+  deps.logger.info({ keyId, actor: principal.actor, requestId: ctx.requestId }, "key updated");
+  return { key: keyFromRow(row) };
+}
+
+function sameSet(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x) => b.includes(x));
+}

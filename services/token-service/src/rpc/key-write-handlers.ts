@@ -1,0 +1,247 @@
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { type Duration, durationMs, timestampDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
+import {
+  type IssueRequest,
+  type IssueResponseSchema,
+  KeyEventType,
+  PropagationSchema,
+  type RevokeRequest,
+  type RevokeResponseSchema,
+  type RotateRequest,
+  type RotateResponseSchema,
+} from "@latchkey/proto";
+import { generateToken, hashToken, type KeyEnvironment, missingScopes, tokenHint } from "@latchkey/token";
+import { recordAudit } from "../audit/audit.repository.js";
+import { assertTeamAccess } from "../auth/admin-authenticator.js";
+import type { Principal } from "../auth/principal.js";
+import type { ApiKeyRow } from "../db/tables.js";
+import { newKeyId } from "../ids.js";
+import { findKeyById, insertKey, updateKey } from "../keys/key.repository.js";
+import { keyFromRow } from "../keys/key-mapper.js";
+import { enqueueKeyEvent } from "../outbox/outbox.repository.js";
+import type { RpcContext } from "../server/rpc-context.js";
+import { findTeam } from "../teams/team.repository.js";
+import type { ServiceDeps } from "./service-deps.js";
+import {
+  invalidArgument,
+  optionalText,
+  rejectUnknownFields,
+  requireKeyId,
+  requireMetadata,
+  requireName,
+  requireScopes,
+  requireTeamId,
+} from "./validate.js";
+
+const MAX_GRACE_MS = 30 * 86_400_000;
+const MAX_WAIT_MS = 30_000;
+const MAX_LIFETIME_MS = 100 * 365 * 86_400_000;
+
+/** NotFound for a key that is absent or belongs to a team the caller may not see. */
+export function keyNotFound(keyId: string): ConnectError {
+  return new ConnectError(`key ${keyId} not found`, Code.NotFound);
+}
+
+/** Refuses scopes an admin key does not itself hold (root may grant anything). */
+export function assertGrantable(principal: Principal, scopes: readonly string[], field: string): void {
+  if (principal.kind !== "admin") return;
+  const missing = missingScopes(principal.scopes, scopes);
+  if (missing.length > 0) {
+    throw new ConnectError(
+      `${field}: an admin key cannot grant scopes it lacks: ${missing.join(", ")}`,
+      Code.PermissionDenied,
+    );
+  }
+}
+
+function durationField(value: Duration | undefined, field: string, maxMs: number): number {
+  if (!value) return 0;
+  const ms = durationMs(value);
+  if (!Number.isFinite(ms) || ms < 0) throw invalidArgument(field, "must not be negative");
+  if (ms > maxMs) throw invalidArgument(field, `must be at most ${maxMs / 1000} s`);
+  return ms;
+}
+
+/** Issue: a new key; the plaintext is in the response and nowhere else. */
+export async function issueKey(
+  deps: ServiceDeps,
+  request: IssueRequest,
+  ctx: RpcContext,
+): Promise<MessageInitShape<typeof IssueResponseSchema>> {
+  const principal = await deps.auth.authenticate(ctx.requestHeader);
+  rejectUnknownFields(request, "IssueRequest");
+  const teamId = requireTeamId(request.teamId);
+  assertTeamAccess(principal, teamId);
+  const name = requireName(request.name);
+  const scopes = requireScopes(request.scopes);
+  assertGrantable(principal, scopes, "scopes");
+  const environment = request.environment === "" ? "live" : request.environment;
+  if (environment !== "live" && environment !== "test")
+    throw invalidArgument("environment", "must be live or test");
+  let expiresAt: Date | null = null;
+  if (request.expireTime) {
+    expiresAt = timestampDate(request.expireTime);
+    const ahead = expiresAt.getTime() - Date.now();
+    if (!(ahead > 0)) throw invalidArgument("expire_time", "must be in the future");
+    if (ahead > MAX_LIFETIME_MS) throw invalidArgument("expire_time", "must be within 100 years");
+  }
+  const metadata = requireMetadata(request.metadata);
+  const token = generateToken({ prefix: deps.keyPrefix, environment: environment as KeyEnvironment });
+  const row = await deps.db.transaction().execute(async (trx) => {
+    if (!(await findTeam(trx, teamId))) throw new ConnectError(`team ${teamId} not found`, Code.NotFound);
+    const inserted = await insertKey(trx, {
+      id: newKeyId(),
+      team_id: teamId,
+      name,
+      scopes,
+      environment: environment as KeyEnvironment,
+      token_hash: hashToken(token),
+      hint: tokenHint(token),
+      created_at: new Date(),
+      created_by: principal.actor,
+      expires_at: expiresAt,
+      enabled: true,
+      revoked_at: null,
+      revoked_reason: null,
+      last_used_at: null,
+      metadata: JSON.stringify(metadata),
+      rotated_from: null,
+    });
+    await recordAudit(trx, {
+      actor: principal.actor,
+      action: "key.issue",
+      teamId,
+      keyId: inserted.id,
+      requestId: ctx.requestId,
+      details: { name, scopes, environment },
+    });
+    return inserted;
+  });
+  deps.logger.info({ keyId: row.id, teamId, actor: principal.actor, requestId: ctx.requestId }, "key issued");
+  return { key: keyFromRow(row), token };
+}
+
+/** Loads a key for change inside a transaction, hiding other teams' keys. */
+async function lockKey(
+  trx: Parameters<typeof findKeyById>[0],
+  principal: Principal,
+  keyId: string,
+): Promise<ApiKeyRow> {
+  const row = await findKeyById(trx, keyId, true);
+  if (!row || (principal.kind === "admin" && principal.teamId !== row.team_id)) throw keyNotFound(keyId);
+  return row;
+}
+
+/** Revoke: permanent; a no-op on an already revoked key. Optionally waits for verifiers to confirm. */
+export async function revokeKey(
+  deps: ServiceDeps,
+  request: RevokeRequest,
+  ctx: RpcContext,
+): Promise<MessageInitShape<typeof RevokeResponseSchema>> {
+  const principal = await deps.auth.authenticate(ctx.requestHeader);
+  rejectUnknownFields(request, "RevokeRequest");
+  const keyId = requireKeyId(request.keyId);
+  const reason = optionalText(request.reason, "reason", 500);
+  const waitMs = durationField(request.waitTimeout, "wait_timeout", MAX_WAIT_MS);
+  const { row, eventId } = await deps.db.transaction().execute(async (trx) => {
+    const current = await lockKey(trx, principal, keyId);
+    if (current.revoked_at) return { row: current, eventId: undefined };
+    const updated = await updateKey(trx, keyId, { revoked_at: new Date(), revoked_reason: reason });
+    const id = await enqueueKeyEvent(trx, KeyEventType.REVOKED, updated);
+    await recordAudit(trx, {
+      actor: principal.actor,
+      action: "key.revoke",
+      teamId: updated.team_id,
+      keyId,
+      requestId: ctx.requestId,
+      details: reason ? { reason } : {},
+    });
+    return { row: updated, eventId: id };
+  });
+  const committedAt = performance.now();
+  deps.cache.invalidate(keyId, Buffer.from(row.token_hash).toString("hex"));
+  const waiting =
+    eventId !== undefined && request.waitTimeout
+      ? deps.tracker.track(eventId, committedAt, waitMs)
+      : undefined;
+  deps.publisher.wake();
+  deps.logger.info(
+    { keyId, teamId: row.team_id, actor: principal.actor, requestId: ctx.requestId },
+    "key revoked",
+  );
+  if (!request.waitTimeout) return { key: keyFromRow(row) };
+  const report = waiting ? await waiting : { liveVerifiers: 0, confirmed: 0, slowestMs: 0, complete: true };
+  return {
+    key: keyFromRow(row),
+    propagation: create(PropagationSchema, {
+      liveVerifiers: report.liveVerifiers,
+      confirmed: report.confirmed,
+      complete: report.complete,
+      slowest: {
+        seconds: BigInt(Math.floor(report.slowestMs / 1000)),
+        nanos: Math.round((report.slowestMs % 1000) * 1e6),
+      },
+    }),
+  };
+}
+
+/** Rotate: a replacement key now; the old one expires after the grace period. */
+export async function rotateKey(
+  deps: ServiceDeps,
+  request: RotateRequest,
+  ctx: RpcContext,
+): Promise<MessageInitShape<typeof RotateResponseSchema>> {
+  const principal = await deps.auth.authenticate(ctx.requestHeader);
+  rejectUnknownFields(request, "RotateRequest");
+  const keyId = requireKeyId(request.keyId);
+  const graceMs = durationField(request.gracePeriod, "grace_period", MAX_GRACE_MS);
+  const result = await deps.db.transaction().execute(async (trx) => {
+    const old = await lockKey(trx, principal, keyId);
+    const now = new Date();
+    if (old.revoked_at)
+      throw new ConnectError(`key ${keyId} is revoked; issue a new key instead`, Code.FailedPrecondition);
+    if (old.expires_at && old.expires_at <= now) {
+      throw new ConnectError(`key ${keyId} has expired; issue a new key instead`, Code.FailedPrecondition);
+    }
+    const token = generateToken({ prefix: deps.keyPrefix, environment: old.environment });
+    const fresh = await insertKey(trx, {
+      id: newKeyId(),
+      team_id: old.team_id,
+      name: old.name,
+      scopes: old.scopes,
+      environment: old.environment,
+      token_hash: hashToken(token),
+      hint: tokenHint(token),
+      created_at: now,
+      created_by: principal.actor,
+      expires_at: old.expires_at,
+      enabled: old.enabled,
+      revoked_at: null,
+      revoked_reason: null,
+      last_used_at: null,
+      metadata: JSON.stringify(old.metadata ?? {}),
+      rotated_from: old.id,
+    });
+    const graceEnd = new Date(now.getTime() + graceMs);
+    const expires = old.expires_at && old.expires_at < graceEnd ? old.expires_at : graceEnd;
+    const previous = await updateKey(trx, old.id, { expires_at: expires });
+    await enqueueKeyEvent(trx, KeyEventType.ROTATED, previous);
+    await recordAudit(trx, {
+      actor: principal.actor,
+      action: "key.rotate",
+      teamId: old.team_id,
+      keyId: old.id,
+      requestId: ctx.requestId,
+      details: { newKeyId: fresh.id, graceMs },
+    });
+    return { fresh, previous, token };
+  });
+  deps.cache.invalidate(keyId, Buffer.from(result.previous.token_hash).toString("hex"));
+  deps.publisher.wake();
+  deps.logger.info(
+    { keyId, newKeyId: result.fresh.id, actor: principal.actor, requestId: ctx.requestId },
+    "key rotated",
+  );
+  return { key: keyFromRow(result.fresh), token: result.token, previousKey: keyFromRow(result.previous) };
+}

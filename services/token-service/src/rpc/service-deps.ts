@@ -1,0 +1,22 @@
+import type { Kysely } from "kysely";
+import type { Logger } from "pino";
+import type { AdminAuthenticator } from "../auth/admin-authenticator.js";
+import type { Database } from "../db/tables.js";
+import type { KeyRowCache } from "../keys/key-row-cache.js";
+import type { LastUsedRecorder } from "../keys/last-used-recorder.js";
+import type { OutboxPublisher } from "../outbox/outbox-publisher.js";
+import type { PropagationTracker } from "../outbox/propagation-tracker.js";
+
+/** What the RPC implementations need; built once by `startTokenService`. */
+export interface ServiceDeps {
+  readonly db: Kysely<Database>;
+  readonly logger: Logger;
+  readonly keyPrefix: string;
+  readonly auth: AdminAuthenticator;
+  readonly cache: KeyRowCache;
+  readonly lastUsed: LastUsedRecorder;
+  readonly publisher: OutboxPublisher;
+  readonly tracker: PropagationTracker;
+  /** True while key events reach this replica; when false the row cache is bypassed. */
+  readonly eventsConnected: () => boolean;
+}

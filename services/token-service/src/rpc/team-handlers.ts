@@ -1,0 +1,64 @@
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { TeamService } from "@latchkey/proto";
+import { recordAudit } from "../audit/audit.repository.js";
+import { assertRoot } from "../auth/admin-authenticator.js";
+import type { TeamRow } from "../db/tables.js";
+import { newTeamId } from "../ids.js";
+import { registerService, type ServiceRegistration } from "../server/service-registration.js";
+import { insertTeam, listTeams } from "../teams/team.repository.js";
+import { decodePageToken, encodePageToken } from "./page-token.js";
+import type { ServiceDeps } from "./service-deps.js";
+import { pageSize, rejectUnknownFields, requireName } from "./validate.js";
+
+function teamFromRow(row: TeamRow) {
+  return { id: row.id, name: row.name, createTime: timestampFromDate(row.created_at) };
+}
+
+/**
+ * TeamService: CreateTeam and ListTeams, both for the root key only.
+ *
+ * @example
+ * ```ts
+ * createConnectServer({ services: [createTeamService(deps)], ... });
+ * ```
+ */
+export function createTeamService(deps: ServiceDeps): ServiceRegistration {
+  return registerService(TeamService, {
+    async createTeam(request, ctx) {
+      const principal = await deps.auth.authenticate(ctx.requestHeader);
+      assertRoot(principal);
+      rejectUnknownFields(request, "CreateTeamRequest");
+      const name = requireName(request.name);
+      const row = await deps.db.transaction().execute(async (trx) => {
+        const inserted = await insertTeam(trx, { id: newTeamId(), name });
+        if (!inserted)
+          throw new ConnectError(`a team named ${JSON.stringify(name)} already exists`, Code.AlreadyExists);
+        await recordAudit(trx, {
+          actor: principal.actor,
+          action: "team.create",
+          teamId: inserted.id,
+          requestId: ctx.requestId,
+          details: { name },
+        });
+        return inserted;
+      });
+      deps.logger.info({ teamId: row.id, requestId: ctx.requestId }, "team created");
+      return { team: teamFromRow(row) };
+    },
+
+    async listTeams(request, ctx) {
+      assertRoot(await deps.auth.authenticate(ctx.requestHeader));
+      rejectUnknownFields(request, "ListTeamsRequest");
+      const limit = pageSize(request.pageSize);
+      const rows = await listTeams(deps.db, { limit, after: decodePageToken(request.pageToken) });
+      const page = rows.slice(0, limit);
+      const last = page.at(-1);
+      return {
+        teams: page.map(teamFromRow),
+        nextPageToken:
+          rows.length > limit && last ? encodePageToken({ createdAt: last.created_at, id: last.id }) : "",
+      };
+    },
+  });
+}

@@ -1,0 +1,222 @@
+import { readFileSync } from "node:fs";
+import { createMemoryKeyEventBus, createNatsKeyEventBus, type KeyEventBus } from "@latchkey/events";
+import type { Logger } from "pino";
+import { AdminAuthenticator } from "./auth/admin-authenticator.js";
+import { resolveRootCredential } from "./auth/root-key.js";
+import type { TokenServiceConfig } from "./config.js";
+import { type DatabaseHandle, openDatabase } from "./db/database.js";
+import { migrateToLatest } from "./db/migrate.js";
+import { KeyRowCache } from "./keys/key-row-cache.js";
+import { LastUsedRecorder } from "./keys/last-used-recorder.js";
+import { createLogger } from "./logger.js";
+import { OUTBOX_CHANNEL } from "./outbox/outbox.repository.js";
+import { createOutboxPublisher, type OutboxPublisher } from "./outbox/outbox-publisher.js";
+import { PropagationTracker } from "./outbox/propagation-tracker.js";
+import type { ServiceDeps } from "./rpc/service-deps.js";
+import { createTeamService } from "./rpc/team-handlers.js";
+import { createTokenService } from "./rpc/token-service-impl.js";
+import { createConnectServer } from "./server/connect-server.js";
+import { createGrpcServer } from "./server/grpc-server.js";
+import { createHealthService, ServingStatus } from "./server/health.js";
+import { createReflectionServices } from "./server/reflection.js";
+import type { RunningServer, TlsOptions } from "./server/running-server.js";
+
+/** Options of {@link startTokenService} that are not configuration. */
+export interface StartOptions {
+  /** Use this bus instead of building one (the in-process stack shares it with its sidecar). */
+  readonly bus?: KeyEventBus;
+  readonly logger?: Logger;
+}
+
+/** A running token-service. */
+export interface TokenServiceHandle {
+  /** Port of the Connect/gRPC/gRPC-Web listener. */
+  readonly port: number;
+  /** Port of the native gRPC listener. */
+  readonly grpcPort: number;
+  /** The key event bus in use. */
+  readonly bus: KeyEventBus;
+  /** The root key's plaintext when this start generated it (print it once), else undefined. */
+  readonly generatedRootKey: string | undefined;
+  readonly database: DatabaseHandle;
+  readonly publisher: OutboxPublisher;
+  readonly logger: Logger;
+  /** Drains calls (up to the configured timeout), flushes batches, closes everything. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the token-service: database (PostgreSQL or embedded PGlite) and
+ * migrations, root credential, key event bus (NATS JetStream or in-process),
+ * outbox publisher, and both listeners.
+ *
+ * @example
+ * ```ts
+ * const service = await startTokenService(loadTokenServiceConfig());
+ * process.once("SIGTERM", () => service.close());
+ * ```
+ */
+export async function startTokenService(
+  config: TokenServiceConfig,
+  options: StartOptions = {},
+): Promise<TokenServiceHandle> {
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const database = await openDatabase({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    poolMax: config.dbPoolMax,
+    onPoolError: (error) => logger.warn({ err: error }, "database client error"),
+  });
+  const cleanups: Array<() => Promise<void>> = [() => database.close()];
+  const cleanup = async () => {
+    for (const step of cleanups.reverse())
+      await step().catch((error) => logger.warn({ err: error }, "shutdown step failed"));
+  };
+  try {
+    if (config.migrateOnStart) {
+      const { applied } = await migrateToLatest(database.db);
+      if (applied.length > 0) logger.info({ applied }, "migrations applied");
+    }
+    const root = await resolveRootCredential(database.db, {
+      rootKey: config.rootKey,
+      prefix: config.keyPrefix,
+    });
+    const closed = new AbortController();
+    const bus = options.bus ?? (await openBus(config, logger, closed.signal));
+    if (!options.bus) cleanups.push(() => bus.close());
+    cleanups.push(async () => closed.abort());
+    const cache = new KeyRowCache({
+      maxEntries: config.verifyCacheMaxEntries,
+      ttlMs: config.verifyCacheTtlMs,
+    });
+    let eventsConnected = bus.isConnected();
+    const subscription = await bus.subscribe({
+      onEvent: ({ event }) => cache.invalidate(event.keyId, Buffer.from(event.tokenHash).toString("hex")),
+      onGap: () => cache.clear(),
+      onConnectionChange: (connected) => {
+        eventsConnected = connected;
+        if (connected) cache.clear();
+      },
+    });
+    cleanups.push(() => subscription.close());
+    const tracker = new PropagationTracker(bus);
+    cleanups.push(() => tracker.close());
+    const publisher = createOutboxPublisher({
+      db: database.db,
+      bus,
+      logger,
+      pollMs: config.outboxPollMs,
+      onPublished: (row, sequence) => tracker.published(row.id, sequence),
+    });
+    cleanups.push(() => publisher.stop());
+    const unlisten = await database.listen(OUTBOX_CHANNEL, () => publisher.wake());
+    cleanups.push(unlisten);
+    const lastUsed = new LastUsedRecorder(database.db, logger, config.lastUsedFlushMs);
+    cleanups.push(() => lastUsed.close());
+
+    const deps: ServiceDeps = {
+      db: database.db,
+      logger,
+      keyPrefix: config.keyPrefix,
+      auth: new AdminAuthenticator(database.db, root, config.keyPrefix),
+      cache,
+      lastUsed,
+      publisher,
+      tracker,
+      eventsConnected: () => eventsConnected,
+    };
+    const health = createHealthService({
+      "": ServingStatus.SERVING,
+      "latchkey.v1.TokenService": ServingStatus.SERVING,
+      "latchkey.v1.TeamService": ServingStatus.SERVING,
+    });
+    const apps = [createTokenService(deps), createTeamService(deps), health];
+    const services = [...apps, ...createReflectionServices(apps)];
+    const tls: TlsOptions | undefined =
+      config.tlsCert && config.tlsKey
+        ? { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) }
+        : undefined;
+    const servers: RunningServer[] = [];
+    const connect = await createConnectServer({
+      services,
+      listen: config.listen,
+      logger,
+      ...(tls ? { tls } : {}),
+    });
+    servers.push(connect);
+    const grpc = await createGrpcServer({
+      services,
+      listen: config.grpcListen,
+      logger,
+      ...(tls ? { tls } : {}),
+    });
+    servers.push(grpc);
+    logger.info(
+      {
+        port: connect.port,
+        grpcPort: grpc.port,
+        database: database.kind,
+        bus: config.natsUrl ? "nats" : "in-process",
+      },
+      "token-service ready",
+    );
+    let closing: Promise<void> | undefined;
+    return {
+      port: connect.port,
+      grpcPort: grpc.port,
+      bus,
+      generatedRootKey: root.generated,
+      database,
+      publisher,
+      logger,
+      close() {
+        closing ??= (async () => {
+          health.shutdown();
+          await Promise.all(servers.map((server) => server.close(config.shutdownTimeoutMs)));
+          await cleanup();
+          logger.info("token-service stopped");
+        })();
+        return closing;
+      },
+    };
+  } catch (error) {
+    await cleanup();
+    throw error;
+  }
+}
+
+async function openBus(
+  config: TokenServiceConfig,
+  logger: Logger,
+  closed: AbortSignal,
+): Promise<KeyEventBus> {
+  if (!config.natsUrl) return createMemoryKeyEventBus();
+  const bus = createNatsKeyEventBus({
+    servers: config.natsUrl,
+    name: "latchkey-token-service",
+    streamMaxAgeMs: config.streamMaxAgeS * 1000,
+    streamMaxBytes: config.streamMaxBytes,
+    replicas: config.streamReplicas,
+    logger,
+  });
+  // The service starts even while NATS is down: changes wait in the outbox and
+  // the publisher retries. The stream is created as soon as NATS answers.
+  void (async () => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await bus.connected();
+        const { created } = await bus.ensureStream();
+        logger.info({ created }, "key event stream ready");
+        return;
+      } catch (error) {
+        if (closed.aborted) return;
+        logger.warn({ err: error }, "cannot create or update the key event stream; retrying");
+        await new Promise((resolve) =>
+          setTimeout(resolve, Math.min(5_000, 250 * 2 ** Math.min(attempt, 5))).unref(),
+        );
+        if (closed.aborted) return;
+      }
+    }
+  })();
+  return bus;
+}

@@ -1,0 +1,19 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["packages/**/src/**/*.test.ts", "services/**/src/**/*.test.ts", "test/**/*.test.ts"],
+    exclude: ["**/node_modules/**", "test/bench/**"],
+    // One throw-away PostgreSQL and NATS for the run (or DATABASE_URL / NATS_URL when set).
+    globalSetup: ["test/harness/global-setup.ts"],
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+    // Tests start servers and child processes; separate processes keep their handles apart.
+    pool: "forks",
+    // The dev machines and CI have two cores, and the servers under test need some of them.
+    maxWorkers: 2,
+    // The JSON report is where .ci/run reads the totals from.
+    reporters: ["default", "json"],
+    outputFile: { json: ".tmp/vitest.json" },
+  },
+});
