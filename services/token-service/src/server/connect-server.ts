@@ -1,0 +1,114 @@
+import { setMaxListeners } from "node:events";
+import http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { Logger } from "pino";
+import { type CallInfo, contextValuesFor } from "./connect-context.js";
+import { connectRoutes } from "./connect-routes.js";
+import { createErrorInterceptor } from "./error-interceptor.js";
+import { trackHttp2Server } from "./http2-drain.js";
+import { createLoggingInterceptor } from "./logging-interceptor.js";
+import { REQUEST_ID_HEADER, resolveRequestId } from "./request-id.js";
+import {
+  DEFAULT_MAX_RECEIVE_MESSAGE_BYTES,
+  type ListenOptions,
+  type RunningServer,
+  type TlsOptions,
+} from "./running-server.js";
+import type { ServiceRegistration } from "./service-registration.js";
+
+/** Options of {@link createConnectServer}. */
+export interface ConnectServerOptions {
+  readonly services: readonly ServiceRegistration[];
+  readonly listen: ListenOptions;
+  /** Serve TLS (HTTP/2, and HTTP/1.1 for gRPC-Web and Connect from browsers); h2c without it. */
+  readonly tls?: TlsOptions;
+  readonly logger: Logger;
+  /** Run inside the logging and error interceptors, so their failures are logged and made safe. */
+  readonly interceptors?: readonly Interceptor[];
+  /** Largest request message accepted; defaults to 64 KiB. */
+  readonly maxReceiveMessageBytes?: number;
+}
+
+/**
+ * Starts the main listener: Connect, gRPC and gRPC-Web for `services` on one
+ * port (connect-node on `node:http2`). Each call gets a request id (the
+ * client's `x-request-id` when sane), echoed in the `x-request-id` response
+ * header; errors that are not a `ConnectError` reach the client as
+ * `internal error` and the log with their cause.
+ *
+ * @example
+ * ```ts
+ * const server = await createConnectServer({
+ *   services: [registerService(TokenService, tokens), health, ...createReflectionServices(services)],
+ *   listen: { host: "0.0.0.0", port: 8081 },
+ *   logger,
+ * });
+ * process.once("SIGTERM", () => server.close(10_000));
+ * ```
+ */
+export async function createConnectServer(options: ConnectServerOptions): Promise<RunningServer> {
+  const { logger } = options;
+  const shutdown = new AbortController();
+  // Every in-flight call listens to it; that many listeners is expected, not a leak.
+  setMaxListeners(0, shutdown.signal);
+  const callInfos = new WeakMap<object, CallInfo>();
+  const handler = connectNodeAdapter({
+    routes: connectRoutes(options.services),
+    interceptors: [
+      createLoggingInterceptor(logger),
+      createErrorInterceptor(logger),
+      ...(options.interceptors ?? []),
+    ],
+    readMaxBytes: options.maxReceiveMessageBytes ?? DEFAULT_MAX_RECEIVE_MESSAGE_BYTES,
+    shutdownSignal: shutdown.signal,
+    contextValues: (req) =>
+      contextValuesFor(callInfos.get(req) ?? { requestId: resolveRequestId(undefined) }),
+  });
+  const listener = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+    const fromClient = req.headers[REQUEST_ID_HEADER];
+    const { remoteAddress, remotePort } = req.socket ?? {};
+    // Same form as grpc-js's getPeer(), so both listeners log peers alike.
+    const peer = remoteAddress === undefined ? undefined : `${remoteAddress}:${remotePort}`;
+    const info: CallInfo = {
+      requestId: resolveRequestId(typeof fromClient === "string" ? fromClient : undefined),
+      ...(peer === undefined ? {} : { peer }),
+    };
+    callInfos.set(req, info);
+    // Set on the node response so error responses and 404s carry it as well.
+    res.setHeader(REQUEST_ID_HEADER, info.requestId);
+    handler(req, res);
+  };
+  const server = options.tls
+    ? http2.createSecureServer({ cert: options.tls.cert, key: options.tls.key, allowHTTP1: true }, listener)
+    : http2.createServer(listener);
+  const drain = trackHttp2Server(server);
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.listen.port, options.listen.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  logger.info(
+    { host: options.listen.host, port, tls: options.tls !== undefined },
+    "connect server listening",
+  );
+
+  let closing: Promise<void> | undefined;
+  return {
+    port,
+    close(timeoutMs) {
+      closing ??= drain
+        .close(timeoutMs, () => {
+          logger.warn({ inFlight: drain.inFlight }, "shutdown timeout: cancelling in-flight calls");
+          shutdown.abort(new ConnectError("server is shutting down", Code.Unavailable));
+        })
+        .then(() => logger.info({ port }, "connect server closed"));
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,154 @@
+import { once } from "node:events";
+import type { Readable, Writable } from "node:stream";
+import {
+  create,
+  type DescMessage,
+  type DescMethod,
+  fromBinary,
+  type MessageInitShape,
+  type MessageShape,
+  toBinary,
+} from "@bufbuild/protobuf";
+import type {
+  ServerDuplexStream,
+  ServerReadableStream,
+  ServerUnaryCall,
+  ServerWritableStream,
+  ServiceDefinition,
+  sendUnaryData,
+  UntypedHandleCall,
+  UntypedServiceImplementation,
+} from "@grpc/grpc-js";
+import { type GrpcCallScope, startGrpcCall } from "./grpc-call.js";
+import { serializeMessage } from "./immutable-message.js";
+import { methodImplementation, type ServiceRegistration } from "./service-registration.js";
+
+type AnyMessage = MessageShape<DescMessage>;
+
+/** A registration as grpc-js wants it: a service definition and its handlers. */
+export interface GrpcService {
+  readonly definition: ServiceDefinition;
+  readonly implementation: UntypedServiceImplementation;
+}
+
+/**
+ * Translates a registration for grpc-js: protobuf-es `toBinary`/`fromBinary`
+ * as the (de)serializers, and a handler per method that calls the
+ * implementation with an {@link RpcContext}.
+ */
+export function grpcService(registration: ServiceRegistration, scope: GrpcCallScope): GrpcService {
+  const definition: Record<string, ServiceDefinition[string]> = {};
+  const implementation: UntypedServiceImplementation = {};
+  for (const method of registration.service.methods) {
+    const streamsRequests =
+      method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming";
+    const streamsResponses =
+      method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming";
+    definition[method.localName] = {
+      path: `/${registration.service.typeName}/${method.name}`,
+      requestStream: streamsRequests,
+      responseStream: streamsResponses,
+      requestSerialize: (message: AnyMessage) => asBuffer(toBinary(method.input, message)),
+      requestDeserialize: (bytes: Buffer) => fromBinary(method.input, bytes),
+      responseSerialize: (message: AnyMessage) =>
+        serializeMessage(message, (m) => asBuffer(toBinary(method.output, m))),
+      responseDeserialize: (bytes: Buffer) => fromBinary(method.output, bytes),
+      originalName: method.localName,
+    };
+    implementation[method.localName] = handlerFor(registration, method, scope);
+  }
+  return { definition, implementation };
+}
+
+function handlerFor(
+  registration: ServiceRegistration,
+  method: DescMethod,
+  scope: GrpcCallScope,
+): UntypedHandleCall {
+  const impl = methodImplementation(registration, method);
+  const procedure = `${registration.service.typeName}/${method.name}`;
+  // Implementations may return init shapes; grpc-js needs the message itself.
+  const toOutput = (init: unknown) => create(method.output, init as MessageInitShape<DescMessage>);
+
+  const unary = (
+    call: ServerUnaryCall<AnyMessage, AnyMessage> | ServerReadableStream<AnyMessage, AnyMessage>,
+    callback: sendUnaryData<AnyMessage>,
+    // The signal is passed lazily: building it costs more than a cached Verify.
+    input: (signal: () => AbortSignal) => unknown,
+  ) => {
+    const rpc = startGrpcCall(call, procedure, scope);
+    (async () =>
+      toOutput(
+        await impl(
+          input(() => rpc.context.signal),
+          rpc.context,
+        ),
+      ))().then(
+      (response) => {
+        rpc.succeeded();
+        callback(null, response);
+      },
+      (error: unknown) => callback(rpc.failed(error)),
+    );
+  };
+  const streaming = (
+    call: ServerWritableStream<AnyMessage, AnyMessage> | ServerDuplexStream<AnyMessage, AnyMessage>,
+    input: (signal: AbortSignal) => unknown,
+  ) => {
+    const rpc = startGrpcCall(call, procedure, scope);
+    const { signal } = rpc.context;
+    // Inside an async function, so a synchronous throw is mapped like any other.
+    (async () =>
+      writeAll(call, impl(input(signal), rpc.context) as AsyncIterable<unknown>, toOutput, signal))().then(
+      () => {
+        rpc.succeeded();
+        call.end();
+      },
+      (error: unknown) => call.emit("error", rpc.failed(error)),
+    );
+  };
+
+  switch (method.methodKind) {
+    case "unary":
+      return (call: ServerUnaryCall<AnyMessage, AnyMessage>, callback: sendUnaryData<AnyMessage>) =>
+        unary(call, callback, () => call.request);
+    case "client_streaming":
+      return (call: ServerReadableStream<AnyMessage, AnyMessage>, callback: sendUnaryData<AnyMessage>) =>
+        unary(call, callback, (signal) => requestsOf(call, signal()));
+    case "server_streaming":
+      return (call: ServerWritableStream<AnyMessage, AnyMessage>) => streaming(call, () => call.request);
+    case "bidi_streaming":
+      return (call: ServerDuplexStream<AnyMessage, AnyMessage>) =>
+        streaming(call, (signal) => requestsOf(call, signal));
+  }
+}
+
+/** The request stream of a call; a cancelled call ends it with the cancellation. */
+async function* requestsOf(call: Readable, signal: AbortSignal): AsyncIterable<unknown> {
+  try {
+    // Not destroyOnReturn: an implementation that stops reading early must
+    // still be able to answer on the same (duplex) call.
+    yield* call.iterator({ destroyOnReturn: false });
+  } catch (error) {
+    signal.throwIfAborted();
+    throw error;
+  }
+}
+
+async function writeAll(
+  call: Writable,
+  outputs: AsyncIterable<unknown>,
+  toOutput: (init: unknown) => AnyMessage,
+  signal: AbortSignal,
+): Promise<void> {
+  for await (const output of outputs) {
+    signal.throwIfAborted();
+    if (!call.write(toOutput(output))) {
+      await once(call, "drain", { signal });
+    }
+  }
+}
+
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}

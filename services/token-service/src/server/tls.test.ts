@@ -1,0 +1,87 @@
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { createClient } from "@connectrpc/connect";
+import {
+  createConnectTransport,
+  createGrpcTransport,
+  createGrpcWebTransport,
+} from "@connectrpc/connect-node";
+import { TeamService } from "@latchkey/proto";
+import { Health } from "@latchkey/proto/grpc";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ServingStatus } from "./health.js";
+import { startTestServers, type TestServers } from "./serving.fixture.js";
+
+let dir: string;
+let ca: Buffer;
+let servers: TestServers;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "latchkey-tls-"));
+  const [cert, key] = [join(dir, "cert.pem"), join(dir, "key.pem")];
+  // A throw-away self-signed certificate for 127.0.0.1.
+  await promisify(execFile)("openssl", [
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-keyout",
+    key,
+    "-out",
+    cert,
+    "-days",
+    "1",
+    "-subj",
+    "/CN=localhost",
+    "-addext",
+    "subjectAltName=IP:127.0.0.1,DNS:localhost",
+  ]);
+  ca = await readFile(cert);
+  servers = await startTestServers({ cert: ca, key: await readFile(key) });
+});
+afterAll(async () => {
+  await servers.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("with TLS", () => {
+  const baseUrl = () => `https://127.0.0.1:${servers.connect.port}`;
+
+  it.each([
+    [
+      "Connect over HTTP/1.1",
+      () => createConnectTransport({ baseUrl: baseUrl(), httpVersion: "1.1", nodeOptions: { ca } }),
+    ],
+    [
+      "gRPC-Web over HTTP/1.1",
+      () => createGrpcWebTransport({ baseUrl: baseUrl(), httpVersion: "1.1", nodeOptions: { ca } }),
+    ],
+    [
+      "Connect over HTTP/2",
+      () => createConnectTransport({ baseUrl: baseUrl(), httpVersion: "2", nodeOptions: { ca } }),
+    ],
+    ["gRPC over HTTP/2", () => createGrpcTransport({ baseUrl: baseUrl(), nodeOptions: { ca } })],
+  ])("the connect listener serves %s", async (_name, transport) => {
+    const response = await createClient(TeamService, transport()).createTeam({ name: "tls" });
+    expect(response.team?.name).toMatch(/^tls\//);
+  });
+
+  it("the grpc-js listener serves gRPC over TLS", async () => {
+    const transport = createGrpcTransport({
+      baseUrl: `https://127.0.0.1:${servers.grpc.port}`,
+      nodeOptions: { ca },
+    });
+    expect((await createClient(Health, transport).check({})).status).toBe(ServingStatus.SERVING);
+  });
+
+  it("closes with an idle HTTP/1.1 keep-alive connection open", async () => {
+    const transport = createConnectTransport({ baseUrl: baseUrl(), httpVersion: "1.1", nodeOptions: { ca } });
+    await createClient(TeamService, transport).listTeams({});
+    await servers.close();
+  });
+});

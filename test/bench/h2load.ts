@@ -1,0 +1,65 @@
+import { execFile } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { promisify } from "node:util";
+
+const run = promisify(execFile);
+
+/** What one h2load run measured. */
+export interface H2loadResult {
+  readonly requestsPerSecond: number;
+  readonly succeeded: number;
+  readonly failed: number;
+}
+
+/**
+ * Frames a protobuf message as one gRPC message (uncompressed flag + length)
+ * and writes it to `path` for h2load's `-d`.
+ */
+export function writeGrpcFrame(path: string, message: Uint8Array): void {
+  const frame = Buffer.alloc(5 + message.length);
+  frame.writeUInt8(0, 0);
+  frame.writeUInt32BE(message.length, 1);
+  Buffer.from(message).copy(frame, 5);
+  writeFileSync(path, frame);
+}
+
+/**
+ * Runs h2load (Debian's nghttp2-client) in its own process: `requests` unary
+ * gRPC POSTs of the frame in `dataFile` over `connections` h2c connections
+ * with `streams` concurrent streams each.
+ */
+export async function h2loadGrpc(options: {
+  url: string;
+  dataFile: string;
+  requests: number;
+  connections: number;
+  streams: number;
+}): Promise<H2loadResult> {
+  const { stdout } = await run(
+    "h2load",
+    [
+      "-n",
+      String(options.requests),
+      "-c",
+      String(options.connections),
+      "-m",
+      String(options.streams),
+      "-d",
+      options.dataFile,
+      "-H",
+      "content-type: application/grpc",
+      "-H",
+      "te: trailers",
+      options.url,
+    ],
+    { maxBuffer: 10 * 1024 * 1024 },
+  );
+  const rps = /finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(stdout);
+  const status = /requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed/.exec(stdout);
+  if (!rps || !status) throw new Error(`cannot read h2load output:\n${stdout}`);
+  return {
+    requestsPerSecond: Number(rps[1]),
+    succeeded: Number(status[1]),
+    failed: Number(status[2]),
+  };
+}
