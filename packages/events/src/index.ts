@@ -8,6 +8,12 @@ export type {
 } from "./key-event-bus.js";
 export { createMemoryKeyEventBus, type MemoryKeyEventBusOptions } from "./memory-key-event-bus.js";
 export {
+  createNatsKeyEventBus,
+  type KeyEventBusLogger,
+  type NatsKeyEventBus,
+  type NatsKeyEventBusOptions,
+} from "./nats-key-event-bus.js";
+export {
   KEY_EVENTS_STREAM,
   KEY_EVENTS_SUBJECT_PREFIX,
   KEY_EVENTS_SUBJECTS,

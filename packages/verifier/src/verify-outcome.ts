@@ -38,6 +38,15 @@ export interface OutcomeSource {
  * The verdict on a token. Never thrown: a key that fails is a value.
  * `UNAVAILABLE` means the verifier could not decide (token-service unreachable
  * and no usable cached answer); callers must fail closed.
+ *
+ * @example
+ * ```ts
+ * const outcome = await verifier.verify(token, { requiredScopes: ["write"] });
+ * if (outcome.ok) forward(outcome.key.id);
+ * else if (outcome.code === "UNAVAILABLE") reply(503);
+ * else if (outcome.code === "INSUFFICIENT_SCOPE") reply(403, outcome.missingScopes);
+ * else reply(401);
+ * ```
  */
 export type VerifyOutcome =
   | ({ readonly ok: true; readonly code: "VALID"; readonly key: VerifiedKey } & OutcomeSource)
@@ -57,7 +66,17 @@ export type VerifyOutcome =
       readonly stale: false;
     };
 
-/** A key that a cache has dropped because of a key event (revoked, disabled, …). */
+/**
+ * A key that a cache has dropped because of a key event (revoked, disabled, …)
+ * or because its expiry passed while cached (type EXPIRED).
+ *
+ * @example
+ * ```ts
+ * verifier.onInvalidate((invalidation) => {
+ *   if (invalidation.type === KeyEventType.REVOKED) liveStreams.closeAll(invalidation.keyId);
+ * });
+ * ```
+ */
 export interface KeyInvalidation {
   readonly keyId: string;
   readonly teamId: string;

@@ -1,0 +1,367 @@
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import {
+  type KeyEvent,
+  KeyEventSchema,
+  type VerifierAck,
+  VerifierAckSchema,
+  type VerifierHeartbeat,
+  VerifierHeartbeatSchema,
+} from "@latchkey/proto";
+import {
+  connect,
+  Events,
+  type JetStreamClient,
+  type JetStreamManager,
+  type NatsConnection,
+  type StreamInfo,
+  type Subscription,
+} from "nats";
+import type { KeyEventBus, KeyEventSubscription, VerifierMessage } from "./key-event-bus.js";
+import { ensureKeyEventStream, isNoStream } from "./nats-key-event-stream.js";
+import {
+  type NatsKeyEventSubscription,
+  openNatsKeyEventSubscription,
+} from "./nats-key-event-subscription.js";
+import {
+  KEY_EVENTS_STREAM,
+  keyEventSubject,
+  VERIFIER_ACK_SUBJECT_PREFIX,
+  VERIFIER_HEARTBEAT_SUBJECT_PREFIX,
+  verifierSubject,
+} from "./subjects.js";
+
+/**
+ * The logging calls the bus makes; a pino logger fits.
+ *
+ * @example
+ * ```ts
+ * createNatsKeyEventBus({ servers, logger: pino() });
+ * ```
+ */
+export interface KeyEventBusLogger {
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+}
+
+/**
+ * Options of {@link createNatsKeyEventBus}. Retention (`streamMax*`) and
+ * `replicas` matter only to the bus that calls `ensureStream` (the token-service).
+ *
+ * @example
+ * ```ts
+ * const options: NatsKeyEventBusOptions = { servers: "nats://nats:4222", name: "latchkey-sidecar" };
+ * ```
+ */
+export interface NatsKeyEventBusOptions {
+  /** NATS server URL(s), e.g. `nats://127.0.0.1:4222` (the `NATS_URL` setting). */
+  readonly servers: string | readonly string[];
+  /** Connection name shown by the server's monitoring (`latchkey-sidecar`, …). */
+  readonly name?: string;
+  /** Stream retention by age, for {@link NatsKeyEventBus.ensureStream} (default 24 h). */
+  readonly streamMaxAgeMs?: number;
+  /** Stream retention by size, for {@link NatsKeyEventBus.ensureStream} (default 1 GiB). */
+  readonly streamMaxBytes?: number;
+  /** Stream retention by count, for {@link NatsKeyEventBus.ensureStream} (default unlimited). */
+  readonly streamMaxMessages?: number;
+  /** Stream replicas in a NATS cluster (default 1). */
+  readonly replicas?: number;
+  /** Wait between reconnect attempts, in ms (default 250). Reconnection never gives up. */
+  readonly reconnectTimeWaitMs?: number;
+  /**
+   * Interval of the client's PING, in ms (default 10,000). With two unanswered pings the
+   * connection counts as dead and is re-established; this bounds how long a silently
+   * broken TCP connection goes unnoticed.
+   */
+  readonly pingIntervalMs?: number;
+  /** Timeout of JetStream requests (publish acks, stream info), in ms (default 5,000). */
+  readonly requestTimeoutMs?: number;
+  /** Where connection changes and dropped events are reported (default: nowhere). */
+  readonly logger?: KeyEventBusLogger;
+}
+
+/**
+ * A {@link KeyEventBus} over NATS JetStream, with the stream management the token-service needs.
+ *
+ * @example
+ * ```ts
+ * const bus: NatsKeyEventBus = createNatsKeyEventBus({ servers: "nats://nats:4222" });
+ * await bus.connected();
+ * await bus.ensureStream();
+ * ```
+ */
+export interface NatsKeyEventBus extends KeyEventBus {
+  /**
+   * Creates the stream `LATCHKEY_KEY_EVENTS` or updates its limits: subjects
+   * `latchkey.keys.>`, limits retention (age, bytes, count), a 2-minute duplicate
+   * window for `Nats-Msg-Id`, file storage. Called by the token-service at start;
+   * verifiers never create the stream. After the first call, `publish` puts the
+   * stream back if it disappears (a NATS server restarted without its store).
+   */
+  ensureStream(): Promise<{ created: boolean }>;
+  /** Resolves once the first connection is up (connecting never gives up on its own). */
+  connected(): Promise<void>;
+}
+
+const noLogger: KeyEventBusLogger = { info() {}, warn() {} };
+
+/**
+ * The key event bus over NATS JetStream. Events go to the stream
+ * `LATCHKEY_KEY_EVENTS` on `latchkey.keys.<team>.<event>` as protobuf `KeyEvent`,
+ * with the outbox id as `Nats-Msg-Id` so a re-publish is de-duplicated.
+ * Subscribers read with an ordered consumer filtered on the single subject
+ * `latchkey.keys.>` (an array of filters, or `deliver_policy: all`, hangs on
+ * NATS server 2.9) starting at an explicit sequence; after every reconnect
+ * they resume at the sequence after the last one delivered, and report a gap
+ * when the stream no longer holds it (dropped by retention, purged, or the
+ * stream re-created). Acks and heartbeats are core NATS
+ * messages on `latchkey.verifiers.ack.<id>` / `latchkey.verifiers.heartbeat.<id>`.
+ *
+ * The connection is made in the background and retried forever (NATS outages
+ * are expected); `subscribe`, `publish` and `lastSequence` wait for it.
+ *
+ * @example
+ * ```ts
+ * const bus = createNatsKeyEventBus({ servers: process.env.NATS_URL!, name: "token-service" });
+ * await bus.ensureStream();
+ * const { sequence } = await bus.publish(event, String(outboxId));
+ * ```
+ */
+export function createNatsKeyEventBus(options: NatsKeyEventBusOptions): NatsKeyEventBus {
+  const logger = options.logger ?? noLogger;
+  const requestTimeoutMs = options.requestTimeoutMs ?? 5_000;
+  const subscriptions = new Set<NatsKeyEventSubscription>();
+  let closed = false;
+  let connectedNow = false;
+  let connection: NatsConnection | undefined;
+  /** Callers of {@link whenConnected} waiting for the connection to come back. */
+  const connectWaiters = new Set<() => void>();
+  let manager: Promise<JetStreamManager> | undefined;
+  let client: JetStreamClient | undefined;
+  /** Set once this bus has created or updated the stream: from then on it re-creates a lost one. */
+  let managesStream = false;
+
+  const connecting: Promise<NatsConnection> = connect({
+    servers: typeof options.servers === "string" ? options.servers : [...options.servers],
+    name: options.name ?? "latchkey",
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: options.reconnectTimeWaitMs ?? 250,
+    waitOnFirstConnect: true,
+    pingInterval: options.pingIntervalMs ?? 10_000,
+    maxPingOut: 2,
+  });
+  // Keeps an unobserved failure (bad URL) from crashing the process; every user awaits `connecting`.
+  connecting.catch(() => {});
+  connecting.then(
+    (nc) => {
+      if (closed) {
+        void nc.close();
+        return;
+      }
+      connection = nc;
+      setConnected(true);
+      logger.info({ server: nc.getServer() }, "connected to NATS");
+      void watchStatus(nc);
+      void nc.closed().then(() => {
+        connectedNow = false;
+      });
+    },
+    (error: unknown) => logger.warn({ err: error }, "cannot connect to NATS"),
+  );
+
+  async function watchStatus(nc: NatsConnection): Promise<void> {
+    for await (const status of nc.status()) {
+      if (status.type === Events.Disconnect) {
+        setConnected(false);
+        logger.warn({ server: status.data }, "disconnected from NATS");
+        for (const subscription of subscriptions) subscription.disconnected();
+      } else if (status.type === Events.Reconnect) {
+        setConnected(true);
+        logger.info({ server: status.data }, "reconnected to NATS");
+        for (const subscription of subscriptions) subscription.reconnected();
+      }
+    }
+  }
+
+  function setConnected(connected: boolean): void {
+    connectedNow = connected;
+    if (!connected) return;
+    for (const resolve of connectWaiters) resolve();
+    connectWaiters.clear();
+  }
+
+  /**
+   * Waits (bounded) until the connection is up. A JetStream request sent while
+   * reconnecting is buffered and its reply can be lost, so requests wait for
+   * the connection rather than time out on a request that never had a chance.
+   */
+  async function whenConnected(timeoutMs: number): Promise<void> {
+    if (connectedNow) return;
+    if (closed) throw new Error("key event bus is closed");
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let done: (() => void) | undefined;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        done = resolve;
+        connectWaiters.add(resolve);
+        timer = setTimeout(() => reject(new Error("NATS is not connected")), timeoutMs);
+      });
+    } finally {
+      clearTimeout(timer);
+      if (done !== undefined) connectWaiters.delete(done);
+    }
+  }
+
+  async function jetstreamManager(): Promise<JetStreamManager> {
+    const nc = await connecting;
+    manager ??= nc.jetstreamManager({ timeout: requestTimeoutMs });
+    // A failed attempt (JetStream still starting after a restart) must not be cached.
+    return manager.catch((error: unknown) => {
+      manager = undefined;
+      throw error;
+    });
+  }
+
+  async function jetstream(): Promise<JetStreamClient> {
+    const nc = await connecting;
+    client ??= nc.jetstream({ timeout: requestTimeoutMs });
+    return client;
+  }
+
+  async function streamInfo(): Promise<StreamInfo> {
+    await connecting;
+    await whenConnected(requestTimeoutMs);
+    return (await jetstreamManager()).streams.info(KEY_EVENTS_STREAM);
+  }
+
+  async function ensureStream(): Promise<{ created: boolean }> {
+    managesStream = true;
+    await connecting;
+    await whenConnected(requestTimeoutMs);
+    return ensureKeyEventStream(await jetstreamManager(), {
+      ...(options.streamMaxAgeMs !== undefined ? { maxAgeMs: options.streamMaxAgeMs } : {}),
+      ...(options.streamMaxBytes !== undefined ? { maxBytes: options.streamMaxBytes } : {}),
+      ...(options.streamMaxMessages !== undefined ? { maxMessages: options.streamMaxMessages } : {}),
+      ...(options.replicas !== undefined ? { replicas: options.replicas } : {}),
+    });
+  }
+
+  return {
+    async connected() {
+      await connecting;
+    },
+
+    ensureStream,
+
+    async publish(event: KeyEvent, messageId: string) {
+      const subject = keyEventSubject(event.teamId, event.type);
+      const payload = toBinary(KeyEventSchema, event);
+      const send = async () => {
+        await whenConnected(requestTimeoutMs);
+        const js = await jetstream();
+        const ack = await js.publish(subject, payload, {
+          msgID: messageId,
+          expect: { streamName: KEY_EVENTS_STREAM },
+          timeout: requestTimeoutMs,
+        });
+        return { sequence: ack.seq, duplicate: ack.duplicate };
+      };
+      try {
+        return await send();
+      } catch (error) {
+        // A NATS server restarted without its store has no stream: put it back and retry once.
+        if (!managesStream || !isNoStream(error)) throw error;
+        logger.warn({ stream: KEY_EVENTS_STREAM }, "key event stream is missing; re-creating it");
+        await ensureStream();
+        return send();
+      }
+    },
+
+    async subscribe(subscriber, subscribeOptions = {}): Promise<KeyEventSubscription> {
+      if (closed) throw new Error("key event bus is closed");
+      const subscription = await openNatsKeyEventSubscription(
+        { logger, streamInfo, jetstream, isClosed: () => closed, isConnected: () => connectedNow },
+        subscriber,
+        subscribeOptions.afterSequence,
+      );
+      subscriptions.add(subscription);
+      return {
+        async close() {
+          subscriptions.delete(subscription);
+          await subscription.close();
+        },
+      };
+    },
+
+    async lastSequence() {
+      return (await streamInfo()).state.last_seq;
+    },
+
+    sendAck(ack: VerifierAck) {
+      publishCore(VERIFIER_ACK_SUBJECT_PREFIX, ack.verifierId, () => toBinary(VerifierAckSchema, ack));
+    },
+
+    sendHeartbeat(heartbeat: VerifierHeartbeat) {
+      publishCore(VERIFIER_HEARTBEAT_SUBJECT_PREFIX, heartbeat.verifierId, () =>
+        toBinary(VerifierHeartbeatSchema, heartbeat),
+      );
+    },
+
+    onVerifierMessage(handler: (message: VerifierMessage) => void): KeyEventSubscription {
+      let subscription: Subscription | undefined;
+      let unsubscribed = false;
+      const ready = connecting.then((nc) => {
+        if (unsubscribed) return;
+        subscription = nc.subscribe("latchkey.verifiers.>", {
+          callback: (error, message) => {
+            if (error) return;
+            try {
+              if (message.subject.startsWith(`${VERIFIER_ACK_SUBJECT_PREFIX}.`)) {
+                handler({ kind: "ack", ack: fromBinary(VerifierAckSchema, message.data) });
+              } else if (message.subject.startsWith(`${VERIFIER_HEARTBEAT_SUBJECT_PREFIX}.`)) {
+                handler({ kind: "heartbeat", heartbeat: fromBinary(VerifierHeartbeatSchema, message.data) });
+              }
+            } catch (decodeError) {
+              logger.warn({ err: decodeError, subject: message.subject }, "undecodable verifier message");
+            }
+          },
+        });
+      });
+      ready.catch(() => {});
+      return {
+        async close() {
+          unsubscribed = true;
+          subscription?.unsubscribe();
+        },
+      };
+    },
+
+    isConnected() {
+      return connectedNow && !closed;
+    },
+
+    async close() {
+      if (closed) return;
+      closed = true;
+      connectedNow = false;
+      await Promise.all([...subscriptions].map((subscription) => subscription.close()));
+      subscriptions.clear();
+      // Still connecting for the first time: `connecting.then` closes the connection when it comes.
+      const nc = connection;
+      if (nc !== undefined && !nc.isClosed()) await nc.drain().catch(() => nc.close());
+    },
+  };
+
+  /**
+   * Fire-and-forget core NATS publish. Dropped before the first connection;
+   * while reconnecting, the client buffers it.
+   */
+  function publishCore(prefix: string, verifierId: string, encode: () => Uint8Array): void {
+    const nc = connection;
+    if (closed || nc === undefined || nc.isClosed() || nc.isDraining()) return;
+    try {
+      nc.publish(verifierSubject(prefix, verifierId), encode());
+    } catch (error) {
+      logger.warn({ err: error, prefix }, "cannot publish verifier message");
+    }
+  }
+}

@@ -1,0 +1,25 @@
+/**
+ * The verifier SDK: verify Latchkey API keys from any Node service, with a
+ * bounded cache that key events invalidate within milliseconds, and within
+ * `maxStaleMs` when the event feed is cut off.
+ */
+
+export {
+  createGrpcJsVerifyClient,
+  type GrpcJsVerifyClientOptions,
+  parseGrpcAddress,
+  VERIFY_METHOD_PATH,
+} from "./grpc-js-verify-client.js";
+export { effectiveScopes, hasScopes } from "./has-scopes.js";
+export { createVerifier, type Verifier, type VerifierStatus } from "./verifier.js";
+export { hashCacheKey, tokenCacheKey } from "./verifier-cache.js";
+export type { EvictionReason } from "./verifier-metrics.js";
+export type { VerifierOptions, VerifyOptions } from "./verifier-options.js";
+export { createConnectVerifyClient, type VerifyCallOptions, type VerifyClient } from "./verify-client.js";
+export type {
+  KeyInvalidation,
+  OutcomeSource,
+  VerifiedKey,
+  VerifyCode,
+  VerifyOutcome,
+} from "./verify-outcome.js";

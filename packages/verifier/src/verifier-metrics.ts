@@ -1,0 +1,141 @@
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+
+/**
+ * Why a cache entry left the cache: the `reason` label of
+ * `latchkey_verifier_cache_evictions_total`.
+ *
+ * @example
+ * ```ts
+ * metrics.evictions.inc({ reason: "event" satisfies EvictionReason });
+ * ```
+ */
+export type EvictionReason = "lru" | "event" | "gap" | "expiry";
+
+/**
+ * The verifier's Prometheus metrics, all named `latchkey_verifier_*`. Counters
+ * touched on every request (hits, misses) are plain numbers read at scrape
+ * time, so the hot path pays one increment and no label lookup.
+ */
+export interface VerifierMetrics {
+  readonly registry: Registry;
+  /** Answers served from the cache. */
+  hits: number;
+  /** Verifications that needed the token-service (including single-flight joiners). */
+  misses: number;
+  /** Misses that joined an RPC already in flight for the same token. */
+  coalesced: number;
+  /** Cached answers re-verified because the event feed could not vouch for them (bounded staleness). */
+  staleReverifications: number;
+  /** Cached answers served because the token-service could not be reached (serve-stale-on-error). */
+  staleServed: number;
+  readonly evictions: Counter<"reason">;
+  readonly rpcDuration: Histogram<"result">;
+  readonly natsConnected: Gauge;
+  readonly appliedSequence: Gauge;
+  readonly lag: Gauge;
+}
+
+/**
+ * Registers the verifier's metrics on `registry` (a fresh one when left out).
+ * `cacheStats` is read at scrape time for the cache size gauges.
+ *
+ * @example
+ * ```ts
+ * const metrics = createVerifierMetrics(register, () => ({ entries: cache.size, bytes: cache.bytes }));
+ * metrics.hits++;
+ * ```
+ */
+export function createVerifierMetrics(
+  registry: Registry = new Registry(),
+  cacheStats: () => { entries: number; bytes: number } = () => ({ entries: 0, bytes: 0 }),
+): VerifierMetrics {
+  const registers = [registry];
+  const metrics: VerifierMetrics = {
+    registry,
+    hits: 0,
+    misses: 0,
+    coalesced: 0,
+    staleReverifications: 0,
+    staleServed: 0,
+    evictions: new Counter({
+      name: "latchkey_verifier_cache_evictions_total",
+      help: "Cache entries dropped, by reason: lru (bounds), event (key event), gap (events lost), expiry (key expired)",
+      labelNames: ["reason"],
+      registers,
+    }),
+    rpcDuration: new Histogram({
+      name: "latchkey_verifier_verify_rpc_duration_seconds",
+      help: "Duration of Verify RPCs to the token-service, by result code (or error)",
+      labelNames: ["result"],
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    }),
+    natsConnected: new Gauge({
+      name: "latchkey_verifier_nats_connected",
+      help: "1 while the key event subscription is connected, 0 otherwise",
+      registers,
+    }),
+    appliedSequence: new Gauge({
+      name: "latchkey_verifier_applied_sequence",
+      help: "Highest key event stream sequence applied to the cache",
+      registers,
+    }),
+    lag: new Gauge({
+      name: "latchkey_verifier_lag_events",
+      help: "Key events in the stream not yet applied (stream last sequence minus applied), sampled each heartbeat",
+      registers,
+    }),
+  };
+  // Each counter reports the running total kept in `metrics` at scrape time.
+  const counter = (name: string, help: string, read: () => number) => {
+    let reported = 0;
+    new Counter({
+      name,
+      help,
+      registers,
+      collect() {
+        const total = read();
+        this.inc(total - reported);
+        reported = total;
+      },
+    });
+  };
+  counter("latchkey_verifier_cache_hits_total", "Verifications answered from the cache", () => metrics.hits);
+  counter(
+    "latchkey_verifier_cache_misses_total",
+    "Verifications that needed the token-service",
+    () => metrics.misses,
+  );
+  counter(
+    "latchkey_verifier_rpc_coalesced_total",
+    "Cache misses that shared an RPC already in flight for the same token",
+    () => metrics.coalesced,
+  );
+  counter(
+    "latchkey_verifier_stale_reverifications_total",
+    "Cached answers re-verified because the key event feed could not vouch for them (bounded staleness)",
+    () => metrics.staleReverifications,
+  );
+  counter(
+    "latchkey_verifier_stale_served_total",
+    "Cached answers served while the token-service was unreachable (serve-stale-on-error)",
+    () => metrics.staleServed,
+  );
+  new Gauge({
+    name: "latchkey_verifier_cache_entries",
+    help: "Entries in the verification cache",
+    registers,
+    collect() {
+      this.set(cacheStats().entries);
+    },
+  });
+  new Gauge({
+    name: "latchkey_verifier_cache_bytes",
+    help: "Approximate bytes held by the verification cache",
+    registers,
+    collect() {
+      this.set(cacheStats().bytes);
+    },
+  });
+  return metrics;
+}

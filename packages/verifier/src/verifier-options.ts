@@ -1,0 +1,83 @@
+import type { Transport } from "@connectrpc/connect";
+import type { KeyEventBus } from "@latchkey/events";
+import type { Registry } from "prom-client";
+import type { VerifyClient } from "./verify-client.js";
+
+/**
+ * Options of {@link createVerifier}. Exactly one of `tokenService`, `transport`
+ * and `client` is required; everything else has a default.
+ *
+ * @example
+ * ```ts
+ * const options: VerifierOptions = {
+ *   tokenService: "http://token-service:8082",
+ *   events: createNatsKeyEventBus({ servers: "nats://nats:4222" }),
+ *   maxStaleMs: 2_000,
+ *   serveStaleOnErrorMs: 0,
+ * };
+ * ```
+ */
+export interface VerifierOptions {
+  /**
+   * The token-service's native gRPC address, e.g. `http://token-service:8082`
+   * (`https://` for TLS): Verify goes over @grpc/grpc-js, the fast path.
+   */
+  readonly tokenService?: string;
+  /** A Connect transport (`createGrpcTransport`, `createConnectTransport`, `createRouterTransport`). */
+  readonly transport?: Transport;
+  /** Any {@link VerifyClient}. The verifier does not close a client it was given. */
+  readonly client?: VerifyClient;
+  /** Key events to evict on. Without a bus, cached VALID answers live only `maxStaleMs`. */
+  readonly events?: KeyEventBus;
+  /** Only tokens with this prefix are well-formed (default: any prefix). */
+  readonly prefix?: string;
+  /** Most cached answers (default 10,000). */
+  readonly maxEntries?: number;
+  /** Most (approximate) bytes of cached answers (default 32 MiB). */
+  readonly maxBytes?: number;
+  /** Lifetime of VALID, REVOKED and EXPIRED answers, clamped to the key's expiry (default 60 s). */
+  readonly ttlMs?: number;
+  /** Lifetime of NOT_FOUND, DISABLED and (service-side) MALFORMED answers (default 5 s). */
+  readonly negativeTtlMs?: number;
+  /**
+   * Bounded staleness (default 2,000 ms): a cached VALID answer older than this
+   * is re-verified unless the event feed proves, within this long, that every
+   * event has been applied. Also the lifetime of VALID answers without a bus.
+   */
+  readonly maxStaleMs?: number;
+  /**
+   * When the token-service cannot be reached, answer from a cached entry up to
+   * this long past its lifetime, marked `stale: true` (default 0: off, the
+   * caller gets UNAVAILABLE and fails closed). Never past the key's expiry.
+   */
+  readonly serveStaleOnErrorMs?: number;
+  /** Deadline of each Verify RPC (default 2,000 ms). */
+  readonly timeoutMs?: number;
+  /** Acks of applied events are batched for at most this long (default 2 ms). */
+  readonly ackBatchMs?: number;
+  /** Heartbeat and feed-currency probe interval (default 1,000 ms); keep it below `maxStaleMs`. */
+  readonly heartbeatIntervalMs?: number;
+  /** While the token-service is unreachable, probe it this often to notice its return (default 1,000 ms). */
+  readonly healthProbeIntervalMs?: number;
+  /** Sent with heartbeats (service or pod name). */
+  readonly label?: string;
+  /** Registry for the `latchkey_verifier_*` metrics (default: a new one, see {@link Verifier.metrics}). */
+  readonly registry?: Registry;
+  /** Told about failures that do not surface as outcomes (event handling, subscription retries). */
+  readonly onError?: (error: unknown) => void;
+}
+
+/**
+ * Options of {@link Verifier.verify}.
+ *
+ * @example
+ * ```ts
+ * await verifier.verify(token, { requiredScopes: ["chats:write"], signal: request.signal });
+ * ```
+ */
+export interface VerifyOptions {
+  /** Scopes the key must hold; `read` is implied by `write`, `write` by `admin`. */
+  readonly requiredScopes?: readonly string[];
+  /** Gives up waiting (UNAVAILABLE) when aborted; an RPC shared with other callers goes on. */
+  readonly signal?: AbortSignal;
+}
