@@ -1,5 +1,10 @@
 import { readFileSync } from "node:fs";
-import { createMemoryKeyEventBus, createNatsKeyEventBus, type KeyEventBus } from "@latchkey/events";
+import {
+  createMemoryKeyEventBus,
+  createNatsKeyEventBus,
+  type KeyEventBus,
+  type KeyEventSubscription,
+} from "@latchkey/events";
 import type { Logger } from "pino";
 import { AdminAuthenticator } from "./auth/admin-authenticator.js";
 import { resolveRootCredential } from "./auth/root-key.js";
@@ -82,23 +87,37 @@ export async function startTokenService(
       prefix: config.keyPrefix,
     });
     const closed = new AbortController();
-    const bus = options.bus ?? (await openBus(config, logger, closed.signal));
-    if (!options.bus) cleanups.push(() => bus.close());
-    cleanups.push(async () => closed.abort());
     const cache = new KeyRowCache({
       maxEntries: config.verifyCacheMaxEntries,
       ttlMs: config.verifyCacheTtlMs,
     });
-    let eventsConnected = bus.isConnected();
-    const subscription = await bus.subscribe({
-      onEvent: ({ event }) => cache.invalidate(event.keyId, Buffer.from(event.tokenHash).toString("hex")),
-      onGap: () => cache.clear(),
-      onConnectionChange: (connected) => {
-        eventsConnected = connected;
-        if (connected) cache.clear();
-      },
+    // False until the subscription is up: until then the row cache is bypassed.
+    let eventsConnected = false;
+    let subscription: KeyEventSubscription | undefined;
+    let wakePublisher: (() => void) | undefined;
+    const subscribe = async () => {
+      subscription = await bus.subscribe({
+        onEvent: ({ event }) => cache.invalidate(event.keyId, Buffer.from(event.tokenHash).toString("hex")),
+        onGap: () => cache.clear(),
+        onConnectionChange: (connected) => {
+          eventsConnected = connected;
+          if (connected) {
+            cache.clear();
+            // Events committed while the bus was down can go out now.
+            wakePublisher?.();
+          }
+        },
+      });
+      if (closed.signal.aborted) await subscription.close();
+    };
+    const bus = options.bus ?? openBus(config, logger, closed.signal, subscribe);
+    if (!options.bus) cleanups.push(() => bus.close());
+    cleanups.push(async () => {
+      await subscription?.close();
     });
-    cleanups.push(() => subscription.close());
+    cleanups.push(async () => closed.abort());
+    // A NATS bus subscribes in the background once its stream exists; the others now.
+    if (options.bus || !config.natsUrl) await subscribe();
     const tracker = new PropagationTracker(bus);
     cleanups.push(() => tracker.close());
     const publisher = createOutboxPublisher({
@@ -108,6 +127,7 @@ export async function startTokenService(
       pollMs: config.outboxPollMs,
       onPublished: (row, sequence) => tracker.published(row.id, sequence),
     });
+    wakePublisher = () => publisher.wake();
     cleanups.push(() => publisher.stop());
     const unlisten = await database.listen(OUTBOX_CHANNEL, () => publisher.wake());
     cleanups.push(unlisten);
@@ -144,6 +164,8 @@ export async function startTokenService(
       ...(tls ? { tls } : {}),
     });
     servers.push(connect);
+    // Closed here only when a later step fails; close() closes it first otherwise.
+    cleanups.push(() => connect.close(0));
     const grpc = await createGrpcServer({
       services,
       listen: config.grpcListen,
@@ -185,11 +207,12 @@ export async function startTokenService(
   }
 }
 
-async function openBus(
+function openBus(
   config: TokenServiceConfig,
   logger: Logger,
   closed: AbortSignal,
-): Promise<KeyEventBus> {
+  subscribe: () => Promise<void>,
+): KeyEventBus {
   if (!config.natsUrl) return createMemoryKeyEventBus();
   const bus = createNatsKeyEventBus({
     servers: config.natsUrl,
@@ -200,17 +223,25 @@ async function openBus(
     logger,
   });
   // The service starts even while NATS is down: changes wait in the outbox and
-  // the publisher retries. The stream is created as soon as NATS answers.
+  // the publisher retries. The stream is created as soon as NATS answers, and
+  // only then can the row cache subscribe to it (subscribing needs the stream).
   void (async () => {
+    let streamReady = false;
     for (let attempt = 0; ; attempt++) {
       try {
         await bus.connected();
-        const { created } = await bus.ensureStream();
-        logger.info({ created }, "key event stream ready");
+        if (closed.aborted) return;
+        if (!streamReady) {
+          const { created } = await bus.ensureStream();
+          logger.info({ created }, "key event stream ready");
+          streamReady = true;
+        }
+        if (closed.aborted) return;
+        await subscribe();
         return;
       } catch (error) {
         if (closed.aborted) return;
-        logger.warn({ err: error }, "cannot create or update the key event stream; retrying");
+        logger.warn({ err: error }, "cannot set up the key event stream or subscribe to it; retrying");
         await new Promise((resolve) =>
           setTimeout(resolve, Math.min(5_000, 250 * 2 ** Math.min(attempt, 5))).unref(),
         );

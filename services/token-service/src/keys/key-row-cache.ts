@@ -1,9 +1,9 @@
-import type { Key } from "@latchkey/proto";
+import type { Key, VerifyResponse } from "@latchkey/proto";
 import { LRUCache } from "lru-cache";
 import type { ApiKeyRow } from "../db/tables.js";
 
-/** What the cache holds per token hash: the row and its API shape, or "no such key". */
-export type CachedKey = { readonly row: ApiKeyRow; readonly key: Key } | null;
+/** What the cache holds per token hash: the row, its API shape and its VALID answer, or "no such key". */
+export type CachedKey = { readonly row: ApiKeyRow; readonly key: Key; readonly valid: VerifyResponse } | null;
 
 /** Options of {@link KeyRowCache}. */
 export interface KeyRowCacheOptions {

@@ -58,6 +58,9 @@ export class LastUsedRecorder {
   /** Stops the timer and writes what is left. */
   async close(): Promise<void> {
     clearInterval(this.#timer);
+    // flush() hands back a flush already under way, which does not hold what
+    // was recorded since it began: wait for it, then write the rest.
+    await this.#flushing;
     await this.flush();
   }
 }

@@ -68,6 +68,10 @@ export function createOutboxPublisher(options: OutboxPublisherOptions): OutboxPu
   async function loop(): Promise<void> {
     do {
       again = false;
+      // While the bus is down a publish would only wait for it, holding a
+      // transaction and its row locks (and stop()) for the bus's timeout. The
+      // poll, or a wake() on reconnect, tries again.
+      if (!options.bus.isConnected()) return;
       try {
         while (!stopped && (await publishBatch()) === batchSize) {}
         failures = 0;

@@ -1,17 +1,19 @@
 import { create } from "@bufbuild/protobuf";
 import { type VerifyRequest, type VerifyResponse, VerifyResponseSchema, VerifyResult } from "@latchkey/proto";
 import { hashToken, MAX_TOKEN_LENGTH, missingScopes, parseToken } from "@latchkey/token";
+import type { ApiKeyRow } from "../db/tables.js";
 import { findKeyByHash } from "../keys/key.repository.js";
 import { keyFromRow } from "../keys/key-mapper.js";
 import type { CachedKey } from "../keys/key-row-cache.js";
+import { markImmutable } from "../server/immutable-message.js";
 import type { ServiceDeps } from "./service-deps.js";
 import { invalidArgument, rejectUnknownFields, requireScopes } from "./validate.js";
 
-const MALFORMED = create(VerifyResponseSchema, { result: VerifyResult.MALFORMED });
-const NOT_FOUND = create(VerifyResponseSchema, { result: VerifyResult.NOT_FOUND });
-const REVOKED = create(VerifyResponseSchema, { result: VerifyResult.REVOKED });
-const EXPIRED = create(VerifyResponseSchema, { result: VerifyResult.EXPIRED });
-const DISABLED = create(VerifyResponseSchema, { result: VerifyResult.DISABLED });
+const MALFORMED = markImmutable(create(VerifyResponseSchema, { result: VerifyResult.MALFORMED }));
+const NOT_FOUND = markImmutable(create(VerifyResponseSchema, { result: VerifyResult.NOT_FOUND }));
+const REVOKED = markImmutable(create(VerifyResponseSchema, { result: VerifyResult.REVOKED }));
+const EXPIRED = markImmutable(create(VerifyResponseSchema, { result: VerifyResult.EXPIRED }));
+const DISABLED = markImmutable(create(VerifyResponseSchema, { result: VerifyResult.DISABLED }));
 
 /**
  * The Verify RPC: the path users call most. Local checks first (shape,
@@ -19,20 +21,24 @@ const DISABLED = create(VerifyResponseSchema, { result: VerifyResult.DISABLED })
  * concurrent misses for one token sharing that lookup.
  */
 export function createVerifyHandler(deps: ServiceDeps): (request: VerifyRequest) => Promise<VerifyResponse> {
-  const inflight = new Map<string, Promise<CachedKey>>();
+  const inflight = new Map<string, { readonly epoch: number; readonly promise: Promise<CachedKey> }>();
 
   async function load(hashHex: string, hash: Buffer): Promise<CachedKey> {
-    const shared = inflight.get(hashHex);
-    if (shared) return shared;
     const epoch = deps.cache.epoch;
-    const promise = findKeyByHash(deps.db, hash)
+    // Only share a lookup that started after the latest invalidation: one that
+    // started before a Revoke committed may still return the old row.
+    const shared = inflight.get(hashHex);
+    if (shared && shared.epoch === epoch) return shared.promise;
+    const promise: Promise<CachedKey> = findKeyByHash(deps.db, hash)
       .then((row) => {
-        const value: CachedKey = row ? { row, key: keyFromRow(row) } : null;
+        const value: CachedKey = row ? cachedKey(row) : null;
         deps.cache.set(hashHex, value, epoch);
         return value;
       })
-      .finally(() => inflight.delete(hashHex));
-    inflight.set(hashHex, promise);
+      .finally(() => {
+        if (inflight.get(hashHex)?.promise === promise) inflight.delete(hashHex);
+      });
+    inflight.set(hashHex, { epoch, promise });
     return promise;
   }
 
@@ -52,7 +58,7 @@ export function createVerifyHandler(deps: ServiceDeps): (request: VerifyRequest)
     const hit = deps.eventsConnected() ? deps.cache.get(hashHex) : undefined;
     const found = hit ? hit.value : await load(hashHex, hash);
     if (!found) return NOT_FOUND;
-    const { row, key } = found;
+    const { row, key, valid } = found;
     if (row.revoked_at) return REVOKED;
     if (!row.enabled) return DISABLED;
     if (row.expires_at && row.expires_at.getTime() <= Date.now()) return EXPIRED;
@@ -65,6 +71,16 @@ export function createVerifyHandler(deps: ServiceDeps): (request: VerifyRequest)
         missingScopes: missing,
       });
     }
-    return create(VerifyResponseSchema, { result: VerifyResult.VALID, key });
+    return valid;
+  };
+}
+
+/** A row with its API shape and its VALID answer, built once per cache fill. */
+function cachedKey(row: ApiKeyRow): NonNullable<CachedKey> {
+  const key = keyFromRow(row);
+  return {
+    row,
+    key,
+    valid: markImmutable(create(VerifyResponseSchema, { result: VerifyResult.VALID, key })),
   };
 }

@@ -62,6 +62,8 @@ export async function createConnectServer(options: ConnectServerOptions): Promis
       ...(options.interceptors ?? []),
     ],
     readMaxBytes: options.maxReceiveMessageBytes ?? DEFAULT_MAX_RECEIVE_MESSAGE_BYTES,
+    // connect-es ignores unknown JSON fields by default; refuse them, as binary ones are refused.
+    jsonOptions: { ignoreUnknownFields: false },
     shutdownSignal: shutdown.signal,
     contextValues: (req) =>
       contextValuesFor(callInfos.get(req) ?? { requestId: resolveRequestId(undefined) }),

@@ -1,5 +1,6 @@
 import type { Migration } from "kysely";
 import * as initial from "./2026-11-26T0000_initial.js";
+import * as outboxRandomStart from "./2026-11-27T0000_outbox_random_start.js";
 
 /**
  * Every migration, by name. Names are timestamps so they sort in order; kept
@@ -8,4 +9,5 @@ import * as initial from "./2026-11-26T0000_initial.js";
  */
 export const migrations: Record<string, Migration> = {
   "2026-11-26T0000_initial": initial,
+  "2026-11-27T0000_outbox_random_start": outboxRandomStart,
 };

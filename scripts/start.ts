@@ -1,0 +1,99 @@
+import { randomBytes } from "node:crypto";
+import { createMemoryKeyEventBus, createNatsKeyEventBus, type KeyEventBus } from "@latchkey/events";
+import { loadSidecarConfig, startDemoApp, startSidecar } from "@latchkey/sidecar";
+import { loadTokenServiceConfig, startTokenService } from "@latchkey/token-service";
+import { createVerifier } from "@latchkey/verifier";
+
+// `npm start`: the whole stack in one process with nothing to install: the
+// token-service on embedded PostgreSQL (PGlite, data in LATCHKEY_DATA_DIR) and
+// an in-process event bus, a demo app on 3000, and the sidecar in front of it
+// on 8080 with examples/policy.yaml. With DATABASE_URL and NATS_URL set, the
+// same code uses real PostgreSQL and NATS.
+
+const started = performance.now();
+const env = {
+  LATCHKEY_LISTEN: "127.0.0.1:8081",
+  LATCHKEY_GRPC_LISTEN: "127.0.0.1:8082",
+  LATCHKEY_SIDECAR_LISTEN: "127.0.0.1:8080",
+  LATCHKEY_SIDECAR_ADMIN_LISTEN: "127.0.0.1:9090",
+  LATCHKEY_UPSTREAM: "http://127.0.0.1:3000",
+  LATCHKEY_POLICY: "examples/policy.yaml",
+  LATCHKEY_LOG_LEVEL: "warn",
+  CRON_SECRET: randomBytes(24).toString("base64url"),
+  ...process.env,
+};
+const tokenConfig = loadTokenServiceConfig(env);
+const sidecarConfig = loadSidecarConfig(env);
+
+const bus: KeyEventBus | undefined = tokenConfig.natsUrl ? undefined : createMemoryKeyEventBus();
+const service = await startTokenService(tokenConfig, bus ? { bus } : {});
+const demo = await startDemoApp({
+  host: "127.0.0.1",
+  port: Number(new URL(sidecarConfig.upstream).port || 80),
+});
+const grpcUrl = `http://127.0.0.1:${service.grpcPort}`;
+const events =
+  bus ?? createNatsKeyEventBus({ servers: tokenConfig.natsUrl ?? "", name: "latchkey-sidecar (npm start)" });
+const verifier = createVerifier({
+  tokenService: grpcUrl,
+  events,
+  prefix: tokenConfig.keyPrefix,
+  maxEntries: sidecarConfig.cacheMaxEntries,
+  ttlMs: sidecarConfig.cacheTtlMs,
+  maxStaleMs: sidecarConfig.maxStaleMs,
+  label: "npm start sidecar",
+});
+const sidecar = await startSidecar(
+  { ...sidecarConfig, tokenServiceUrl: grpcUrl },
+  { keyChecker: verifier, env },
+);
+
+const root = service.generatedRootKey ?? (process.env.LATCHKEY_ROOT_KEY ? "$LATCHKEY_ROOT_KEY" : undefined);
+const rootLine =
+  service.generatedRootKey !== undefined
+    ? `Root key (generated now, shown once; only its hash is stored):\n\n  ${service.generatedRootKey}\n`
+    : root
+      ? "Root key: the value of LATCHKEY_ROOT_KEY.\n"
+      : `Root key: generated and printed on the first start of ${tokenConfig.dataDir}; start over with\n` +
+        `  rm -rf ${tokenConfig.dataDir}   or set LATCHKEY_ROOT_KEY.\n`;
+const ROOT = root ?? "<root key>";
+const buf = `npx buf curl --protocol grpc --http2-prior-knowledge`;
+const api = `http://127.0.0.1:${service.grpcPort}/latchkey.v1`;
+process.stdout.write(`
+Latchkey is up in ${((performance.now() - started) / 1000).toFixed(1)} s
+  token-service  Connect/gRPC-Web http://127.0.0.1:${service.port}  native gRPC ${grpcUrl}  (${service.database.kind}, ${bus ? "in-process bus" : "NATS"})
+  sidecar        http://127.0.0.1:${sidecar.port}  ->  demo app http://127.0.0.1:${demo.port}   (policy ${sidecarConfig.policy ?? "all-private"})
+  metrics        http://127.0.0.1:${sidecar.adminPort}/metrics
+
+${rootLine}
+Try it (paste in another terminal):
+
+  export ROOT='${ROOT}'
+  ${buf} -H "Authorization: Bearer $ROOT" -d '{"name":"payments"}' ${api}.TeamService/CreateTeam
+  ${buf} -H "Authorization: Bearer $ROOT" -d '{"teamId":"<team id>","name":"prod-worker","scopes":["write"]}' ${api}.TokenService/Issue
+  export KEY='<token from Issue>'
+  ${buf} -d "{\\"token\\":\\"$KEY\\"}" ${api}.TokenService/Verify
+
+  curl -i http://127.0.0.1:${sidecar.port}/hello                                    # public (GET)
+  curl -i -X POST http://127.0.0.1:${sidecar.port}/orders                           # 401: needs a key
+  curl -i -X POST -H "Authorization: Bearer $KEY" http://127.0.0.1:${sidecar.port}/orders
+  curl -N "http://127.0.0.1:${sidecar.port}/events?token=$KEY"                      # SSE; ends when the key is revoked
+
+  ${buf} -H "Authorization: Bearer $ROOT" -d '{"keyId":"<key id>","waitTimeout":"2s"}' ${api}.TokenService/Revoke
+
+Ctrl-C stops everything.
+`);
+
+let stopping = false;
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, async () => {
+    if (stopping) return;
+    stopping = true;
+    await sidecar.close();
+    await verifier.close();
+    await demo.close();
+    await service.close();
+    if (!bus) await events.close();
+    process.exit(0);
+  });
+}

@@ -1,0 +1,35 @@
+import { Code } from "@connectrpc/connect";
+import { describe, expect, it } from "vitest";
+import { decodePageToken, encodePageToken } from "./page-token.js";
+
+describe("page tokens", () => {
+  it("round-trip a cursor", () => {
+    const cursor = { createdAt: new Date("2026-11-26T10:11:12.345Z"), id: "key_0123456789abcdefghijkl" };
+    expect(decodePageToken(encodePageToken(cursor))).toEqual(cursor);
+  });
+
+  it("mean the first page when empty", () => {
+    expect(decodePageToken("")).toBeUndefined();
+  });
+
+  it.each([
+    ["garbage", "%%%not base64%%%"],
+    ["base64 of text", Buffer.from("hello").toString("base64url")],
+    ["a JSON object", Buffer.from('{"at":"2026-01-01","id":"x"}').toString("base64url")],
+    ["a short array", Buffer.from('["2026-01-01T00:00:00Z"]').toString("base64url")],
+    ["a bad date", Buffer.from('["yesterday","key_x"]').toString("base64url")],
+    ["a number id", Buffer.from('["2026-01-01T00:00:00Z",5]').toString("base64url")],
+    [
+      "an oversized id",
+      Buffer.from(JSON.stringify(["2026-01-01T00:00:00Z", "k".repeat(41)])).toString("base64url"),
+    ],
+    ["an oversized token", "a".repeat(201)],
+  ])("refuse %s as INVALID_ARGUMENT on page_token", (_what, token) => {
+    expect(() => decodePageToken(token)).toThrow(
+      expect.objectContaining({
+        code: Code.InvalidArgument,
+        rawMessage: expect.stringMatching(/^page_token: /),
+      }),
+    );
+  });
+});
