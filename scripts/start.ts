@@ -44,7 +44,7 @@ const verifier = createVerifier({
   label: "npm start sidecar",
 });
 const sidecar = await startSidecar(
-  { ...sidecarConfig, tokenServiceUrl: grpcUrl },
+  { ...sidecarConfig, tokenServiceUrl: new URL(grpcUrl) },
   { keyChecker: verifier, env },
 );
 
