@@ -50,6 +50,8 @@ export const tokenServiceConfigSchema = z
     // Server-side cache of key rows for Verify; invalidated by every key event.
     verifyCacheMaxEntries: integerSetting(0, 10_000_000).default(100_000),
     verifyCacheTtlMs: integerSetting(0, 3_600_000).default(30_000),
+    // How often expired keys are looked for, to announce them with an EXPIRED key event.
+    expirySweepMs: integerSetting(100, 3_600_000).default(1_000),
     // Run migrations at start (off when a Job runs `latchkey-token-service migrate`).
     migrateOnStart: booleanSetting.default(true),
   })
@@ -84,6 +86,7 @@ export const TOKEN_SERVICE_ENV = {
   streamReplicas: "LATCHKEY_STREAM_REPLICAS",
   verifyCacheMaxEntries: "LATCHKEY_VERIFY_CACHE_MAX_ENTRIES",
   verifyCacheTtlMs: "LATCHKEY_VERIFY_CACHE_TTL_MS",
+  expirySweepMs: "LATCHKEY_EXPIRY_SWEEP_MS",
   migrateOnStart: "LATCHKEY_MIGRATE_ON_START",
 } as const satisfies Record<keyof z.input<typeof tokenServiceConfigSchema>, string>;
 

@@ -11,6 +11,7 @@ import { resolveRootCredential } from "./auth/root-key.js";
 import type { TokenServiceConfig } from "./config.js";
 import { type DatabaseHandle, openDatabase } from "./db/database.js";
 import { migrateToLatest } from "./db/migrate.js";
+import { startExpirySweeper } from "./keys/expiry-sweeper.js";
 import { KeyRowCache } from "./keys/key-row-cache.js";
 import { LastUsedRecorder } from "./keys/last-used-recorder.js";
 import { createLogger } from "./logger.js";
@@ -131,6 +132,16 @@ export async function startTokenService(
     cleanups.push(() => publisher.stop());
     const unlisten = await database.listen(OUTBOX_CHANNEL, () => publisher.wake());
     cleanups.push(unlisten);
+    const stopSweeper = startExpirySweeper({
+      db: database.db,
+      logger,
+      intervalMs: config.expirySweepMs,
+      onExpired: (keys) => {
+        for (const key of keys) cache.invalidate(key.id, Buffer.from(key.token_hash).toString("hex"));
+        publisher.wake();
+      },
+    });
+    cleanups.push(stopSweeper);
     const lastUsed = new LastUsedRecorder(database.db, logger, config.lastUsedFlushMs);
     cleanups.push(() => lastUsed.close());
 

@@ -25,6 +25,7 @@ export interface ApiKeyTable {
   last_used_at: Date | null;
   metadata: ColumnType<Record<string, string>, string, string>;
   rotated_from: string | null;
+  expiry_announced: ColumnType<boolean, boolean | undefined, boolean>;
 }
 
 /** `key_event_outbox`: key changes waiting to be published, written in the change's transaction. */
