@@ -20,7 +20,9 @@ const DISABLED = markImmutable(create(VerifyResponseSchema, { result: VerifyResu
  * checksum: no I/O), then the row cache, then one indexed lookup by hash, with
  * concurrent misses for one token sharing that lookup.
  */
-export function createVerifyHandler(deps: ServiceDeps): (request: VerifyRequest) => Promise<VerifyResponse> {
+export function createVerifyHandler(
+  deps: ServiceDeps,
+): (request: VerifyRequest) => VerifyResponse | Promise<VerifyResponse> {
   const inflight = new Map<string, { readonly epoch: number; readonly promise: Promise<CachedKey> }>();
 
   async function load(hashHex: string, hash: Buffer): Promise<CachedKey> {
@@ -42,7 +44,8 @@ export function createVerifyHandler(deps: ServiceDeps): (request: VerifyRequest)
     return promise;
   }
 
-  return async (request) => {
+  // Synchronous on a cache hit: the common case pays for no promise.
+  return (request) => {
     rejectUnknownFields(request, "VerifyRequest");
     if (request.token === "") throw invalidArgument("token", "is required");
     if (Buffer.byteLength(request.token, "utf8") > MAX_TOKEN_LENGTH) {
@@ -56,7 +59,11 @@ export function createVerifyHandler(deps: ServiceDeps): (request: VerifyRequest)
     // While events do not reach this replica, a cached row could miss a
     // revocation made elsewhere: read through to the database instead.
     const hit = deps.eventsConnected() ? deps.cache.get(hashHex) : undefined;
-    const found = hit ? hit.value : await load(hashHex, hash);
+    if (hit) return verdict(hit.value, required);
+    return load(hashHex, hash).then((found) => verdict(found, required));
+  };
+
+  function verdict(found: CachedKey, required: readonly string[]): VerifyResponse {
     if (!found) return NOT_FOUND;
     const { row, key, valid } = found;
     if (row.revoked_at) return REVOKED;
@@ -72,7 +79,7 @@ export function createVerifyHandler(deps: ServiceDeps): (request: VerifyRequest)
       });
     }
     return valid;
-  };
+  }
 }
 
 /** A row with its API shape and its VALID answer, built once per cache fill. */

@@ -19,7 +19,7 @@ import type {
   UntypedHandleCall,
   UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { type GrpcCallScope, startGrpcCall } from "./grpc-call.js";
+import { type GrpcCall, type GrpcCallScope, startGrpcCall } from "./grpc-call.js";
 import { serializeMessage } from "./immutable-message.js";
 import { methodImplementation, type ServiceRegistration } from "./service-registration.js";
 
@@ -70,26 +70,29 @@ function handlerFor(
   // Implementations may return init shapes; grpc-js needs the message itself.
   const toOutput = (init: unknown) => create(method.output, init as MessageInitShape<DescMessage>);
 
+  // Unary calls are the hot path (Verify): no per-call closures, and a
+  // synchronous result (a cache hit) is answered without a promise.
   const unary = (
     call: ServerUnaryCall<AnyMessage, AnyMessage> | ServerReadableStream<AnyMessage, AnyMessage>,
     callback: sendUnaryData<AnyMessage>,
-    // The signal is passed lazily: building it costs more than a cached Verify.
-    input: (signal: () => AbortSignal) => unknown,
   ) => {
     const rpc = startGrpcCall(call, procedure, scope);
-    (async () =>
-      toOutput(
-        await impl(
-          input(() => rpc.context.signal),
-          rpc.context,
-        ),
-      ))().then(
-      (response) => {
-        rpc.succeeded();
-        callback(null, response);
-      },
-      (error: unknown) => callback(rpc.failed(error)),
-    );
+    let result: unknown;
+    try {
+      const input = "request" in call ? call.request : requestsOf(call, rpc.context.signal);
+      result = impl(input, rpc.context);
+    } catch (error) {
+      callback(rpc.failed(error));
+      return;
+    }
+    if (result instanceof Promise) {
+      result.then(
+        (value: unknown) => answer(rpc, callback, toOutput(value)),
+        (error: unknown) => callback(rpc.failed(error)),
+      );
+    } else {
+      answer(rpc, callback, toOutput(result));
+    }
   };
   const streaming = (
     call: ServerWritableStream<AnyMessage, AnyMessage> | ServerDuplexStream<AnyMessage, AnyMessage>,
@@ -111,10 +114,10 @@ function handlerFor(
   switch (method.methodKind) {
     case "unary":
       return (call: ServerUnaryCall<AnyMessage, AnyMessage>, callback: sendUnaryData<AnyMessage>) =>
-        unary(call, callback, () => call.request);
+        unary(call, callback);
     case "client_streaming":
       return (call: ServerReadableStream<AnyMessage, AnyMessage>, callback: sendUnaryData<AnyMessage>) =>
-        unary(call, callback, (signal) => requestsOf(call, signal()));
+        unary(call, callback);
     case "server_streaming":
       return (call: ServerWritableStream<AnyMessage, AnyMessage>) => streaming(call, () => call.request);
     case "bidi_streaming":
@@ -151,4 +154,9 @@ async function writeAll(
 
 function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+function answer(rpc: GrpcCall, callback: sendUnaryData<AnyMessage>, output: AnyMessage): void {
+  rpc.succeeded();
+  callback(null, output);
 }

@@ -11,11 +11,14 @@ import type {
 } from "@bufbuild/protobuf";
 import type { RpcContext } from "./rpc-context.js";
 
-/** A unary RPC: one request, one response (a message or its init shape). */
+/**
+ * A unary RPC: one request, one response (a message or its init shape). It may
+ * answer synchronously (a cache hit), which saves a promise per call.
+ */
 export type UnaryImplementation<I extends DescMessage, O extends DescMessage> = (
   request: MessageShape<I>,
   context: RpcContext,
-) => Promise<MessageInitShape<O>>;
+) => Promise<MessageInitShape<O>> | MessageInitShape<O>;
 
 /** A server-streaming RPC: one request, a stream of responses. */
 export type ServerStreamingImplementation<I extends DescMessage, O extends DescMessage> = (
