@@ -3,10 +3,14 @@ import { createVerifier } from "@latchkey/verifier";
 
 // One verifier process of bench:revocation. It caches every token it is given
 // as VALID, then reports, on the system-wide monotonic clock, the moment each
-// key stops being accepted (evicted by a key event) and the moment a Verify of
-// it first comes back not VALID.
+// key stops being accepted (evicted by a key event). Asked afterwards, it
+// verifies the key and reports the answer, which must be REVOKED; that check
+// runs after every verifier has reported, so its RPCs do not slow the others.
 
-type Command = { kind: "load"; tokens: Array<{ keyId: string; token: string }> } | { kind: "stop" };
+type Command =
+  | { kind: "load"; tokens: Array<{ keyId: string; token: string }> }
+  | { kind: "check"; keyId: string }
+  | { kind: "stop" };
 
 const bus = createNatsKeyEventBus({ servers: process.env.NATS_URL ?? "", name: "bench-verifier" });
 const verifier = createVerifier({
@@ -24,15 +28,7 @@ verifier.onInvalidate(({ keyId }) => {
   const token = tokens.get(keyId);
   if (token === undefined || reported.has(keyId)) return;
   reported.add(keyId);
-  void verifier.verify(token).then((outcome) => {
-    process.send?.({
-      kind: "rejected",
-      keyId,
-      evictedAt: evictedAt.toString(),
-      rejectedAt: process.hrtime.bigint().toString(),
-      code: outcome.code,
-    });
-  });
+  process.send?.({ kind: "evicted", keyId, evictedAt: evictedAt.toString() });
 });
 
 process.on("message", async (command: Command) => {
@@ -40,6 +36,11 @@ process.on("message", async (command: Command) => {
     await verifier.close();
     await bus.close();
     process.exit(0);
+  }
+  if (command.kind === "check") {
+    const outcome = await verifier.verify(tokens.get(command.keyId) ?? "");
+    process.send?.({ kind: "checked", keyId: command.keyId, code: outcome.code });
+    return;
   }
   for (const { keyId, token } of command.tokens) {
     tokens.set(keyId, token);
