@@ -1,0 +1,238 @@
+import { createHash, timingSafeEqual } from "node:crypto";
+import { type CredentialSource, extractCredential, splitQueryToken } from "./credentials.js";
+import type { KeyChecker, VerifiedKey, VerifyOutcome } from "./key-checker.js";
+import { normalizePath } from "./policy/normalize-path.js";
+import type { Policy, RouteRule } from "./policy/policy.js";
+import {
+  badPath,
+  CONFLICTING_CREDENTIALS,
+  INVALID_CREDENTIAL,
+  insufficientScope,
+  MISSING_CREDENTIAL,
+  type Refusal,
+  rateLimited,
+  UNAVAILABLE,
+} from "./refusal.js";
+
+/**
+ * What was decided, as counted in `latchkey_sidecar_decisions_total{decision}`
+ * and written to the access log.
+ */
+export type DecisionLabel =
+  | "public"
+  | "key"
+  | "secret"
+  | "bad_request"
+  | "no_credential"
+  | "invalid_credential"
+  | "insufficient_scope"
+  | "rate_limited"
+  | "unavailable"
+  | "not_checked";
+
+/** Every {@link DecisionLabel}, for pre-creating metric series. */
+export const DECISION_LABELS: readonly DecisionLabel[] = [
+  "public",
+  "key",
+  "secret",
+  "bad_request",
+  "no_credential",
+  "invalid_credential",
+  "insufficient_scope",
+  "rate_limited",
+  "unavailable",
+  "not_checked",
+];
+
+/** The parts of a request a decision is made from. */
+export interface RequestFacts {
+  readonly method: string;
+  /** The path of the request target, before any `?`. */
+  readonly rawPath: string;
+  /** The query without its `?`; "" when there is none. */
+  readonly query: string;
+  readonly bearer: readonly string[];
+  readonly apiKey: readonly string[];
+  /**
+   * Gives the signal that aborts a lookup when the client leaves. Read only when
+   * a lookup has to wait for the token-service, so the hit path allocates none.
+   */
+  readonly abortable?: { readonly signal: AbortSignal };
+}
+
+/** A decision on one request. `allow` false carries the refusal to send in enforce mode. */
+export interface Decision {
+  readonly allow: boolean;
+  readonly label: DecisionLabel;
+  readonly refusal: Refusal | undefined;
+  /** The matched rule; undefined when the path itself was refused. */
+  readonly rule: RouteRule | undefined;
+  /** Path to forward: the canonical one, or the raw one when normalization refused it. */
+  readonly path: string;
+  /** Query to forward: `token` parameters removed when the route takes them as a credential. */
+  readonly query: string;
+  /** The verified key (also for insufficient scope, for the log). */
+  readonly key: VerifiedKey | undefined;
+  /** The credential, kept for re-checking live connections; never logged. */
+  readonly credential: string | undefined;
+  readonly credentialSource: CredentialSource | undefined;
+  /** Whether the credential headers go upstream. */
+  readonly passCredential: boolean;
+}
+
+/** Options of {@link createAuthorizer}. */
+export interface AuthorizerOptions {
+  readonly policy: Policy;
+  readonly keyChecker: KeyChecker;
+  readonly maxCredentialBytes: number;
+}
+
+/** Decides requests: synchronously when the answer is local, with a promise when it must wait. */
+export type Authorize = (facts: RequestFacts) => Decision | Promise<Decision>;
+
+/**
+ * Builds the decision function shared by the proxy, the WebSocket upgrade path
+ * and the forward-auth endpoint: normalize the path, match the policy, pick the
+ * credential, then check it (public: nothing; secret: constant-time compare;
+ * key: the verifier, from its cache synchronously when it can).
+ */
+export function createAuthorizer(options: AuthorizerOptions): Authorize {
+  const { policy, keyChecker, maxCredentialBytes } = options;
+  const verifyCached = keyChecker.verifyCached?.bind(keyChecker);
+
+  return (facts) => {
+    const normalized = normalizePath(facts.rawPath);
+    if (!normalized.ok) {
+      return decision(
+        false,
+        "bad_request",
+        badPath(normalized.reason),
+        undefined,
+        facts.rawPath,
+        facts.query,
+      );
+    }
+    const rule = policy.match(facts.method, normalized.matchPath);
+    const access = rule.access;
+    const path = normalized.path;
+    let query = facts.query;
+    let queryTokens: readonly string[] = NO_STRINGS;
+    if (access.kind !== "public" && access.allowQueryToken && query !== "") {
+      const split = splitQueryToken(query);
+      queryTokens = split.tokens;
+      query = split.rest;
+    }
+    if (access.kind === "public") return decision(true, "public", undefined, rule, path, query);
+    const credential = extractCredential(
+      { bearer: facts.bearer, apiKey: facts.apiKey, query: queryTokens },
+      maxCredentialBytes,
+    );
+    switch (credential.kind) {
+      case "none":
+        return decision(false, "no_credential", MISSING_CREDENTIAL, rule, path, query);
+      case "conflict":
+        return decision(false, "bad_request", CONFLICTING_CREDENTIALS, rule, path, query);
+      case "invalid":
+        return decision(false, "invalid_credential", INVALID_CREDENTIAL, rule, path, query);
+    }
+    const { value, source } = credential;
+    if (access.kind === "secret") {
+      const digest = createHash("sha256").update(value).digest();
+      return timingSafeEqual(digest, access.secretDigest)
+        ? decision(true, "secret", undefined, rule, path, query, undefined, value, source)
+        : decision(
+            false,
+            "invalid_credential",
+            INVALID_CREDENTIAL,
+            rule,
+            path,
+            query,
+            undefined,
+            value,
+            source,
+          );
+    }
+    const cached = verifyCached?.(value, access.scopes);
+    if (cached !== undefined) return fromOutcome(cached, rule, path, query, value, source);
+    return keyChecker
+      .verify(value, { requiredScopes: access.scopes, signal: facts.abortable?.signal })
+      .then((outcome) => fromOutcome(outcome, rule, path, query, value, source));
+  };
+}
+
+function fromOutcome(
+  outcome: VerifyOutcome,
+  rule: RouteRule,
+  path: string,
+  query: string,
+  value: string,
+  source: CredentialSource,
+): Decision {
+  if (outcome.ok) return decision(true, "key", undefined, rule, path, query, outcome.key, value, source);
+  switch (outcome.code) {
+    case "INSUFFICIENT_SCOPE": {
+      const scopes = rule.access.kind === "key" ? rule.access.scopes : [];
+      return decision(
+        false,
+        "insufficient_scope",
+        insufficientScope(scopes),
+        rule,
+        path,
+        query,
+        outcome.key,
+        value,
+        source,
+      );
+    }
+    case "RATE_LIMITED":
+      return decision(false, "rate_limited", rateLimited(), rule, path, query, undefined, value, source);
+    case "UNAVAILABLE":
+      return decision(false, "unavailable", UNAVAILABLE, rule, path, query, undefined, value, source);
+    default:
+      // MALFORMED, NOT_FOUND, REVOKED, EXPIRED, DISABLED: one answer, so nobody learns which.
+      return decision(
+        false,
+        "invalid_credential",
+        INVALID_CREDENTIAL,
+        rule,
+        path,
+        query,
+        undefined,
+        value,
+        source,
+      );
+  }
+}
+
+const NO_STRINGS: readonly string[] = [];
+
+/** Every decision is built here, so they all share one object shape (one hidden class on the hot path). */
+function decision(
+  allow: boolean,
+  label: DecisionLabel,
+  refusal: Refusal | undefined,
+  rule: RouteRule | undefined,
+  path: string,
+  query: string,
+  key?: VerifiedKey,
+  credential?: string,
+  credentialSource?: CredentialSource,
+): Decision {
+  return {
+    allow,
+    label,
+    refusal,
+    rule,
+    path,
+    query,
+    key,
+    credential,
+    credentialSource,
+    passCredential: rule === undefined ? false : rule.access.passCredential,
+  };
+}
+
+/** The decision in `disabled` mode: nothing checked, everything forwarded as it came. */
+export function notChecked(rawPath: string, query: string): Decision {
+  return { ...decision(true, "not_checked", undefined, undefined, rawPath, query), passCredential: true };
+}

@@ -1,0 +1,45 @@
+import { describe, expect, it } from "vitest";
+import { loadSidecarConfig, SIDECAR_ENV } from "./config.js";
+
+describe("sidecar configuration", () => {
+  it("has defaults for everything but the upstream", () => {
+    const config = loadSidecarConfig({ LATCHKEY_UPSTREAM: "http://127.0.0.1:3000" });
+    expect(config.listen).toEqual({ host: "0.0.0.0", port: 8080 });
+    expect(config.adminListen).toEqual({ host: "0.0.0.0", port: 9090 });
+    expect(config.enforcement).toBe("enforce");
+    expect(config.tokenServiceUrl.href).toBe("http://127.0.0.1:8082/");
+    expect(config.maxCredentialBytes).toBe(512);
+    expect(config.policy).toBeUndefined();
+    expect(config.trustedProxies.entries).toEqual(["127.0.0.1", "::1"]);
+  });
+
+  it("names the variable of a bad or missing setting", () => {
+    expect(() => loadSidecarConfig({})).toThrow(/upstream|LATCHKEY_UPSTREAM/);
+    expect(() => loadSidecarConfig({ LATCHKEY_UPSTREAM: "ftp://x" })).toThrow(/LATCHKEY_UPSTREAM/);
+    expect(() =>
+      loadSidecarConfig({ LATCHKEY_UPSTREAM: "http://x", LATCHKEY_ENFORCEMENT: "strict" }),
+    ).toThrow(/LATCHKEY_ENFORCEMENT/);
+    expect(() =>
+      loadSidecarConfig({ LATCHKEY_UPSTREAM: "http://x", LATCHKEY_TRUSTED_PROXIES: "10.0.0.0/33" }),
+    ).toThrow(/LATCHKEY_TRUSTED_PROXIES/);
+    expect(() =>
+      loadSidecarConfig({ LATCHKEY_UPSTREAM: "http://x", LATCHKEY_MAX_CREDENTIAL_BYTES: "big" }),
+    ).toThrow(/LATCHKEY_MAX_CREDENTIAL_BYTES/);
+  });
+
+  it("parses trusted proxies as addresses and ranges, IPv4 also in its mapped IPv6 form", () => {
+    const { trustedProxies } = loadSidecarConfig({
+      LATCHKEY_UPSTREAM: "http://x",
+      LATCHKEY_TRUSTED_PROXIES: "10.0.0.0/8, 192.168.1.1,fd00::/8",
+    });
+    expect(trustedProxies.list.check("10.9.8.7", "ipv4")).toBe(true);
+    expect(trustedProxies.list.check("::ffff:10.9.8.7", "ipv6")).toBe(true);
+    expect(trustedProxies.list.check("192.168.1.2", "ipv4")).toBe(false);
+    expect(trustedProxies.list.check("fd12::1", "ipv6")).toBe(true);
+  });
+
+  it("maps every field to a LATCHKEY_ variable (or NATS_URL)", () => {
+    for (const variable of Object.values(SIDECAR_ENV))
+      expect(variable).toMatch(/^(LATCHKEY_[A-Z_]+|NATS_URL)$/);
+  });
+});

@@ -1,0 +1,136 @@
+import { BlockList, isIP } from "node:net";
+import { integerSetting, listenAddress, loadConfig } from "@latchkey/config";
+import { z } from "zod";
+
+/** How the sidecar acts on its decisions; `log` lets a team roll it out and watch the counts first. */
+export const ENFORCEMENT_MODES = ["disabled", "log", "enforce"] as const;
+
+/** One of {@link ENFORCEMENT_MODES}. */
+export type EnforcementMode = (typeof ENFORCEMENT_MODES)[number];
+
+const httpUrl = z
+  .string()
+  .url("must be an http:// or https:// URL")
+  .refine((value) => /^https?:$/.test(new URL(value).protocol), "must be an http:// or https:// URL")
+  .transform((value) => new URL(value));
+
+/**
+ * Comma-separated IP addresses and CIDR ranges, parsed into a `BlockList` so a
+ * peer address is checked without string games.
+ */
+const addressList = z.string().transform((value, ctx) => {
+  const list = new BlockList();
+  const entries: string[] = [];
+  for (const raw of value.split(",")) {
+    const entry = raw.trim();
+    if (entry === "") continue;
+    const [address = "", bits] = entry.split("/");
+    const family = isIP(address);
+    const prefix = bits === undefined ? (family === 6 ? 128 : 32) : Number(bits);
+    if (family === 0 || !Number.isInteger(prefix) || prefix < 0 || prefix > (family === 6 ? 128 : 32)) {
+      ctx.addIssue({ code: "custom", message: `"${entry}" is not an IP address or CIDR range` });
+      return z.NEVER;
+    }
+    list.addSubnet(address, prefix, family === 6 ? "ipv6" : "ipv4");
+    // An IPv4 client seen on a dual-stack socket arrives as ::ffff:a.b.c.d.
+    if (family === 4) list.addSubnet(`::ffff:${address}`, 96 + prefix, "ipv6");
+    entries.push(entry);
+  }
+  return { list, entries } as TrustedProxies;
+});
+
+/** Addresses whose forwarding headers (X-Forwarded-*, X-Original-*) the sidecar believes. */
+export interface TrustedProxies {
+  readonly list: BlockList;
+  /** The entries as configured, for logs. */
+  readonly entries: readonly string[];
+}
+
+/**
+ * The sidecar's settings. Each one says why it exists; the README's
+ * configuration table lists the same names. Parsed once at start-up.
+ */
+export const sidecarConfigSchema = z
+  .object({
+    // Where clients connect: the proxy and the forward-auth endpoint.
+    listen: listenAddress.prefault("0.0.0.0:8080"),
+    // /healthz, /readyz and /metrics, kept off the client-facing port.
+    adminListen: listenAddress.prefault("0.0.0.0:9090"),
+    // The app the sidecar protects; every allowed request goes there.
+    upstream: httpUrl,
+    // YAML route policy; unset means the `all-private` preset (every route needs a key with `read`),
+    // the safe choice when nobody has said which routes are public.
+    policy: z.string().min(1).optional(),
+    // disabled: proxy without checking; log: check and log but never refuse; enforce: refuse.
+    enforcement: z.enum(ENFORCEMENT_MODES).default("enforce"),
+    // The token-service's native gRPC listener, where the verifier sends Verify on a cache miss.
+    tokenServiceUrl: httpUrl.prefault("http://127.0.0.1:8082"),
+    // NATS for key events (revocations reach the cache at once); unset means TTL and re-verify only.
+    natsUrl: z.string().min(1).optional(),
+    // Peers whose X-Forwarded-* and X-Original-* headers are believed (nginx, Traefik, a load balancer).
+    trustedProxies: addressList.prefault("127.0.0.1,::1"),
+    logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    // Verifier cache bound: answers kept in memory.
+    cacheMaxEntries: integerSetting(0, 10_000_000).default(10_000),
+    // How long a cached answer is used before the token-service is asked again.
+    cacheTtlMs: integerSetting(0, 3_600_000).default(60_000),
+    // While cut off from key events, cached answers older than this are re-verified, so a
+    // revocation reaches this sidecar within this bound even when NATS is down.
+    maxStaleMs: integerSetting(0, 3_600_000).default(2_000),
+    // When the token-service is unreachable, serve a cached VALID answer up to this old (0: never).
+    serveStaleOnErrorMs: integerSetting(0, 86_400_000).default(0),
+    // Credentials longer than this are refused without a lookup (Latchkey keys are far shorter).
+    maxCredentialBytes: integerSetting(16, 8192).default(512),
+    // Keep-alive connections to the upstream.
+    upstreamConnections: integerSetting(1, 10_000).default(128),
+    // How long to wait for the upstream's response headers; bodies (SSE) have no idle limit.
+    upstreamHeadersTimeoutMs: integerSetting(100, 3_600_000).default(60_000),
+    // How long SIGTERM waits for in-flight requests before closing connections.
+    shutdownTimeoutMs: integerSetting(0, 300_000).default(10_000),
+  })
+  .strict();
+
+/** The sidecar's parsed configuration. */
+export type SidecarConfig = z.output<typeof sidecarConfigSchema>;
+
+/** The sidecar's configuration before parsing, e.g. for tests and `npm start`. */
+export type SidecarConfigInput = z.input<typeof sidecarConfigSchema>;
+
+/** Environment variable of each setting. */
+export const SIDECAR_ENV = {
+  listen: "LATCHKEY_SIDECAR_LISTEN",
+  adminListen: "LATCHKEY_SIDECAR_ADMIN_LISTEN",
+  upstream: "LATCHKEY_UPSTREAM",
+  policy: "LATCHKEY_POLICY",
+  enforcement: "LATCHKEY_ENFORCEMENT",
+  tokenServiceUrl: "LATCHKEY_TOKEN_SERVICE_URL",
+  natsUrl: "NATS_URL",
+  trustedProxies: "LATCHKEY_TRUSTED_PROXIES",
+  logLevel: "LATCHKEY_LOG_LEVEL",
+  cacheMaxEntries: "LATCHKEY_CACHE_MAX_ENTRIES",
+  cacheTtlMs: "LATCHKEY_CACHE_TTL_MS",
+  maxStaleMs: "LATCHKEY_MAX_STALE_MS",
+  serveStaleOnErrorMs: "LATCHKEY_SERVE_STALE_ON_ERROR_MS",
+  maxCredentialBytes: "LATCHKEY_MAX_CREDENTIAL_BYTES",
+  upstreamConnections: "LATCHKEY_UPSTREAM_CONNECTIONS",
+  upstreamHeadersTimeoutMs: "LATCHKEY_UPSTREAM_HEADERS_TIMEOUT_MS",
+  shutdownTimeoutMs: "LATCHKEY_SHUTDOWN_TIMEOUT_MS",
+} as const satisfies Record<keyof SidecarConfigInput, string>;
+
+/**
+ * Reads the sidecar's configuration from defaults, the `LATCHKEY_CONFIG` file
+ * and the environment.
+ *
+ * @throws ConfigError naming each bad setting.
+ */
+export function loadSidecarConfig(source: NodeJS.ProcessEnv = process.env): SidecarConfig {
+  return loadConfig({ schema: sidecarConfigSchema, env: SIDECAR_ENV, source });
+}
+
+/**
+ * Parses a configuration given as an object (field names, not variables), for
+ * tests and for `npm start`, which builds the stack in one process.
+ */
+export function parseSidecarConfig(input: SidecarConfigInput): SidecarConfig {
+  return sidecarConfigSchema.parse(input);
+}

@@ -1,0 +1,126 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FORWARD_AUTH_PATH } from "./forward-auth.js";
+import { send } from "./http-client.fixture.js";
+import { type SidecarStack, startSidecarStack } from "./sidecar-stack.fixture.js";
+
+const POLICY = {
+  preset: "reads-public",
+  rules: [
+    { path: "/admin/**", kind: "key", scopes: ["admin"] },
+    { path: "/events", kind: "key", scopes: ["read"], allowQueryToken: true },
+  ],
+};
+
+describe("forward-auth from a trusted proxy", () => {
+  let stack: SidecarStack;
+  beforeAll(async () => {
+    stack = await startSidecarStack({ policy: POLICY });
+  });
+  afterAll(() => stack?.close());
+
+  const check = (headers: Record<string, string>) => send(stack.url, "GET", FORWARD_AUTH_PATH, headers);
+
+  it("answers 200 with the identity headers for an allowed key (nginx headers)", async () => {
+    const { token, key } = stack.keys.issue({ scopes: ["admin"], name: "ops" });
+    const response = await check({
+      "x-original-uri": "/admin/users?page=2",
+      "x-original-method": "DELETE",
+      authorization: `Bearer ${token}`,
+    });
+    expect(response.status).toBe(200);
+    expect(response.headers).toMatchObject({
+      "x-latchkey-key-id": key.id,
+      "x-latchkey-team-id": "team_demo",
+      "x-latchkey-scopes": "admin",
+      "x-latchkey-key-name": "ops",
+      "cache-control": "no-store",
+    });
+    expect(response.body).toBe("");
+  });
+
+  it("decides on the method and URI of Traefik's X-Forwarded-* headers", async () => {
+    const { token } = stack.keys.issue({ scopes: ["read"] });
+    const read = await check({ "x-forwarded-uri": "/anything", "x-forwarded-method": "GET" });
+    expect(read.status).toBe(200);
+    expect(read.headers["x-latchkey-key-id"]).toBeUndefined();
+    const write = await check({
+      "x-forwarded-uri": "/anything",
+      "x-forwarded-method": "POST",
+      "x-api-key": token,
+    });
+    expect(write.status).toBe(403);
+    expect(write.headers["www-authenticate"]).toContain('error="insufficient_scope", scope="write"');
+  });
+
+  it("answers 401 with the proxy's body and header, and normalizes the URI", async () => {
+    const none = await check({ "x-original-uri": "/public/../admin/x", "x-original-method": "GET" });
+    expect(none.status).toBe(401);
+    expect(none.headers["www-authenticate"]).toBe('Bearer realm="latchkey"');
+    expect(none.json()).toMatchObject({ error: { code: "unauthenticated" } });
+    const bad = await check({ "x-original-uri": "/admin/x", authorization: "Bearer lk_test_nope" });
+    expect(bad.status).toBe(401);
+    expect(bad.headers["www-authenticate"]).toBe('Bearer realm="latchkey", error="invalid_token"');
+    const encoded = await check({ "x-original-uri": "/public%2F..%2Fadmin" });
+    expect(encoded.status).toBe(400);
+  });
+
+  it("takes ?token= from the original URI on routes that allow it", async () => {
+    const { token, key } = stack.keys.issue({ scopes: ["read"] });
+    const response = await check({ "x-original-uri": `/events?token=${token}` });
+    expect(response.status).toBe(200);
+    expect(response.headers["x-latchkey-key-id"]).toBe(key.id);
+  });
+
+  it("needs an original URI", async () => {
+    const response = await check({});
+    expect(response.status).toBe(400);
+    expect(response.json()).toMatchObject({ error: { code: "invalid_request" } });
+  });
+
+  it("is an exact path: anything beside it is proxied under the policy", async () => {
+    const response = await send(stack.url, "GET", `${FORWARD_AUTH_PATH}/x`);
+    expect(response.status).toBe(200);
+    expect(response.json()).toMatchObject({ path: `${FORWARD_AUTH_PATH}/x` });
+  });
+});
+
+describe("forward-auth from an untrusted peer", () => {
+  let stack: SidecarStack;
+  beforeAll(async () => {
+    stack = await startSidecarStack({
+      policy: POLICY,
+      config: { trustedProxies: "10.1.2.3,192.168.0.0/16" },
+    });
+  });
+  afterAll(() => stack?.close());
+
+  it("refuses to believe X-Original-URI", async () => {
+    const response = await send(stack.url, "GET", FORWARD_AUTH_PATH, { "x-original-uri": "/public" });
+    expect(response.status).toBe(403);
+    expect(response.json()).toMatchObject({ error: { code: "forbidden" } });
+  });
+
+  it("replaces the X-Forwarded-For an untrusted client sent", async () => {
+    const response = await send(stack.url, "GET", "/public/x", {
+      "x-forwarded-for": "203.0.113.9",
+      "x-forwarded-proto": "https",
+    });
+    const echo = response.json<{ headers: Record<string, string> }>();
+    expect(echo.headers["x-forwarded-for"]).toBe("127.0.0.1");
+    expect(echo.headers["x-forwarded-proto"]).toBe("http");
+  });
+});
+
+describe("forward-auth in log mode", () => {
+  let stack: SidecarStack;
+  beforeAll(async () => {
+    stack = await startSidecarStack({ policy: POLICY, config: { enforcement: "log" } });
+  });
+  afterAll(() => stack?.close());
+
+  it("answers 200 without identity for what enforce would refuse", async () => {
+    const response = await send(stack.url, "GET", FORWARD_AUTH_PATH, { "x-original-uri": "/admin/x" });
+    expect(response.status).toBe(200);
+    expect(response.headers["x-latchkey-key-id"]).toBeUndefined();
+  });
+});

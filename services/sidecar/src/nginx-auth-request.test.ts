@@ -1,0 +1,91 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { send } from "./http-client.fixture.js";
+import { type NginxServer, startNginxExample } from "./nginx.fixture.js";
+import { type EchoedRequest, type SidecarStack, startSidecarStack } from "./sidecar-stack.fixture.js";
+
+// The shipped deploy/nginx example, run by Debian's nginx in front of the demo app, asking a sidecar.
+let stack: SidecarStack;
+let nginx: NginxServer;
+let url: string;
+
+beforeAll(async () => {
+  stack = await startSidecarStack({
+    policy: { preset: "reads-public", rules: [{ path: "/admin/**", kind: "key", scopes: ["admin"] }] },
+  });
+  nginx = await startNginxExample({ sidecarPort: stack.sidecar.port, appPort: stack.app.port });
+  url = `http://127.0.0.1:${nginx.port}`;
+}, 180_000);
+
+afterAll(async () => {
+  await nginx?.stop();
+  await stack?.close();
+});
+
+const forwardAuthCalls = () => stack.logLines.filter((line) => line.via === "forward-auth").length;
+
+describe("nginx auth_request with the example config", () => {
+  it("lets public routes through without an identity, even a forged one", async () => {
+    const response = await send(url, "GET", "/docs", {
+      "x-latchkey-key-id": "key_forged",
+      "X-Latchkey-Scopes": "admin",
+    });
+    expect(response.status).toBe(200);
+    const echo = response.json<EchoedRequest>();
+    expect(echo.headers["x-latchkey-key-id"]).toBeUndefined();
+    expect(echo.headers["x-latchkey-scopes"]).toBeUndefined();
+  });
+
+  it("refuses a missing or bad key with 401 and the sidecar's WWW-Authenticate", async () => {
+    const none = await send(url, "POST", "/chats", {}, "{}");
+    expect(none.status).toBe(401);
+    expect(none.headers["www-authenticate"]).toBe('Bearer realm="latchkey"');
+    const bad = await send(url, "POST", "/chats", { authorization: "Bearer lk_test_nope" }, "{}");
+    expect(bad.status).toBe(401);
+    expect(bad.headers["www-authenticate"]).toBe('Bearer realm="latchkey", error="invalid_token"');
+  });
+
+  it("passes a valid key's identity to the app and keeps the credential from it", async () => {
+    const { token, key } = stack.keys.issue({ scopes: ["write"], name: "writer" });
+    const response = await send(
+      url,
+      "POST",
+      "/chats?x=1",
+      { authorization: `Bearer ${token}`, "x-latchkey-key-id": "key_forged" },
+      "{}",
+    );
+    expect(response.status).toBe(200);
+    const echo = response.json<EchoedRequest>();
+    expect(echo.method).toBe("POST");
+    expect(echo.path).toBe("/chats?x=1");
+    expect(echo.bodyBytes).toBe(2);
+    expect(echo.headers).toMatchObject({
+      "x-latchkey-key-id": key.id,
+      "x-latchkey-team-id": "team_demo",
+      "x-latchkey-scopes": "write",
+      "x-latchkey-key-name": "writer",
+    });
+    expect(echo.headers.authorization).toBeUndefined();
+  });
+
+  it("answers 403 for a key without the route's scope", async () => {
+    const { token } = stack.keys.issue({ scopes: ["write"] });
+    const response = await send(url, "GET", "/admin/users", { "x-api-key": token });
+    expect(response.status).toBe(403);
+    const echoApiKey = await send(url, "PUT", "/x", { "x-api-key": token }, "");
+    expect(echoApiKey.json<EchoedRequest>().headers["x-api-key"]).toBeUndefined();
+  });
+
+  it("reaches private routes through dotted paths only as the private route", async () => {
+    const response = await send(url, "GET", "/docs/../admin/users");
+    expect(response.status).toBe(401);
+  });
+
+  it("caches decisions: the same key and URI ask the sidecar once", async () => {
+    const { token } = stack.keys.issue({ scopes: ["write"] });
+    const before = forwardAuthCalls();
+    for (let i = 0; i < 5; i++) {
+      expect((await send(url, "POST", "/cached", { authorization: `Bearer ${token}` }, "")).status).toBe(200);
+    }
+    expect(forwardAuthCalls() - before).toBe(1);
+  });
+});

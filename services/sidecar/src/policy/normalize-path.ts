@@ -1,0 +1,136 @@
+/**
+ * Why a request path was refused. Each is a shape that two HTTP stacks read two
+ * ways, so the sidecar refuses it (400) rather than guess which way the app reads it.
+ */
+export type PathRejection =
+  | "not_origin_form"
+  | "encoded_separator"
+  | "nul"
+  | "invalid_percent_encoding"
+  | "invalid_utf8"
+  | "control_character"
+  | "double_encoding"
+  | "backslash"
+  | "non_ascii";
+
+/** Outcome of {@link normalizePath}. */
+export type NormalizedPath =
+  | {
+      readonly ok: true;
+      /** The canonical path, percent-encoded: what goes upstream, so the app sees what was matched. */
+      readonly path: string;
+      /**
+       * What the policy matches: decoded, dot segments and duplicate slashes resolved,
+       * `;params` dropped from each segment, no trailing slash (except `/` itself).
+       */
+      readonly matchPath: string;
+    }
+  | { readonly ok: false; readonly reason: PathRejection };
+
+// Characters that need no decoding and no re-encoding, minus `;` (path parameters) and `%`.
+const PLAIN_PATH = /^\/[A-Za-z0-9\-._~!$&'()*+,=:@/]*$/;
+// A segment may carry these raw (RFC 3986 pchar); everything else is percent-encoded on the way out.
+const PCHAR_RAW = /[A-Za-z0-9\-._~!$&'()*+,;=:@]/;
+const HEX_PAIR = /%[0-9A-Fa-f]{2}/;
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Normalizes the path of an origin-form request target (no query) once, the way
+ * the policy sees it and the upstream receives it:
+ * percent-decoding once, then dot segments and duplicate slashes resolved. It
+ * refuses rather than guesses: encoded `/` or `\` (`%2F`, `%5C`), a raw `\`,
+ * NUL, control characters, invalid percent-encoding or UTF-8, raw non-ASCII,
+ * and anything still percent-encoded after one decoding (`%252e`).
+ *
+ * Path parameters (`;jsessionid=…`) are dropped for matching, and a segment
+ * that is `.` or `..` once they are dropped counts as a dot segment, so
+ * `/public/..;/admin` matches as `/admin` (Java servers read it that way).
+ *
+ * @example
+ * ```ts
+ * normalizePath("/public/%2e%2e//admin/"); // { ok: true, path: "/admin/", matchPath: "/admin" }
+ * normalizePath("/a%2Fb"); // { ok: false, reason: "encoded_separator" }
+ * ```
+ */
+export function normalizePath(raw: string): NormalizedPath {
+  if (raw.charCodeAt(0) !== 0x2f) return { ok: false, reason: "not_origin_form" };
+  // The common case: nothing to decode, no dot segments, no empty segments, no parameters.
+  if (PLAIN_PATH.test(raw) && !raw.includes("//") && !raw.includes("/.")) {
+    const matchPath = raw.length > 1 && raw.endsWith("/") ? raw.slice(0, -1) : raw;
+    return { ok: true, path: raw, matchPath };
+  }
+  const rawSegments = raw.slice(1).split("/");
+  const segments: string[] = [];
+  const matchSegments: string[] = [];
+  for (const rawSegment of rawSegments) {
+    const decoded = decodeSegment(rawSegment);
+    if (typeof decoded !== "string") return decoded;
+    if (decoded === "") continue;
+    const semicolon = decoded.indexOf(";");
+    const bare = semicolon === -1 ? decoded : decoded.slice(0, semicolon);
+    if (bare === ".") continue;
+    if (bare === "..") {
+      // Like URL resolution, `..` at the root stays at the root.
+      segments.pop();
+      matchSegments.pop();
+      continue;
+    }
+    segments.push(decoded);
+    matchSegments.push(bare);
+  }
+  const last = rawSegments[rawSegments.length - 1];
+  const trailingSlash = segments.length > 0 && last === "";
+  const path = `/${segments.map(encodeSegment).join("/")}${trailingSlash ? "/" : ""}`;
+  return { ok: true, path, matchPath: `/${matchSegments.join("/")}` };
+}
+
+function decodeSegment(segment: string): string | { ok: false; reason: PathRejection } {
+  let needsDecoding = false;
+  for (let i = 0; i < segment.length; i++) {
+    const code = segment.charCodeAt(i);
+    if (code === 0x5c) return { ok: false, reason: "backslash" };
+    if (code < 0x21 || code === 0x7f) return { ok: false, reason: "control_character" };
+    if (code > 0x7e) return { ok: false, reason: "non_ascii" };
+    if (code === 0x25) needsDecoding = true;
+  }
+  if (!needsDecoding) return segment;
+  const bytes: number[] = [];
+  for (let i = 0; i < segment.length; i++) {
+    const code = segment.charCodeAt(i);
+    if (code !== 0x25) {
+      bytes.push(code);
+      continue;
+    }
+    const hex = segment.slice(i + 1, i + 3);
+    if (!/^[0-9A-Fa-f]{2}$/.test(hex)) return { ok: false, reason: "invalid_percent_encoding" };
+    const byte = Number.parseInt(hex, 16);
+    if (byte === 0x2f || byte === 0x5c) return { ok: false, reason: "encoded_separator" };
+    if (byte === 0) return { ok: false, reason: "nul" };
+    bytes.push(byte);
+    i += 2;
+  }
+  let decoded: string;
+  try {
+    decoded = utf8.decode(Uint8Array.from(bytes));
+  } catch {
+    return { ok: false, reason: "invalid_utf8" };
+  }
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this rejects.
+  if (/[\u0000-\u001f\u007f]/.test(decoded)) return { ok: false, reason: "control_character" };
+  // Still encoded after one decoding: an app that decodes twice would see another path.
+  if (HEX_PAIR.test(decoded)) return { ok: false, reason: "double_encoding" };
+  return decoded;
+}
+
+function encodeSegment(segment: string): string {
+  let out = "";
+  for (const char of segment) {
+    out += PCHAR_RAW.test(char)
+      ? char
+      : Array.from(
+          Buffer.from(char, "utf8"),
+          (byte) => `%${byte.toString(16).toUpperCase().padStart(2, "0")}`,
+        ).join("");
+  }
+  return out;
+}

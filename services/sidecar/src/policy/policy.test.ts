@@ -1,0 +1,180 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { normalizePath } from "./normalize-path.js";
+import { compilePolicy, loadPolicy, PolicyError } from "./policy.js";
+
+const SECRET = "s3cret-value-long-enough";
+
+function decide(policy: ReturnType<typeof compilePolicy>, method: string, rawPath: string) {
+  const normalized = normalizePath(rawPath);
+  if (!normalized.ok) return `rejected:${normalized.reason}`;
+  const rule = policy.match(method, normalized.matchPath);
+  return rule.access.kind === "key" ? `key:${rule.access.scopes.join(",")}` : rule.access.kind;
+}
+
+function problemsOf(document: unknown, env: NodeJS.ProcessEnv = {}): readonly string[] {
+  try {
+    compilePolicy(document, { env });
+  } catch (error) {
+    expect(error).toBeInstanceOf(PolicyError);
+    return (error as PolicyError).problems;
+  }
+  throw new Error("expected a PolicyError");
+}
+
+describe("policy matching", () => {
+  const policy = compilePolicy(
+    {
+      preset: "reads-public",
+      rules: [
+        { name: "stream", methods: ["GET"], path: "/api/v1/events/stream", kind: "secret", secretEnv: "S" },
+        { name: "health", paths: ["/healthz", "/status/*"], kind: "public" },
+        { name: "admin", path: "/admin/**", kind: "key", scopes: ["admin"] },
+        { name: "files", methods: "post", path: "/files/*.json", kind: "key", scopes: ["files:write"] },
+      ],
+    },
+    { env: { S: SECRET } },
+  );
+
+  it("takes the first rule that matches, then the preset, then the default", () => {
+    expect(decide(policy, "GET", "/api/v1/events/stream")).toBe("secret");
+    expect(decide(policy, "GET", "/api/v1/events")).toBe("public");
+    expect(decide(policy, "POST", "/api/v1/events")).toBe("key:write");
+    expect(decide(policy, "DELETE", "/healthz")).toBe("public");
+    expect(decide(policy, "GET", "/status/db")).toBe("public");
+    expect(decide(policy, "GET", "/admin")).toBe("key:admin");
+    expect(decide(policy, "GET", "/admin/users/1")).toBe("key:admin");
+    expect(decide(policy, "POST", "/files/a.json")).toBe("key:files:write");
+    expect(decide(policy, "POST", "/files/a/b.json")).toBe("key:write");
+  });
+
+  it("matches methods exactly and treats HEAD as its own method", () => {
+    expect(decide(policy, "HEAD", "/api/v1/events/stream")).toBe("public");
+    expect(decide(policy, "OPTIONS", "/anything")).toBe("public");
+    expect(decide(policy, "PATCH", "/anything")).toBe("key:write");
+  });
+
+  it("does not let encoded or dotted paths reach a private route through a public one", () => {
+    expect(decide(policy, "GET", "/healthz/../admin/users")).toBe("key:admin");
+    expect(decide(policy, "GET", "/healthz/%2e%2e/admin")).toBe("key:admin");
+    expect(decide(policy, "GET", "/healthz/%2E%2E/admin")).toBe("key:admin");
+    expect(decide(policy, "GET", "/status/x/..;/..;/admin")).toBe("key:admin");
+    expect(decide(policy, "GET", "//admin//users")).toBe("key:admin");
+    expect(decide(policy, "GET", "/./admin/./x")).toBe("key:admin");
+    expect(decide(policy, "GET", "/ADMIN/users")).toBe("key:admin");
+    expect(decide(policy, "GET", "/admin;jsessionid=1/users")).toBe("key:admin");
+    expect(decide(policy, "GET", "/%61dmin/users")).toBe("key:admin");
+    expect(decide(policy, "GET", "/admin/")).toBe("key:admin");
+    expect(decide(policy, "GET", "/healthz%2F..%2Fadmin")).toBe("rejected:encoded_separator");
+    expect(decide(policy, "GET", "/healthz/%252e%252e/admin")).toBe("rejected:double_encoding");
+    expect(decide(policy, "GET", "/healthz\\..\\admin")).toBe("rejected:backslash");
+    expect(decide(policy, "GET", "/healthz%5C..%5Cadmin")).toBe("rejected:encoded_separator");
+  });
+
+  it("never lets the query string take part in matching", () => {
+    const strict = compilePolicy({ rules: [{ path: "/public/**", kind: "public" }] });
+    // The caller passes the path only; a query that looks like a public path changes nothing.
+    const [path] = "/private/data?/public/x".split("?");
+    expect(decide(strict, "GET", path ?? "")).toBe("key:read");
+    expect(decide(strict, "GET", "/private/data%3F/public/x")).toBe("key:read");
+    expect(decide(strict, "GET", "/public/x")).toBe("public");
+  });
+
+  it("can match case-sensitively when the file asks", () => {
+    const sensitive = compilePolicy({ caseSensitive: true, rules: [{ path: "/Docs/**", kind: "public" }] });
+    expect(decide(sensitive, "GET", "/Docs/a")).toBe("public");
+    expect(decide(sensitive, "GET", "/docs/a")).toBe("key:read");
+  });
+
+  it("defaults to all-private, and a default overrides the preset's", () => {
+    expect(decide(compilePolicy({}), "GET", "/")).toBe("key:read");
+    expect(decide(loadPolicy(undefined), "GET", "/x")).toBe("key:read");
+    const open = compilePolicy({ preset: "all-private", default: { kind: "public" } });
+    expect(decide(open, "POST", "/x")).toBe("public");
+    const reads = compilePolicy({ preset: "reads-public" });
+    expect(decide(reads, "GET", "/")).toBe("public");
+    expect(decide(reads, "PUT", "/")).toBe("key:write");
+  });
+
+  it("reads the secret once, at compile time, as a digest", () => {
+    const rule = policy.match("GET", "/api/v1/events/stream");
+    expect(rule.access.kind === "secret" && rule.access.secretDigest.length).toBe(32);
+    expect(rule.label).toBe('rules[0] ("stream")');
+  });
+});
+
+describe("policy validation", () => {
+  it("names the rule at fault", () => {
+    expect(
+      problemsOf({
+        rules: [
+          { path: "/a", kind: "public" },
+          { path: "/b", kind: "nope" },
+        ],
+      }),
+    ).toEqual(['rules[1]: kind: kind must be "public", "key" or "secret"']);
+    expect(problemsOf({ rules: [{ name: "x", path: "/a", kind: "key", scopes: ["Bad Scope"] }] })[0]).toMatch(
+      /^rules\[0\] \("x"\): scopes: scope "Bad Scope"/,
+    );
+    expect(problemsOf({ rules: [{ path: "/a", kind: "key", scope: ["read"] }] })[0]).toMatch(
+      /^rules\[0\]: .*scope/,
+    );
+    expect(problemsOf({ rules: [{ kind: "public" }] })).toEqual(["rules[0]: needs path or paths"]);
+    expect(problemsOf({ rules: [{ path: "a", kind: "public" }] })).toEqual([
+      'rules[0]: path "a" must start with "/"',
+    ]);
+    expect(problemsOf({ rules: [{ path: "/a/../b", kind: "public" }] })[0]).toMatch(
+      /rules\[0\]: .*normalized/,
+    );
+    expect(problemsOf({ rules: [{ path: "/a**", kind: "public" }] })[0]).toMatch(/whole segment/);
+    expect(problemsOf({ rules: [{ path: "/a?x=1", kind: "public" }] })[0]).toMatch(/must not contain/);
+    expect(problemsOf({ rules: [{ path: "/a", methods: ["GE T"], kind: "public" }] })[0]).toMatch(
+      /rules\[0\]: methods: .*not an HTTP method/,
+    );
+    expect(problemsOf({ preset: "open" })[0]).toMatch(/^preset: /);
+    expect(problemsOf({ rules: [{ path: "/a", kind: "public", allowQueryToken: true }] })[0]).toMatch(
+      /^rules\[0\]: .*allowQueryToken/,
+    );
+  });
+
+  it("refuses secret rules whose variable is missing or short", () => {
+    const rule = { name: "cron", path: "/cron", kind: "secret", secretEnv: "CRON_SECRET" };
+    expect(problemsOf({ rules: [rule] })).toEqual([
+      'rules[0] ("cron"): secretEnv: environment variable CRON_SECRET is not set',
+    ]);
+    expect(problemsOf({ rules: [rule] }, { CRON_SECRET: "short" })[0]).toMatch(/at least 16/);
+  });
+
+  it("reads YAML files and reports unreadable or invalid ones", () => {
+    const dir = mkdtempSync(join(tmpdir(), "lk-policy-"));
+    const good = join(dir, "good.yaml");
+    writeFileSync(
+      good,
+      "preset: reads-public\nrules:\n  - path: /cron\n    kind: secret\n    secretEnv: C\n",
+    );
+    expect(loadPolicy(good, { C: SECRET }).rules.map((rule) => rule.label)).toEqual([
+      "rules[0]",
+      "preset reads-public",
+    ]);
+    const bad = join(dir, "bad.yaml");
+    writeFileSync(bad, "rules: [\n");
+    expect(() => loadPolicy(bad)).toThrow(/not valid YAML/);
+    expect(() => loadPolicy(join(dir, "missing.yaml"))).toThrow(/cannot read/);
+  });
+});
+
+describe("the example policy", () => {
+  it("compiles", () => {
+    const path = new URL("../../examples/policy.yaml", import.meta.url).pathname;
+    const policy = loadPolicy(path, {});
+    expect(policy.rules.map((rule) => rule.label)).toEqual([
+      'rules[0] ("health")',
+      'rules[1] ("events")',
+      'rules[2] ("websocket")',
+      'rules[3] ("admin")',
+      "preset reads-public",
+    ]);
+  });
+});

@@ -1,0 +1,198 @@
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
+import { compilePathGlob } from "./path-glob.js";
+import { type AccessInput, type PolicyRuleInput, policyFileSchema } from "./policy-schema.js";
+import { PRESETS } from "./presets.js";
+
+/** A route's protection, ready to act on. */
+export type RouteAccess =
+  | { readonly kind: "public"; readonly passCredential: boolean }
+  | {
+      readonly kind: "key";
+      readonly scopes: readonly string[];
+      readonly allowQueryToken: boolean;
+      readonly passCredential: boolean;
+    }
+  | {
+      readonly kind: "secret";
+      readonly secretEnv: string;
+      /** SHA-256 of the secret: compared in constant time with the digest of what the caller sent. */
+      readonly secretDigest: Buffer;
+      readonly allowQueryToken: boolean;
+      readonly passCredential: boolean;
+    };
+
+/** A compiled rule. */
+export interface RouteRule {
+  /** `rules[3] ("cron")`, `preset reads-public`, or `default`: for logs. */
+  readonly label: string;
+  /** Upper-case methods; undefined means any. */
+  readonly methods: ReadonlySet<string> | undefined;
+  readonly patterns: readonly RegExp[];
+  readonly access: RouteAccess;
+}
+
+/** A compiled policy: ordered rules, then a default. */
+export interface Policy {
+  readonly rules: readonly RouteRule[];
+  readonly fallback: RouteRule;
+  /** The first rule matching `method` and a normalized match path, or the default. */
+  match(method: string, matchPath: string): RouteRule;
+}
+
+/** Thrown when a policy file is invalid; each line names the rule at fault (`rules[3]: …`). */
+export class PolicyError extends Error {
+  override readonly name = "PolicyError";
+  constructor(
+    message: string,
+    /** One entry per problem. */
+    readonly problems: readonly string[],
+  ) {
+    super(message);
+  }
+}
+
+/** Options of {@link compilePolicy}. */
+export interface CompilePolicyOptions {
+  /** Where secrets are read from (default `process.env`). */
+  readonly env?: NodeJS.ProcessEnv;
+  /** Names the policy in error messages, e.g. its file path. */
+  readonly source?: string;
+}
+
+/** Shortest shared secret accepted: anything shorter can be guessed online. */
+export const MIN_SECRET_LENGTH = 16;
+const MAX_POLICY_BYTES = 1024 * 1024;
+
+/**
+ * Validates and compiles a parsed policy document. Secrets named by `secret`
+ * rules are read from the environment now, once.
+ *
+ * @example
+ * ```ts
+ * const policy = compilePolicy({ preset: "reads-public", rules: [{ path: "/cron/**", kind: "secret", secretEnv: "CRON_SECRET" }] });
+ * policy.match("POST", "/cron/daily").access.kind; // "secret"
+ * ```
+ * @throws PolicyError naming each bad rule.
+ */
+export function compilePolicy(document: unknown, options: CompilePolicyOptions = {}): Policy {
+  const env = options.env ?? process.env;
+  const source = options.source ?? "policy";
+  const parsed = policyFileSchema.safeParse(document ?? {});
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${where(document, issue.path)}${issue.message}`);
+    throw new PolicyError(`invalid ${source}:\n  ${problems.join("\n  ")}`, problems);
+  }
+  const file = parsed.data;
+  const preset = file.preset === undefined ? undefined : PRESETS[file.preset];
+  const problems: string[] = [];
+  const compile = (rule: PolicyRuleInput, label: string): RouteRule => {
+    const patterns: RegExp[] = [];
+    for (const pattern of rule.paths ?? (rule.path === undefined ? [] : [rule.path])) {
+      const glob = compilePathGlob(pattern, { caseSensitive: file.caseSensitive });
+      if (glob.ok) patterns.push(glob.regex);
+      else problems.push(`${label}: ${glob.message}`);
+    }
+    const methods = rule.methods?.includes("*") === false ? new Set(rule.methods) : undefined;
+    return { label, methods, patterns, access: compileAccess(rule, label, env, problems) };
+  };
+  const rules = file.rules.map((rule, index) =>
+    compile(rule, `rules[${index}]${rule.name === undefined ? "" : ` (${JSON.stringify(rule.name)})`}`),
+  );
+  for (const rule of preset?.rules ?? []) rules.push(compile(rule, `preset ${file.preset}`));
+  const fallbackAccess = file.default ?? preset?.default ?? PRESETS["all-private"].default;
+  const fallback: RouteRule = {
+    label: "default",
+    methods: undefined,
+    patterns: [],
+    access: compileAccess(fallbackAccess, "default", env, problems),
+  };
+  if (problems.length > 0) throw new PolicyError(`invalid ${source}:\n  ${problems.join("\n  ")}`, problems);
+  return {
+    rules,
+    fallback,
+    match(method, matchPath) {
+      for (const rule of rules) {
+        if (rule.methods !== undefined && !rule.methods.has(method)) continue;
+        for (const pattern of rule.patterns) if (pattern.test(matchPath)) return rule;
+      }
+      return fallback;
+    },
+  };
+}
+
+/**
+ * Reads and compiles the policy file at `path`; without a path, the
+ * `all-private` preset (every route needs a key with `read`).
+ *
+ * @throws PolicyError when the file cannot be read or is invalid.
+ */
+export function loadPolicy(path: string | undefined, env: NodeJS.ProcessEnv = process.env): Policy {
+  if (path === undefined) return compilePolicy({ preset: "all-private" }, { env });
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    const problem = `cannot read ${path}: ${(error as Error).message}`;
+    throw new PolicyError(`LATCHKEY_POLICY: ${problem}`, [problem]);
+  }
+  if (text.length > MAX_POLICY_BYTES) {
+    throw new PolicyError(`LATCHKEY_POLICY: ${path} is larger than 1 MiB`, ["too large"]);
+  }
+  let document: unknown;
+  try {
+    document = parseYaml(text, { maxAliasCount: 100 });
+  } catch (error) {
+    const problem = `${path} is not valid YAML: ${(error as Error).message}`;
+    throw new PolicyError(`LATCHKEY_POLICY: ${problem}`, [problem]);
+  }
+  return compilePolicy(document, { env, source: `policy ${path}` });
+}
+
+function compileAccess(
+  access: AccessInput,
+  label: string,
+  env: NodeJS.ProcessEnv,
+  problems: string[],
+): RouteAccess {
+  if (access.kind === "public") return { kind: "public", passCredential: access.passCredential };
+  if (access.kind === "key") {
+    return {
+      kind: "key",
+      scopes: access.scopes,
+      allowQueryToken: access.allowQueryToken,
+      passCredential: access.passCredential,
+    };
+  }
+  const secret = env[access.secretEnv];
+  if (secret === undefined || secret === "") {
+    problems.push(`${label}: secretEnv: environment variable ${access.secretEnv} is not set`);
+  } else if (secret.length < MIN_SECRET_LENGTH) {
+    problems.push(
+      `${label}: secretEnv: ${access.secretEnv} must hold at least ${MIN_SECRET_LENGTH} characters`,
+    );
+  }
+  return {
+    kind: "secret",
+    secretEnv: access.secretEnv,
+    secretDigest: createHash("sha256")
+      .update(secret ?? "")
+      .digest(),
+    allowQueryToken: access.allowQueryToken,
+    passCredential: access.passCredential,
+  };
+}
+
+/** `rules[3] ("cron"): scopes: ` for an issue at ["rules", 3, "scopes"]. */
+function where(document: unknown, path: readonly PropertyKey[]): string {
+  if (path.length === 0) return "";
+  const [head, index, ...rest] = path;
+  if (head === "rules" && typeof index === "number") {
+    const raw = (document as { rules?: unknown[] } | undefined)?.rules?.[index];
+    const name = (raw as { name?: unknown } | undefined)?.name;
+    const label = `rules[${index}]${typeof name === "string" ? ` (${JSON.stringify(name)})` : ""}`;
+    return rest.length === 0 ? `${label}: ` : `${label}: ${rest.map(String).join(".")}: `;
+  }
+  return `${path.map(String).join(".")}: `;
+}

@@ -1,0 +1,186 @@
+import { describe, expect, it } from "vitest";
+import { buildUpstreamHeaders, filterResponseHeaders, scanRequestHeaders } from "./forward-headers.js";
+import { headerSafe, identityHeaders } from "./identity-headers.js";
+
+const pairs = (flat: readonly string[]) => {
+  const out: Array<[string, string]> = [];
+  for (let i = 0; i < flat.length; i += 2) out.push([flat[i] as string, flat[i + 1] as string]);
+  return out;
+};
+
+describe("scanRequestHeaders", () => {
+  it("sorts credentials, forwarding and hop-by-hop headers out of what is forwarded", () => {
+    const scanned = scanRequestHeaders([
+      "Host",
+      "app",
+      "Authorization",
+      "Bearer tok",
+      "X-API-Key",
+      "key",
+      "Connection",
+      "keep-alive, X-Secret-Hop",
+      "X-Secret-Hop",
+      "1",
+      "Keep-Alive",
+      "timeout=5",
+      "Transfer-Encoding",
+      "chunked",
+      "TE",
+      "trailers",
+      "Upgrade",
+      "h2c",
+      "Proxy-Authorization",
+      "Basic x",
+      "Expect",
+      "100-continue",
+      "X-Latchkey-Key-Id",
+      "forged",
+      "x-latchkey-whatever",
+      "forged",
+      "X-Forwarded-For",
+      "1.1.1.1",
+      "X-Forwarded-For",
+      "2.2.2.2",
+      "X-Request-Id",
+      "abc-1",
+      "Accept",
+      "*/*",
+    ]);
+    expect(pairs(scanned.forward)).toEqual([
+      ["Host", "app"],
+      ["Accept", "*/*"],
+    ]);
+    expect(scanned.bearer).toEqual(["tok"]);
+    expect(scanned.apiKey).toEqual(["key"]);
+    expect(scanned.credentialHeaders).toEqual(["Authorization", "Bearer tok", "X-API-Key", "key"]);
+    expect(scanned.forwardedFor).toBe("1.1.1.1, 2.2.2.2");
+    expect(scanned.requestId).toBe("abc-1");
+    expect(scanned.hasBody).toBe(true);
+    expect(scanned.upgrade).toBe("h2c");
+  });
+
+  it("leaves other Authorization schemes to the app and ignores odd request ids", () => {
+    const scanned = scanRequestHeaders([
+      "authorization",
+      "Basic abc",
+      "x-request-id",
+      "bad id\u0001",
+      "content-length",
+      "0",
+    ]);
+    expect(pairs(scanned.forward)).toEqual([
+      ["authorization", "Basic abc"],
+      ["content-length", "0"],
+    ]);
+    expect(scanned.bearer).toEqual([]);
+    expect(scanned.requestId).toBeUndefined();
+    expect(scanned.hasBody).toBe(false);
+  });
+});
+
+describe("buildUpstreamHeaders", () => {
+  const context = { peer: "10.0.0.5", requestId: "r-1", identity: undefined, passCredential: false };
+
+  it("sets X-Forwarded-* from its own view for untrusted peers", () => {
+    const scanned = scanRequestHeaders([
+      "host",
+      "api",
+      "x-forwarded-for",
+      "6.6.6.6",
+      "x-forwarded-host",
+      "evil",
+      "forwarded",
+      "for=6.6.6.6",
+    ]);
+    const headers = pairs(buildUpstreamHeaders(scanned, { ...context, isTrusted: () => false }));
+    expect(headers).toEqual([
+      ["host", "api"],
+      ["x-forwarded-for", "10.0.0.5"],
+      ["x-forwarded-proto", "http"],
+      ["x-forwarded-host", "api"],
+      ["x-request-id", "r-1"],
+    ]);
+  });
+
+  it("extends a trusted proxy's headers, passes credentials when asked and adds the identity", () => {
+    const scanned = scanRequestHeaders([
+      "host",
+      "api",
+      "x-forwarded-for",
+      "1.2.3.4",
+      "x-forwarded-proto",
+      "https",
+      "authorization",
+      "Bearer t",
+    ]);
+    const headers = pairs(
+      buildUpstreamHeaders(scanned, {
+        ...context,
+        isTrusted: () => true,
+        passCredential: true,
+        identity: ["x-latchkey-key-id", "key_1"],
+      }),
+    );
+    expect(headers).toEqual([
+      ["host", "api"],
+      ["authorization", "Bearer t"],
+      ["x-latchkey-key-id", "key_1"],
+      ["x-forwarded-for", "1.2.3.4, 10.0.0.5"],
+      ["x-forwarded-proto", "https"],
+      ["x-forwarded-host", "api"],
+      ["x-request-id", "r-1"],
+    ]);
+  });
+});
+
+describe("identity headers", () => {
+  it("are header-safe and cached per key", () => {
+    const key = {
+      id: "key_1",
+      teamId: "team_1",
+      name: "naïve\nname",
+      scopes: ["read", "chats:write"],
+      environment: "live",
+      expiresAt: undefined,
+      metadata: {},
+    };
+    const headers = identityHeaders(key);
+    expect(pairs(headers)).toEqual([
+      ["x-latchkey-key-id", "key_1"],
+      ["x-latchkey-team-id", "team_1"],
+      ["x-latchkey-scopes", "read chats:write"],
+      ["x-latchkey-key-name", "na%C3%AFve%0Aname"],
+    ]);
+    expect(identityHeaders(key)).toBe(headers);
+    expect(headerSafe("100% ok")).toBe("100%25 ok");
+    expect(headerSafe("plain-name_1")).toBe("plain-name_1");
+  });
+});
+
+describe("filterResponseHeaders", () => {
+  it("drops hop-by-hop response headers and notices event streams", () => {
+    const raw = [
+      "Content-Type",
+      "text/event-stream; charset=utf-8",
+      "Connection",
+      "keep-alive, X-Hop",
+      "X-Hop",
+      "1",
+      "Transfer-Encoding",
+      "chunked",
+      "Keep-Alive",
+      "timeout=5",
+      "Set-Cookie",
+      "a=1",
+      "Set-Cookie",
+      "b=2",
+    ].map((value) => Buffer.from(value, "latin1"));
+    const { headers, eventStream } = filterResponseHeaders(raw);
+    expect(eventStream).toBe(true);
+    expect(pairs(headers)).toEqual([
+      ["Content-Type", "text/event-stream; charset=utf-8"],
+      ["Set-Cookie", "a=1"],
+      ["Set-Cookie", "b=2"],
+    ]);
+  });
+});

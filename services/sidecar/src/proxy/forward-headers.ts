@@ -1,0 +1,270 @@
+import { bearerToken } from "../credentials.js";
+
+/** What one pass over a request's raw headers finds. */
+export interface ScannedRequest {
+  /** Flat `[name, value, …]` to forward: without hop-by-hop, `x-latchkey-*`, forwarding and credential headers. */
+  readonly forward: string[];
+  /** The credential headers taken out (`Authorization: Bearer`, `X-API-Key`), re-added when the route passes them. */
+  readonly credentialHeaders: string[];
+  readonly bearer: string[];
+  readonly apiKey: string[];
+  readonly host: string | undefined;
+  /** Inbound forwarding headers, believed only from trusted proxies. */
+  readonly forwardedFor: string | undefined;
+  readonly forwardedProto: string | undefined;
+  readonly forwardedHost: string | undefined;
+  /** Inbound `Forwarded` and `X-Real-IP`, flat, kept only from trusted proxies. */
+  readonly otherForwarding: string[];
+  /** The original request as a forward-auth caller reports it. */
+  readonly originalUri: string | undefined;
+  readonly originalMethod: string | undefined;
+  readonly requestId: string | undefined;
+  /** The `Upgrade` header (WebSocket). */
+  readonly upgrade: string | undefined;
+  /** Whether a body follows (`Content-Length` > 0 or `Transfer-Encoding`). */
+  readonly hasBody: boolean;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const EMPTY: string[] = [];
+
+/**
+ * One pass over `req.rawHeaders` that sorts every header into: forwarded as is,
+ * dropped (hop-by-hop per RFC 9110 §7.6.1, `Expect`, any `x-latchkey-*` a client
+ * sent to forge an identity), or kept aside (credentials, forwarding headers).
+ */
+export function scanRequestHeaders(raw: readonly string[]): ScannedRequest {
+  const forward: string[] = [];
+  let credentialHeaders = EMPTY;
+  let bearer = EMPTY;
+  let apiKey = EMPTY;
+  let otherForwarding = EMPTY;
+  let host: string | undefined;
+  let forwardedFor: string | undefined;
+  let forwardedProto: string | undefined;
+  let forwardedHost: string | undefined;
+  let originalUri: string | undefined;
+  let originalMethod: string | undefined;
+  let requestId: string | undefined;
+  let upgrade: string | undefined;
+  let connection: string | undefined;
+  let hasBody = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    const value = raw[i + 1] as string;
+    const lower = name.toLowerCase();
+    switch (lower) {
+      case "host":
+        host = value;
+        forward.push(name, value);
+        continue;
+      case "authorization": {
+        const token = bearerToken(value);
+        if (token === undefined) {
+          forward.push(name, value);
+          continue;
+        }
+        if (bearer === EMPTY) bearer = [];
+        bearer.push(token);
+        if (credentialHeaders === EMPTY) credentialHeaders = [];
+        credentialHeaders.push(name, value);
+        continue;
+      }
+      case "x-api-key":
+        if (apiKey === EMPTY) apiKey = [];
+        apiKey.push(value);
+        if (credentialHeaders === EMPTY) credentialHeaders = [];
+        credentialHeaders.push(name, value);
+        continue;
+      case "connection":
+        connection = connection === undefined ? value : `${connection},${value}`;
+        continue;
+      case "upgrade":
+        upgrade = value;
+        continue;
+      case "content-length":
+        if (value !== "0") hasBody = true;
+        forward.push(name, value);
+        continue;
+      case "transfer-encoding":
+        hasBody = true;
+        continue;
+      case "keep-alive":
+      case "te":
+      case "trailer":
+      case "proxy-connection":
+      case "proxy-authorization":
+      case "expect":
+      case "http2-settings":
+        continue;
+      case "x-forwarded-for":
+        forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
+        continue;
+      case "x-forwarded-proto":
+        forwardedProto ??= value;
+        continue;
+      case "x-forwarded-host":
+        forwardedHost ??= value;
+        continue;
+      case "forwarded":
+      case "x-real-ip":
+        if (otherForwarding === EMPTY) otherForwarding = [];
+        otherForwarding.push(name, value);
+        continue;
+      case "x-request-id":
+        if (REQUEST_ID.test(value)) requestId ??= value;
+        continue;
+      case "x-original-uri":
+      case "x-forwarded-uri":
+        originalUri ??= value;
+        forward.push(name, value);
+        continue;
+      case "x-original-method":
+      case "x-forwarded-method":
+        originalMethod ??= value;
+        forward.push(name, value);
+        continue;
+      default:
+        if (lower.startsWith("x-latchkey-")) continue;
+        forward.push(name, value);
+    }
+  }
+  const scanned = {
+    forward,
+    credentialHeaders,
+    bearer,
+    apiKey,
+    host,
+    forwardedFor,
+    forwardedProto,
+    forwardedHost,
+    otherForwarding,
+    originalUri,
+    originalMethod,
+    requestId,
+    upgrade,
+    hasBody,
+  };
+  if (connection !== undefined) dropConnectionListed(scanned, connection);
+  return scanned;
+}
+
+// Headers a `Connection` value may name without making them ours to drop (already handled).
+const CONNECTION_OPTIONS = new Set(["keep-alive", "close", "upgrade", ""]);
+
+/** Removes the headers a `Connection` header lists (RFC 9110 §7.6.1). */
+function dropConnectionListed(scanned: ScannedRequest, connection: string): void {
+  const listed = new Set<string>();
+  for (const token of connection.split(",")) {
+    const name = token.trim().toLowerCase();
+    if (!CONNECTION_OPTIONS.has(name)) listed.add(name);
+  }
+  if (listed.size === 0) return;
+  const kept: string[] = [];
+  for (let i = 0; i < scanned.forward.length; i += 2) {
+    const name = scanned.forward[i] as string;
+    if (!listed.has(name.toLowerCase())) kept.push(name, scanned.forward[i + 1] as string);
+  }
+  scanned.forward.length = 0;
+  scanned.forward.push(...kept);
+}
+
+// Response headers that describe the upstream hop, not the response (RFC 9110 §7.6.1).
+const RESPONSE_HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "transfer-encoding",
+  "te",
+  "trailer",
+  "upgrade",
+  "proxy-connection",
+  "proxy-authenticate",
+]);
+
+/** Response headers as they go to the client, and whether the body is an event stream. */
+export interface FilteredResponseHeaders {
+  readonly headers: string[];
+  readonly eventStream: boolean;
+}
+
+/**
+ * Converts undici's raw response headers to the flat string list `writeHead`
+ * takes, dropping hop-by-hop headers and those a `Connection` header lists.
+ */
+export function filterResponseHeaders(raw: readonly Buffer[]): FilteredResponseHeaders {
+  const headers: string[] = [];
+  let eventStream = false;
+  let listed: Set<string> | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = (raw[i] as Buffer).toString("latin1");
+    const value = (raw[i + 1] as Buffer).toString("latin1");
+    // Only names of these lengths can matter; the rest (date, content-length, …) skip the lowercasing.
+    if (INTERESTING_RESPONSE_LENGTHS.has(name.length)) {
+      const lower = name.toLowerCase();
+      if (RESPONSE_HOP_BY_HOP.has(lower)) {
+        if (lower === "connection") {
+          for (const token of value.split(",")) {
+            const listedName = token.trim().toLowerCase();
+            if (CONNECTION_OPTIONS.has(listedName)) continue;
+            listed ??= new Set();
+            listed.add(listedName);
+          }
+        }
+        continue;
+      }
+      if (lower === "content-type" && value.toLowerCase().startsWith("text/event-stream")) eventStream = true;
+    }
+    headers.push(name, value);
+  }
+  if (listed === undefined) return { headers, eventStream };
+  const kept: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    if (!listed.has((headers[i] as string).toLowerCase()))
+      kept.push(headers[i] as string, headers[i + 1] as string);
+  }
+  return { headers: kept, eventStream };
+}
+
+const INTERESTING_RESPONSE_LENGTHS = new Set(
+  [...RESPONSE_HOP_BY_HOP, "content-type"].map((name) => name.length),
+);
+
+/** Context for {@link buildUpstreamHeaders}. */
+export interface UpstreamHeaderContext {
+  /** The peer's address as the socket sees it. */
+  readonly peer: string;
+  /** Whether the peer is a trusted proxy; asked only when it sent forwarding headers. */
+  readonly isTrusted: (address: string) => boolean;
+  readonly requestId: string;
+  /** Identity headers of the verified key, if any. */
+  readonly identity: readonly string[] | undefined;
+  readonly passCredential: boolean;
+}
+
+/**
+ * Completes the forwarded header list: credentials back when the route passes
+ * them, the key's identity, `X-Forwarded-For/-Proto/-Host` (extending a trusted
+ * proxy's, replacing anyone else's) and `X-Request-Id`.
+ */
+export function buildUpstreamHeaders(scanned: ScannedRequest, context: UpstreamHeaderContext): string[] {
+  const headers = scanned.forward;
+  if (context.passCredential) for (const value of scanned.credentialHeaders) headers.push(value);
+  if (context.identity !== undefined) for (const value of context.identity) headers.push(value);
+  const hasInbound =
+    scanned.forwardedFor !== undefined ||
+    scanned.forwardedProto !== undefined ||
+    scanned.forwardedHost !== undefined ||
+    scanned.otherForwarding.length > 0;
+  const trusted = hasInbound && context.isTrusted(context.peer);
+  headers.push(
+    "x-forwarded-for",
+    trusted && scanned.forwardedFor !== undefined ? `${scanned.forwardedFor}, ${context.peer}` : context.peer,
+    "x-forwarded-proto",
+    trusted && scanned.forwardedProto !== undefined ? scanned.forwardedProto : "http",
+  );
+  const forwardedHost = trusted && scanned.forwardedHost !== undefined ? scanned.forwardedHost : scanned.host;
+  if (forwardedHost !== undefined) headers.push("x-forwarded-host", forwardedHost);
+  if (trusted) for (const value of scanned.otherForwarding) headers.push(value);
+  headers.push("x-request-id", context.requestId);
+  return headers;
+}

@@ -1,0 +1,298 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Dispatcher } from "undici";
+import { type Decision, notChecked } from "../authorize.js";
+import { BAD_GATEWAY, sendRefusal } from "../refusal.js";
+import { nextRequestId } from "../request-id.js";
+import {
+  buildUpstreamHeaders,
+  filterResponseHeaders,
+  type ScannedRequest,
+  scanRequestHeaders,
+} from "./forward-headers.js";
+import { identityHeaders } from "./identity-headers.js";
+import { type ProxyContext, splitTarget } from "./proxy-context.js";
+
+/** Handles requests that are not for the proxy itself (the forward-auth endpoint). */
+export type LocalRoute = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  scanned: ScannedRequest,
+  requestId: string,
+  start: number,
+) => void;
+
+/**
+ * The main listener's request handler: decide, then either refuse or stream
+ * the request to the upstream and the response back, with nothing buffered.
+ * `localRoutes` are exact paths the sidecar answers itself.
+ */
+export function createRequestHandler(
+  context: ProxyContext,
+  localRoutes: ReadonlyMap<string, LocalRoute>,
+): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    const start = performance.now();
+    const scanned = scanRequestHeaders(req.rawHeaders);
+    const requestId = scanned.requestId ?? nextRequestId();
+    const [rawPath, query] = splitTarget(req.url ?? "/");
+    const local = localRoutes.get(rawPath);
+    if (local !== undefined) {
+      local(req, res, scanned, requestId, start);
+      return;
+    }
+    const exchange = new HttpExchange(context, req, res, scanned, requestId, start);
+    if (context.mode === "disabled") {
+      context.metrics.decision("not_checked");
+      exchange.forward(notChecked(rawPath, query));
+      return;
+    }
+    const decision = context.authorize({
+      method: exchange.method,
+      rawPath,
+      query,
+      bearer: scanned.bearer,
+      apiKey: scanned.apiKey,
+      abortable: exchange,
+    });
+    if (decision instanceof Promise) {
+      decision.then(
+        (decided) => exchange.decided(decided),
+        (error: unknown) => exchange.failed(error),
+      );
+    } else exchange.decided(decision);
+  };
+}
+
+function elapsed(start: number): number {
+  return Math.round((performance.now() - start) * 1000) / 1000;
+}
+
+const kExchange = Symbol("latchkey.exchange");
+
+// One listener function for every response: no closure per request on the hot path.
+function onResponseClose(this: ServerResponse & { [kExchange]?: HttpExchange }): void {
+  this[kExchange]?.clientClosed();
+}
+
+function releaseHeld(exchange: HttpExchange): void {
+  exchange.releaseHeld();
+}
+
+/**
+ * One request through the proxy: its decision, then its trip to the upstream
+ * as an undici dispatch handler. It uses undici's raw-header callbacks
+ * (onHeaders/onData/onComplete) because they are undici's native path: the
+ * newer controller API parses every response header into an object first,
+ * which this proxy would only turn back into a list. Backpressure: a full
+ * client socket pauses the upstream parser until `drain`.
+ */
+class HttpExchange implements Dispatcher.DispatchHandler {
+  readonly method: string;
+  #decision: Decision | undefined;
+  #controller: AbortController | undefined;
+  #abort: ((error?: Error) => void) | undefined;
+  #resume: (() => void) | undefined;
+  /** A first body chunk held back for one microtask, so a small response goes out in one write. */
+  #held: Buffer | undefined;
+  #streaming = false;
+  #status = 0;
+  #done = false;
+  #removeLive: (() => void) | undefined;
+  #listening = false;
+
+  constructor(
+    readonly context: ProxyContext,
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    readonly scanned: ScannedRequest,
+    readonly requestId: string,
+    readonly start: number,
+  ) {
+    this.method = req.method ?? "GET";
+  }
+
+  /** Aborts a verifier lookup when the client leaves; created only when a lookup has to wait. */
+  get signal(): AbortSignal {
+    this.#controller ??= new AbortController();
+    this.#listenForClose();
+    return this.#controller.signal;
+  }
+
+  #listenForClose(): void {
+    if (this.#listening) return;
+    this.#listening = true;
+    (this.res as ServerResponse & { [kExchange]?: HttpExchange })[kExchange] = this;
+    this.res.on("close", onResponseClose);
+  }
+
+  decided(decision: Decision): void {
+    const { context } = this;
+    context.metrics.decision(decision.label);
+    if (decision.allow || context.mode === "log") {
+      if (!this.res.destroyed) this.forward(decision);
+      return;
+    }
+    const refusal = decision.refusal ?? BAD_GATEWAY;
+    // A refused upload is not read to its end: the connection closes after the answer.
+    if (this.scanned.hasBody && !this.req.complete) this.res.shouldKeepAlive = false;
+    if (!this.res.destroyed) sendRefusal(this.res, refusal, this.requestId);
+    this.#decision = decision;
+    this.#finish(refusal.status);
+  }
+
+  failed(error: unknown): void {
+    this.context.logger.error({ err: error, requestId: this.requestId }, "deciding a request failed");
+    if (!this.res.headersSent && !this.res.destroyed) sendRefusal(this.res, BAD_GATEWAY, this.requestId);
+    else this.res.destroy();
+    this.#finish(BAD_GATEWAY.status);
+  }
+
+  forward(decision: Decision): void {
+    const { context, scanned, req } = this;
+    this.#decision = decision;
+    // In log mode a refused request still goes through, but without an identity it was not granted.
+    const identity = decision.allow && decision.key !== undefined ? identityHeaders(decision.key) : undefined;
+    const headers = buildUpstreamHeaders(scanned, {
+      peer: req.socket.remoteAddress ?? "",
+      isTrusted: context.isTrusted,
+      requestId: this.requestId,
+      identity,
+      passCredential: decision.passCredential,
+    });
+    const path = `${context.basePath}${decision.path}${decision.query === "" ? "" : `?${decision.query}`}`;
+    this.#listenForClose();
+    context.upstream.dispatch(
+      {
+        path,
+        method: this.method as Dispatcher.HttpMethod,
+        headers,
+        body: scanned.hasBody ? req : null,
+        // Streams (SSE, long polls) may be silent as long as they like; only the headers have a deadline.
+        bodyTimeout: 0,
+        headersTimeout: context.upstreamHeadersTimeoutMs,
+      },
+      this,
+    );
+  }
+
+  onConnect(abort: (error?: Error) => void): void {
+    if (this.#done) abort();
+    else this.#abort = abort;
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    if (statusCode < 200) return true;
+    const { headers, eventStream } = filterResponseHeaders(rawHeaders);
+    this.#status = statusCode;
+    this.#resume = resume;
+    if (statusText === "") this.res.writeHead(statusCode, headers);
+    else this.res.writeHead(statusCode, statusText, headers);
+    if (eventStream) {
+      // An EventSource waits for the headers before it reports the stream open.
+      this.#streaming = true;
+      this.res.flushHeaders();
+      this.#trackLive();
+    }
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (!this.#streaming) {
+      // Most responses arrive whole in one read: hold the first chunk until the end of this turn,
+      // and if the response completes meanwhile, headers and body leave in a single write.
+      if (this.#held === undefined) {
+        this.#held = chunk;
+        process.nextTick(releaseHeld, this);
+        return true;
+      }
+      this.releaseHeld();
+    }
+    return this.#write(chunk);
+  }
+
+  /** Writes a held first chunk: the response did not complete within the turn it arrived in. */
+  releaseHeld(): void {
+    this.#streaming = true;
+    const held = this.#held;
+    if (held === undefined || this.#done) return;
+    this.#held = undefined;
+    this.#write(held);
+  }
+
+  #write(chunk: Buffer): boolean {
+    const flushed = this.res.write(chunk);
+    if (!flushed && this.#resume !== undefined) this.res.once("drain", this.#resume);
+    return flushed;
+  }
+
+  onComplete(): void {
+    const held = this.#held;
+    this.#held = undefined;
+    this.#streaming = true;
+    if (held === undefined) this.res.end();
+    else this.res.end(held);
+    this.#finish(this.#status);
+  }
+
+  onError(error: Error): void {
+    if (this.#done) return;
+    if (!this.res.headersSent && !this.res.destroyed) {
+      this.context.metrics.upstreamError();
+      this.context.logger.warn({ err: error, requestId: this.requestId }, "upstream request failed");
+      sendRefusal(this.res, BAD_GATEWAY, this.requestId);
+      this.#finish(BAD_GATEWAY.status);
+      return;
+    }
+    this.res.destroy();
+    this.#finish(this.#status === 0 ? 499 : this.#status);
+  }
+
+  /** The client went away (or the response ended): stop the upstream side if it is still going. */
+  clientClosed(): void {
+    this.#controller?.abort();
+    if (this.#done) return;
+    this.#finish(499);
+    this.#abort?.();
+  }
+
+  #trackLive(): void {
+    const decision = this.#decision;
+    if (
+      decision === undefined ||
+      !decision.allow ||
+      decision.key === undefined ||
+      decision.credential === undefined
+    )
+      return;
+    this.#removeLive = this.context.liveConnections.add({
+      kind: "sse",
+      keyId: decision.key.id,
+      credential: decision.credential,
+      requiredScopes: decision.rule?.access.kind === "key" ? decision.rule.access.scopes : [],
+      close: () => {
+        // End the client's stream cleanly first; the upstream side is then simply dropped.
+        this.res.end();
+        this.#finish(this.#status);
+        this.#abort?.();
+      },
+    });
+  }
+
+  #finish(status: number): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#removeLive?.();
+    const decision = this.#decision;
+    this.context.accessLog({
+      requestId: this.requestId,
+      method: this.method,
+      path: decision?.path ?? "",
+      status,
+      decision: decision?.label ?? "not_checked",
+      keyId: decision?.key?.id,
+      teamId: decision?.key?.teamId,
+      durationMs: elapsed(this.start),
+      ...(decision === undefined || decision.allow ? {} : { wouldRefuse: decision.refusal?.status }),
+    });
+  }
+}

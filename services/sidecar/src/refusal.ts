@@ -1,0 +1,166 @@
+import type { ServerResponse } from "node:http";
+import type { Socket } from "node:net";
+
+/** The `code` of a refusal body; also a stable value for dashboards. */
+export type RefusalCode =
+  | "invalid_request"
+  | "unauthenticated"
+  | "invalid_token"
+  | "insufficient_scope"
+  | "rate_limited"
+  | "unavailable"
+  | "bad_gateway"
+  | "forbidden";
+
+/** An answer the sidecar gives instead of forwarding. */
+export interface Refusal {
+  readonly status: number;
+  readonly code: RefusalCode;
+  readonly message: string;
+  /** Extra headers, e.g. `WWW-Authenticate`, `Retry-After`. */
+  readonly headers: readonly (readonly [string, string])[];
+}
+
+const REALM = 'Bearer realm="latchkey"';
+
+/**
+ * One message for every key that does not verify (malformed, unknown, revoked,
+ * expired, disabled) and for a wrong shared secret, so no answer tells a caller
+ * whether a key exists.
+ */
+export const INVALID_CREDENTIAL_MESSAGE =
+  "The credential is missing, malformed, expired, revoked or unknown.";
+
+/** 401 without an `error` parameter: the request carried no credential (RFC 6750 §3.1). */
+export const MISSING_CREDENTIAL: Refusal = {
+  status: 401,
+  code: "unauthenticated",
+  message: "This route needs a credential: Authorization: Bearer <key> or X-API-Key.",
+  headers: [["www-authenticate", REALM]],
+};
+
+/** 401 `invalid_token`: the same answer for every credential that does not verify. */
+export const INVALID_CREDENTIAL: Refusal = {
+  status: 401,
+  code: "invalid_token",
+  message: INVALID_CREDENTIAL_MESSAGE,
+  headers: [["www-authenticate", `${REALM}, error="invalid_token"`]],
+};
+
+/** 400: two different credentials in one request; the sidecar will not pick one. */
+export const CONFLICTING_CREDENTIALS: Refusal = {
+  status: 400,
+  code: "invalid_request",
+  message: "The request carries more than one credential; send exactly one.",
+  headers: [["www-authenticate", `${REALM}, error="invalid_request"`]],
+};
+
+/** 503: the verifier could not decide (token-service unreachable, nothing cached); fail closed. */
+export const UNAVAILABLE: Refusal = {
+  status: 503,
+  code: "unavailable",
+  message: "The credential cannot be checked right now; retry shortly.",
+  headers: [["retry-after", "2"]],
+};
+
+/** 502: the upstream app could not be reached or broke the response. */
+export const BAD_GATEWAY: Refusal = {
+  status: 502,
+  code: "bad_gateway",
+  message: "The upstream application did not answer.",
+  headers: [],
+};
+
+/** 403 on the forward-auth endpoint: the caller is not a trusted proxy, so its X-Original-* say nothing. */
+export const UNTRUSTED_FORWARD_AUTH: Refusal = {
+  status: 403,
+  code: "forbidden",
+  message: "Forward-auth requests are accepted only from trusted proxies (LATCHKEY_TRUSTED_PROXIES).",
+  headers: [],
+};
+
+/** 400 on the forward-auth endpoint: no X-Original-URI or X-Forwarded-Uri to decide on. */
+export const MISSING_ORIGINAL_URI: Refusal = {
+  status: 400,
+  code: "invalid_request",
+  message: "Forward-auth needs X-Original-URI (nginx) or X-Forwarded-Uri (Traefik).",
+  headers: [],
+};
+
+/** 429 with `Retry-After`. */
+export function rateLimited(retryAfterSeconds = 1): Refusal {
+  return {
+    status: 429,
+    code: "rate_limited",
+    message: "The key is over its rate limit; retry later.",
+    headers: [["retry-after", String(Math.max(1, Math.ceil(retryAfterSeconds)))]],
+  };
+}
+
+/** 403 `insufficient_scope`, naming the scopes the route requires (RFC 6750 §3.1 `scope`). */
+export function insufficientScope(requiredScopes: readonly string[]): Refusal {
+  const scope = requiredScopes.join(" ");
+  return {
+    status: 403,
+    code: "insufficient_scope",
+    message: `The key lacks a scope this route requires (${scope}).`,
+    headers: [["www-authenticate", `${REALM}, error="insufficient_scope", scope="${scope}"`]],
+  };
+}
+
+/** 400 for a request path the sidecar refuses to interpret (see `normalizePath`). */
+export function badPath(reason: string): Refusal {
+  return {
+    status: 400,
+    code: "invalid_request",
+    message: `The request path is not acceptable (${reason}).`,
+    headers: [],
+  };
+}
+
+/** The JSON body of a refusal: `{ "error": { "code", "message", "requestId" } }`. */
+export function refusalBody(refusal: Refusal, requestId: string): string {
+  return JSON.stringify({ error: { code: refusal.code, message: refusal.message, requestId } });
+}
+
+/** Flat `[name, value, …]` headers of a refusal response. */
+export function refusalHeaders(refusal: Refusal, requestId: string, body: string): string[] {
+  const headers = [
+    "content-type",
+    "application/json",
+    "content-length",
+    String(Buffer.byteLength(body)),
+    "cache-control",
+    "no-store",
+    "x-request-id",
+    requestId,
+  ];
+  for (const [name, value] of refusal.headers) headers.push(name, value);
+  return headers;
+}
+
+/** Sends a refusal on an HTTP response. */
+export function sendRefusal(res: ServerResponse, refusal: Refusal, requestId: string): void {
+  const body = refusalBody(refusal, requestId);
+  res.writeHead(refusal.status, refusalHeaders(refusal, requestId, body));
+  res.end(body);
+}
+
+/** Sends a refusal on a raw socket (a refused WebSocket upgrade), then closes it. */
+export function sendRefusalOnSocket(socket: Socket, refusal: Refusal, requestId: string): void {
+  const body = refusalBody(refusal, requestId);
+  const headers = refusalHeaders(refusal, requestId, body);
+  let head = `HTTP/1.1 ${refusal.status} ${STATUS_TEXT[refusal.status] ?? "Error"}\r\nconnection: close\r\n`;
+  for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
+  socket.end(`${head}\r\n${body}`);
+}
+
+const STATUS_TEXT: Readonly<Record<number, string>> = {
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  429: "Too Many Requests",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+};

@@ -1,0 +1,182 @@
+import { WebSocket } from "undici";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sendRaw } from "./http-client.fixture.js";
+import { type SidecarStack, startSidecarStack } from "./sidecar-stack.fixture.js";
+
+let stack: SidecarStack;
+
+beforeAll(async () => {
+  stack = await startSidecarStack({
+    policy: {
+      preset: "all-private",
+      rules: [
+        { path: "/events", kind: "key", scopes: ["read"], allowQueryToken: true },
+        { path: "/ws", kind: "key", scopes: ["read"], allowQueryToken: true },
+      ],
+    },
+  });
+});
+
+afterAll(() => stack?.close());
+
+/** Reads SSE events one at a time from a fetch body. */
+function eventReader(body: ReadableStream<Uint8Array>) {
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let buffered = "";
+  return {
+    async next(): Promise<string | undefined> {
+      for (;;) {
+        const end = buffered.indexOf("\n\n");
+        if (end !== -1) {
+          const event = buffered.slice(0, end);
+          buffered = buffered.slice(end + 2);
+          return event;
+        }
+        const { value, done } = await reader.read();
+        if (done) return undefined;
+        buffered += decoder.decode(value, { stream: true });
+      }
+    },
+    cancel: () => reader.cancel(),
+  };
+}
+
+function liveCount(): Promise<number> {
+  return Promise.resolve(stack.sidecar.liveConnectionCount());
+}
+
+async function waitFor(check: () => Promise<boolean> | boolean): Promise<void> {
+  // Polls an outcome that an event (not a timer) produces; vitest's test timeout bounds it.
+  while (!(await check())) await new Promise((resolve) => setImmediate(resolve));
+}
+
+describe("server-sent events", () => {
+  it("streams events as they are sent, and ends the stream when the key is revoked", async () => {
+    const { token, key } = stack.keys.issue({ scopes: ["read"] });
+    const response = await fetch(`${stack.url}/events?interval=20`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toBe("text/event-stream");
+    const events = eventReader(response.body as ReadableStream<Uint8Array>);
+    expect(await events.next()).toBe('id: 0\ndata: {"tick":0}');
+    expect(await events.next()).toBe('id: 1\ndata: {"tick":1}');
+    expect(await liveCount()).toBe(1);
+    await stack.keys.revoke(key);
+    let next = await events.next();
+    while (next !== undefined) next = await events.next();
+    await waitFor(async () => (await liveCount()) === 0);
+    const closed = stack.logLines.find((line) => line.keyId === key.id);
+    expect(closed).toMatchObject({ decision: "key", status: 200 });
+  });
+
+  it("takes the key from ?token= (EventSource) and keeps it out of the upstream URL", async () => {
+    const { token } = stack.keys.issue({ scopes: ["read"] });
+    const response = await fetch(`${stack.url}/events?interval=20&token=${token}`);
+    expect(response.status).toBe(200);
+    const events = eventReader(response.body as ReadableStream<Uint8Array>);
+    expect(await events.next()).toContain('"tick":0');
+    await events.cancel();
+    await waitFor(async () => (await liveCount()) === 0);
+    expect(stack.logText()).not.toContain(token);
+  });
+
+  it("does not end streams of other keys", async () => {
+    const kept = stack.keys.issue({ scopes: ["read"] });
+    const revoked = stack.keys.issue({ scopes: ["read"] });
+    const response = await fetch(`${stack.url}/events?interval=20`, { headers: { "x-api-key": kept.token } });
+    const events = eventReader(response.body as ReadableStream<Uint8Array>);
+    await events.next();
+    await stack.keys.revoke(revoked.key);
+    expect(await events.next()).toContain('"tick":1');
+    await events.cancel();
+  });
+});
+
+describe("WebSocket", () => {
+  it("passes the upgrade through with identity headers, echoes, and closes with 1008 on revocation", async () => {
+    const { token, key } = stack.keys.issue({ scopes: ["read"] });
+    const socket = new WebSocket(`ws://127.0.0.1:${stack.sidecar.port}/ws?x=1`, {
+      headers: { authorization: `Bearer ${token}`, "x-latchkey-key-id": "key_forged" },
+    });
+    const messages: string[] = [];
+    const waiters: Array<() => void> = [];
+    socket.addEventListener("message", (event) => {
+      messages.push(String(event.data));
+      waiters.shift()?.();
+    });
+    const nextMessage = () =>
+      messages.length > 0
+        ? Promise.resolve(messages.shift() as string)
+        : new Promise<string>((resolve) => waiters.push(() => resolve(messages.shift() as string)));
+    const hello = JSON.parse(await nextMessage()) as { path: string; headers: Record<string, string> };
+    expect(hello.path).toBe("/ws?x=1");
+    expect(hello.headers["x-latchkey-key-id"]).toBe(key.id);
+    expect(hello.headers.authorization).toBeUndefined();
+    socket.send("ping-1");
+    expect(await nextMessage()).toBe("ping-1");
+    socket.send("x".repeat(70_000));
+    expect((await nextMessage()).length).toBe(70_000);
+    expect(await liveCount()).toBe(1);
+
+    const closeEvent = new Promise<{ code: number; reason: string }>((resolve) =>
+      socket.addEventListener("close", (event) => resolve({ code: event.code, reason: event.reason })),
+    );
+    await stack.keys.revoke(key);
+    expect(await closeEvent).toEqual({ code: 1008, reason: "key revoked" });
+    await waitFor(async () => (await liveCount()) === 0);
+  });
+
+  it("accepts ?token= on the handshake and removes it", async () => {
+    const { token } = stack.keys.issue({ scopes: ["read"] });
+    const socket = new WebSocket(`ws://127.0.0.1:${stack.sidecar.port}/ws?token=${token}&a=b`);
+    const hello = await new Promise<{ path: string }>((resolve) =>
+      socket.addEventListener("message", (event) => resolve(JSON.parse(String(event.data)))),
+    );
+    expect(hello.path).toBe("/ws?a=b");
+    socket.close();
+  });
+
+  it("refuses a handshake without a valid key before reaching the upstream", async () => {
+    const handshake = (extra: string) =>
+      Buffer.from(
+        `GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n${extra}\r\n`,
+      );
+    const none = await sendRaw(stack.url, handshake(""));
+    expect(none).toMatch(/^HTTP\/1\.1 401 /);
+    expect(none).toContain('www-authenticate: Bearer realm="latchkey"');
+    expect(none).toContain('"code":"unauthenticated"');
+    const bad = await sendRaw(stack.url, handshake("Authorization: Bearer lk_test_nope\r\n"));
+    expect(bad).toMatch(/^HTTP\/1\.1 401 /);
+    expect(bad).toContain('error="invalid_token"');
+  });
+});
+
+describe("shutdown", () => {
+  it("stops accepting, ends open streams and WebSockets (1001), and resolves", async () => {
+    const own = await startSidecarStack({
+      policy: { default: { kind: "key", scopes: ["read"], allowQueryToken: true } },
+    });
+    try {
+      const { token } = own.keys.issue({ scopes: ["read"] });
+      const response = await fetch(`${own.url}/events?interval=20`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      const events = eventReader(response.body as ReadableStream<Uint8Array>);
+      await events.next();
+      const socket = new WebSocket(`ws://127.0.0.1:${own.sidecar.port}/ws?token=${token}`);
+      await new Promise((resolve) => socket.addEventListener("message", resolve));
+      const closeEvent = new Promise<number>((resolve) =>
+        socket.addEventListener("close", (event) => resolve(event.code)),
+      );
+      await own.sidecar.close();
+      let next = await events.next();
+      while (next !== undefined) next = await events.next();
+      expect(await closeEvent).toBe(1001);
+      await expect(fetch(`${own.url}/events`)).rejects.toThrow();
+    } finally {
+      await own.close();
+    }
+  });
+});

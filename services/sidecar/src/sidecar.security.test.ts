@@ -1,0 +1,265 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type RawResponse, send, sendRaw } from "./http-client.fixture.js";
+import type { EchoedRequest, SidecarStack } from "./sidecar-stack.fixture.js";
+import { startSidecarStack } from "./sidecar-stack.fixture.js";
+
+const SECRET = "instance-secret-0123456789";
+
+let stack: SidecarStack;
+let reader: { token: string; key: { id: string } };
+
+beforeAll(async () => {
+  stack = await startSidecarStack({
+    env: { INSTANCE_SECRET: SECRET },
+    policy: {
+      preset: "reads-public",
+      rules: [
+        { name: "admin", path: "/admin/**", kind: "key", scopes: ["admin"] },
+        { name: "private", path: "/private/**", kind: "key", scopes: ["read"] },
+        { name: "feed", path: "/feed", kind: "key", scopes: ["read"], allowQueryToken: true },
+        { name: "instance", path: "/instance/**", kind: "secret", secretEnv: "INSTANCE_SECRET" },
+      ],
+    },
+  });
+  reader = stack.keys.issue({ scopes: ["read"] });
+});
+
+afterAll(async () => {
+  await stack?.close();
+});
+
+const get = (path: string, headers: Record<string, string | string[]> = {}) =>
+  send(stack.url, "GET", path, headers);
+const echoed = (response: RawResponse) => response.json<EchoedRequest>();
+const errorOf = (response: RawResponse) =>
+  response.json<{ error: { code: string; message: string } }>().error;
+
+describe("paths that try to reach a private route through a public one", () => {
+  it.each([
+    "/public/../admin/users",
+    "/public/%2e%2e/admin/users",
+    "/public/%2E%2e/admin/users",
+    "/public/..;/admin/users",
+    "//admin//users",
+    "/./admin/users",
+    "/ADMIN/users",
+    "/Admin/Users",
+    "/admin;x=1/users",
+    "/%61dmin/users",
+    "/admin/",
+    "/admin",
+  ])("%s is matched as the admin route", async (path) => {
+    const response = await get(path);
+    expect(response.status).toBe(401);
+  });
+
+  it.each([
+    ["/public%2F..%2Fadmin", "encoded_separator"],
+    ["/public%5C..%5Cadmin", "encoded_separator"],
+    ["/public/%252e%252e/admin", "double_encoding"],
+    ["/public\\..\\admin", "backslash"],
+    ["/public/%00/../admin", "nul"],
+    ["/public/%C0%AE%C0%AE/admin", "invalid_utf8"],
+  ])("%s is refused with 400", async (path, reason) => {
+    const response = await get(path);
+    expect(response.status).toBe(400);
+    expect(errorOf(response)).toMatchObject({ code: "invalid_request" });
+    expect(errorOf(response).message).toContain(reason);
+  });
+
+  it("forwards the path it matched, not the one it was sent", async () => {
+    const response = await get("/public/./a/../b//c", {});
+    expect(response.status).toBe(200);
+    expect(echoed(response).path).toBe("/public/b/c");
+    const encoded = await get("/caf%C3%A9/%7Euser?q=%2F..%2F");
+    expect(echoed(encoded).path).toBe("/caf%C3%A9/~user?q=%2F..%2F");
+  });
+
+  it("refuses raw non-ASCII bytes in the path", async () => {
+    const raw = await sendRaw(stack.url, Buffer.from("GET /caf\xe9 HTTP/1.1\r\nHost: x\r\n\r\n", "latin1"));
+    expect(raw).toMatch(/^HTTP\/1\.1 400/);
+  });
+});
+
+describe("the query string never takes part in matching", () => {
+  it("a private path with a query that looks like a public path stays private", async () => {
+    expect((await send(stack.url, "GET", "/private/data?/public/x")).status).toBe(401);
+    expect((await send(stack.url, "GET", "/private/data?x=/../public")).status).toBe(401);
+  });
+
+  it("a public path with a query that looks like a private path stays public", async () => {
+    const response = await get("/public/x?/admin/users");
+    expect(response.status).toBe(200);
+    expect(echoed(response).path).toBe("/public/x?/admin/users");
+  });
+});
+
+describe("credentials", () => {
+  it("accepts Bearer in any case and X-API-Key", async () => {
+    for (const headers of <Array<Record<string, string | string[]>>>[
+      { authorization: `Bearer ${reader.token}` },
+      { authorization: `bearer ${reader.token}` },
+      { authorization: `BEARER   ${reader.token}` },
+      { "x-api-key": reader.token },
+    ]) {
+      const response = await get("/private/x", headers);
+      expect(response.status).toBe(200);
+      expect(echoed(response).headers["x-latchkey-key-id"]).toBe(reader.key.id);
+    }
+  });
+
+  it("takes ?token= only where the route allows it, and removes it before forwarding", async () => {
+    const allowed = await get(`/feed?a=1&token=${reader.token}&x=2`);
+    expect(allowed.status).toBe(200);
+    expect(echoed(allowed).path).toBe("/feed?a=1&x=2");
+    expect(echoed(allowed).headers["x-latchkey-key-id"]).toBe(reader.key.id);
+    const encodedName = await get(`/feed?%74oken=${reader.token}`);
+    expect(echoed(encodedName).path).toBe("/feed");
+    const notAllowed = await get(`/private/x?token=${reader.token}`);
+    expect(notAllowed.status).toBe(401);
+    expect(notAllowed.headers["www-authenticate"]).toBe('Bearer realm="latchkey"');
+  });
+
+  it("refuses two different credentials in one request", async () => {
+    const other = stack.keys.issue({ scopes: ["read"] });
+    for (const headers of <Array<Record<string, string | string[]>>>[
+      { authorization: `Bearer ${reader.token}`, "x-api-key": other.token },
+      { authorization: [`Bearer ${reader.token}`, `Bearer ${other.token}`] },
+      { "x-api-key": [reader.token, other.token] },
+    ]) {
+      const response = await get("/private/x", headers);
+      expect(response.status).toBe(400);
+      expect(response.headers["www-authenticate"]).toBe('Bearer realm="latchkey", error="invalid_request"');
+    }
+    const query = await get(`/feed?token=${other.token}`, { authorization: `Bearer ${reader.token}` });
+    expect(query.status).toBe(400);
+    // The same credential twice is one credential.
+    const same = await get("/private/x", {
+      authorization: `Bearer ${reader.token}`,
+      "x-api-key": reader.token,
+    });
+    expect(same.status).toBe(200);
+  });
+
+  it("refuses oversized and non-UTF-8 credentials without asking the token-service", async () => {
+    const before = stack.keys.calls;
+    for (const headers of <Array<Record<string, string | string[]>>>[
+      { "x-api-key": `lk_live_${"a".repeat(600)}` },
+      { authorization: `Bearer ${"x".repeat(513)}` },
+      { "x-api-key": Buffer.from("lk_live_\xff\xfe\xfd", "latin1").toString("latin1") },
+      { "x-api-key": "lk_live_caf\xe9" },
+      { "x-api-key": "lk live with spaces" },
+      { authorization: "Bearer" },
+    ]) {
+      const response = await get("/private/x", headers);
+      expect(response.status).toBe(401);
+      expect(response.headers["www-authenticate"]).toBe('Bearer realm="latchkey", error="invalid_token"');
+    }
+    for (const query of ["%FF%FE", "%E9", "a%zz", `${"A".repeat(2000)}`]) {
+      const response = await get(`/feed?token=${query}`);
+      expect(response.status).toBe(401);
+    }
+    expect(stack.keys.calls).toBe(before);
+  });
+
+  it("answers every failing key with the same 401, so none reveals whether a key exists", async () => {
+    const revoked = stack.keys.issue({ scopes: ["read"] });
+    await stack.keys.revoke(revoked.key as never);
+    const unknown = stack.keys.issue({ scopes: ["read"] });
+    stack.keys.revokeSilently(unknown.key as never);
+    const bodies = new Set<string>();
+    for (const token of [revoked.token, "lk_test_notakey", `${reader.token.slice(0, -1)}x`, unknown.token]) {
+      const response = await get("/private/x", { authorization: `Bearer ${token}` });
+      expect(response.status).toBe(401);
+      expect(response.headers["www-authenticate"]).toBe('Bearer realm="latchkey", error="invalid_token"');
+      const { code, message } = errorOf(response);
+      bodies.add(JSON.stringify({ code, message }));
+    }
+    expect(bodies.size).toBe(1);
+  });
+
+  it("never writes a token to the log", async () => {
+    await get(`/feed?token=${reader.token}`);
+    await get("/private/x", { authorization: `Bearer ${reader.token}` });
+    expect(stack.logText()).not.toContain(reader.token);
+    expect(stack.logText()).not.toContain(reader.token.slice(8, 30));
+  });
+});
+
+describe("identity headers", () => {
+  it("strips every inbound x-latchkey-* header, on public and private routes", async () => {
+    const spoof = {
+      "x-latchkey-key-id": "key_forged",
+      "X-Latchkey-Team-Id": "team_forged",
+      "x-latchkey-scopes": "admin",
+      "x-latchkey-anything": "1",
+    };
+    const open = echoed(await get("/public/x", spoof));
+    expect(Object.keys(open.headers).filter((name) => name.startsWith("x-latchkey-"))).toEqual([]);
+    const keyed = echoed(await get("/private/x", { ...spoof, authorization: `Bearer ${reader.token}` }));
+    expect(keyed.headers).toMatchObject({
+      "x-latchkey-key-id": reader.key.id,
+      "x-latchkey-team-id": "team_demo",
+      "x-latchkey-scopes": "read",
+      "x-latchkey-key-name": "test-key",
+    });
+    expect(keyed.headers["x-latchkey-anything"]).toBeUndefined();
+  });
+
+  it("makes key names header-safe", async () => {
+    const odd = stack.keys.issue({ scopes: ["read"], name: "café\r\nx-injected: 1 %" });
+    const response = echoed(await get("/private/x", { authorization: `Bearer ${odd.token}` }));
+    expect(response.headers["x-latchkey-key-name"]).toBe("caf%C3%A9%0D%0Ax-injected: 1 %25");
+    expect(response.headers["x-injected"]).toBeUndefined();
+  });
+
+  it("removes the credential before forwarding", async () => {
+    const response = echoed(await get("/private/x", { authorization: `Bearer ${reader.token}` }));
+    expect(response.headers.authorization).toBeUndefined();
+    const apiKey = echoed(await get("/private/x", { "x-api-key": reader.token }));
+    expect(apiKey.headers["x-api-key"]).toBeUndefined();
+    // Other schemes belong to the app.
+    const basic = echoed(await get("/public/x", { authorization: "Basic dXNlcjpwYXNz" }));
+    expect(basic.headers.authorization).toBe("Basic dXNlcjpwYXNz");
+  });
+
+  it("replaces X-Forwarded-* from untrusted peers and extends a trusted proxy's", async () => {
+    const trustedPeer = echoed(
+      await get("/public/x", {
+        "x-forwarded-for": "203.0.113.9",
+        "x-forwarded-proto": "https",
+        "x-forwarded-host": "api.example",
+      }),
+    );
+    // 127.0.0.1 is trusted by default.
+    expect(trustedPeer.headers["x-forwarded-for"]).toBe("203.0.113.9, 127.0.0.1");
+    expect(trustedPeer.headers["x-forwarded-proto"]).toBe("https");
+    expect(trustedPeer.headers["x-forwarded-host"]).toBe("api.example");
+  });
+
+  it("drops hop-by-hop headers and those Connection lists", async () => {
+    const response = echoed(
+      await get("/public/x", {
+        connection: "keep-alive, x-hop",
+        "x-hop": "1",
+        "keep-alive": "timeout=5",
+        te: "trailers",
+        "proxy-authorization": "Basic x",
+      }),
+    );
+    expect(response.headers["x-hop"]).toBeUndefined();
+    expect(response.headers["keep-alive"]).toBeUndefined();
+    expect(response.headers.te).toBeUndefined();
+    expect(response.headers["proxy-authorization"]).toBeUndefined();
+  });
+});
+
+describe("secret routes", () => {
+  it("accepts the shared secret from any credential source and nothing else", async () => {
+    expect((await get("/instance/x", { authorization: `Bearer ${SECRET}` })).status).toBe(200);
+    expect((await get("/instance/x", { "x-api-key": SECRET })).status).toBe(200);
+    expect((await get("/instance/x", { authorization: `Bearer ${SECRET}x` })).status).toBe(401);
+    expect((await get("/instance/x", { authorization: `Bearer ${reader.token}` })).status).toBe(401);
+    expect((await get("/instance/x")).status).toBe(401);
+  });
+});

@@ -1,0 +1,207 @@
+import { once } from "node:events";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { createNatsKeyEventBus, type KeyEventBus } from "@latchkey/events";
+import { createVerifier } from "@latchkey/verifier";
+import type { Logger } from "pino";
+import { Registry } from "prom-client";
+import { Pool } from "undici";
+import { createAccessLog, createSidecarLogger } from "./access-log.js";
+import { createAdminServer } from "./admin-server.js";
+import { createAuthorizer } from "./authorize.js";
+import type { SidecarConfig } from "./config.js";
+import { createForwardAuthRoute, FORWARD_AUTH_PATH } from "./forward-auth.js";
+import type { KeyChecker } from "./key-checker.js";
+import { LiveConnections } from "./live-connections.js";
+import { createSidecarMetrics } from "./metrics.js";
+import { loadPolicy, type Policy } from "./policy/policy.js";
+import { createRequestHandler, type LocalRoute } from "./proxy/http-proxy.js";
+import type { ProxyContext } from "./proxy/proxy-context.js";
+import { createUpgradeHandler } from "./proxy/websocket-proxy.js";
+
+/** Options of {@link startSidecar} that are not configuration. */
+export interface StartSidecarOptions {
+  /**
+   * Checks keys. Default: a `@latchkey/verifier` for `tokenServiceUrl`, with key
+   * events from `natsUrl` when set. `npm start` passes a verifier on the
+   * token-service's in-process bus instead.
+   */
+  readonly keyChecker?: KeyChecker;
+  /** Default: JSON on stdout at `logLevel`. */
+  readonly logger?: Logger;
+  /** Where metrics go (default: a new registry, served on /metrics). */
+  readonly registry?: Registry;
+  /** The route policy (default: read from `config.policy`, or the `all-private` preset). */
+  readonly policy?: Policy;
+  /** Where `secret` rules read their secrets (default `process.env`). */
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/** A running sidecar. */
+export interface SidecarHandle {
+  /** Port of the proxy (and forward-auth) listener. */
+  readonly port: number;
+  /** Port of the admin listener. */
+  readonly adminPort: number;
+  readonly registry: Registry;
+  readonly logger: Logger;
+  /** Open SSE streams and WebSockets. */
+  liveConnectionCount(): number;
+  /**
+   * Stops accepting, lets in-flight requests finish (up to `shutdownTimeoutMs`),
+   * closes live streams and WebSockets (1001), then the upstream pool and the
+   * verifier it created.
+   */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the sidecar: the proxy and forward-auth listener, the admin listener,
+ * and (unless one is given) a verifier.
+ *
+ * @example
+ * ```ts
+ * const sidecar = await startSidecar(loadSidecarConfig());
+ * process.once("SIGTERM", () => sidecar.close());
+ * ```
+ * @throws PolicyError when the policy file is invalid.
+ */
+export async function startSidecar(
+  config: SidecarConfig,
+  options: StartSidecarOptions = {},
+): Promise<SidecarHandle> {
+  const logger = options.logger ?? createSidecarLogger(config.logLevel);
+  const registry = options.registry ?? new Registry();
+  const policy = options.policy ?? loadPolicy(config.policy, options.env);
+  const cleanups: Array<() => Promise<void>> = [];
+  let keyChecker = options.keyChecker;
+  if (keyChecker === undefined) {
+    let events: KeyEventBus | undefined;
+    if (config.natsUrl !== undefined) {
+      const bus = createNatsKeyEventBus({ servers: config.natsUrl, name: "latchkey-sidecar", logger });
+      cleanups.push(() => bus.close());
+      events = bus;
+    }
+    const verifier = createVerifier({
+      tokenService: config.tokenServiceUrl.href,
+      events,
+      maxEntries: config.cacheMaxEntries,
+      ttlMs: config.cacheTtlMs,
+      maxStaleMs: config.maxStaleMs,
+      serveStaleOnErrorMs: config.serveStaleOnErrorMs,
+      registry,
+      label: "latchkey-sidecar",
+      onError: (error) => logger.warn({ err: error }, "verifier error"),
+    });
+    cleanups.unshift(() => verifier.close());
+    keyChecker = verifier;
+  }
+
+  const metrics = createSidecarMetrics(registry, config.enforcement);
+  const liveConnections = new LiveConnections({
+    keyChecker,
+    logger,
+    recheckIntervalMs: config.maxStaleMs,
+    onCountChange: (kind, delta) => metrics.liveConnections(kind, delta),
+    onCutOff: (kind) => metrics.liveCutOff(kind),
+  });
+  const upstream = new Pool(config.upstream.origin, {
+    connections: config.upstreamConnections,
+    pipelining: 1,
+    headersTimeout: config.upstreamHeadersTimeoutMs,
+    bodyTimeout: 0,
+  });
+  const basePath = config.upstream.pathname.replace(/\/+$/, "");
+  const context: ProxyContext = {
+    upstream,
+    upstreamUrl: config.upstream,
+    basePath,
+    upstreamHeadersTimeoutMs: config.upstreamHeadersTimeoutMs,
+    authorize: createAuthorizer({ policy, keyChecker, maxCredentialBytes: config.maxCredentialBytes }),
+    mode: config.enforcement,
+    isTrusted: (address) =>
+      address !== "" && config.trustedProxies.list.check(address, address.includes(":") ? "ipv6" : "ipv4"),
+    liveConnections,
+    metrics,
+    accessLog: createAccessLog(logger),
+    logger,
+  };
+  const localRoutes = new Map<string, LocalRoute>([[FORWARD_AUTH_PATH, createForwardAuthRoute(context)]]);
+  const server = createServer(createRequestHandler(context, localRoutes));
+  server.on("upgrade", createUpgradeHandler(context));
+  // Upgraded sockets leave the HTTP server's bookkeeping; shutdown has to find them itself.
+  const upgraded = new Set<import("node:stream").Duplex>();
+  server.on("upgrade", (_req, socket) => {
+    upgraded.add(socket);
+    socket.once("close", () => upgraded.delete(socket));
+  });
+  server.on("clientError", (error, socket) => {
+    if (socket.writable)
+      socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
+    else socket.destroy(error);
+  });
+  let shuttingDown = false;
+  const checker = keyChecker;
+  const admin = createAdminServer({ registry, logger, isReady: () => !shuttingDown && checker.isHealthy() });
+
+  await listen(server, config.listen.host, config.listen.port);
+  try {
+    await listen(admin, config.adminListen.host, config.adminListen.port);
+  } catch (error) {
+    server.close();
+    throw error;
+  }
+  const port = (server.address() as AddressInfo).port;
+  const adminPort = (admin.address() as AddressInfo).port;
+  logger.info(
+    {
+      port,
+      adminPort,
+      upstream: config.upstream.origin + basePath,
+      enforcement: config.enforcement,
+      policy: options.policy !== undefined ? "(given)" : (config.policy ?? "preset all-private"),
+      rules: policy.rules.map((rule) => rule.label),
+      trustedProxies: config.trustedProxies.entries,
+    },
+    "sidecar listening",
+  );
+
+  let closing: Promise<void> | undefined;
+  return {
+    port,
+    adminPort,
+    registry,
+    logger,
+    liveConnectionCount: () => liveConnections.size,
+    close() {
+      closing ??= (async () => {
+        shuttingDown = true;
+        const drained = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        liveConnections.close();
+        const timer = setTimeout(() => {
+          server.closeAllConnections();
+          for (const socket of upgraded) socket.destroy();
+        }, config.shutdownTimeoutMs);
+        await drained;
+        clearTimeout(timer);
+        await upstream.destroy();
+        for (const cleanup of cleanups) {
+          await cleanup().catch((error: unknown) => logger.warn({ err: error }, "shutdown step failed"));
+        }
+        await new Promise<void>((resolve) => admin.close(() => resolve()));
+        logger.info("sidecar stopped");
+        await new Promise<void>((resolve) => logger.flush(() => resolve()));
+      })();
+      return closing;
+    },
+  };
+}
+
+async function listen(server: Server, host: string, port: number): Promise<void> {
+  server.listen(port, host);
+  await Promise.race([
+    once(server, "listening"),
+    once(server, "error").then(([error]) => Promise.reject(error)),
+  ]);
+}
