@@ -7,7 +7,7 @@ import { createVerifier } from "@latchkey/verifier";
 // `npm start`: the whole stack in one process with nothing to install: the
 // token-service on embedded PostgreSQL (PGlite, data in LATCHKEY_DATA_DIR) and
 // an in-process event bus, a demo app on 3000, and the sidecar in front of it
-// on 8080 with examples/policy.yaml. With DATABASE_URL and NATS_URL set, the
+// on 8080 with services/sidecar/examples/policy.yaml. With DATABASE_URL and NATS_URL set, the
 // same code uses real PostgreSQL and NATS.
 
 const started = performance.now();
@@ -17,7 +17,7 @@ const env = {
   LATCHKEY_SIDECAR_LISTEN: "127.0.0.1:8080",
   LATCHKEY_SIDECAR_ADMIN_LISTEN: "127.0.0.1:9090",
   LATCHKEY_UPSTREAM: "http://127.0.0.1:3000",
-  LATCHKEY_POLICY: "examples/policy.yaml",
+  LATCHKEY_POLICY: "services/sidecar/examples/policy.yaml",
   LATCHKEY_LOG_LEVEL: "warn",
   CRON_SECRET: randomBytes(24).toString("base64url"),
   ...process.env,

@@ -168,12 +168,13 @@ describe("policy validation", () => {
 describe("the example policy", () => {
   it("compiles", () => {
     const path = new URL("../../examples/policy.yaml", import.meta.url).pathname;
-    const policy = loadPolicy(path, {});
+    const policy = loadPolicy(path, { CRON_SECRET: "a-cron-secret-of-thirty-two-chars" });
     expect(policy.rules.map((rule) => rule.label)).toEqual([
       'rules[0] ("health")',
       'rules[1] ("events")',
       'rules[2] ("websocket")',
       'rules[3] ("admin")',
+      'rules[4] ("cron")',
       "preset reads-public",
     ]);
   });
