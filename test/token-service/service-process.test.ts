@@ -13,6 +13,7 @@ import { TeamService, TokenService, VerifierHeartbeatSchema, VerifyResult } from
 import { connect } from "nats";
 import pg from "pg";
 import { describe, expect, it } from "vitest";
+import { migrations } from "../../services/token-service/src/db/migrations/index.js";
 import { freshDatabaseUrl, natsUrl } from "../harness/index.js";
 import { ROOT_KEY } from "./start.js";
 
@@ -90,7 +91,7 @@ describe.concurrent("the token-service binary", () => {
     it("applies the migrations and exits 0", async () => {
       const child = startMain({ DATABASE_URL: await freshDatabaseUrl("cli") }, ["migrate"]);
       expect(await child.exited).toBe(0);
-      expect((await child.logLine("migrations applied")).applied).toHaveLength(2);
+      expect((await child.logLine("migrations applied")).applied).toEqual(Object.keys(migrations));
     });
   });
 
