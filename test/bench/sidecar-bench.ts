@@ -26,7 +26,8 @@ import { adminClients } from "./admin-client.js";
 // latency the sidecar adds over going direct. The client keeps its schedule whatever the answers do
 // (open loop: a slow server does not slow the sending), and times each request from the moment it is
 // sent (its 1 ms timer granularity would otherwise dominate). The token-service runs on a throw-away
-// PostgreSQL and NATS, as in production.
+// PostgreSQL and NATS, as in production. BENCH_SIDECAR_NODE_FLAGS (e.g. "--trace-gc") go to the
+// sidecar's node; its log is in the temp dir printed at the end.
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const SELF = fileURLToPath(import.meta.url);
@@ -288,7 +289,7 @@ async function main(): Promise<void> {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     const sidecar = child(
-      ["services/sidecar/bin/latchkey-sidecar.js"],
+      [...(process.env.BENCH_SIDECAR_NODE_FLAGS ?? "").split(" ").filter(Boolean), "services/sidecar/bin/latchkey-sidecar.js"],
       {
         LATCHKEY_UPSTREAM: `http://127.0.0.1:${upstreamPort}`,
         LATCHKEY_SIDECAR_LISTEN: `127.0.0.1:${sidecarPort}`,
@@ -379,6 +380,7 @@ async function main(): Promise<void> {
       `\nsidecar verifier: cache hits ${counterValue("latchkey_verifier_cache_hits_total")}, misses ${counterValue("latchkey_verifier_cache_misses_total")}, stale re-verifications ${counterValue("latchkey_verifier_stale_reverifications_total")}`,
     );
     console.log(`added p99 at ${rate} req/s (sidecar vs direct): ${addedP99.toFixed(2)} ms`);
+    if (process.env.BENCH_SIDECAR_NODE_FLAGS) console.log(`sidecar log: ${sidecar.logFile}`);
     console.log(
       `sidecar ratio_vs_bare_proxy=${vsBare.toFixed(2)} ratio_vs_nginx=${vsNginx.toFixed(2)} added_p99_ms_at_${rate}rps=${addedP99.toFixed(2)}`,
     );
