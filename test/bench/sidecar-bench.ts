@@ -1,7 +1,7 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { closeSync, mkdtempSync, openSync, readFileSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { createServer, request as httpRequest } from "node:http";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -289,7 +289,10 @@ async function main(): Promise<void> {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     const sidecar = child(
-      [...(process.env.BENCH_SIDECAR_NODE_FLAGS ?? "").split(" ").filter(Boolean), "services/sidecar/bin/latchkey-sidecar.js"],
+      [
+        ...(process.env.BENCH_SIDECAR_NODE_FLAGS ?? "").split(" ").filter(Boolean),
+        "services/sidecar/bin/latchkey-sidecar.js",
+      ],
       {
         LATCHKEY_UPSTREAM: `http://127.0.0.1:${upstreamPort}`,
         LATCHKEY_SIDECAR_LISTEN: `127.0.0.1:${sidecarPort}`,
@@ -386,5 +389,6 @@ async function main(): Promise<void> {
     );
   } finally {
     for (const stop of stops) await stop().catch(() => {});
+    if (!process.env.BENCH_SIDECAR_NODE_FLAGS) rmSync(dir, { recursive: true, force: true });
   }
 }
