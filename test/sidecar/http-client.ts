@@ -1,48 +1,14 @@
 // Plain HTTP for the sidecar tests: node:http with the path exactly as given (fetch and undici
 // normalize dot segments away, which is the very thing these tests need to send), raw bytes over
-// TCP for what no client library will write, and a reader for server-sent events.
-import { request } from "node:http";
+// TCP for what no client library will write, and a reader for server-sent events (shared with the
+// sidecar's own tests).
 import { connect } from "node:net";
 
-/** A response as the tests look at it. */
-export interface Response {
-  readonly status: number;
-  readonly headers: Record<string, string | string[] | undefined>;
-  readonly body: string;
-  json<T = unknown>(): T;
-}
-
-/** Sends one request on its own connection, the path byte for byte. */
-export function send(
-  base: string,
-  method: string,
-  path: string,
-  headers: Record<string, string | string[]> = {},
-  body?: string,
-): Promise<Response> {
-  const url = new URL(base);
-  return new Promise((resolve, reject) => {
-    const req = request(
-      { host: url.hostname, port: url.port, method, path, headers, agent: false },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (chunk: Buffer) => chunks.push(chunk));
-        res.on("end", () => {
-          const text = Buffer.concat(chunks).toString("utf8");
-          resolve({
-            status: res.statusCode ?? 0,
-            headers: res.headers,
-            body: text,
-            json: <T>() => JSON.parse(text) as T,
-          });
-        });
-        res.on("error", reject);
-      },
-    );
-    req.on("error", reject);
-    req.end(body);
-  });
-}
+export {
+  eventReader,
+  type RawResponse as Response,
+  send,
+} from "../../services/sidecar/src/http-client.fixture.js";
 
 /** Writes `bytes` on a new TCP connection and resolves with everything read until the server closes. */
 export function sendRaw(base: string, bytes: Buffer): Promise<string> {
@@ -66,30 +32,4 @@ export function sendRaw(base: string, bytes: Buffer): Promise<string> {
       else reject(error);
     });
   });
-}
-
-/** Reads server-sent events one at a time from a response body. */
-export function eventReader(body: ReadableStream<Uint8Array>): {
-  next(): Promise<string | undefined>;
-  cancel(): Promise<void>;
-} {
-  const reader = body.getReader();
-  const decoder = new TextDecoder();
-  let buffered = "";
-  return {
-    async next() {
-      for (;;) {
-        const end = buffered.indexOf("\n\n");
-        if (end !== -1) {
-          const event = buffered.slice(0, end);
-          buffered = buffered.slice(end + 2);
-          return event;
-        }
-        const { value, done } = await reader.read();
-        if (done) return undefined;
-        buffered += decoder.decode(value, { stream: true });
-      }
-    },
-    cancel: () => reader.cancel(),
-  };
 }

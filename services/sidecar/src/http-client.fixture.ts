@@ -55,3 +55,29 @@ export function sendRaw(base: string, bytes: Buffer): Promise<string> {
     socket.on("error", reject);
   });
 }
+
+/** Reads server-sent events one at a time from a response body. */
+export function eventReader(body: ReadableStream<Uint8Array>): {
+  next(): Promise<string | undefined>;
+  cancel(): Promise<void>;
+} {
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let buffered = "";
+  return {
+    async next() {
+      for (;;) {
+        const end = buffered.indexOf("\n\n");
+        if (end !== -1) {
+          const event = buffered.slice(0, end);
+          buffered = buffered.slice(end + 2);
+          return event;
+        }
+        const { value, done } = await reader.read();
+        if (done) return undefined;
+        buffered += decoder.decode(value, { stream: true });
+      }
+    },
+    cancel: () => reader.cancel(),
+  };
+}

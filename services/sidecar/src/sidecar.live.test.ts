@@ -1,6 +1,6 @@
 import { WebSocket } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { sendRaw } from "./http-client.fixture.js";
+import { eventReader, sendRaw } from "./http-client.fixture.js";
 import { type SidecarStack, startSidecarStack } from "./sidecar-stack.fixture.js";
 
 let stack: SidecarStack;
@@ -18,29 +18,6 @@ beforeAll(async () => {
 });
 
 afterAll(() => stack?.close());
-
-/** Reads SSE events one at a time from a fetch body. */
-function eventReader(body: ReadableStream<Uint8Array>) {
-  const reader = body.getReader();
-  const decoder = new TextDecoder();
-  let buffered = "";
-  return {
-    async next(): Promise<string | undefined> {
-      for (;;) {
-        const end = buffered.indexOf("\n\n");
-        if (end !== -1) {
-          const event = buffered.slice(0, end);
-          buffered = buffered.slice(end + 2);
-          return event;
-        }
-        const { value, done } = await reader.read();
-        if (done) return undefined;
-        buffered += decoder.decode(value, { stream: true });
-      }
-    },
-    cancel: () => reader.cancel(),
-  };
-}
 
 function liveCount(): Promise<number> {
   return Promise.resolve(stack.sidecar.liveConnectionCount());

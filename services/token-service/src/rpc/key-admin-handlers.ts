@@ -15,7 +15,8 @@ import { findKeyById, type KeyChanges, listKeys, updateKey } from "../keys/key.r
 import { keyFromRow } from "../keys/key-mapper.js";
 import { enqueueKeyEvent } from "../outbox/outbox.repository.js";
 import type { RpcContext } from "../server/rpc-context.js";
-import { assertGrantable, keyNotFound } from "./key-write-handlers.js";
+import { beginAdminCall, keyChanged, keyNotFound } from "./admin-call.js";
+import { assertGrantable } from "./key-write-handlers.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 import type { ServiceDeps } from "./service-deps.js";
 import {
@@ -35,8 +36,7 @@ export async function getKey(
   request: GetRequest,
   ctx: RpcContext,
 ): Promise<MessageInitShape<typeof GetResponseSchema>> {
-  const principal = await deps.auth.authenticate(ctx.requestHeader);
-  rejectUnknownFields(request, "GetRequest");
+  const principal = await beginAdminCall(deps, ctx, request);
   const keyId = requireKeyId(request.keyId);
   const row = await findKeyById(deps.db, keyId);
   if (!row || (principal.kind === "admin" && principal.teamId !== row.team_id)) throw keyNotFound(keyId);
@@ -49,8 +49,7 @@ export async function listTeamKeys(
   request: ListRequest,
   ctx: RpcContext,
 ): Promise<MessageInitShape<typeof ListResponseSchema>> {
-  const principal = await deps.auth.authenticate(ctx.requestHeader);
-  rejectUnknownFields(request, "ListRequest");
+  const principal = await beginAdminCall(deps, ctx, request);
   const teamId =
     request.teamId === "" && principal.kind === "admin" ? principal.teamId : requireTeamId(request.teamId);
   assertTeamAccess(principal, teamId);
@@ -76,8 +75,7 @@ export async function updateKeyFields(
   request: UpdateRequest,
   ctx: RpcContext,
 ): Promise<MessageInitShape<typeof UpdateResponseSchema>> {
-  const principal = await deps.auth.authenticate(ctx.requestHeader);
-  rejectUnknownFields(request, "UpdateRequest");
+  const principal = await beginAdminCall(deps, ctx, request);
   if (request.scopes) rejectUnknownFields(request.scopes, "UpdateRequest.scopes");
   if (request.metadata) rejectUnknownFields(request.metadata, "UpdateRequest.metadata");
   const keyId = requireKeyId(request.keyId);
@@ -121,8 +119,7 @@ export async function updateKeyFields(
     });
     return updated;
   });
-  deps.cache.invalidate(keyId, Buffer.from(row.token_hash).toString("hex"));
-  deps.publisher.wake();
+  keyChanged(deps, row);
   deps.logger.info({ keyId, actor: principal.actor, requestId: ctx.requestId }, "key updated");
   return { key: keyFromRow(row) };
 }

@@ -15,18 +15,17 @@ import { generateToken, hashToken, type KeyEnvironment, missingScopes, tokenHint
 import { recordAudit } from "../audit/audit.repository.js";
 import { assertTeamAccess } from "../auth/admin-authenticator.js";
 import type { Principal } from "../auth/principal.js";
-import type { ApiKeyRow } from "../db/tables.js";
 import { newKeyId } from "../ids.js";
-import { findKeyById, insertKey, updateKey } from "../keys/key.repository.js";
+import { insertKey, updateKey } from "../keys/key.repository.js";
 import { keyFromRow } from "../keys/key-mapper.js";
 import { enqueueKeyEvent } from "../outbox/outbox.repository.js";
 import type { RpcContext } from "../server/rpc-context.js";
 import { findTeam } from "../teams/team.repository.js";
+import { beginAdminCall, keyChanged, lockKey } from "./admin-call.js";
 import type { ServiceDeps } from "./service-deps.js";
 import {
   invalidArgument,
   optionalText,
-  rejectUnknownFields,
   requireKeyId,
   requireMetadata,
   requireName,
@@ -37,11 +36,6 @@ import {
 const MAX_GRACE_MS = 30 * 86_400_000;
 const MAX_WAIT_MS = 30_000;
 const MAX_LIFETIME_MS = 100 * 365 * 86_400_000;
-
-/** NotFound for a key that is absent or belongs to a team the caller may not see. */
-export function keyNotFound(keyId: string): ConnectError {
-  return new ConnectError(`key ${keyId} not found`, Code.NotFound);
-}
 
 /** Refuses scopes an admin key does not itself hold (root may grant anything). */
 export function assertGrantable(principal: Principal, scopes: readonly string[], field: string): void {
@@ -69,8 +63,7 @@ export async function issueKey(
   request: IssueRequest,
   ctx: RpcContext,
 ): Promise<MessageInitShape<typeof IssueResponseSchema>> {
-  const principal = await deps.auth.authenticate(ctx.requestHeader);
-  rejectUnknownFields(request, "IssueRequest");
+  const principal = await beginAdminCall(deps, ctx, request);
   const teamId = requireTeamId(request.teamId);
   assertTeamAccess(principal, teamId);
   const name = requireName(request.name);
@@ -122,25 +115,13 @@ export async function issueKey(
   return { key: keyFromRow(row), token };
 }
 
-/** Loads a key for change inside a transaction, hiding other teams' keys. */
-async function lockKey(
-  trx: Parameters<typeof findKeyById>[0],
-  principal: Principal,
-  keyId: string,
-): Promise<ApiKeyRow> {
-  const row = await findKeyById(trx, keyId, true);
-  if (!row || (principal.kind === "admin" && principal.teamId !== row.team_id)) throw keyNotFound(keyId);
-  return row;
-}
-
 /** Revoke: permanent; a no-op on an already revoked key. Optionally waits for verifiers to confirm. */
 export async function revokeKey(
   deps: ServiceDeps,
   request: RevokeRequest,
   ctx: RpcContext,
 ): Promise<MessageInitShape<typeof RevokeResponseSchema>> {
-  const principal = await deps.auth.authenticate(ctx.requestHeader);
-  rejectUnknownFields(request, "RevokeRequest");
+  const principal = await beginAdminCall(deps, ctx, request);
   const keyId = requireKeyId(request.keyId);
   const reason = optionalText(request.reason, "reason", 500);
   const waitMs = durationField(request.waitTimeout, "wait_timeout", MAX_WAIT_MS);
@@ -192,8 +173,7 @@ export async function rotateKey(
   request: RotateRequest,
   ctx: RpcContext,
 ): Promise<MessageInitShape<typeof RotateResponseSchema>> {
-  const principal = await deps.auth.authenticate(ctx.requestHeader);
-  rejectUnknownFields(request, "RotateRequest");
+  const principal = await beginAdminCall(deps, ctx, request);
   const keyId = requireKeyId(request.keyId);
   const graceMs = durationField(request.gracePeriod, "grace_period", MAX_GRACE_MS);
   const result = await deps.db.transaction().execute(async (trx) => {
@@ -237,8 +217,7 @@ export async function rotateKey(
     });
     return { fresh, previous, token };
   });
-  deps.cache.invalidate(keyId, Buffer.from(result.previous.token_hash).toString("hex"));
-  deps.publisher.wake();
+  keyChanged(deps, result.previous);
   deps.logger.info(
     { keyId, newKeyId: result.fresh.id, actor: principal.actor, requestId: ctx.requestId },
     "key rotated",

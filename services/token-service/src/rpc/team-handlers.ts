@@ -7,9 +7,10 @@ import type { TeamRow } from "../db/tables.js";
 import { newTeamId } from "../ids.js";
 import { registerService, type ServiceRegistration } from "../server/service-registration.js";
 import { insertTeam, listTeams } from "../teams/team.repository.js";
+import { beginAdminCall } from "./admin-call.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 import type { ServiceDeps } from "./service-deps.js";
-import { pageSize, rejectUnknownFields, requireName } from "./validate.js";
+import { pageSize, requireName } from "./validate.js";
 
 function teamFromRow(row: TeamRow) {
   return { id: row.id, name: row.name, createTime: timestampFromDate(row.created_at) };
@@ -26,9 +27,8 @@ function teamFromRow(row: TeamRow) {
 export function createTeamService(deps: ServiceDeps): ServiceRegistration {
   return registerService(TeamService, {
     async createTeam(request, ctx) {
-      const principal = await deps.auth.authenticate(ctx.requestHeader);
+      const principal = await beginAdminCall(deps, ctx, request);
       assertRoot(principal);
-      rejectUnknownFields(request, "CreateTeamRequest");
       const name = requireName(request.name);
       const row = await deps.db.transaction().execute(async (trx) => {
         const inserted = await insertTeam(trx, { id: newTeamId(), name });
@@ -48,8 +48,7 @@ export function createTeamService(deps: ServiceDeps): ServiceRegistration {
     },
 
     async listTeams(request, ctx) {
-      assertRoot(await deps.auth.authenticate(ctx.requestHeader));
-      rejectUnknownFields(request, "ListTeamsRequest");
+      assertRoot(await beginAdminCall(deps, ctx, request));
       const limit = pageSize(request.pageSize);
       const rows = await listTeams(deps.db, { limit, after: decodePageToken(request.pageToken) });
       const page = rows.slice(0, limit);

@@ -1,0 +1,46 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Principal } from "../auth/principal.js";
+import type { ApiKeyRow } from "../db/tables.js";
+import { findKeyById } from "../keys/key.repository.js";
+import type { RpcContext } from "../server/rpc-context.js";
+import type { ServiceDeps } from "./service-deps.js";
+import { rejectUnknownFields } from "./validate.js";
+
+/**
+ * The start of every admin RPC: authenticate the bearer key, then refuse
+ * unknown fields (named after the request message).
+ */
+export async function beginAdminCall(
+  deps: ServiceDeps,
+  ctx: RpcContext,
+  request: { readonly $typeName: string; $unknown?: ReadonlyArray<{ no: number }> },
+): Promise<Principal> {
+  const principal = await deps.auth.authenticate(ctx.requestHeader);
+  rejectUnknownFields(request, request.$typeName.replace(/^latchkey\.v1\./, ""));
+  return principal;
+}
+
+/** NotFound for a key that is absent or belongs to a team the caller may not see. */
+export function keyNotFound(keyId: string): ConnectError {
+  return new ConnectError(`key ${keyId} not found`, Code.NotFound);
+}
+
+/** Loads and locks a key for change inside a transaction, hiding other teams' keys. */
+export async function lockKey(
+  trx: Parameters<typeof findKeyById>[0],
+  principal: Principal,
+  keyId: string,
+): Promise<ApiKeyRow> {
+  const row = await findKeyById(trx, keyId, true);
+  if (!row || (principal.kind === "admin" && principal.teamId !== row.team_id)) throw keyNotFound(keyId);
+  return row;
+}
+
+/**
+ * After a key change has committed: drop it from this replica's row cache at
+ * once (other replicas hear of it through the event) and wake the publisher.
+ */
+export function keyChanged(deps: ServiceDeps, row: ApiKeyRow): void {
+  deps.cache.invalidate(row.id, Buffer.from(row.token_hash).toString("hex"));
+  deps.publisher.wake();
+}
