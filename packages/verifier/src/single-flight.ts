@@ -13,7 +13,12 @@ export interface SingleFlight<T> {
     hash: string,
     start: (invalidatedSince: InvalidatedSince) => Promise<T>,
   ): { promise: Promise<T>; joined: boolean };
-  /** Records a change to one token (`hash`), one key (`keyId`), or, with neither, everything. */
+  /**
+   * Records a change to one token (`hash`), one key (`keyId`), or, with neither,
+   * everything. Lookups it may affect stop being joinable: a caller arriving
+   * after the change starts a fresh lookup instead of sharing an answer read
+   * before it.
+   */
   invalidate(target: { hash?: string; keyId?: string }): void;
 }
 
@@ -39,7 +44,9 @@ interface Invalidation {
  * ```
  */
 export function createSingleFlight<T>(): SingleFlight<T> {
+  // Joinable lookups by hash; `running` also counts ones an invalidation detached.
   const inflight = new Map<string, Promise<T>>();
+  let running = 0;
   let log: Invalidation[] = [];
   let count = 0;
 
@@ -57,16 +64,21 @@ export function createSingleFlight<T>(): SingleFlight<T> {
         }
         return false;
       };
-      const promise = start(invalidatedSince).finally(() => {
-        inflight.delete(hash);
-        if (inflight.size === 0) log = [];
+      running += 1;
+      const promise: Promise<T> = start(invalidatedSince).finally(() => {
+        if (inflight.get(hash) === promise) inflight.delete(hash);
+        running -= 1;
+        if (running === 0) log = [];
       });
       inflight.set(hash, promise);
       return { promise, joined: false };
     },
     invalidate({ hash, keyId }) {
       count += 1;
-      if (inflight.size > 0) log.push({ n: count, hash, keyId });
+      if (running > 0) log.push({ n: count, hash, keyId });
+      // A token's hash names its only key; without one, any lookup may be for the key.
+      if (hash !== undefined) inflight.delete(hash);
+      else inflight.clear();
     },
   };
 }

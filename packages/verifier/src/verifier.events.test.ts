@@ -92,6 +92,23 @@ describe("key events", () => {
     expect(stub.calls).toBe(2);
   });
 
+  it("does not let a caller that arrives after an event share a lookup started before it", async () => {
+    const v = await verifier();
+    const { token, key } = stub.issue();
+    stub.hold();
+    const before = v.verify(token);
+    while (stub.calls === 0) await new Promise((resolve) => setImmediate(resolve));
+    const invalidated = nextInvalidation(v);
+    await bus.publish(keyEvent(KeyEventType.REVOKED, key, token), "1");
+    await invalidated;
+    stub.revoke(token);
+    const after = v.verify(token);
+    stub.release();
+    expect(await before).toMatchObject({ code: "VALID" });
+    expect(await after).toMatchObject({ code: "REVOKED" });
+    expect(stub.calls).toBe(2);
+  });
+
   it("clears the whole cache on a gap", async () => {
     const controlled = createControlledBus(bus);
     const v = await verifier({ events: controlled });
