@@ -49,8 +49,9 @@ export function createMemoryKeyEventBus(options: MemoryKeyEventBusOptions = {}):
       try {
         await entry.subscriber.onEvent(delivery);
       } catch {
-        // A throwing subscriber must not stop delivery to itself or others;
-        // the verifier logs its own failures.
+        // A throwing subscriber must not stop delivery; as on JetStream, the
+        // event it may not have applied is reported as lost.
+        entry.subscriber.onGap?.({ afterSequence: delivery.sequence, firstAvailable: delivery.sequence + 1 });
       }
     });
   }

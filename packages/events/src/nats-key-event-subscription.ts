@@ -156,7 +156,9 @@ export async function openNatsKeyEventSubscription(
     try {
       await subscriber.onEvent({ sequence, event });
     } catch (error) {
+      // The subscriber may not have applied it (a revocation, perhaps): report it as lost.
       logger.warn({ err: error, sequence }, "key event subscriber failed");
+      subscriber.onGap?.({ afterSequence: sequence, firstAvailable: sequence + 1 });
     }
     last = sequence;
     if (catchUpTo !== undefined && last >= catchUpTo) {

@@ -158,8 +158,11 @@ export function createKeyEventFollower(options: KeyEventFollowerOptions): KeyEve
               try {
                 options.apply(event);
               } catch (error) {
-                options.onError?.(error);
+                // Reset first: a throwing onError must not leave the entry cached.
                 options.reset();
+                try {
+                  options.onError?.(error);
+                } catch {}
               }
               applied = sequence;
               metrics.appliedSequence.set(sequence);
