@@ -97,6 +97,7 @@ describe("trusted proxies", () => {
     const before = upstream.seen.length;
     const response = await send(enforcing.url, "GET", "/_latchkey/auth", {
       "x-original-uri": "/anything",
+      "x-original-method": "GET",
       ...bearer(reader.token),
     });
     expect(response.status).toBe(403);

@@ -554,7 +554,16 @@ describe("key changes", () => {
 });
 
 describe("forward-auth endpoint", () => {
-  const auth = (headers: Record<string, string>) => send(sidecar.url, "GET", "/_latchkey/auth", headers);
+  // The original method is required; these checks describe GETs unless they say otherwise.
+  const auth = (headers: Record<string, string>) =>
+    send(
+      sidecar.url,
+      "GET",
+      "/_latchkey/auth",
+      "x-original-method" in headers || "x-forwarded-method" in headers
+        ? headers
+        : { ...headers, "x-original-method": "GET" },
+    );
 
   it("answers 200 with the identity headers for a valid key, and nothing reaches the app", async () => {
     const before = upstream.seen.length;

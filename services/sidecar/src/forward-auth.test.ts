@@ -3,6 +3,13 @@ import { FORWARD_AUTH_PATH } from "./forward-auth.js";
 import { send } from "./http-client.fixture.js";
 import { type SidecarStack, startSidecarStack } from "./sidecar-stack.fixture.js";
 
+/** The original method is required; these checks describe GETs unless they say otherwise. */
+function withMethod(headers: Record<string, string>): Record<string, string> {
+  return "x-original-method" in headers || "x-forwarded-method" in headers
+    ? headers
+    : { ...headers, "x-original-method": "GET" };
+}
+
 const POLICY = {
   preset: "reads-public",
   rules: [
@@ -18,7 +25,8 @@ describe("forward-auth from a trusted proxy", () => {
   });
   afterAll(() => stack?.close());
 
-  const check = (headers: Record<string, string>) => send(stack.url, "GET", FORWARD_AUTH_PATH, headers);
+  const check = (headers: Record<string, string>) =>
+    send(stack.url, "GET", FORWARD_AUTH_PATH, withMethod(headers));
 
   it("answers 200 with the identity headers for an allowed key (nginx headers)", async () => {
     const { token, key } = stack.keys.issue({ scopes: ["admin"], name: "ops" });
@@ -95,7 +103,12 @@ describe("forward-auth from an untrusted peer", () => {
   afterAll(() => stack?.close());
 
   it("refuses to believe X-Original-URI", async () => {
-    const response = await send(stack.url, "GET", FORWARD_AUTH_PATH, { "x-original-uri": "/public" });
+    const response = await send(
+      stack.url,
+      "GET",
+      FORWARD_AUTH_PATH,
+      withMethod({ "x-original-uri": "/public" }),
+    );
     expect(response.status).toBe(403);
     expect(response.json()).toMatchObject({ error: { code: "forbidden" } });
   });
@@ -119,8 +132,53 @@ describe("forward-auth in log mode", () => {
   afterAll(() => stack?.close());
 
   it("answers 200 without identity for what enforce would refuse", async () => {
-    const response = await send(stack.url, "GET", FORWARD_AUTH_PATH, { "x-original-uri": "/admin/x" });
+    const response = await send(
+      stack.url,
+      "GET",
+      FORWARD_AUTH_PATH,
+      withMethod({ "x-original-uri": "/admin/x" }),
+    );
     expect(response.status).toBe(200);
     expect(response.headers["x-latchkey-key-id"]).toBeUndefined();
+  });
+});
+
+describe("forward-auth refuses an incomplete or contradictory description", () => {
+  let stack: SidecarStack;
+  beforeAll(async () => {
+    stack = await startSidecarStack({ policy: POLICY });
+  });
+  afterAll(() => stack?.close());
+
+  it("needs the original method: a missing one is not taken for a public GET", async () => {
+    const response = await send(stack.url, "GET", FORWARD_AUTH_PATH, { "x-original-uri": "/orders" });
+    expect(response.status).toBe(400);
+    expect(response.body).toContain("X-Original-Method");
+    const garbage = await send(stack.url, "GET", FORWARD_AUTH_PATH, {
+      "x-original-uri": "/orders",
+      "x-original-method": "GET /admin",
+    });
+    expect(garbage.status).toBe(400);
+  });
+
+  it("refuses X-Original-* and X-Forwarded-* that describe different requests", async () => {
+    const method = await send(stack.url, "GET", FORWARD_AUTH_PATH, {
+      "x-original-uri": "/orders",
+      "x-original-method": "POST",
+      "x-forwarded-method": "GET",
+    });
+    expect(method.status).toBe(400);
+    const uri = await send(stack.url, "GET", FORWARD_AUTH_PATH, {
+      "x-original-uri": "/admin/x",
+      "x-forwarded-uri": "/public",
+      "x-original-method": "GET",
+    });
+    expect(uri.status).toBe(400);
+    const agreeing = await send(stack.url, "GET", FORWARD_AUTH_PATH, {
+      "x-original-uri": "/public",
+      "x-forwarded-uri": "/public",
+      "x-original-method": "GET",
+    });
+    expect(agreeing.status).toBe(200);
   });
 });

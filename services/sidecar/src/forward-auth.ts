@@ -5,6 +5,8 @@ import { identityHeaders } from "./proxy/identity-headers.js";
 import { type ProxyContext, splitTarget, whenDecided } from "./proxy/proxy-context.js";
 import {
   BAD_GATEWAY,
+  CONFLICTING_ORIGINAL_REQUEST,
+  MISSING_ORIGINAL_METHOD,
   MISSING_ORIGINAL_URI,
   type Refusal,
   sendRefusal,
@@ -20,15 +22,18 @@ export const FORWARD_AUTH_PATH = "/_latchkey/auth";
 /**
  * Forward-auth for nginx `auth_request` and Traefik ForwardAuth: decides the
  * request described by `X-Original-URI` (or `X-Forwarded-Uri`) and
- * `X-Original-Method` (or `X-Forwarded-Method`, default GET) with the
+ * `X-Original-Method` (or `X-Forwarded-Method`; required: a default would let a
+ * POST be judged as a public GET) with the
  * credentials of the headers it was sent, exactly as the proxy would. It
  * answers 200 with the `x-latchkey-*` identity headers, or the proxy's
  * 401/403/429/503 with the same bodies. Those headers are believed only from
  * `LATCHKEY_TRUSTED_PROXIES`; anyone else gets 403.
  */
+const HTTP_METHOD = /^[A-Z]{1,20}$/;
+
 export function createForwardAuthRoute(context: ProxyContext): LocalRoute {
   return (req, res, scanned, requestId, start) => {
-    const method = (scanned.originalMethod ?? "GET").toUpperCase();
+    const method = scanned.originalMethod?.toUpperCase() ?? "";
     const log = (path: string, status: number, decision?: Decision) =>
       context.accessLog({
         requestId,
@@ -53,6 +58,16 @@ export function createForwardAuthRoute(context: ProxyContext): LocalRoute {
     if (scanned.originalUri === undefined) {
       context.metrics.decision("bad_request");
       refuse(MISSING_ORIGINAL_URI, "");
+      return;
+    }
+    if (!HTTP_METHOD.test(method)) {
+      context.metrics.decision("bad_request");
+      refuse(MISSING_ORIGINAL_METHOD, "");
+      return;
+    }
+    if (scanned.originalConflict) {
+      context.metrics.decision("bad_request");
+      refuse(CONFLICTING_ORIGINAL_REQUEST, "");
       return;
     }
     const [rawPath, query] = splitTarget(scanned.originalUri);

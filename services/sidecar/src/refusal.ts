@@ -87,6 +87,23 @@ export const MISSING_ORIGINAL_URI: Refusal = {
   headers: [],
 };
 
+/** 400: forward-auth without a usable original method. */
+export const MISSING_ORIGINAL_METHOD: Refusal = {
+  status: 400,
+  code: "invalid_request",
+  message:
+    "Forward-auth needs X-Original-Method (nginx) or X-Forwarded-Method (Traefik) naming an HTTP method.",
+  headers: [],
+};
+
+/** 400: forward-auth headers that contradict each other. */
+export const CONFLICTING_ORIGINAL_REQUEST: Refusal = {
+  status: 400,
+  code: "invalid_request",
+  message: "The X-Original-* and X-Forwarded-* headers describe different requests.",
+  headers: [],
+};
+
 /** 429 with `Retry-After`. */
 export function rateLimited(retryAfterSeconds = 1): Refusal {
   return {

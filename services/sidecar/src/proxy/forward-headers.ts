@@ -18,6 +18,12 @@ export interface ScannedRequest {
   /** The original request as a forward-auth caller reports it. */
   readonly originalUri: string | undefined;
   readonly originalMethod: string | undefined;
+  /**
+   * True when the forward-auth headers disagree (X-Original-URI and
+   * X-Forwarded-Uri, or the two method headers, with different values): a
+   * client may have added the name its proxy does not set.
+   */
+  readonly originalConflict: boolean;
   readonly requestId: string | undefined;
   /** The `Upgrade` header (WebSocket). */
   readonly upgrade: string | undefined;
@@ -45,6 +51,7 @@ export function scanRequestHeaders(raw: readonly string[]): ScannedRequest {
   let forwardedHost: string | undefined;
   let originalUri: string | undefined;
   let originalMethod: string | undefined;
+  let originalConflict = false;
   let requestId: string | undefined;
   let upgrade: string | undefined;
   let connection: string | undefined;
@@ -116,11 +123,13 @@ export function scanRequestHeaders(raw: readonly string[]): ScannedRequest {
         continue;
       case "x-original-uri":
       case "x-forwarded-uri":
+        if (originalUri !== undefined && originalUri !== value) originalConflict = true;
         originalUri ??= value;
         forward.push(name, value);
         continue;
       case "x-original-method":
       case "x-forwarded-method":
+        if (originalMethod !== undefined && originalMethod !== value) originalConflict = true;
         originalMethod ??= value;
         forward.push(name, value);
         continue;
@@ -141,6 +150,7 @@ export function scanRequestHeaders(raw: readonly string[]): ScannedRequest {
     otherForwarding,
     originalUri,
     originalMethod,
+    originalConflict,
     requestId,
     upgrade,
     hasBody,
