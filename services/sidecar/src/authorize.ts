@@ -1,4 +1,5 @@
-import { createHash, timingSafeEqual } from "node:crypto";
+import { timingSafeEqual } from "node:crypto";
+import { hashToken } from "@latchkey/token";
 import { type CredentialSource, extractCredential, splitQueryToken } from "./credentials.js";
 import type { KeyChecker, VerifiedKey, VerifyOutcome } from "./key-checker.js";
 import { normalizePath } from "./policy/normalize-path.js";
@@ -137,7 +138,7 @@ export function createAuthorizer(options: AuthorizerOptions): Authorize {
     }
     const { value, source } = credential;
     if (access.kind === "secret") {
-      const digest = createHash("sha256").update(value).digest();
+      const digest = hashToken(value);
       return timingSafeEqual(digest, access.secretDigest)
         ? decision(true, "secret", undefined, rule, path, query, undefined, value, source)
         : decision(

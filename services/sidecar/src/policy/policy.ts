@@ -1,5 +1,5 @@
-import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { hashToken } from "@latchkey/token";
 import { parse as parseYaml } from "yaml";
 import { compilePathGlob } from "./path-glob.js";
 import { type AccessInput, type PolicyRuleInput, policyFileSchema } from "./policy-schema.js";
@@ -176,9 +176,8 @@ function compileAccess(
   return {
     kind: "secret",
     secretEnv: access.secretEnv,
-    secretDigest: createHash("sha256")
-      .update(secret ?? "")
-      .digest(),
+    // The same digest the request side computes, compared in constant time.
+    secretDigest: hashToken(secret ?? ""),
     allowQueryToken: access.allowQueryToken,
     passCredential: access.passCredential,
   };
