@@ -1,6 +1,7 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { callInfoOf } from "./connect-context.js";
+import { isUnavailableError } from "./unavailable-error.js";
 
 /** What {@link toPublicError} needs to know about the failed call. */
 export interface FailedCall {
@@ -14,7 +15,8 @@ export interface FailedCall {
 /**
  * The error a client may see for `error`: a `ConnectError` passes unchanged
  * (the handler chose its code and message); a failure caused by the call's
- * own cancellation becomes that cancellation; anything else is logged with its
+ * own cancellation becomes that cancellation; a backing service that cannot be
+ * reached becomes `unavailable` (retry later); anything else is logged with its
  * cause and becomes a bare `internal error`, so no stack, SQL or secret ever
  * reaches the wire.
  */
@@ -24,6 +26,13 @@ export function toPublicError(error: unknown, call: FailedCall): ConnectError {
   }
   if (call.signal.aborted && (error === call.signal.reason || isAbortError(error))) {
     return ConnectError.from(call.signal.reason, Code.Canceled);
+  }
+  if (isUnavailableError(error)) {
+    call.logger.warn(
+      { err: error, requestId: call.requestId, procedure: call.procedure },
+      "rpc failed: a backing service is unavailable",
+    );
+    return new ConnectError("a backing service is unavailable; retry shortly", Code.Unavailable);
   }
   call.logger.error(
     { err: error, requestId: call.requestId, procedure: call.procedure },
