@@ -10,7 +10,8 @@ import type { Database } from "../db/tables.js";
 export class LastUsedRecorder {
   readonly #db: Kysely<Database>;
   readonly #logger: Logger;
-  readonly #pending = new Map<string, Date>();
+  // Epoch milliseconds: Verify records a number, no Date per call.
+  readonly #pending = new Map<string, number>();
   readonly #timer: NodeJS.Timeout;
   #flushing: Promise<void> | undefined;
 
@@ -22,7 +23,7 @@ export class LastUsedRecorder {
   }
 
   /** Notes that a key was used now. O(1), no I/O. */
-  record(keyId: string, at: Date = new Date()): void {
+  record(keyId: string, at: number = Date.now()): void {
     this.#pending.set(keyId, at);
   }
 
@@ -43,10 +44,12 @@ export class LastUsedRecorder {
     return this.#flushing;
   }
 
-  async #write(batch: Array<[string, Date]>): Promise<void> {
+  async #write(batch: Array<[string, number]>): Promise<void> {
     for (let i = 0; i < batch.length; i += 1000) {
       const chunk = batch.slice(i, i + 1000);
-      const values = sql.join(chunk.map(([id, at]) => sql`(${id}, ${at.toISOString()}::timestamptz)`));
+      const values = sql.join(
+        chunk.map(([id, at]) => sql`(${id}, ${new Date(at).toISOString()}::timestamptz)`),
+      );
       await sql`
         update api_keys set last_used_at = v.at
         from (values ${values}) as v(id, at)

@@ -15,6 +15,7 @@ import { generateToken, hashToken, type KeyEnvironment, missingScopes, tokenHint
 import { recordAudit } from "../audit/audit.repository.js";
 import { assertTeamAccess } from "../auth/admin-authenticator.js";
 import type { Principal } from "../auth/principal.js";
+import type { NewApiKeyRow } from "../db/tables.js";
 import { newKeyId } from "../ids.js";
 import { insertKey, updateKey } from "../keys/key.repository.js";
 import { keyFromRow } from "../keys/key-mapper.js";
@@ -47,6 +48,26 @@ export function assertGrantable(principal: Principal, scopes: readonly string[],
       Code.PermissionDenied,
     );
   }
+}
+
+/** The row of a new key for `token`: its id, hash and hint, never revoked nor used. */
+function newKeyRow(
+  token: string,
+  fields: Omit<
+    NewApiKeyRow,
+    "id" | "token_hash" | "hint" | "revoked_at" | "revoked_reason" | "last_used_at" | "metadata"
+  > & { readonly metadata: Record<string, string> },
+): NewApiKeyRow {
+  return {
+    ...fields,
+    id: newKeyId(),
+    token_hash: hashToken(token),
+    hint: tokenHint(token),
+    revoked_at: null,
+    revoked_reason: null,
+    last_used_at: null,
+    metadata: JSON.stringify(fields.metadata),
+  };
 }
 
 function durationField(value: Duration | undefined, field: string, maxMs: number): number {
@@ -83,24 +104,21 @@ export async function issueKey(
   const token = generateToken({ prefix: deps.keyPrefix, environment: environment as KeyEnvironment });
   const row = await deps.db.transaction().execute(async (trx) => {
     if (!(await findTeam(trx, teamId))) throw new ConnectError(`team ${teamId} not found`, Code.NotFound);
-    const inserted = await insertKey(trx, {
-      id: newKeyId(),
-      team_id: teamId,
-      name,
-      scopes,
-      environment: environment as KeyEnvironment,
-      token_hash: hashToken(token),
-      hint: tokenHint(token),
-      created_at: new Date(),
-      created_by: principal.actor,
-      expires_at: expiresAt,
-      enabled: true,
-      revoked_at: null,
-      revoked_reason: null,
-      last_used_at: null,
-      metadata: JSON.stringify(metadata),
-      rotated_from: null,
-    });
+    const inserted = await insertKey(
+      trx,
+      newKeyRow(token, {
+        team_id: teamId,
+        name,
+        scopes,
+        environment: environment as KeyEnvironment,
+        created_at: new Date(),
+        created_by: principal.actor,
+        expires_at: expiresAt,
+        enabled: true,
+        metadata,
+        rotated_from: null,
+      }),
+    );
     await recordAudit(trx, {
       actor: principal.actor,
       action: "key.issue",
@@ -140,13 +158,12 @@ export async function revokeKey(
     });
     return { row: updated, eventId: id };
   });
-  const committedAt = performance.now();
-  deps.cache.invalidate(keyId, Buffer.from(row.token_hash).toString("hex"));
+  // Wait before the publisher is woken, so no confirmation can arrive unseen.
   const waiting =
     eventId !== undefined && request.waitTimeout
-      ? deps.tracker.track(eventId, committedAt, waitMs)
+      ? deps.tracker.track(eventId, performance.now(), waitMs)
       : undefined;
-  deps.publisher.wake();
+  keyChanged(deps, row);
   deps.logger.info(
     { keyId, teamId: row.team_id, actor: principal.actor, requestId: ctx.requestId },
     "key revoked",
@@ -159,6 +176,7 @@ export async function revokeKey(
       liveVerifiers: report.liveVerifiers,
       confirmed: report.confirmed,
       complete: report.complete,
+      // Not durationFromMs: it keeps fractions of a nanosecond, which int32 nanos cannot carry.
       slowest: {
         seconds: BigInt(Math.floor(report.slowestMs / 1000)),
         nanos: Math.round((report.slowestMs % 1000) * 1e6),
@@ -185,24 +203,21 @@ export async function rotateKey(
       throw new ConnectError(`key ${keyId} has expired; issue a new key instead`, Code.FailedPrecondition);
     }
     const token = generateToken({ prefix: deps.keyPrefix, environment: old.environment });
-    const fresh = await insertKey(trx, {
-      id: newKeyId(),
-      team_id: old.team_id,
-      name: old.name,
-      scopes: old.scopes,
-      environment: old.environment,
-      token_hash: hashToken(token),
-      hint: tokenHint(token),
-      created_at: now,
-      created_by: principal.actor,
-      expires_at: old.expires_at,
-      enabled: old.enabled,
-      revoked_at: null,
-      revoked_reason: null,
-      last_used_at: null,
-      metadata: JSON.stringify(old.metadata ?? {}),
-      rotated_from: old.id,
-    });
+    const fresh = await insertKey(
+      trx,
+      newKeyRow(token, {
+        team_id: old.team_id,
+        name: old.name,
+        scopes: old.scopes,
+        environment: old.environment,
+        created_at: now,
+        created_by: principal.actor,
+        expires_at: old.expires_at,
+        enabled: old.enabled,
+        metadata: old.metadata ?? {},
+        rotated_from: old.id,
+      }),
+    );
     const graceEnd = new Date(now.getTime() + graceMs);
     const expires = old.expires_at && old.expires_at < graceEnd ? old.expires_at : graceEnd;
     const previous = await updateKey(trx, old.id, { expires_at: expires });
