@@ -4,7 +4,14 @@
  */
 
 export { BASE62_ALPHABET, encodeBase62Fixed, randomBase62 } from "./base62.js";
-export { BUILT_IN_SCOPES, MAX_SCOPES, missingScopes, SCOPE_PATTERN, scopeListError } from "./scopes.js";
+export {
+  BUILT_IN_SCOPES,
+  effectiveScopes,
+  MAX_SCOPES,
+  missingScopes,
+  SCOPE_PATTERN,
+  scopeListError,
+} from "./scopes.js";
 export {
   CHECKSUM_LENGTH,
   findTokens,

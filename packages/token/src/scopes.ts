@@ -7,28 +7,49 @@ export const SCOPE_PATTERN = /^[a-z0-9][a-z0-9:._-]{0,63}$/;
 /** Most scopes one key may hold or one request may require. */
 export const MAX_SCOPES = 32;
 
-const RANK: Readonly<Record<string, number>> = { read: 1, write: 2, admin: 3 };
+// Each built-in scope with the ones it implies (itself and those before it).
+const IMPLIED: ReadonlyMap<string, readonly string[]> = new Map(
+  BUILT_IN_SCOPES.map((scope, rank) => [scope, BUILT_IN_SCOPES.slice(0, rank + 1)]),
+);
+
+/**
+ * The scopes a key effectively holds: its granted scopes plus the ones they
+ * imply. Compute it once per key and pass it to {@link missingScopes} on hot
+ * paths, so a check is a few `Set.has` calls.
+ *
+ * @example
+ * ```ts
+ * effectiveScopes(["write", "chats:read"]); // Set { "write", "read", "chats:read" }
+ * ```
+ */
+export function effectiveScopes(granted: Iterable<string>): ReadonlySet<string> {
+  const scopes = new Set<string>();
+  for (const scope of granted) {
+    const implied = IMPLIED.get(scope);
+    if (implied === undefined) scopes.add(scope);
+    else for (const each of implied) scopes.add(each);
+  }
+  return scopes;
+}
 
 /**
  * The required scopes that `granted` does not cover, in the order required.
  * `admin` covers `write` and `read`; `write` covers `read`; resource scopes
- * (`chats:write`) match exactly.
+ * (`chats:write`) match exactly. `granted` may be a list or a set from
+ * {@link effectiveScopes}.
  *
  * @example
  * ```ts
  * missingScopes(["write"], ["read", "chats:write"]); // ["chats:write"]
  * ```
  */
-export function missingScopes(granted: readonly string[], required: readonly string[]): string[] {
+export function missingScopes(
+  granted: readonly string[] | ReadonlySet<string>,
+  required: readonly string[],
+): string[] {
   if (required.length === 0) return [];
-  let rank = 0;
-  for (const scope of granted) rank = Math.max(rank, RANK[scope] ?? 0);
-  const missing: string[] = [];
-  for (const scope of required) {
-    const needed = RANK[scope];
-    if (needed !== undefined ? rank < needed : !granted.includes(scope)) missing.push(scope);
-  }
-  return missing;
+  const effective = granted instanceof Set ? granted : effectiveScopes(granted as readonly string[]);
+  return required.filter((scope) => !effective.has(scope));
 }
 
 /**

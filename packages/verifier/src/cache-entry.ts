@@ -1,6 +1,6 @@
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { type Key, type VerifyResponse, VerifyResult } from "@latchkey/proto";
-import { effectiveScopes } from "./has-scopes.js";
+import { effectiveScopes, missingScopes } from "@latchkey/token";
 import type { VerifiedKey, VerifyCode, VerifyOutcome } from "./verify-outcome.js";
 
 /** Codes a cache entry can hold: the answers that do not depend on the request's scopes. */
@@ -138,15 +138,8 @@ export function answerFor(
   source: "hit" | "fresh" | "stale",
 ): VerifyOutcome {
   const base = source === "fresh" ? entry.fresh : entry.hit;
-  let missing: string[] | undefined;
-  if (entry.code === "VALID") {
-    for (const scope of requiredScopes) {
-      if (entry.scopes.has(scope)) continue;
-      missing ??= [];
-      missing.push(scope);
-    }
-  }
-  if (missing === undefined) return source === "stale" ? ({ ...base, stale: true } as VerifyOutcome) : base;
+  const missing = entry.code === "VALID" ? missingScopes(entry.scopes, requiredScopes) : [];
+  if (missing.length === 0) return source === "stale" ? ({ ...base, stale: true } as VerifyOutcome) : base;
   return {
     ok: false,
     code: "INSUFFICIENT_SCOPE",

@@ -7,7 +7,12 @@ import { type CachedKey, KeyRowCache } from "./key-row-cache.js";
 function entry(id: string): CachedKey {
   const row = { id } as ApiKeyRow;
   const key = create(KeySchema, { id });
-  return { row, key, valid: create(VerifyResponseSchema, { result: VerifyResult.VALID, key }) };
+  return {
+    row,
+    key,
+    valid: create(VerifyResponseSchema, { result: VerifyResult.VALID, key }),
+    scopes: new Set(),
+  };
 }
 
 describe("KeyRowCache", () => {

@@ -3,7 +3,13 @@ import { LRUCache } from "lru-cache";
 import type { ApiKeyRow } from "../db/tables.js";
 
 /** What the cache holds per token hash: the row, its API shape and its VALID answer, or "no such key". */
-export type CachedKey = { readonly row: ApiKeyRow; readonly key: Key; readonly valid: VerifyResponse } | null;
+export type CachedKey = {
+  readonly row: ApiKeyRow;
+  readonly key: Key;
+  readonly valid: VerifyResponse;
+  /** The key's scopes with those they imply, for scope checks without a per-call set. */
+  readonly scopes: ReadonlySet<string>;
+} | null;
 
 /** Options of {@link KeyRowCache}. */
 export interface KeyRowCacheOptions {

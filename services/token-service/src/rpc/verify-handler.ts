@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { type VerifyRequest, type VerifyResponse, VerifyResponseSchema, VerifyResult } from "@latchkey/proto";
-import { hashToken, MAX_TOKEN_LENGTH, missingScopes, parseToken } from "@latchkey/token";
+import { effectiveScopes, hashToken, MAX_TOKEN_LENGTH, missingScopes, parseToken } from "@latchkey/token";
 import type { ApiKeyRow } from "../db/tables.js";
 import { findKeyByHash } from "../keys/key.repository.js";
 import { keyFromRow } from "../keys/key-mapper.js";
@@ -65,12 +65,12 @@ export function createVerifyHandler(
 
   function verdict(found: CachedKey, required: readonly string[]): VerifyResponse {
     if (!found) return NOT_FOUND;
-    const { row, key, valid } = found;
+    const { row, key, valid, scopes } = found;
     if (row.revoked_at) return REVOKED;
     if (!row.enabled) return DISABLED;
     if (row.expires_at && row.expires_at.getTime() <= Date.now()) return EXPIRED;
     deps.lastUsed.record(row.id);
-    const missing = missingScopes(row.scopes, required);
+    const missing = missingScopes(scopes, required);
     if (missing.length > 0) {
       return create(VerifyResponseSchema, {
         result: VerifyResult.INSUFFICIENT_SCOPE,
@@ -88,6 +88,7 @@ function cachedKey(row: ApiKeyRow): NonNullable<CachedKey> {
   return {
     row,
     key,
+    scopes: effectiveScopes(row.scopes),
     valid: markImmutable(create(VerifyResponseSchema, { result: VerifyResult.VALID, key })),
   };
 }
