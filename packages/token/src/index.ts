@@ -17,6 +17,7 @@ export {
   findTokens,
   generateToken,
   hashToken,
+  hashTokenBase64,
   isValidPrefix,
   type KeyEnvironment,
   MAX_TOKEN_LENGTH,

@@ -1,4 +1,4 @@
-import * as crypto from "node:crypto";
+import { hashTokenBase64 } from "@latchkey/token";
 import { LRUCache } from "lru-cache";
 import type { CacheEntry } from "./cache-entry.js";
 
@@ -35,10 +35,6 @@ export interface VerifierCache {
   readonly bytes: number;
 }
 
-// `crypto.hash` (Node 20.12+) hashes a short string without building a Hash object.
-const oneShotHash = (crypto as { hash?: (algorithm: string, data: string, encoding: "base64") => string })
-  .hash;
-
 /**
  * The cache key of a token: base64 SHA-256 of its UTF-8 bytes, the same digest
  * as `hashToken` from `@latchkey/token` and as `KeyEvent.token_hash`.
@@ -49,9 +45,7 @@ const oneShotHash = (crypto as { hash?: (algorithm: string, data: string, encodi
  * ```
  */
 export function tokenCacheKey(token: string): string {
-  return oneShotHash !== undefined
-    ? oneShotHash("sha256", token, "base64")
-    : crypto.createHash("sha256").update(token, "utf8").digest("base64");
+  return hashTokenBase64(token);
 }
 
 /**
