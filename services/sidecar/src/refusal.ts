@@ -104,6 +104,14 @@ export const CONFLICTING_ORIGINAL_REQUEST: Refusal = {
   headers: [],
 };
 
+/** 400: an `Upgrade` to anything but WebSocket. */
+export const UNSUPPORTED_UPGRADE: Refusal = {
+  status: 400,
+  code: "invalid_request",
+  message: "Only WebSocket upgrades are supported.",
+  headers: [],
+};
+
 /** 429 with `Retry-After`. */
 export function rateLimited(retryAfterSeconds = 1): Refusal {
   return {

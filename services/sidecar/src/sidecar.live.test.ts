@@ -1,5 +1,5 @@
 import { WebSocket } from "undici";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { eventReader, sendRaw } from "./http-client.fixture.js";
 import { type SidecarStack, startSidecarStack } from "./sidecar-stack.fixture.js";
 
@@ -127,6 +127,27 @@ describe("WebSocket", () => {
     const bad = await sendRaw(stack.url, handshake("Authorization: Bearer lk_test_nope\r\n"));
     expect(bad).toMatch(/^HTTP\/1\.1 401 /);
     expect(bad).toContain('error="invalid_token"');
+  });
+
+  it("refuses, counts and logs an upgrade to anything but WebSocket", async () => {
+    const metricsUrl = `http://127.0.0.1:${stack.sidecar.adminPort}/metrics`;
+    const count = async () => {
+      const line = (await (await fetch(metricsUrl)).text())
+        .split("\n")
+        .find((l) => l.startsWith('latchkey_sidecar_decisions_total{decision="bad_request"'));
+      return Number(line?.split(" ")[1] ?? 0);
+    };
+    const before = await count();
+    const response = await sendRaw(
+      stack.url,
+      Buffer.from(
+        "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n\r\n",
+      ),
+    );
+    expect(response).toMatch(/^HTTP\/1\.1 400 /);
+    expect(response).toContain("Only WebSocket upgrades are supported");
+    expect(await count()).toBe(before + 1);
+    await vi.waitFor(() => expect(stack.logText()).toContain('"via":"websocket"'), { timeout: 3_000 });
   });
 });
 

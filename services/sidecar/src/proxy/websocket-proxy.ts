@@ -2,7 +2,7 @@ import type { IncomingMessage } from "node:http";
 import { connect as connectTcp, type Socket } from "node:net";
 import { connect as connectTls } from "node:tls";
 import { type Decision, notChecked } from "../authorize.js";
-import { BAD_GATEWAY, badPath, type Refusal, sendRefusalOnSocket } from "../refusal.js";
+import { BAD_GATEWAY, type Refusal, sendRefusalOnSocket, UNSUPPORTED_UPGRADE } from "../refusal.js";
 import { nextRequestId } from "../request-id.js";
 import { buildUpstreamHeaders, scanRequestHeaders } from "./forward-headers.js";
 import { identityHeaders } from "./identity-headers.js";
@@ -51,7 +51,20 @@ export function createUpgradeHandler(
         via: "websocket",
       });
     if (scanned.upgrade?.toLowerCase() !== "websocket") {
-      sendRefusalOnSocket(socket, badPath("only WebSocket upgrades are supported"), requestId);
+      // Refused, counted and logged like every other refusal.
+      context.metrics.decision("bad_request");
+      sendRefusalOnSocket(socket, UNSUPPORTED_UPGRADE, requestId);
+      context.accessLog({
+        requestId,
+        method,
+        path: rawPath,
+        status: UNSUPPORTED_UPGRADE.status,
+        decision: "bad_request",
+        keyId: undefined,
+        teamId: undefined,
+        durationMs: Math.round((performance.now() - start) * 1000) / 1000,
+        via: "websocket",
+      });
       return;
     }
     const decision =
