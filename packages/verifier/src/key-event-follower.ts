@@ -42,8 +42,6 @@ export interface KeyEventFollower {
   coveredAt(): number;
   /** Whether the subscription is connected, as the bus reports it. */
   isConnected(): boolean;
-  /** Whether the subscription exists (it may be reconnecting). */
-  isSubscribed(): boolean;
   /** Flushes pending acks and stops. */
   close(): Promise<void>;
 }
@@ -203,7 +201,6 @@ export function createKeyEventFollower(options: KeyEventFollowerOptions): KeyEve
     appliedSequence: () => applied,
     coveredAt: () => covered,
     isConnected: () => connected && subscription !== undefined,
-    isSubscribed: () => subscription !== undefined,
     async close() {
       closed = true;
       clearInterval(heartbeat);

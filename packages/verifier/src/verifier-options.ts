@@ -49,6 +49,10 @@ export interface VerifierOptions {
    * When the token-service cannot be reached, answer from a cached entry up to
    * this long past its lifetime, marked `stale: true` (default 0: off, the
    * caller gets UNAVAILABLE and fails closed). Never past the key's expiry.
+   * It is an availability trade-off: "its lifetime" is the TTL (`ttlMs`), so
+   * when the token-service and the event feed are both down, a key revoked
+   * meanwhile may be served for up to `ttlMs + serveStaleOnErrorMs`, not
+   * `maxStaleMs`; every such answer says `stale: true`.
    */
   readonly serveStaleOnErrorMs?: number;
   /** Deadline of each Verify RPC (default 2,000 ms). */

@@ -33,6 +33,8 @@ export interface TokenServiceStub {
   setEnabled(token: string, enabled: boolean): void;
   /** While set, every call fails with this code. */
   failWith: Code | undefined;
+  /** While set, every call answers this, however wrong (an unknown result code, VALID without a key). */
+  answerWith: VerifyResponse | undefined;
   /** Holds every answer (as of the request's arrival) until {@link release} is called. */
   hold(): void;
   release(): void;
@@ -49,6 +51,7 @@ export function createTokenServiceStub(): TokenServiceStub {
   let held: { promise: Promise<void>; resolve: () => void } | undefined;
   function answerFor(token: string): VerifyResponse | ConnectError {
     if (stub.failWith !== undefined) return new ConnectError("token-service is down", stub.failWith);
+    if (stub.answerWith !== undefined) return stub.answerWith;
     const stored = keys.get(token);
     const result = (r: VerifyResult, key?: Key) => create(VerifyResponseSchema, { result: r, key });
     if (stored === undefined) return result(VerifyResult.NOT_FOUND);
@@ -101,6 +104,7 @@ export function createTokenServiceStub(): TokenServiceStub {
       if (stored !== undefined) stored.key.enabled = enabled;
     },
     failWith: undefined,
+    answerWith: undefined,
     hold() {
       let resolve = () => {};
       const promise = new Promise<void>((r) => (resolve = r));

@@ -1,4 +1,6 @@
+import { create } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
+import { VerifyResponseSchema, VerifyResult } from "@latchkey/proto";
 import { generateToken, hashToken } from "@latchkey/token";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createVerifier, type Verifier } from "./verifier.js";
@@ -200,6 +202,22 @@ describe("cache", () => {
 });
 
 describe("token-service failures", () => {
+  it("fails closed on an answer it cannot read, without calling the service unreachable", async () => {
+    const v = verifier();
+    const { token } = stub.issue();
+    for (const answer of [
+      create(VerifyResponseSchema, { result: 99 as VerifyResult }),
+      create(VerifyResponseSchema, { result: VerifyResult.VALID }),
+    ]) {
+      stub.answerWith = answer;
+      expect(await v.verify(token)).toMatchObject({ ok: false, code: "UNAVAILABLE", cached: false });
+      expect(v.isHealthy()).toBe(true);
+      expect(v.verifyCached(token)).toBeUndefined();
+    }
+    stub.answerWith = undefined;
+    expect(await v.verify(token)).toMatchObject({ ok: true });
+  });
+
   it("answers UNAVAILABLE when the token-service fails and nothing is cached", async () => {
     const v = verifier();
     const { token } = stub.issue();

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { type KeyEvent, KeyEventType, VerifyRequestSchema } from "@latchkey/proto";
+import { type KeyEvent, KeyEventType, VerifyRequestSchema, type VerifyResponse } from "@latchkey/proto";
 import { generateToken, MAX_TOKEN_LENGTH, parseToken, randomBase62 } from "@latchkey/token";
 import type { Registry } from "prom-client";
 import { answerFor, type CacheEntry, createCacheEntry } from "./cache-entry.js";
@@ -239,13 +239,21 @@ export function createVerifier(options: VerifierOptions): Verifier {
   ): Promise<FlightResult> {
     const requestedAt = Date.now();
     const started = performance.now();
+    let response: VerifyResponse;
     try {
       // No required scopes: one answer serves every route; scopes are checked locally.
-      const response = await client.verify(create(VerifyRequestSchema, { token }), { timeoutMs });
+      response = await client.verify(create(VerifyRequestSchema, { token }), { timeoutMs });
+    } catch (error) {
+      metrics.rpcDuration.observe({ result: "error" }, (performance.now() - started) / 1000);
+      markReachable(false);
+      return { error };
+    }
+    // The service answered, so it is reachable, even if the answer is unusable.
+    markReachable(true);
+    try {
       const result = createCacheEntry(hash, response, requestedAt, lifetimes);
       const code = "entry" in result ? result.entry.code : result.uncached.code;
       metrics.rpcDuration.observe({ result: code }, (performance.now() - started) / 1000);
-      markReachable(true);
       if ("entry" in result) {
         const { entry } = result;
         if (!closed && entry.freshUntil > Date.now() && !invalidatedSince(entry.key?.id)) {
@@ -255,8 +263,9 @@ export function createVerifier(options: VerifierOptions): Verifier {
       }
       return result;
     } catch (error) {
-      metrics.rpcDuration.observe({ result: "error" }, (performance.now() - started) / 1000);
-      markReachable(false);
+      // An answer this verifier cannot read (an unknown result code, VALID without a key): fail closed.
+      metrics.rpcDuration.observe({ result: "invalid_answer" }, (performance.now() - started) / 1000);
+      options.onError?.(error);
       return { error };
     }
   }
