@@ -1,8 +1,8 @@
 import type { ServerResponse } from "node:http";
-import { type Decision, notChecked } from "./authorize.js";
+import type { Decision } from "./authorize.js";
 import type { LocalRoute } from "./proxy/http-proxy.js";
 import { identityHeaders } from "./proxy/identity-headers.js";
-import { type ProxyContext, splitTarget, whenDecided } from "./proxy/proxy-context.js";
+import { decide, type ProxyContext, splitTarget, whenDecided } from "./proxy/proxy-context.js";
 import {
   BAD_GATEWAY,
   CONFLICTING_ORIGINAL_REQUEST,
@@ -71,10 +71,7 @@ export function createForwardAuthRoute(context: ProxyContext): LocalRoute {
       return;
     }
     const [rawPath, query] = splitTarget(scanned.originalUri);
-    const decision =
-      context.mode === "disabled"
-        ? notChecked(rawPath, query)
-        : context.authorize({ method, rawPath, query, bearer: scanned.bearer, apiKey: scanned.apiKey });
+    const decision = decide(context, method, rawPath, query, scanned);
     whenDecided(
       decision,
       (decided) => {

@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import type { Dispatcher } from "undici";
 import type { AccessLog } from "../access-log.js";
-import type { Authorize, Decision } from "../authorize.js";
+import { type Authorize, type Decision, notChecked } from "../authorize.js";
 import type { EnforcementMode } from "../config.js";
 import type { LiveConnections } from "../live-connections.js";
 import type { SidecarMetrics } from "../metrics.js";
@@ -37,4 +37,25 @@ export function whenDecided(
 ): void {
   if (decision instanceof Promise) decision.then(then, onError);
   else then(decision);
+}
+
+/**
+ * The decision on a request as the upgrade and forward-auth handlers need it:
+ * unchecked in `disabled` mode, otherwise the policy's and verifier's.
+ */
+export function decide(
+  context: ProxyContext,
+  method: string,
+  rawPath: string,
+  query: string,
+  credentials: { readonly bearer: readonly string[]; readonly apiKey: readonly string[] },
+): Decision | Promise<Decision> {
+  if (context.mode === "disabled") return notChecked(rawPath, query);
+  return context.authorize({
+    method,
+    rawPath,
+    query,
+    bearer: credentials.bearer,
+    apiKey: credentials.apiKey,
+  });
 }

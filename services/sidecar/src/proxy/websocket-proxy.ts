@@ -1,12 +1,12 @@
 import type { IncomingMessage } from "node:http";
 import { connect as connectTcp, type Socket } from "node:net";
 import { connect as connectTls } from "node:tls";
-import { type Decision, notChecked } from "../authorize.js";
+import type { Decision } from "../authorize.js";
 import { BAD_GATEWAY, type Refusal, sendRefusalOnSocket, UNSUPPORTED_UPGRADE } from "../refusal.js";
 import { nextRequestId } from "../request-id.js";
 import { buildUpstreamHeaders, scanRequestHeaders } from "./forward-headers.js";
 import { identityHeaders } from "./identity-headers.js";
-import { type ProxyContext, splitTarget, whenDecided } from "./proxy-context.js";
+import { decide, type ProxyContext, splitTarget, whenDecided } from "./proxy-context.js";
 import {
   CLOSE_GOING_AWAY,
   CLOSE_POLICY_VIOLATION,
@@ -67,10 +67,7 @@ export function createUpgradeHandler(
       });
       return;
     }
-    const decision =
-      context.mode === "disabled"
-        ? notChecked(rawPath, query)
-        : context.authorize({ method, rawPath, query, bearer: scanned.bearer, apiKey: scanned.apiKey });
+    const decision = decide(context, method, rawPath, query, scanned);
     whenDecided(
       decision,
       (decided) => {
