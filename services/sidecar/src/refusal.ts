@@ -112,6 +112,14 @@ export const UNSUPPORTED_UPGRADE: Refusal = {
   headers: [],
 };
 
+/** 400: a WebSocket handshake that is not a body-less GET (RFC 6455 §4.1), so no request can ride along. */
+export const BAD_WEBSOCKET_HANDSHAKE: Refusal = {
+  status: 400,
+  code: "invalid_request",
+  message: "A WebSocket handshake must be a GET request without a body.",
+  headers: [],
+};
+
 /** 429 with `Retry-After`. */
 export function rateLimited(retryAfterSeconds = 1): Refusal {
   return {

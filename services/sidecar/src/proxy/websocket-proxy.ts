@@ -1,10 +1,22 @@
-import type { IncomingMessage } from "node:http";
-import { connect as connectTcp, type Socket } from "node:net";
-import { connect as connectTls } from "node:tls";
+import {
+  type ClientRequest,
+  request as httpRequest,
+  type IncomingMessage,
+  type RequestOptions,
+} from "node:http";
+import { type RequestOptions as HttpsRequestOptions, request as httpsRequest } from "node:https";
+import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import type { Decision } from "../authorize.js";
-import { BAD_GATEWAY, type Refusal, sendRefusalOnSocket, UNSUPPORTED_UPGRADE } from "../refusal.js";
+import {
+  BAD_GATEWAY,
+  BAD_WEBSOCKET_HANDSHAKE,
+  type Refusal,
+  sendRefusalOnSocket,
+  UNSUPPORTED_UPGRADE,
+} from "../refusal.js";
 import { nextRequestId } from "../request-id.js";
-import { buildUpstreamHeaders, scanRequestHeaders } from "./forward-headers.js";
+import { buildUpstreamHeaders, filterResponseHeaders, scanRequestHeaders } from "./forward-headers.js";
 import { identityHeaders } from "./identity-headers.js";
 import { decide, type ProxyContext, splitTarget, whenDecided } from "./proxy-context.js";
 import {
@@ -14,7 +26,6 @@ import {
   FrameBoundaryTracker,
 } from "./websocket-frames.js";
 
-const MAX_RESPONSE_HEAD = 16 * 1024;
 // After a close frame, how long the client gets to answer before its socket is destroyed.
 const CLOSE_GRACE_MS = 5_000;
 // How long a cut-off waits for the upstream to finish the frame it is in the middle of.
@@ -22,10 +33,10 @@ const FRAME_FINISH_MS = 1_000;
 
 /**
  * The main listener's `upgrade` handler: authenticates a WebSocket handshake
- * like any request, then opens a raw TCP (or TLS) connection to the upstream,
- * replays the handshake with the rewritten headers and pipes bytes both ways.
- * Connections opened by a key are registered so a revocation can close them
- * with code 1008.
+ * like any request (it must be a GET without a body), sends it upstream with
+ * the rewritten headers, and pipes bytes both ways only once the app answers
+ * `101`; any other answer is relayed and the connection closed. Connections
+ * opened by a key are registered so a revocation can close them with code 1008.
  */
 export function createUpgradeHandler(
   context: ProxyContext,
@@ -50,15 +61,21 @@ export function createUpgradeHandler(
         durationMs: Math.round((performance.now() - start) * 1000) / 1000,
         via: "websocket",
       });
-    if (scanned.upgrade?.toLowerCase() !== "websocket") {
+    const malformed =
+      scanned.upgrade?.toLowerCase() !== "websocket"
+        ? UNSUPPORTED_UPGRADE
+        : method !== "GET" || scanned.hasBody
+          ? BAD_WEBSOCKET_HANDSHAKE
+          : undefined;
+    if (malformed !== undefined) {
       // Refused, counted and logged like every other refusal.
       context.metrics.decision("bad_request");
-      sendRefusalOnSocket(socket, UNSUPPORTED_UPGRADE, requestId);
+      sendRefusalOnSocket(socket, malformed, requestId);
       context.accessLog({
         requestId,
         method,
         path: rawPath,
-        status: UNSUPPORTED_UPGRADE.status,
+        status: malformed.status,
         decision: "bad_request",
         keyId: undefined,
         teamId: undefined,
@@ -89,10 +106,9 @@ export function createUpgradeHandler(
           passCredential: decided.passCredential,
         });
         const path = `${context.basePath}${decided.path}${decided.query === "" ? "" : `?${decided.query}`}`;
-        let requestHead = `${method} ${path} HTTP/1.1\r\n`;
-        for (let i = 0; i < headers.length; i += 2) requestHead += `${headers[i]}: ${headers[i + 1]}\r\n`;
-        requestHead += "connection: Upgrade\r\nupgrade: websocket\r\n\r\n";
-        tunnel(context, decided, socket, requestHead, head, requestId, (status) => log(decided, status));
+        tunnel(context, decided, socket, method, path, headers, head, requestId, (status) =>
+          log(decided, status),
+        );
       },
       (error) => {
         context.logger.error({ err: error, requestId }, "deciding an upgrade failed");
@@ -106,39 +122,125 @@ function tunnel(
   context: ProxyContext,
   decision: Decision,
   client: Socket,
-  requestHead: string,
+  method: string,
+  path: string,
+  headers: string[],
   head: Buffer,
   requestId: string,
   log: (status: number) => void,
 ): void {
   const url = context.upstreamUrl;
-  const host = url.hostname.replace(/^\[|\]$/g, "");
   const secure = url.protocol === "https:";
-  const port = Number(url.port || (secure ? 443 : 80));
-  const upstream: Socket = secure
-    ? connectTls({ host, port, servername: host, ALPNProtocols: ["http/1.1"] })
-    : connectTcp({ host, port });
-  const tracker = new FrameBoundaryTracker();
-  let responseHead: Buffer | undefined = Buffer.alloc(0);
+  const host = url.hostname.replace(/^\[|\]$/g, "");
+  let upstream: Duplex | undefined;
   let status = 0;
-  let cutting: { code: number; reason: string } | undefined;
-  let removeLive: (() => void) | undefined;
   let logged = false;
   const finishLog = () => {
     if (logged) return;
     logged = true;
-    removeLive?.();
     log(status === 0 ? 502 : status);
   };
 
+  // node:http parses the upstream's answer, so what follows the handshake is decided by its real
+  // status: only a 101 turns the connection into a tunnel. Anything else is an ordinary response,
+  // relayed once, after which both sides close: a client never gets a raw pipe to an app that
+  // answered the handshake as a plain request (and would read further requests from it unchecked).
+  let request: ClientRequest;
+  try {
+    const options: RequestOptions & HttpsRequestOptions = {
+      host,
+      port: Number(url.port || (secure ? 443 : 80)),
+      method,
+      path,
+      headers: [...headers, "connection", "Upgrade", "upgrade", "websocket"],
+      setHost: false,
+      agent: false,
+    };
+    // Without ALPN a TLS server speaks HTTP/1.1, the only version a WebSocket handshake has.
+    request = secure ? httpsRequest({ ...options, servername: host }) : httpRequest(options);
+  } catch (error) {
+    context.logger.warn({ err: error, requestId }, "upstream WebSocket request could not be built");
+    sendRefusalOnSocket(client, BAD_GATEWAY, requestId);
+    finishLog();
+    return;
+  }
+  request.setTimeout(context.upstreamHeadersTimeoutMs, () =>
+    request.destroy(new Error("upstream did not answer the WebSocket handshake in time")),
+  );
+  request.on("socket", (socket) => socket.setNoDelay(true));
+  request.on("error", (error) => {
+    if (status === 0 && !client.destroyed && client.writable) {
+      context.metrics.upstreamError();
+      context.logger.warn({ err: error, requestId }, "upstream WebSocket connection failed");
+      sendRefusalOnSocket(client, BAD_GATEWAY, requestId);
+    } else client.destroy();
+    finishLog();
+  });
+  request.on("response", (response) => {
+    status = response.statusCode ?? 502;
+    relayRefusedHandshake(client, response);
+    response.once("close", () => request.destroy());
+    finishLog();
+  });
+  request.on("upgrade", (response, socket, upgradeHead) => {
+    status = 101;
+    upstream = socket;
+    socket.setTimeout(0);
+    let responseHead = `HTTP/1.1 101 ${response.statusMessage ?? "Switching Protocols"}\r\n`;
+    const raw = response.rawHeaders;
+    for (let i = 0; i < raw.length; i += 2) responseHead += `${raw[i]}: ${raw[i + 1]}\r\n`;
+    client.write(`${responseHead}\r\n`);
+    splice(context, decision, client, socket, head, upgradeHead, finishLog);
+  });
+  request.end();
+  client.on("close", () => {
+    request.destroy();
+    upstream?.destroy();
+    finishLog();
+  });
+}
+
+/**
+ * Sends the client the app's non-101 answer to the handshake, framed by its
+ * length or by the close that follows, then closes. The client's socket is
+ * drained and never read: bytes it sent after the handshake go nowhere.
+ */
+function relayRefusedHandshake(client: Socket, response: IncomingMessage): void {
+  if (client.destroyed) {
+    response.destroy();
+    return;
+  }
+  const { headers } = filterResponseHeaders(response.rawHeaders.map((value) => Buffer.from(value, "latin1")));
+  let responseHead = `HTTP/1.1 ${response.statusCode} ${response.statusMessage ?? ""}\r\nconnection: close\r\n`;
+  for (let i = 0; i < headers.length; i += 2) responseHead += `${headers[i]}: ${headers[i + 1]}\r\n`;
+  client.write(`${responseHead}\r\n`);
+  client.resume();
+  response.pipe(client);
+  response.once("end", () => {
+    // A lingering close: the client reads the answer before its connection goes.
+    setTimeout(() => client.destroy(), CLOSE_GRACE_MS).unref();
+  });
+  response.once("error", () => client.destroy());
+}
+
+/** After a 101: bytes flow both ways, and the connection is registered so a revocation can close it. */
+function splice(
+  context: ProxyContext,
+  decision: Decision,
+  client: Socket,
+  upstream: Duplex,
+  clientHead: Buffer,
+  upstreamHead: Buffer,
+  finishLog: () => void,
+): void {
+  const tracker = new FrameBoundaryTracker();
+  let cutting: { code: number; reason: string } | undefined;
+  let removeLive: (() => void) | undefined;
+
   const endWithClose = () => {
     if (cutting === undefined) return;
-    if (status === 101) {
-      client.end(encodeCloseFrame(cutting.code, cutting.reason));
-      setTimeout(() => client.destroy(), CLOSE_GRACE_MS).unref();
-    } else {
-      client.destroy();
-    }
+    client.end(encodeCloseFrame(cutting.code, cutting.reason));
+    setTimeout(() => client.destroy(), CLOSE_GRACE_MS).unref();
     upstream.destroy();
   };
 
@@ -147,7 +249,7 @@ function tunnel(
     cutting = { code, reason };
     // Nothing more reaches the upstream; the client hears the close frame once the current frame ends.
     client.unpipe(upstream);
-    if (status !== 101 || tracker.atBoundary) endWithClose();
+    if (tracker.atBoundary) endWithClose();
     else
       setTimeout(() => {
         client.destroy();
@@ -169,64 +271,30 @@ function tunnel(
     }
   };
 
-  upstream.setNoDelay(true);
-  upstream.on(secure ? "secureConnect" : "connect", () => {
-    upstream.write(requestHead);
-    if (head.length > 0) upstream.write(head);
-    client.pipe(upstream);
-  });
-  upstream.on("data", (chunk: Buffer) => {
-    if (responseHead === undefined) {
-      forwardFrames(chunk);
-      return;
-    }
-    // Until the upstream's response head is complete, collect it: its status decides what follows.
-    const collected: Buffer = Buffer.concat([responseHead, chunk]);
-    const end = collected.indexOf("\r\n\r\n");
-    if (end === -1) {
-      if (collected.length > MAX_RESPONSE_HEAD) {
-        client.destroy();
-        upstream.destroy();
-      } else responseHead = collected;
-      return;
-    }
-    responseHead = undefined;
-    status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(collected.subarray(0, 16).toString("latin1"))?.[1] ?? 502);
-    client.write(collected.subarray(0, end + 4));
-    if (status === 101 && decision.allow && decision.key !== undefined && decision.credential !== undefined) {
-      removeLive = context.liveConnections.add({
-        kind: "websocket",
-        keyId: decision.key.id,
-        credential: decision.credential,
-        requiredScopes: decision.rule?.access.kind === "key" ? decision.rule.access.scopes : [],
-        close: (why) =>
-          why === "going away"
-            ? cut(CLOSE_GOING_AWAY, "server shutting down")
-            : cut(CLOSE_POLICY_VIOLATION, why),
-      });
-    }
-    const rest = collected.subarray(end + 4);
-    if (rest.length > 0) forwardFrames(rest);
-  });
-  upstream.on("error", (error) => {
-    if (status === 0 && !client.destroyed && client.writable) {
-      context.metrics.upstreamError();
-      context.logger.warn({ err: error, requestId }, "upstream WebSocket connection failed");
-      sendRefusalOnSocket(client, BAD_GATEWAY, requestId);
-    } else {
-      client.destroy();
-    }
-    finishLog();
-  });
+  if (decision.allow && decision.key !== undefined && decision.credential !== undefined) {
+    removeLive = context.liveConnections.add({
+      kind: "websocket",
+      keyId: decision.key.id,
+      credential: decision.credential,
+      requiredScopes: decision.rule?.access.kind === "key" ? decision.rule.access.scopes : [],
+      close: (why) =>
+        why === "going away"
+          ? cut(CLOSE_GOING_AWAY, "server shutting down")
+          : cut(CLOSE_POLICY_VIOLATION, why),
+    });
+  }
+  upstream.on("error", () => client.destroy());
+  upstream.on("data", forwardFrames);
   upstream.on("end", () => {
     if (cutting === undefined) client.end();
   });
   upstream.on("close", () => {
+    removeLive?.();
     if (cutting === undefined) client.end();
     finishLog();
   });
-  client.on("close", () => {
-    upstream.destroy();
-    finishLog();
-  });
+  client.on("close", () => removeLive?.());
+  if (upstreamHead.length > 0) forwardFrames(upstreamHead);
+  if (clientHead.length > 0) upstream.write(clientHead);
+  client.pipe(upstream);
 }

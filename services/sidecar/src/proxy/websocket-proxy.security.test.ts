@@ -1,0 +1,214 @@
+import { once } from "node:events";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { type AddressInfo, connect, type Socket } from "node:net";
+import { pino } from "pino";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { parseSidecarConfig } from "../config.js";
+import { createKeyCheckerFixture, type KeyCheckerFixture } from "../key-checker.fixture.js";
+import { compilePolicy } from "../policy/policy.js";
+import { type SidecarHandle, startSidecar } from "../sidecar.js";
+
+/** A request an app ran, as it saw it. */
+interface Ran {
+  readonly method: string;
+  readonly path: string;
+  readonly headers: Record<string, string | string[] | undefined>;
+}
+
+/**
+ * Apps without WebSocket support, as most apps behind a sidecar are: node:http
+ * answers an upgrade it has no listener for as an ordinary keep-alive request.
+ */
+type AppKind = "node-http" | "router";
+
+function startApp(kind: AppKind, ran: Ran[]): Promise<Server> {
+  const record = (req: IncomingMessage) =>
+    ran.push({ method: req.method ?? "", path: req.url ?? "", headers: req.headers });
+  let handler: (req: IncomingMessage, res: ServerResponse) => void;
+  if (kind === "node-http") {
+    handler = (req, res) => {
+      record(req);
+      if (req.url === "/refuse-426") {
+        res.writeHead(426, { "content-type": "text/plain" });
+        res.end("websocket not here");
+        return;
+      }
+      if (req.url === "/chunked") {
+        res.writeHead(200, { "content-type": "text/plain" });
+        res.write("part one,");
+        setTimeout(() => res.end("part two"), 20);
+        return;
+      }
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.end(`ran ${req.method} ${req.url}`);
+    };
+  } else {
+    // An Express-like router: handlers by method and path, a 404 for the rest.
+    const routes: Array<[string, RegExp, (req: IncomingMessage, res: ServerResponse) => void]> = [
+      ["GET", /^\/healthz$/i, (_req, res) => res.end("ok")],
+      ["POST", /^\/admin\/delete-everything\/?$/i, (_req, res) => res.end("deleted everything")],
+    ];
+    handler = (req, res) => {
+      const path = (req.url ?? "/").split("?")[0] ?? "/";
+      for (const [method, pattern, route] of routes) {
+        if (method === req.method && pattern.test(path)) {
+          record(req);
+          route(req, res);
+          return;
+        }
+      }
+      res.statusCode = 404;
+      res.end("not found");
+    };
+  }
+  const server = createServer({ keepAliveTimeout: 5_000 }, handler);
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
+}
+
+/** One TCP connection to the sidecar, read as a single string. */
+function rawConnection(port: number): { socket: Socket; received: () => string; closed: Promise<void> } {
+  const socket = connect(port, "127.0.0.1");
+  let text = "";
+  socket.on("data", (chunk: Buffer) => {
+    text += chunk.toString("latin1");
+  });
+  socket.on("error", () => {});
+  const closed = once(socket, "close").then(() => undefined);
+  return { socket, received: () => text, closed };
+}
+
+async function until(check: () => boolean, timeoutMs = 3_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error("timed out waiting");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+const UPGRADE_HEALTHZ =
+  "GET /healthz HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
+  "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+const SMUGGLED_ADMIN =
+  "POST /admin/delete-everything HTTP/1.1\r\nHost: app\r\nX-Latchkey-Scopes: admin\r\n" +
+  "X-Latchkey-Key-Id: key_forged\r\nContent-Length: 0\r\n\r\n";
+
+describe.each<AppKind>(["node-http", "router"])(
+  "a WebSocket upgrade the app (%s) does not accept",
+  (kind) => {
+    const ran: Ran[] = [];
+    let app: Server;
+    let keys: KeyCheckerFixture;
+    let sidecar: SidecarHandle;
+
+    beforeAll(async () => {
+      app = await startApp(kind, ran);
+      keys = await createKeyCheckerFixture();
+      sidecar = await startSidecar(
+        parseSidecarConfig({
+          upstream: `http://127.0.0.1:${(app.address() as AddressInfo).port}`,
+          listen: "127.0.0.1:0",
+          adminListen: "127.0.0.1:0",
+          shutdownTimeoutMs: 500,
+        }),
+        {
+          keyChecker: keys.verifier,
+          logger: pino({ level: "silent" }),
+          policy: compilePolicy({
+            preset: "reads-public",
+            rules: [{ path: "/admin/**", kind: "key", scopes: ["admin"] }],
+          }),
+        },
+      );
+    });
+
+    afterAll(async () => {
+      await sidecar?.close();
+      await keys?.close();
+      app?.closeAllConnections();
+      await new Promise((resolve) => app?.close(resolve));
+    });
+
+    beforeEach(() => {
+      ran.length = 0;
+    });
+
+    it("relays the app's answer and closes, so a later request on the socket never reaches the app", async () => {
+      const connection = rawConnection(sidecar.port);
+      connection.socket.write(UPGRADE_HEALTHZ);
+      await until(() => connection.received().includes("\r\n\r\n"));
+      expect(connection.received()).toMatch(/^HTTP\/1\.1 200 /);
+      expect(connection.received()).toMatch(/\r\nconnection: close\r\n/i);
+      connection.socket.write(SMUGGLED_ADMIN);
+      await connection.closed;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(ran.map((request) => `${request.method} ${request.path}`)).toEqual(["GET /healthz"]);
+      expect(connection.received()).not.toContain("deleted everything");
+    });
+
+    it("never forwards a request pipelined behind the handshake in the same packet", async () => {
+      const connection = rawConnection(sidecar.port);
+      connection.socket.write(UPGRADE_HEALTHZ + SMUGGLED_ADMIN);
+      await connection.closed;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(ran.map((request) => `${request.method} ${request.path}`)).toEqual(["GET /healthz"]);
+      for (const request of ran) expect(request.headers["x-latchkey-scopes"]).toBeUndefined();
+    });
+
+    it("refuses an upgrade that is not a body-less GET", async () => {
+      for (const head of [
+        "POST /admin/delete-everything HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 0\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 60\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nTransfer-Encoding: chunked\r\n\r\n",
+      ]) {
+        const connection = rawConnection(sidecar.port);
+        connection.socket.write(head + SMUGGLED_ADMIN);
+        await connection.closed;
+        expect(connection.received()).toMatch(/^HTTP\/1\.1 400 /);
+      }
+      expect(ran).toEqual([]);
+    });
+  },
+);
+
+describe("an app's refusal of a WebSocket handshake", () => {
+  const ran: Ran[] = [];
+  let app: Server;
+  let keys: KeyCheckerFixture;
+  let sidecar: SidecarHandle;
+
+  beforeAll(async () => {
+    app = await startApp("node-http", ran);
+    keys = await createKeyCheckerFixture();
+    sidecar = await startSidecar(
+      parseSidecarConfig({
+        upstream: `http://127.0.0.1:${(app.address() as AddressInfo).port}`,
+        listen: "127.0.0.1:0",
+        adminListen: "127.0.0.1:0",
+        shutdownTimeoutMs: 500,
+      }),
+      {
+        keyChecker: keys.verifier,
+        logger: pino({ level: "silent" }),
+        policy: compilePolicy({ preset: "reads-public" }),
+      },
+    );
+  });
+
+  afterAll(async () => {
+    await sidecar?.close();
+    await keys?.close();
+    app?.closeAllConnections();
+    await new Promise((resolve) => app?.close(resolve));
+  });
+
+  it.each([
+    ["/refuse-426", /^HTTP\/1\.1 426 [\s\S]*websocket not here$/],
+    ["/chunked", /^HTTP\/1\.1 200 [\s\S]*part one,part two$/],
+  ])("reaches the client whole (%s), then the connection closes", async (path, expected) => {
+    const connection = rawConnection(sidecar.port);
+    connection.socket.write(UPGRADE_HEALTHZ.replace("/healthz", path));
+    await connection.closed;
+    expect(connection.received()).toMatch(expected);
+    expect(connection.received()).not.toMatch(/transfer-encoding/i);
+  });
+});
