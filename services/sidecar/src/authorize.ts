@@ -2,17 +2,20 @@ import { timingSafeEqual } from "node:crypto";
 import { hashToken } from "@latchkey/token";
 import { type CredentialSource, extractCredential, splitQueryToken } from "./credentials.js";
 import type { KeyChecker, VerifiedKey, VerifyOutcome } from "./key-checker.js";
-import { normalizePath } from "./policy/normalize-path.js";
+import { isCanonicalPath, normalizePath } from "./policy/normalize-path.js";
 import type { Policy, RouteRule } from "./policy/policy.js";
 import {
   badPath,
   CONFLICTING_CREDENTIALS,
   INVALID_CREDENTIAL,
   insufficientScope,
+  METHOD_OVERRIDE_NOT_ALLOWED,
   MISSING_CREDENTIAL,
+  QUERY_TOKEN_NOT_ACCEPTED,
   type Refusal,
   rateLimited,
   UNAVAILABLE,
+  UNSTRIPPABLE_HEADERS,
 } from "./refusal.js";
 
 /**
@@ -54,6 +57,17 @@ export interface RequestFacts {
   readonly query: string;
   readonly bearer: readonly string[];
   readonly apiKey: readonly string[];
+  /** The method a method-override header names ("" when several disagree); undefined when none was sent. */
+  readonly methodOverride?: string | undefined;
+  /** Whether the client sent headers proxy mode strips (see `ScannedRequest.strippedSensitive`). */
+  readonly strippedSensitive?: boolean;
+  /**
+   * True when the app receives the request as the client sent it, because a
+   * proxy in front (nginx, Traefik) forwards it and only asks the sidecar
+   * (forward-auth). What proxy mode would rewrite is refused instead: a path
+   * that is not in canonical form, headers it strips, a query token.
+   */
+  readonly forwardedAsSent?: boolean;
   /**
    * Gives the signal that aborts a lookup when the client leaves. Read only when
    * a lookup has to wait for the token-service, so the hit path allocates none.
@@ -79,6 +93,8 @@ export interface Decision {
   readonly credentialSource: CredentialSource | undefined;
   /** Whether the credential headers go upstream. */
   readonly passCredential: boolean;
+  /** Whether method-override headers go upstream (the rule allows them, and the named method matches it too). */
+  readonly passMethodOverride: boolean;
 }
 
 /** Options of {@link createAuthorizer}. */
@@ -113,15 +129,41 @@ export function createAuthorizer(options: AuthorizerOptions): Authorize {
         facts.query,
       );
     }
+    // The app will read the raw path: decide only on one that every stack reads as the policy does.
+    if (facts.forwardedAsSent === true && !isCanonicalPath(facts.rawPath, normalized.path)) {
+      return decision(false, "bad_request", badPath("not_canonical"), undefined, facts.rawPath, facts.query);
+    }
     const rule = policy.match(facts.method, normalized.matchPath);
     const access = rule.access;
     const path = normalized.path;
     let query = facts.query;
     let queryTokens: readonly string[] = NO_STRINGS;
-    if (access.kind !== "public" && access.allowQueryToken && query !== "") {
+    if (query !== "" && !access.keepQueryToken) {
+      // A `token` parameter never reaches the app: a key in a URL ends up in its logs.
       const split = splitQueryToken(query);
-      queryTokens = split.tokens;
-      query = split.rest;
+      if (split.tokens.length > 0) {
+        if (facts.forwardedAsSent === true && !(access.kind !== "public" && access.allowQueryToken)) {
+          return decision(false, "bad_request", QUERY_TOKEN_NOT_ACCEPTED, rule, path, query);
+        }
+        query = split.rest;
+        if (access.kind !== "public" && access.allowQueryToken) queryTokens = split.tokens;
+      }
+    }
+    if (facts.methodOverride !== undefined) {
+      if (access.passMethodOverride) {
+        // The app will run the named method: it must be one this same rule covers.
+        if (
+          !HTTP_METHOD.test(facts.methodOverride) ||
+          policy.match(facts.methodOverride, normalized.matchPath) !== rule
+        ) {
+          return decision(false, "bad_request", METHOD_OVERRIDE_NOT_ALLOWED, rule, path, query);
+        }
+      } else if (facts.forwardedAsSent === true) {
+        return decision(false, "bad_request", UNSTRIPPABLE_HEADERS, rule, path, query);
+      }
+    }
+    if (facts.forwardedAsSent === true && facts.strippedSensitive === true) {
+      return decision(false, "bad_request", UNSTRIPPABLE_HEADERS, rule, path, query);
     }
     if (access.kind === "public") return decision(true, "public", undefined, rule, path, query);
     const credential = extractCredential(
@@ -206,6 +248,7 @@ function fromOutcome(
 }
 
 const NO_STRINGS: readonly string[] = [];
+const HTTP_METHOD = /^[A-Z]{1,20}$/;
 
 /** Every decision is built here, so they all share one object shape (one hidden class on the hot path). */
 function decision(
@@ -230,10 +273,15 @@ function decision(
     credential,
     credentialSource,
     passCredential: rule === undefined ? false : rule.access.passCredential,
+    passMethodOverride: rule === undefined ? false : rule.access.passMethodOverride,
   };
 }
 
 /** The decision in `disabled` mode: nothing checked, everything forwarded as it came. */
 export function notChecked(rawPath: string, query: string): Decision {
-  return { ...decision(true, "not_checked", undefined, undefined, rawPath, query), passCredential: true };
+  return {
+    ...decision(true, "not_checked", undefined, undefined, rawPath, query),
+    passCredential: true,
+    passMethodOverride: true,
+  };
 }

@@ -8,6 +8,8 @@ import { pathToFileURL } from "node:url";
 export interface DemoApp {
   readonly port: number;
   readonly server: Server;
+  /** How many requests (upgrades included) reached it: tests check that a refused one never did. */
+  handled(): number;
   close(): Promise<void>;
 }
 
@@ -27,7 +29,9 @@ const WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 export async function startDemoApp(options: { port?: number; host?: string } = {}): Promise<DemoApp> {
   const timers = new Set<NodeJS.Timeout>();
   const sockets = new Set<Socket>();
+  let handled = 0;
   const server = createServer((req, res) => {
+    handled++;
     const url = new URL(req.url ?? "/", "http://demo");
     if (url.pathname === "/events") {
       const interval = Math.max(10, Number(url.searchParams.get("interval") ?? 1000) || 1000);
@@ -54,6 +58,7 @@ export async function startDemoApp(options: { port?: number; host?: string } = {
     });
   });
   server.on("upgrade", (req: IncomingMessage, socket: Socket) => {
+    handled++;
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
     socket.on("error", () => socket.destroy());
@@ -78,6 +83,7 @@ export async function startDemoApp(options: { port?: number; host?: string } = {
   return {
     port: (server.address() as AddressInfo).port,
     server,
+    handled: () => handled,
     close: async () => {
       for (const timer of timers) clearInterval(timer);
       for (const socket of sockets) socket.destroy();

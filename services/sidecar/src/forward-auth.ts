@@ -71,7 +71,7 @@ export function createForwardAuthRoute(context: ProxyContext): LocalRoute {
       return;
     }
     const [rawPath, query] = splitTarget(scanned.originalUri);
-    const decision = decide(context, method, rawPath, query, scanned);
+    const decision = decide(context, method, rawPath, query, scanned, true);
     whenDecided(
       decision,
       (decided) => {

@@ -81,7 +81,8 @@ export async function startNginxExample(options: {
     .replace("server 127.0.0.1:8080;", `server 127.0.0.1:${options.sidecarPort};`)
     .replace("server 127.0.0.1:3000;", `server 127.0.0.1:${options.appPort};`)
     .replace("listen 8000;", `listen 127.0.0.1:${port};`)
-    .replace("/var/cache/nginx/latchkey", join(dir, "cache"));
+    .replace("/var/cache/nginx/latchkey", join(dir, "cache"))
+    .replace("/var/log/nginx/latchkey-access.log", join(dir, "logs", "access.log"));
   if (options.withoutCache)
     example = example.replace(/^\s*(proxy_cache|proxy_cache_path|proxy_ignore_headers)\b.*$/gm, "");
   writeFileSync(join(dir, "latchkey.conf"), example);

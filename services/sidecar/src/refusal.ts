@@ -120,6 +120,35 @@ export const BAD_WEBSOCKET_HANDSHAKE: Refusal = {
   headers: [],
 };
 
+/** 400: a method-override header naming a method the matched route's rule would not allow. */
+export const METHOD_OVERRIDE_NOT_ALLOWED: Refusal = {
+  status: 400,
+  code: "invalid_request",
+  message:
+    "The method-override header names a method this route's rule does not cover; send the request with that method.",
+  headers: [],
+};
+
+/**
+ * 400 in forward-auth: the request carries headers the proxy in front would
+ * pass to the app unchanged, and the sidecar cannot strip them there.
+ */
+export const UNSTRIPPABLE_HEADERS: Refusal = {
+  status: 400,
+  code: "invalid_request",
+  message:
+    "The request carries identity, rewrite or method-override headers (or a spelling of them with _ or .), which this route does not accept.",
+  headers: [],
+};
+
+/** 400 in forward-auth: a `?token=` the proxy in front would pass to the app, on a route that does not take it. */
+export const QUERY_TOKEN_NOT_ACCEPTED: Refusal = {
+  status: 400,
+  code: "invalid_request",
+  message: "This route does not take a token in the URL; send it in Authorization: Bearer or X-API-Key.",
+  headers: [],
+};
+
 /** 429 with `Retry-After`. */
 export function rateLimited(retryAfterSeconds = 1): Refusal {
   return {

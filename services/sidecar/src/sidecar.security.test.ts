@@ -18,6 +18,24 @@ beforeAll(async () => {
         { name: "private", path: "/private/**", kind: "key", scopes: ["read"] },
         { name: "feed", path: "/feed", kind: "key", scopes: ["read"], allowQueryToken: true },
         { name: "instance", path: "/instance/**", kind: "secret", secretEnv: "INSTANCE_SECRET" },
+        {
+          name: "stream",
+          methods: ["GET"],
+          path: "/stream",
+          kind: "key",
+          scopes: ["read"],
+          allowQueryToken: true,
+        },
+        { name: "rpc", path: "/rpc/**", kind: "key", scopes: ["read"], passMethodOverride: true },
+        {
+          name: "rpc-post",
+          methods: ["POST"],
+          path: "/rpc-post",
+          kind: "key",
+          scopes: ["read"],
+          passMethodOverride: true,
+        },
+        { name: "reset", path: "/reset/**", kind: "public", keepQueryToken: true },
       ],
     },
   });
@@ -60,6 +78,10 @@ describe("paths that try to reach a private route through a public one", () => {
     ["/public\\..\\admin", "backslash"],
     ["/public/%00/../admin", "nul"],
     ["/public/%C0%AE%C0%AE/admin", "invalid_utf8"],
+    ["/;/admin/users", "parameter_only_segment"],
+    ["/;x=1/admin/users", "parameter_only_segment"],
+    ["/%3B/admin/users", "encoded_delimiter"],
+    ["/admin%3bx/users", "encoded_delimiter"],
   ])("%s is refused with 400", async (path, reason) => {
     const response = await get(path);
     expect(response.status).toBe(400);
@@ -251,6 +273,126 @@ describe("identity headers", () => {
     expect(response.headers["keep-alive"]).toBeUndefined();
     expect(response.headers.te).toBeUndefined();
     expect(response.headers["proxy-authorization"]).toBeUndefined();
+  });
+});
+
+describe("identity header spellings an app would merge", () => {
+  it.each([
+    "x_latchkey_team_id",
+    "X_LATCHKEY_SCOPES",
+    "x-latchkey_key_id",
+    "x.latchkey.scopes",
+    "X-LATCHKEY-KEY-NAME",
+  ])("%s never reaches the app, on public and private routes", async (name) => {
+    for (const response of [
+      await get("/public/x", { [name]: "forged" }),
+      await get("/private/x", { [name]: "forged", authorization: `Bearer ${reader.token}` }),
+    ]) {
+      expect(response.status).toBe(200);
+      for (const [header, value] of Object.entries(echoed(response).headers)) {
+        if (header.replace(/[_.]/g, "-").startsWith("x-latchkey-")) expect(value).not.toBe("forged");
+      }
+    }
+  });
+
+  it("drops underscore spellings of the credential and forwarding headers", async () => {
+    const response = echoed(
+      await get("/public/x", { x_api_key: reader.token, x_forwarded_for: "10.9.9.9", x_real_ip: "10.9.9.9" }),
+    );
+    expect(response.headers.x_api_key).toBeUndefined();
+    expect(response.headers.x_forwarded_for).toBeUndefined();
+    expect(response.headers.x_real_ip).toBeUndefined();
+  });
+});
+
+describe("method-override and rewrite headers", () => {
+  it("are stripped by default, so a public GET cannot become a DELETE in the app", async () => {
+    const response = echoed(
+      await get("/public/x", {
+        "x-http-method-override": "DELETE",
+        "x-http-method": "DELETE",
+        "x-method-override": "DELETE",
+        "x-original-url": "/admin/users",
+        "x-rewrite-url": "/admin/users",
+        "x-original-uri": "/admin/users",
+        "x-forwarded-uri": "/admin/users",
+        "x-original-method": "DELETE",
+        x_http_method_override: "DELETE",
+      }),
+    );
+    expect(response.method).toBe("GET");
+    for (const name of [
+      "x-http-method-override",
+      "x-http-method",
+      "x-method-override",
+      "x-original-url",
+      "x-rewrite-url",
+      "x-original-uri",
+      "x-forwarded-uri",
+      "x-original-method",
+      "x_http_method_override",
+    ]) {
+      expect(response.headers[name]).toBeUndefined();
+    }
+  });
+
+  it("pass where the rule allows them and the named method falls under the same rule", async () => {
+    const auth = { authorization: `Bearer ${reader.token}` };
+    const passed = await send(
+      stack.url,
+      "POST",
+      "/rpc/x",
+      { ...auth, "x-http-method-override": "DELETE" },
+      "",
+    );
+    expect(passed.status).toBe(200);
+    expect(echoed(passed).headers["x-http-method-override"]).toBe("DELETE");
+    const outside = await send(
+      stack.url,
+      "POST",
+      "/rpc-post",
+      { ...auth, "x-http-method-override": "GET" },
+      "",
+    );
+    expect(outside.status).toBe(400);
+    const bogus = await send(
+      stack.url,
+      "POST",
+      "/rpc/x",
+      { ...auth, "x-http-method-override": "DEL ETE" },
+      "",
+    );
+    expect(bogus.status).toBe(400);
+    const disagreeing = await send(
+      stack.url,
+      "POST",
+      "/rpc/x",
+      { ...auth, "x-http-method-override": "DELETE", "x-http-method": "PUT" },
+      "",
+    );
+    expect(disagreeing.status).toBe(400);
+  });
+});
+
+describe("methods beside the one a rule names", () => {
+  it("HEAD falls under a GET rule", async () => {
+    expect((await send(stack.url, "HEAD", "/stream")).status).toBe(401);
+    const before = stack.app.handled();
+    const allowed = await send(stack.url, "HEAD", `/stream?token=${reader.token}`);
+    expect(allowed.status).toBe(200);
+    expect(stack.app.handled()).toBe(before + 1);
+  });
+
+  it("a query token is removed on every route, public ones included", async () => {
+    const options = await send(stack.url, "OPTIONS", `/stream?token=${reader.token}&a=1`);
+    expect(echoed(options).path).toBe("/stream?a=1");
+    const open = await get(`/public/x?token=${reader.token}&b=2`);
+    expect(echoed(open).path).toBe("/public/x?b=2");
+    const keyed = await get(`/private/x?token=${reader.token}`, { authorization: `Bearer ${reader.token}` });
+    expect(echoed(keyed).path).toBe("/private/x");
+    // Unless a public rule says the parameter is the app's own.
+    const own = await get("/reset/password?token=app-reset-token");
+    expect(echoed(own).path).toBe("/reset/password?token=app-reset-token");
   });
 });
 

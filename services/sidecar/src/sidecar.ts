@@ -165,6 +165,8 @@ export async function startSidecar(
     },
     "sidecar listening",
   );
+  for (const warning of policy.warnings)
+    logger.warn({ policy: config.policy ?? "(given)" }, `policy: ${warning}`);
 
   let closing: Promise<void> | undefined;
   return {

@@ -11,7 +11,10 @@ export type PathRejection =
   | "control_character"
   | "double_encoding"
   | "backslash"
-  | "non_ascii";
+  | "non_ascii"
+  | "encoded_delimiter"
+  | "parameter_only_segment"
+  | "not_canonical";
 
 /** Outcome of {@link normalizePath}. */
 export type NormalizedPath =
@@ -68,6 +71,9 @@ export function normalizePath(raw: string): NormalizedPath {
     if (decoded === "") continue;
     const semicolon = decoded.indexOf(";");
     const bare = semicolon === -1 ? decoded : decoded.slice(0, semicolon);
+    // `/;x/admin`: Tomcat-style stacks drop the parameter and merge the empty segment away, so the
+    // app reads `/admin` while a matcher that keeps the segment does not.
+    if (bare === "" && semicolon !== -1) return { ok: false, reason: "parameter_only_segment" };
     if (bare === ".") continue;
     if (bare === "..") {
       // Like URL resolution, `..` at the root stays at the root.
@@ -105,6 +111,8 @@ function decodeSegment(segment: string): string | { ok: false; reason: PathRejec
     if (!/^[0-9A-Fa-f]{2}$/.test(hex)) return { ok: false, reason: "invalid_percent_encoding" };
     const byte = Number.parseInt(hex, 16);
     if (byte === 0x2f || byte === 0x5c) return { ok: false, reason: "encoded_separator" };
+    // `%3B` would leave as a raw `;`: encoded data turned into a path-parameter delimiter.
+    if (byte === 0x3b) return { ok: false, reason: "encoded_delimiter" };
     if (byte === 0) return { ok: false, reason: "nul" };
     bytes.push(byte);
     i += 2;
@@ -133,4 +141,23 @@ function encodeSegment(segment: string): string {
         ).join("");
   }
   return out;
+}
+
+/**
+ * Whether a raw path is already the canonical form {@link normalizePath} gave
+ * for it, so an app that reads the raw path (because a proxy in front forwards
+ * it as sent) reads what the policy matched: no dot or empty segments, no
+ * `;` parameters, nothing percent-encoded that needs no encoding. Hex digits
+ * of escapes may be either case.
+ *
+ * @example
+ * ```ts
+ * isCanonicalPath("/admin/../x", "/x"); // false
+ * isCanonicalPath("/caf%c3%a9", "/caf%C3%A9"); // true
+ * ```
+ */
+export function isCanonicalPath(raw: string, canonical: string): boolean {
+  if (raw.includes(";")) return false;
+  if (raw === canonical) return true;
+  return raw.includes("%") && raw.replace(/%[0-9a-f]{2}/gi, (pair) => pair.toUpperCase()) === canonical;
 }

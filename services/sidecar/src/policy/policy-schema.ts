@@ -26,10 +26,18 @@ const paths = z
   .union([z.string(), z.array(z.string()).min(1, "must name at least one path")])
   .transform((value) => (Array.isArray(value) ? value : [value]));
 
+// Forward X-HTTP-Method-Override (and X-HTTP-Method, X-Method-Override) to the app, for apps that
+// tunnel methods through POST; the named method must match this same rule, or the request is refused.
+const passMethodOverride = z.boolean().default(false);
+
 const publicAccess = {
   kind: z.literal("public"),
   // Forward the caller's credential headers to the app instead of removing them.
   passCredential: z.boolean().default(false),
+  passMethodOverride,
+  // This route's own `token` query parameter is not a Latchkey key: pass it to the app
+  // (by default a `token` parameter is removed from every URL before it goes upstream).
+  keepQueryToken: z.boolean().default(false),
 };
 const keyAccess = {
   kind: z.literal("key"),
@@ -38,6 +46,7 @@ const keyAccess = {
   // Also accept `?token=` (EventSource cannot set headers); removed before forwarding.
   allowQueryToken: z.boolean().default(false),
   passCredential: z.boolean().default(false),
+  passMethodOverride,
 };
 const secretAccess = {
   kind: z.literal("secret"),
@@ -45,6 +54,7 @@ const secretAccess = {
   secretEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name"),
   allowQueryToken: z.boolean().default(false),
   passCredential: z.boolean().default(false),
+  passMethodOverride,
 };
 
 /** How a route is protected. */
@@ -57,7 +67,8 @@ export const accessSchema = z.discriminatedUnion(
 const match = {
   // A label for logs and error messages.
   name: z.string().min(1).max(100).optional(),
-  // Methods this rule applies to; omitted or "*" means any.
+  // Methods this rule applies to; omitted or "*" means any. GET includes HEAD (an app answers HEAD
+  // with its GET handler).
   methods: methods.optional(),
   // Path globs (`*` one segment, `**` any); `path` is a shorthand for one.
   paths: paths.optional(),

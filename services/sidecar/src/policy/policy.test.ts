@@ -50,10 +50,30 @@ describe("policy matching", () => {
     expect(decide(policy, "POST", "/files/a/b.json")).toBe("key:write");
   });
 
-  it("matches methods exactly and treats HEAD as its own method", () => {
-    expect(decide(policy, "HEAD", "/api/v1/events/stream")).toBe("public");
+  it("matches methods exactly, except that a rule for GET also covers HEAD", () => {
+    // An app answers HEAD with its GET handler: HEAD /stream must not fall through to the public preset.
+    expect(decide(policy, "HEAD", "/api/v1/events/stream")).toBe("secret");
+    expect(decide(policy, "OPTIONS", "/api/v1/events/stream")).toBe("public");
     expect(decide(policy, "OPTIONS", "/anything")).toBe("public");
     expect(decide(policy, "PATCH", "/anything")).toBe("key:write");
+    expect(decide(policy, "HEAD", "/files/a.json")).toBe("public");
+  });
+
+  it("warns about a method-restricted key rule whose path is public for other methods", () => {
+    expect(policy.warnings).toEqual([
+      'rules[3] ("files"): /files/*.json needs a key for POST but is public for GET, HEAD',
+    ]);
+    const open = compilePolicy({
+      rules: [
+        { name: "events", methods: ["GET"], path: "/events", kind: "key", scopes: ["read"] },
+        { name: "rest", path: "/**", kind: "public" },
+      ],
+    });
+    expect(open.warnings).toEqual([
+      'rules[0] ("events"): /events needs a key for GET, HEAD but is public for POST, PUT, PATCH, DELETE',
+    ]);
+    const shipped = loadPolicy("services/sidecar/examples/policy.yaml", { CRON_SECRET: SECRET });
+    expect(shipped.warnings).toEqual([]);
   });
 
   it("does not let encoded or dotted paths reach a private route through a public one", () => {
@@ -71,6 +91,11 @@ describe("policy matching", () => {
     expect(decide(policy, "GET", "/healthz/%252e%252e/admin")).toBe("rejected:double_encoding");
     expect(decide(policy, "GET", "/healthz\\..\\admin")).toBe("rejected:backslash");
     expect(decide(policy, "GET", "/healthz%5C..%5Cadmin")).toBe("rejected:encoded_separator");
+    expect(decide(policy, "GET", "/;/admin/users")).toBe("rejected:parameter_only_segment");
+    expect(decide(policy, "GET", "/;x=1/admin/users")).toBe("rejected:parameter_only_segment");
+    expect(decide(policy, "GET", "/admin/;/users")).toBe("rejected:parameter_only_segment");
+    expect(decide(policy, "GET", "/%3B/admin/users")).toBe("rejected:encoded_delimiter");
+    expect(decide(policy, "GET", "/%3b/admin/users")).toBe("rejected:encoded_delimiter");
   });
 
   it("never lets the query string take part in matching", () => {

@@ -6,13 +6,12 @@ import { type AccessInput, type PolicyRuleInput, policyFileSchema } from "./poli
 import { PRESETS } from "./presets.js";
 
 /** A route's protection, ready to act on. */
-export type RouteAccess =
-  | { readonly kind: "public"; readonly passCredential: boolean }
+export type RouteAccess = (
+  | { readonly kind: "public"; readonly allowQueryToken: false }
   | {
       readonly kind: "key";
       readonly scopes: readonly string[];
       readonly allowQueryToken: boolean;
-      readonly passCredential: boolean;
     }
   | {
       readonly kind: "secret";
@@ -20,8 +19,15 @@ export type RouteAccess =
       /** SHA-256 of the secret: compared in constant time with the digest of what the caller sent. */
       readonly secretDigest: Buffer;
       readonly allowQueryToken: boolean;
-      readonly passCredential: boolean;
-    };
+    }
+) & {
+  /** Whether the credential headers go upstream. */
+  readonly passCredential: boolean;
+  /** Whether method-override headers go upstream (when the method they name matches the same rule). */
+  readonly passMethodOverride: boolean;
+  /** Whether a `token` query parameter goes upstream (public routes whose own parameter it is). */
+  readonly keepQueryToken: boolean;
+};
 
 /** A compiled rule. */
 export interface RouteRule {
@@ -37,6 +43,8 @@ export interface RouteRule {
 export interface Policy {
   readonly rules: readonly RouteRule[];
   readonly fallback: RouteRule;
+  /** Things that are allowed but probably not meant, for the start-up log (a rule per line). */
+  readonly warnings: readonly string[];
   /** The first rule matching `method` and a normalized match path, or the default. */
   match(method: string, matchPath: string): RouteRule;
 }
@@ -94,7 +102,11 @@ export function compilePolicy(document: unknown, options: CompilePolicyOptions =
       if (glob.ok) patterns.push(glob.regex);
       else problems.push(`${label}: ${glob.message}`);
     }
-    const methods = rule.methods?.includes("*") === false ? new Set(rule.methods) : undefined;
+    // HEAD is GET without the body, and apps answer it with their GET handler: a rule for GET covers it.
+    const methods =
+      rule.methods?.includes("*") === false
+        ? new Set(rule.methods.includes("GET") ? [...rule.methods, "HEAD"] : rule.methods)
+        : undefined;
     return { label, methods, patterns, access: compileAccess(rule, label, env, problems) };
   };
   const rules = file.rules.map((rule, index) =>
@@ -109,17 +121,49 @@ export function compilePolicy(document: unknown, options: CompilePolicyOptions =
     access: compileAccess(fallbackAccess, "default", env, problems),
   };
   if (problems.length > 0) throw new PolicyError(`invalid ${source}:\n  ${problems.join("\n  ")}`, problems);
-  return {
-    rules,
-    fallback,
-    match(method, matchPath) {
-      for (const rule of rules) {
-        if (rule.methods !== undefined && !rule.methods.has(method)) continue;
-        for (const pattern of rule.patterns) if (pattern.test(matchPath)) return rule;
-      }
-      return fallback;
-    },
+  const match = (method: string, matchPath: string): RouteRule => {
+    for (const rule of rules) {
+      if (rule.methods !== undefined && !rule.methods.has(method)) continue;
+      for (const pattern of rule.patterns) if (pattern.test(matchPath)) return rule;
+    }
+    return fallback;
   };
+  const sources = file.rules.map((rule) => rule.paths ?? (rule.path === undefined ? [] : [rule.path]));
+  return { rules, fallback, warnings: fallThroughWarnings(rules, sources, match), match };
+}
+
+// Methods a method-restricted rule is checked against. OPTIONS is left out: a CORS preflight carries
+// no credential (Fetch standard), so no key rule can ever apply to it, and apps answer it without
+// running a handler.
+const CHECKED_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
+
+/**
+ * Warns about a key or secret rule limited to some methods whose paths, with
+ * another method, fall through to a public rule: `GET /events` needs a key
+ * while `POST /events` is public is rarely what was meant.
+ */
+function fallThroughWarnings(
+  rules: readonly RouteRule[],
+  sources: readonly (readonly string[])[],
+  match: (method: string, matchPath: string) => RouteRule,
+): string[] {
+  const warnings: string[] = [];
+  rules.forEach((rule, index) => {
+    if (rule.methods === undefined || rule.access.kind === "public") return;
+    for (const pattern of sources[index] ?? []) {
+      // A concrete path the glob matches: `*` as one segment's text, `**` as nothing.
+      const sample = pattern.replace(/\/\*\*(?=\/|$)/g, "").replace(/\*/g, "x") || "/";
+      const open = CHECKED_METHODS.filter(
+        (method) => !rule.methods?.has(method) && match(method, sample).access.kind === "public",
+      );
+      if (open.length > 0) {
+        warnings.push(
+          `${rule.label}: ${pattern} needs a ${rule.access.kind} for ${[...rule.methods].join(", ")} but is public for ${open.join(", ")}`,
+        );
+      }
+    }
+  });
+  return warnings;
 }
 
 /**
@@ -156,13 +200,23 @@ function compileAccess(
   env: NodeJS.ProcessEnv,
   problems: string[],
 ): RouteAccess {
-  if (access.kind === "public") return { kind: "public", passCredential: access.passCredential };
+  if (access.kind === "public") {
+    return {
+      kind: "public",
+      allowQueryToken: false,
+      passCredential: access.passCredential,
+      passMethodOverride: access.passMethodOverride,
+      keepQueryToken: access.keepQueryToken,
+    };
+  }
   if (access.kind === "key") {
     return {
       kind: "key",
       scopes: access.scopes,
       allowQueryToken: access.allowQueryToken,
       passCredential: access.passCredential,
+      passMethodOverride: access.passMethodOverride,
+      keepQueryToken: false,
     };
   }
   const secret = env[access.secretEnv];
@@ -180,6 +234,8 @@ function compileAccess(
     secretDigest: hashToken(secret ?? ""),
     allowQueryToken: access.allowQueryToken,
     passCredential: access.passCredential,
+    passMethodOverride: access.passMethodOverride,
+    keepQueryToken: false,
   };
 }
 

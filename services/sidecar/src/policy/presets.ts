@@ -21,12 +21,26 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = {
         paths: ["/**"],
         kind: "public",
         passCredential: false,
+        passMethodOverride: false,
+        keepQueryToken: false,
       },
     ],
-    default: { kind: "key", scopes: ["write"], allowQueryToken: false, passCredential: false },
+    default: {
+      kind: "key",
+      scopes: ["write"],
+      allowQueryToken: false,
+      passCredential: false,
+      passMethodOverride: false,
+    },
   },
   "all-private": {
     rules: [],
-    default: { kind: "key", scopes: ["read"], allowQueryToken: false, passCredential: false },
+    default: {
+      kind: "key",
+      scopes: ["read"],
+      allowQueryToken: false,
+      passCredential: false,
+      passMethodOverride: false,
+    },
   },
 };

@@ -9,6 +9,54 @@ const pairs = (flat: readonly string[]) => {
 };
 
 describe("scanRequestHeaders", () => {
+  it.each([
+    "x_latchkey_team_id",
+    "X_LATCHKEY_SCOPES",
+    "x-latchkey_key_id",
+    "x.latchkey.key-id",
+    "X-LatchKey-Scopes",
+    "x_api_key",
+    "x_forwarded_for",
+    "X_Real_IP",
+    "x_original_uri",
+    "x_http_method_override",
+    "X-Original-URL",
+    "x-rewrite-url",
+    "x_rewrite_url",
+  ])("drops %s, which an app merging _ and . with - would read as a header the sidecar owns", (name) => {
+    const scanned = scanRequestHeaders(["host", "app", name, "forged", "x_custom_thing", "kept"]);
+    expect(pairs(scanned.forward)).toEqual([
+      ["host", "app"],
+      ["x_custom_thing", "kept"],
+    ]);
+    expect(scanned.strippedSensitive).toBe(true);
+  });
+
+  it("takes method-override headers aside, and reports disagreeing ones as an empty method", () => {
+    const one = scanRequestHeaders(["X-HTTP-Method-Override", "delete", "accept", "*/*"]);
+    expect(pairs(one.forward)).toEqual([["accept", "*/*"]]);
+    expect(one.methodOverride).toBe("DELETE");
+    expect(one.methodOverrideHeaders).toEqual(["X-HTTP-Method-Override", "delete"]);
+    expect(one.strippedSensitive).toBe(false);
+    const two = scanRequestHeaders(["X-HTTP-Method", "PUT", "X-Method-Override", "DELETE"]);
+    expect(two.methodOverride).toBe("");
+  });
+
+  it("never forwards the forward-auth headers X-Original-URI/-Method and X-Forwarded-Uri/-Method", () => {
+    const scanned = scanRequestHeaders([
+      "X-Original-URI",
+      "/admin",
+      "X-Forwarded-Uri",
+      "/admin",
+      "X-Original-Method",
+      "GET",
+      "X-Forwarded-Method",
+      "GET",
+    ]);
+    expect(scanned.forward).toEqual([]);
+    expect(scanned.originalUri).toBe("/admin");
+  });
+
   it("sorts credentials, forwarding and hop-by-hop headers out of what is forwarded", () => {
     const scanned = scanRequestHeaders([
       "Host",
@@ -79,7 +127,13 @@ describe("scanRequestHeaders", () => {
 });
 
 describe("buildUpstreamHeaders", () => {
-  const context = { peer: "10.0.0.5", requestId: "r-1", identity: undefined, passCredential: false };
+  const context = {
+    peer: "10.0.0.5",
+    requestId: "r-1",
+    identity: undefined,
+    passCredential: false,
+    passMethodOverride: false,
+  };
 
   it("sets X-Forwarded-* from its own view for untrusted peers", () => {
     const scanned = scanRequestHeaders([

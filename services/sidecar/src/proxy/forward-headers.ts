@@ -25,6 +25,23 @@ export interface ScannedRequest {
    */
   readonly originalConflict: boolean;
   readonly requestId: string | undefined;
+  /**
+   * The method a client asks the app to use instead of the request's
+   * (`X-HTTP-Method-Override`, `X-HTTP-Method`, `X-Method-Override`), upper-cased;
+   * "" when such headers disagree. The headers themselves are in
+   * {@link methodOverrideHeaders}, forwarded only where the route allows it.
+   */
+  readonly methodOverride: string | undefined;
+  readonly methodOverrideHeaders: string[];
+  /**
+   * True when the client sent a header the sidecar never forwards and an app
+   * may act on: its identity namespace (`x-latchkey-*`, in any spelling that an
+   * app reading `_` or `.` as `-` would merge), a rewrite header
+   * (`X-Original-URL`, `X-Rewrite-URL`), or an underscore/dot spelling of a
+   * header the sidecar handles itself (`x_forwarded_for`, `x_api_key`).
+   * Proxy mode drops them; forward-auth, which cannot, refuses the request.
+   */
+  readonly strippedSensitive: boolean;
   /** The `Upgrade` header (WebSocket). */
   readonly upgrade: string | undefined;
   /** Whether a body follows (`Content-Length` > 0 or `Transfer-Encoding`). */
@@ -53,6 +70,9 @@ export function scanRequestHeaders(raw: readonly string[]): ScannedRequest {
   let originalMethod: string | undefined;
   let originalConflict = false;
   let requestId: string | undefined;
+  let methodOverride: string | undefined;
+  let methodOverrideHeaders = EMPTY;
+  let strippedSensitive = false;
   let upgrade: string | undefined;
   let connection: string | undefined;
   let hasBody = false;
@@ -121,20 +141,37 @@ export function scanRequestHeaders(raw: readonly string[]): ScannedRequest {
       case "x-request-id":
         if (REQUEST_ID.test(value)) requestId ??= value;
         continue;
+      // What a forward-auth caller says the original request was. Read by forward-auth only; an app
+      // must never take them from a client, so they are not forwarded.
       case "x-original-uri":
       case "x-forwarded-uri":
         if (originalUri !== undefined && originalUri !== value) originalConflict = true;
         originalUri ??= value;
-        forward.push(name, value);
         continue;
       case "x-original-method":
       case "x-forwarded-method":
         if (originalMethod !== undefined && originalMethod !== value) originalConflict = true;
         originalMethod ??= value;
-        forward.push(name, value);
+        continue;
+      case "x-http-method-override":
+      case "x-http-method":
+      case "x-method-override": {
+        const upper = value.trim().toUpperCase();
+        methodOverride = methodOverride === undefined || methodOverride === upper ? upper : "";
+        if (methodOverrideHeaders === EMPTY) methodOverrideHeaders = [];
+        methodOverrideHeaders.push(name, value);
+        continue;
+      }
+      // Frameworks (Symfony, IIS URL Rewrite, Zend) route on these instead of the request line.
+      case "x-original-url":
+      case "x-rewrite-url":
+        strippedSensitive = true;
         continue;
       default:
-        if (lower.startsWith("x-latchkey-")) continue;
+        if (isSensitiveVariant(lower)) {
+          strippedSensitive = true;
+          continue;
+        }
         forward.push(name, value);
     }
   }
@@ -152,11 +189,61 @@ export function scanRequestHeaders(raw: readonly string[]): ScannedRequest {
     originalMethod,
     originalConflict,
     requestId,
+    methodOverride,
+    methodOverrideHeaders,
+    strippedSensitive,
     upgrade,
     hasBody,
   };
   if (connection !== undefined) dropConnectionListed(scanned, connection);
   return scanned;
+}
+
+// Names the scan above handles; their `_`/`.` spellings are dropped too, because CGI, WSGI, Rack and
+// PHP read `x_api_key` and `x-api-key` (or `x_forwarded_for` and `x-forwarded-for`) as one header.
+const HANDLED_NAMES = new Set([
+  "host",
+  "authorization",
+  "x-api-key",
+  "connection",
+  "upgrade",
+  "content-length",
+  "transfer-encoding",
+  "keep-alive",
+  "te",
+  "trailer",
+  "proxy-connection",
+  "proxy-authorization",
+  "expect",
+  "http2-settings",
+  "x-forwarded-for",
+  "x-forwarded-proto",
+  "x-forwarded-host",
+  "forwarded",
+  "x-real-ip",
+  "x-request-id",
+  "x-original-uri",
+  "x-forwarded-uri",
+  "x-original-method",
+  "x-forwarded-method",
+  "x-http-method-override",
+  "x-http-method",
+  "x-method-override",
+  "x-original-url",
+  "x-rewrite-url",
+]);
+
+/**
+ * Whether a lower-cased header name the switch did not handle is the identity
+ * namespace (`x-latchkey-…`) or a handled name, once `_` and `.` are read as
+ * `-` the way CGI-style stacks merge them. Cheap for ordinary names: only
+ * names starting with `x` or holding `_`/`.` are looked at further.
+ */
+export function isSensitiveVariant(lower: string): boolean {
+  const separated = lower.includes("_") || lower.includes(".");
+  if (!separated) return lower.startsWith("x-latchkey-");
+  const canonical = lower.replace(/[_.]/g, "-");
+  return canonical.startsWith("x-latchkey-") || HANDLED_NAMES.has(canonical);
 }
 
 // Headers a `Connection` value may name without making them ours to drop (already handled).
@@ -249,16 +336,18 @@ export interface UpstreamHeaderContext {
   /** Identity headers of the verified key, if any. */
   readonly identity: readonly string[] | undefined;
   readonly passCredential: boolean;
+  readonly passMethodOverride: boolean;
 }
 
 /**
- * Completes the forwarded header list: credentials back when the route passes
- * them, the key's identity, `X-Forwarded-For/-Proto/-Host` (extending a trusted
+ * Completes the forwarded header list: credentials and method-override headers
+ * back when the route passes them, the key's identity, `X-Forwarded-For/-Proto/-Host` (extending a trusted
  * proxy's, replacing anyone else's) and `X-Request-Id`.
  */
 export function buildUpstreamHeaders(scanned: ScannedRequest, context: UpstreamHeaderContext): string[] {
   const headers = scanned.forward;
   if (context.passCredential) for (const value of scanned.credentialHeaders) headers.push(value);
+  if (context.passMethodOverride) for (const value of scanned.methodOverrideHeaders) headers.push(value);
   if (context.identity !== undefined) for (const value of context.identity) headers.push(value);
   const hasInbound =
     scanned.forwardedFor !== undefined ||

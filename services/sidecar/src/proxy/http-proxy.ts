@@ -52,6 +52,7 @@ export function createRequestHandler(
       query,
       bearer: scanned.bearer,
       apiKey: scanned.apiKey,
+      methodOverride: scanned.methodOverride,
       abortable: exchange,
     });
     if (decision instanceof Promise) {
@@ -158,6 +159,7 @@ class HttpExchange implements Dispatcher.DispatchHandler {
       requestId: this.requestId,
       identity,
       passCredential: decision.passCredential,
+      passMethodOverride: decision.passMethodOverride,
     });
     const path = `${context.basePath}${decision.path}${decision.query === "" ? "" : `?${decision.query}`}`;
     this.#listenForClose();

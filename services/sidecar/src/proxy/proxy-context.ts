@@ -5,6 +5,7 @@ import { type Authorize, type Decision, notChecked } from "../authorize.js";
 import type { EnforcementMode } from "../config.js";
 import type { LiveConnections } from "../live-connections.js";
 import type { SidecarMetrics } from "../metrics.js";
+import type { ScannedRequest } from "./forward-headers.js";
 
 /** What the request, upgrade and forward-auth handlers share. */
 export interface ProxyContext {
@@ -42,20 +43,26 @@ export function whenDecided(
 /**
  * The decision on a request as the upgrade and forward-auth handlers need it:
  * unchecked in `disabled` mode, otherwise the policy's and verifier's.
+ * `forwardedAsSent` is true for forward-auth, where the app gets the request
+ * from another proxy exactly as the client sent it.
  */
 export function decide(
   context: ProxyContext,
   method: string,
   rawPath: string,
   query: string,
-  credentials: { readonly bearer: readonly string[]; readonly apiKey: readonly string[] },
+  scanned: ScannedRequest,
+  forwardedAsSent: boolean,
 ): Decision | Promise<Decision> {
   if (context.mode === "disabled") return notChecked(rawPath, query);
   return context.authorize({
     method,
     rawPath,
     query,
-    bearer: credentials.bearer,
-    apiKey: credentials.apiKey,
+    bearer: scanned.bearer,
+    apiKey: scanned.apiKey,
+    methodOverride: scanned.methodOverride,
+    strippedSensitive: scanned.strippedSensitive,
+    forwardedAsSent,
   });
 }

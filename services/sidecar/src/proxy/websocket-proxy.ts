@@ -84,7 +84,7 @@ export function createUpgradeHandler(
       });
       return;
     }
-    const decision = decide(context, method, rawPath, query, scanned);
+    const decision = decide(context, method, rawPath, query, scanned, false);
     whenDecided(
       decision,
       (decided) => {
@@ -104,6 +104,7 @@ export function createUpgradeHandler(
           requestId,
           identity,
           passCredential: decided.passCredential,
+          passMethodOverride: decided.passMethodOverride,
         });
         const path = `${context.basePath}${decided.path}${decided.query === "" ? "" : `?${decided.query}`}`;
         tunnel(context, decided, socket, method, path, headers, head, requestId, (status) =>
