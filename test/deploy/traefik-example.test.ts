@@ -1,0 +1,40 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { FORWARD_AUTH_PATH } from "../../services/sidecar/src/forward-auth.js";
+import { identityHeaders } from "../../services/sidecar/src/proxy/identity-headers.js";
+
+// Traefik is not installable here; this pins the settings the sidecar's forward-auth relies on.
+const example = parse(readFileSync("deploy/traefik/latchkey-forward-auth.yml", "utf8")) as {
+  http: {
+    middlewares: { latchkey: { forwardAuth: Record<string, unknown> } };
+    routers: Record<string, { middlewares?: string[] }>;
+  };
+};
+const forwardAuth = example.http.middlewares.latchkey.forwardAuth;
+
+describe("the Traefik ForwardAuth example", () => {
+  it("asks the sidecar's forward-auth path", () => {
+    expect(new URL(String(forwardAuth.address)).pathname).toBe(FORWARD_AUTH_PATH);
+  });
+
+  it("never believes a client's X-Forwarded-* (X-Forwarded-Uri and -Method are what is decided)", () => {
+    expect(forwardAuth.trustForwardHeader).toBe(false);
+  });
+
+  it("sends the sidecar every client header, so forged identity headers are refused", () => {
+    expect(forwardAuth.authRequestHeaders).toBeUndefined();
+  });
+
+  it("copies exactly the identity headers the sidecar sets onto the request", () => {
+    const names = identityHeaders({ id: "k", teamId: "t", scopes: [], name: "n" } as never).filter(
+      (_, index) => index % 2 === 0,
+    );
+    expect((forwardAuth.authResponseHeaders as string[]).map((name) => name.toLowerCase())).toEqual(names);
+  });
+
+  it("puts every router behind the middleware", () => {
+    for (const router of Object.values(example.http.routers))
+      expect(router.middlewares).toContain("latchkey");
+  });
+});
