@@ -1,6 +1,6 @@
 // The migrations on real PostgreSQL: idempotent, safe when two replicas start
 // at once, and reversible. (PGlite: migrations.pglite.test.ts.)
-import type { Kysely } from "kysely";
+import { type Kysely, sql } from "kysely";
 import { describe, expect, it } from "vitest";
 import { openDatabase } from "../../services/token-service/src/db/database.js";
 import { migrateDown, migrateToLatest } from "../../services/token-service/src/db/migrate.js";
@@ -62,6 +62,33 @@ describe("on PostgreSQL", () => {
       expect(await tables(handle.db)).toEqual([]);
       expect((await migrateToLatest(handle.db)).applied).toEqual(ALL);
       expect(await tables(handle.db)).toEqual(TABLES);
+    } finally {
+      await handle.close();
+    }
+  });
+
+  it("counts keys already disabled when disabled_by arrives as disabled by root, and enabled ones as not disabled", async () => {
+    const handle = await openDatabase({
+      databaseUrl: await freshDatabaseUrl("disabledby"),
+      dataDir: "unused",
+      poolMax: 2,
+    });
+    try {
+      await migrateToLatest(handle.db);
+      await migrateDown(handle.db);
+      expect((await appliedNames(handle.db)).at(-1)).not.toBe("2026-11-28T0000_disabled_by");
+      await sql`insert into teams (id, name) values ('team_m', 'm')`.execute(handle.db);
+      await sql`
+        insert into api_keys (id, team_id, name, environment, token_hash, hint, created_by, enabled)
+        values ('key_on', 'team_m', 'on', 'live', '\\x01', 'h', 'root', true),
+               ('key_off', 'team_m', 'off', 'live', '\\x02', 'h', 'key_admin', false)`.execute(handle.db);
+      await migrateToLatest(handle.db);
+      const { rows } = await sql<{ id: string; disabled_by: string | null }>`
+        select id, disabled_by from api_keys order by id`.execute(handle.db);
+      expect(rows).toEqual([
+        { id: "key_off", disabled_by: "root" },
+        { id: "key_on", disabled_by: null },
+      ]);
     } finally {
       await handle.close();
     }

@@ -37,6 +37,41 @@ export async function postConnect(
   }
 }
 
+/**
+ * A Connect unary GET over h2c (`?connect=v1&encoding=json&message=…`), the
+ * form connect-es sends for side-effect-free methods: status, headers and body.
+ */
+export async function getConnect(
+  baseUrl: string,
+  procedure: string,
+  message: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+  const query = new URLSearchParams({ connect: "v1", encoding: "json", message: JSON.stringify(message) });
+  const session = http2Connect(baseUrl);
+  try {
+    return await new Promise((resolve, reject) => {
+      session.once("error", reject);
+      const stream = session.request({ ":method": "GET", ":path": `/${procedure}?${query}`, ...headers });
+      let status = 0;
+      let responseHeaders: Record<string, unknown> = {};
+      const chunks: Buffer[] = [];
+      stream.on("response", (h) => {
+        status = Number(h[":status"]);
+        responseHeaders = { ...h };
+      });
+      stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+      stream.once("error", reject);
+      stream.once("end", () =>
+        resolve({ status, headers: responseHeaders, body: Buffer.concat(chunks).toString("utf8") }),
+      );
+      stream.end();
+    });
+  } finally {
+    session.close();
+  }
+}
+
 /** A native gRPC unary call with hand-made request bytes; resolves the response bytes or the error. */
 export async function rawGrpc(
   address: string,

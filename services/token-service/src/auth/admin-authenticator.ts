@@ -3,7 +3,7 @@ import { hashToken, MAX_TOKEN_LENGTH, missingScopes, parseToken } from "@latchke
 import type { Kysely } from "kysely";
 import type { Database } from "../db/tables.js";
 import { findKeyByHash } from "../keys/key.repository.js";
-import type { Principal } from "./principal.js";
+import { type Principal, ROOT_ACTOR } from "./principal.js";
 import { isRootKey, type RootCredential } from "./root-key.js";
 
 const BEARER = /^Bearer +(\S+) *$/i;
@@ -42,7 +42,7 @@ export class AdminAuthenticator {
       throw new ConnectError("the Authorization header must be 'Bearer <key>'", Code.Unauthenticated);
     }
     const hash = hashToken(token);
-    if (isRootKey(this.#root, hash)) return { kind: "root", actor: "root" };
+    if (isRootKey(this.#root, hash)) return { kind: "root", actor: ROOT_ACTOR };
     const invalid = new ConnectError(
       "the bearer key is not valid (unknown, revoked, disabled or expired)",
       Code.Unauthenticated,

@@ -20,6 +20,8 @@ export interface ApiKeyTable {
   created_by: string;
   expires_at: Date | null;
   enabled: boolean;
+  /** Who disabled the key (`root` or an admin key id); null while enabled. */
+  disabled_by: string | null;
   revoked_at: Date | null;
   revoked_reason: string | null;
   last_used_at: Date | null;

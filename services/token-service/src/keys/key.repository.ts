@@ -53,7 +53,10 @@ export async function listKeys(
 
 /** The fields Update and Revoke may change. */
 export type KeyChanges = Partial<
-  Pick<ApiKeyRow, "name" | "scopes" | "enabled" | "revoked_at" | "revoked_reason" | "expires_at">
+  Pick<
+    ApiKeyRow,
+    "name" | "scopes" | "enabled" | "disabled_by" | "revoked_at" | "revoked_reason" | "expires_at"
+  >
 > & { metadata?: Record<string, string> };
 
 /** Applies changes to a key and returns the new row. */

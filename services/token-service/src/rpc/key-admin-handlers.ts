@@ -11,12 +11,12 @@ import {
 } from "@latchkey/proto";
 import { recordAudit } from "../audit/audit.repository.js";
 import { assertTeamAccess } from "../auth/admin-authenticator.js";
+import { authorizeKeyWrite } from "../auth/key-authority.js";
 import { findKeyById, type KeyChanges, listKeys, updateKey } from "../keys/key.repository.js";
 import { keyFromRow } from "../keys/key-mapper.js";
 import { enqueueKeyEvent } from "../outbox/outbox.repository.js";
 import type { RpcContext } from "../server/rpc-context.js";
-import { beginAdminCall, keyChanged, keyNotFound } from "./admin-call.js";
-import { assertGrantable } from "./key-write-handlers.js";
+import { beginAdminCall, keyChanged, keyNotFound, lockKey } from "./admin-call.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 import type { ServiceDeps } from "./service-deps.js";
 import {
@@ -81,22 +81,23 @@ export async function updateKeyFields(
   const keyId = requireKeyId(request.keyId);
   const changes: KeyChanges = {};
   if (request.name !== undefined) changes.name = requireName(request.name);
-  if (request.scopes) {
-    changes.scopes = requireScopes(request.scopes.values, "scopes.values");
-    assertGrantable(principal, changes.scopes, "scopes.values");
-  }
+  if (request.scopes) changes.scopes = requireScopes(request.scopes.values, "scopes.values");
   if (request.metadata) changes.metadata = requireMetadata(request.metadata.entries, "metadata.entries");
   if (request.enabled !== undefined) changes.enabled = request.enabled;
   if (Object.keys(changes).length === 0) {
     throw invalidArgument("UpdateRequest", "set at least one of name, scopes, metadata, enabled");
   }
   const row = await deps.db.transaction().execute(async (trx) => {
-    const current = await findKeyById(trx, keyId, true);
-    if (!current || (principal.kind === "admin" && principal.teamId !== current.team_id))
-      throw keyNotFound(keyId);
+    const current = await lockKey(trx, principal, keyId);
+    authorizeKeyWrite(principal, { kind: "update", key: current, changes });
     if (current.revoked_at)
       throw new ConnectError(`key ${keyId} is revoked and cannot change`, Code.FailedPrecondition);
-    const updated = await updateKey(trx, keyId, changes);
+    const updated = await updateKey(trx, keyId, {
+      ...changes,
+      ...(changes.enabled === undefined || changes.enabled === current.enabled
+        ? {}
+        : { disabled_by: changes.enabled ? null : principal.actor }),
+    });
     const events: KeyEventType[] = [];
     if (changes.enabled !== undefined && changes.enabled !== current.enabled) {
       events.push(changes.enabled ? KeyEventType.ENABLED : KeyEventType.DISABLED);

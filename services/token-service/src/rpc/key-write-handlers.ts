@@ -11,10 +11,10 @@ import {
   type RotateRequest,
   type RotateResponseSchema,
 } from "@latchkey/proto";
-import { generateToken, hashToken, type KeyEnvironment, missingScopes, tokenHint } from "@latchkey/token";
+import { generateToken, hashToken, type KeyEnvironment, tokenHint } from "@latchkey/token";
 import { recordAudit } from "../audit/audit.repository.js";
 import { assertTeamAccess } from "../auth/admin-authenticator.js";
-import type { Principal } from "../auth/principal.js";
+import { authorizeKeyWrite } from "../auth/key-authority.js";
 import type { NewApiKeyRow } from "../db/tables.js";
 import { newKeyId } from "../ids.js";
 import { insertKey, updateKey } from "../keys/key.repository.js";
@@ -37,18 +37,6 @@ import {
 const MAX_GRACE_MS = 30 * 86_400_000;
 const MAX_WAIT_MS = 30_000;
 const MAX_LIFETIME_MS = 100 * 365 * 86_400_000;
-
-/** Refuses scopes an admin key does not itself hold (root may grant anything). */
-export function assertGrantable(principal: Principal, scopes: readonly string[], field: string): void {
-  if (principal.kind !== "admin") return;
-  const missing = missingScopes(principal.scopes, scopes);
-  if (missing.length > 0) {
-    throw new ConnectError(
-      `${field}: an admin key cannot grant scopes it lacks: ${missing.join(", ")}`,
-      Code.PermissionDenied,
-    );
-  }
-}
 
 /** The row of a new key for `token`: its id, hash and hint, never revoked nor used. */
 function newKeyRow(
@@ -89,7 +77,7 @@ export async function issueKey(
   assertTeamAccess(principal, teamId);
   const name = requireName(request.name);
   const scopes = requireScopes(request.scopes);
-  assertGrantable(principal, scopes, "scopes");
+  authorizeKeyWrite(principal, { kind: "issue", scopes });
   const environment = request.environment === "" ? "live" : request.environment;
   if (environment !== "live" && environment !== "test")
     throw invalidArgument("environment", "must be live or test");
@@ -115,6 +103,7 @@ export async function issueKey(
         created_by: principal.actor,
         expires_at: expiresAt,
         enabled: true,
+        disabled_by: null,
         metadata,
         rotated_from: null,
       }),
@@ -145,6 +134,7 @@ export async function revokeKey(
   const waitMs = durationField(request.waitTimeout, "wait_timeout", MAX_WAIT_MS);
   const { row, eventId } = await deps.db.transaction().execute(async (trx) => {
     const current = await lockKey(trx, principal, keyId);
+    authorizeKeyWrite(principal, { kind: "revoke", key: current });
     if (current.revoked_at) return { row: current, eventId: undefined };
     const updated = await updateKey(trx, keyId, { revoked_at: new Date(), revoked_reason: reason });
     const id = await enqueueKeyEvent(trx, KeyEventType.REVOKED, updated);
@@ -196,6 +186,7 @@ export async function rotateKey(
   const graceMs = durationField(request.gracePeriod, "grace_period", MAX_GRACE_MS);
   const result = await deps.db.transaction().execute(async (trx) => {
     const old = await lockKey(trx, principal, keyId);
+    authorizeKeyWrite(principal, { kind: "rotate", key: old });
     const now = new Date();
     if (old.revoked_at)
       throw new ConnectError(`key ${keyId} is revoked; issue a new key instead`, Code.FailedPrecondition);
@@ -214,6 +205,8 @@ export async function rotateKey(
         created_by: principal.actor,
         expires_at: old.expires_at,
         enabled: old.enabled,
+        // A replacement of a disabled key stays out of reach of whoever could not re-enable the old one.
+        disabled_by: old.disabled_by,
         metadata: old.metadata ?? {},
         rotated_from: old.id,
       }),
