@@ -196,8 +196,10 @@ describe("while NATS is down", () => {
 });
 
 describe("fail closed", () => {
-  it("answers 503 with Retry-After for an uncached key once the token-service is gone", async () => {
+  it("answers 503 with Retry-After for an uncached key once the token-service is gone, and stays Ready", async () => {
     const fresh = await issue("modes-never-cached", ["read"]);
+    const cached = await issue("modes-cached-before-outage", ["read"]);
+    expect((await send(enforcing.url, "GET", "/anything", bearer(cached.token))).status).toBe(200);
     await service.close();
     serviceClosed = true;
     const before = upstream.seen.length;
@@ -206,8 +208,16 @@ describe("fail closed", () => {
     expect(response.headers["retry-after"]).toBe("2");
     expect(response.json<{ error: { code: string } }>().error.code).toBe("unavailable");
     expect(upstream.seen.slice(before)).toEqual([]);
-    // Public routes need no answer from the token-service.
+    // Public routes need no answer from the token-service, and a key cached before the outage still works.
     expect((await send(enforcing.url, "GET", "/healthz")).status).toBe(200);
-    expect((await send(enforcing.adminUrl, "GET", "/readyz")).status).toBe(503);
+    const stillCached = await send(enforcing.url, "GET", "/anything", bearer(cached.token));
+    expect(stillCached.status).toBe(200);
+    expect(echoed(stillCached).headers["x-latchkey-key-id"]).toBe(cached.id);
+    // Readiness means "can serve its policy": the pod stays in its Service; the outage is reported.
+    const ready = await send(enforcing.adminUrl, "GET", "/readyz");
+    expect(ready.status).toBe(200);
+    expect(ready.json()).toEqual({ status: "ready", tokenService: "unreachable" });
+    const metrics = await send(enforcing.adminUrl, "GET", "/metrics");
+    expect(metrics.body).toMatch(/^latchkey_sidecar_token_service_reachable 0$/m);
   });
 });

@@ -5,16 +5,25 @@ import type { Registry } from "prom-client";
 /** Options of {@link createAdminServer}. */
 export interface AdminServerOptions {
   readonly registry: Registry;
-  /** Whether the sidecar can take traffic: verifier healthy, upstream configured, not shutting down. */
+  /** Whether the sidecar can serve its policy: listening, policy loaded, not shutting down. */
   readonly isReady: () => boolean;
+  /** Whether the verifier's last exchange with the token-service succeeded; reported, never gating. */
+  readonly tokenServiceReachable: () => boolean;
   readonly logger: Logger;
 }
 
 /**
- * The admin listener, kept off the client-facing port: `/healthz` (the process
- * answers), `/readyz` (503 until the verifier can reach the token-service and
- * while shutting down) and `/metrics` (Prometheus text, the verifier's series
- * included when it registers them on the same registry).
+ * The admin listener, kept off the client-facing port:
+ * - `/healthz` (liveness): the process answers.
+ * - `/readyz` (readiness): the sidecar can serve its policy, so 200 from the
+ *   moment it listens until shutdown starts (then 503). It does not follow the
+ *   token-service: during an outage public routes and cached keys keep working
+ *   and unknown keys get 503 per request, whereas a readiness that followed
+ *   the token-service would take every pod of every protected app out of its
+ *   Service at once. The body reports `tokenService` (`reachable` or
+ *   `unreachable`), as does the gauge `latchkey_sidecar_token_service_reachable`.
+ * - `/metrics`: Prometheus text, the verifier's series included when it
+ *   registers them on the same registry.
  */
 export function createAdminServer(options: AdminServerOptions): Server {
   return createServer((req, res) => {
@@ -27,7 +36,10 @@ export function createAdminServer(options: AdminServerOptions): Server {
       json(res, 200, { status: "ok" });
     } else if (path === "/readyz") {
       const ready = options.isReady();
-      json(res, ready ? 200 : 503, { status: ready ? "ready" : "not ready" });
+      json(res, ready ? 200 : 503, {
+        status: ready ? "ready" : "not ready",
+        tokenService: options.tokenServiceReachable() ? "reachable" : "unreachable",
+      });
     } else if (path === "/metrics") {
       options.registry.metrics().then(
         (text) => {

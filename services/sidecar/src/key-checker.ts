@@ -26,6 +26,6 @@ export interface KeyChecker {
   verifyCached?(token: string, requiredScopes: readonly string[]): VerifyOutcome | undefined;
   /** Calls `listener` for every key the verifier drops because of a key event; returns an unsubscribe. */
   onInvalidate(listener: (invalidation: KeyInvalidation) => void): () => void;
-  /** False when the verifier cannot currently reach the token-service; drives /readyz. */
+  /** False when the verifier cannot currently reach the token-service; reported by /readyz and a gauge. */
   isHealthy(): boolean;
 }

@@ -16,9 +16,23 @@ export interface SidecarMetrics {
 
 /**
  * Registers the sidecar's metrics on `registry`. Every decision label is
- * created at zero so dashboards see the series before the first request.
+ * created at zero so dashboards see the series before the first request;
+ * `tokenServiceReachable` is read at scrape time.
  */
-export function createSidecarMetrics(registry: Registry, mode: EnforcementMode): SidecarMetrics {
+export function createSidecarMetrics(
+  registry: Registry,
+  mode: EnforcementMode,
+  tokenServiceReachable: () => boolean,
+): SidecarMetrics {
+  // Readiness does not follow the token-service (see admin-server.ts): this gauge and its alert do.
+  new Gauge({
+    name: "latchkey_sidecar_token_service_reachable",
+    help: "1 while the verifier's last exchange with the token-service succeeded, 0 after a failure.",
+    registers: [registry],
+    collect() {
+      this.set(tokenServiceReachable() ? 1 : 0);
+    },
+  });
   // The hot path bumps plain numbers; prom-client reads them at scrape time (its own inc hashes
   // the label set on every call).
   const counts = new Map<DecisionLabel, number>(DECISION_LABELS.map((label) => [label, 0]));

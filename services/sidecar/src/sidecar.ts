@@ -97,7 +97,8 @@ export async function startSidecar(
     keyChecker = verifier;
   }
 
-  const metrics = createSidecarMetrics(registry, config.enforcement);
+  const checker = keyChecker;
+  const metrics = createSidecarMetrics(registry, config.enforcement, () => checker.isHealthy());
   const liveConnections = new LiveConnections({
     keyChecker,
     logger,
@@ -141,8 +142,12 @@ export async function startSidecar(
     else socket.destroy(error);
   });
   let shuttingDown = false;
-  const checker = keyChecker;
-  const admin = createAdminServer({ registry, logger, isReady: () => !shuttingDown && checker.isHealthy() });
+  const admin = createAdminServer({
+    registry,
+    logger,
+    isReady: () => !shuttingDown,
+    tokenServiceReachable: () => checker.isHealthy(),
+  });
 
   await listen(server, config.listen.host, config.listen.port);
   try {
