@@ -1,22 +1,49 @@
 // Two replicas on one database sharing one key event bus: a change made on one
-// drops the other's cached row as soon as the event arrives.
+// drops the other's cached row as soon as the event arrives. A third one
+// receives events late, and a verifier on the same in-process bus (as under
+// `npm start`) that has applied an event is not answered from its stale cache.
 import { setTimeout as sleep } from "node:timers/promises";
-import { createMemoryKeyEventBus } from "@latchkey/events";
+import { createMemoryKeyEventBus, type KeyEventBus } from "@latchkey/events";
 import { VerifyResult } from "@latchkey/proto";
+import { createVerifier } from "@latchkey/verifier";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { freshDatabaseUrl } from "../harness/index.js";
 import { startTestService, type TestService } from "./start.js";
 
+const LAG_MS = 400;
 let a: TestService;
 let b: TestService;
+let lagging: TestService;
 const bus = createMemoryKeyEventBus();
+
+/** The same bus, but each event reaches this subscriber `LAG_MS` late (and in order), like a slow link. */
+function lateBus(inner: KeyEventBus): KeyEventBus {
+  return {
+    ...inner,
+    subscribe: (subscriber, options) =>
+      inner.subscribe(
+        {
+          ...subscriber,
+          onEvent: async (delivery) => {
+            await sleep(LAG_MS);
+            await subscriber.onEvent(delivery);
+          },
+        },
+        options,
+      ),
+    // Closing is the shared bus's owner's job.
+    close: async () => {},
+  };
+}
+
 beforeAll(async () => {
   const databaseUrl = await freshDatabaseUrl("replicas");
   a = await startTestService({ databaseUrl, bus });
   b = await startTestService({ databaseUrl, bus });
+  lagging = await startTestService({ databaseUrl, bus: lateBus(bus) });
 });
 afterAll(async () => {
-  await Promise.all([a?.close(), b?.close()]);
+  await Promise.all([a?.close(), b?.close(), lagging?.close()]);
   await bus.close();
 });
 
@@ -57,4 +84,26 @@ it("a scope change on replica B reaches replica A's cache", async () => {
   }
   expect(answer.result).toBe(VerifyResult.INSUFFICIENT_SCOPE);
   expect(answer.missingScopes).toEqual(["write"]);
+});
+
+it("a verifier on the in-process bus that applied a revocation is not answered VALID by a lagging replica", async () => {
+  const verifier = createVerifier({ tokenService: lagging.grpcUrl, events: bus, prefix: "lk" });
+  try {
+    await verifier.ready();
+    const teamId = (await a.teams().createTeam({ name: "replicated-3" })).team?.id ?? "";
+    const { key, token } = await a.tokens().issue({ teamId, name: "shared" });
+    expect((await verifier.verify(token)).code).toBe("VALID");
+    const before = lagging.handle.eventFeed().appliedSequence;
+    await a.tokens().revoke({ keyId: key?.id ?? "", waitTimeout: { seconds: 5n } });
+    expect(verifier.status().appliedSequence).toBeGreaterThan(before);
+    expect(lagging.handle.eventFeed().appliedSequence).toBe(before);
+    // The lagging replica's row cache still says VALID to a caller that has seen no event ...
+    expect((await lagging.tokens(null).verify({ token })).result).toBe(VerifyResult.VALID);
+    // ... but not to the verifier, which has.
+    expect(await verifier.verify(token)).toMatchObject({ ok: false, code: "REVOKED" });
+    expect(lagging.handle.eventFeed().appliedSequence).toBe(before);
+    expect(verifier.verifyCached(token)?.code).not.toBe("VALID");
+  } finally {
+    await verifier.close();
+  }
 });

@@ -107,6 +107,23 @@ describe("key events", () => {
     expect(await before).toMatchObject({ code: "VALID" });
     expect(await after).toMatchObject({ code: "REVOKED" });
     expect(stub.calls).toBe(2);
+    // The second lookup says it has applied the event, so no token-service replica that has
+    // not may answer it from its own cache.
+    expect(stub.requests.map((r) => r.minEventSequence)).toEqual([0n, 1n]);
+  });
+
+  it("asks for answers at least as fresh as the events it has applied", async () => {
+    const other = stub.issue();
+    await bus.publish(keyEvent(KeyEventType.DISABLED, other.key, other.token), "1");
+    const v = await verifier(); // subscribes at sequence 1
+    const { token, key } = stub.issue();
+    await v.verify(token);
+    const invalidated = nextInvalidation(v);
+    await bus.publish(keyEvent(KeyEventType.REVOKED, key, token), "2");
+    await invalidated;
+    stub.revoke(token);
+    expect(await v.verify(token)).toMatchObject({ code: "REVOKED", cached: false });
+    expect(stub.requests.map((r) => r.minEventSequence)).toEqual([1n, 2n]);
   });
 
   it("clears the whole cache on a gap", async () => {

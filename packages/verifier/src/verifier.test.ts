@@ -111,6 +111,8 @@ describe("cache", () => {
     });
     expect(stub.calls).toBe(1);
     expect(stub.requests[0]?.requiredScopes).toEqual([]);
+    // Without an event feed there is nothing to be fresher than.
+    expect(stub.requests[0]?.minEventSequence).toBe(0n);
   });
 
   it("makes one RPC for 50 concurrent misses of one token", async () => {

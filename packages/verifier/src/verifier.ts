@@ -231,7 +231,13 @@ export function createVerifier(options: VerifierOptions): Verifier {
     healthTimer.unref();
   }
 
-  /** One Verify RPC; caches its answer unless a key event arrived for it meanwhile. */
+  /**
+   * One Verify RPC; caches its answer unless a key event arrived for it
+   * meanwhile. It asks for an answer at least as fresh as the events applied
+   * so far: a token-service replica that has not applied them yet must not
+   * answer from its own cache (an event just dropped this key here, and the
+   * replica may still hold the row from before it).
+   */
   async function lookup(
     token: string,
     hash: string,
@@ -239,10 +245,13 @@ export function createVerifier(options: VerifierOptions): Verifier {
   ): Promise<FlightResult> {
     const requestedAt = Date.now();
     const started = performance.now();
+    const minEventSequence = BigInt(follower?.appliedSequence() ?? 0);
     let response: VerifyResponse;
     try {
       // No required scopes: one answer serves every route; scopes are checked locally.
-      response = await client.verify(create(VerifyRequestSchema, { token }), { timeoutMs });
+      response = await client.verify(create(VerifyRequestSchema, { token, minEventSequence }), {
+        timeoutMs,
+      });
     } catch (error) {
       metrics.rpcDuration.observe({ result: "error" }, (performance.now() - started) / 1000);
       markReachable(false);

@@ -47,6 +47,12 @@ export interface TokenServiceHandle {
   readonly database: DatabaseHandle;
   readonly publisher: OutboxPublisher;
   readonly logger: Logger;
+  /**
+   * The row cache's key event feed: whether it is connected, and the stream
+   * sequence up to which its cached rows reflect every event. For health
+   * checks and tests.
+   */
+  eventFeed(): { connected: boolean; appliedSequence: number };
   /** Drains calls (up to the configured timeout), flushes batches, closes everything. */
   close(): Promise<void>;
 }
@@ -97,18 +103,29 @@ export async function startTokenService(
     let subscription: KeyEventSubscription | undefined;
     let wakePublisher: (() => void) | undefined;
     const subscribe = async () => {
-      subscription = await bus.subscribe({
-        onEvent: ({ event }) => cache.invalidate(event.keyId, Buffer.from(event.tokenHash).toString("hex")),
-        onGap: () => cache.clear(),
-        onConnectionChange: (connected) => {
-          eventsConnected = connected;
-          if (connected) {
-            cache.clear();
-            // Events committed while the bus was down can go out now.
-            wakePublisher?.();
-          }
+      // Start at the stream's end as it is now. The cache is emptied when the
+      // subscription reports itself connected, after this read, so from then
+      // on it reflects every event up to `start` (their changes committed
+      // before they were published) and each later one as it arrives.
+      const start = await bus.lastSequence();
+      if (closed.signal.aborted) return;
+      cache.clear(start);
+      subscription = await bus.subscribe(
+        {
+          onEvent: ({ sequence, event }) =>
+            cache.applyEvent(sequence, event.keyId, Buffer.from(event.tokenHash).toString("hex")),
+          onGap: ({ firstAvailable }) => cache.clear(firstAvailable - 1),
+          onConnectionChange: (connected) => {
+            eventsConnected = connected;
+            if (connected) {
+              cache.clear();
+              // Events committed while the bus was down can go out now.
+              wakePublisher?.();
+            }
+          },
         },
-      });
+        { afterSequence: start },
+      );
       if (closed.signal.aborted) await subscription.close();
     };
     const bus = options.bus ?? openBus(config, logger, closed.signal, subscribe);
@@ -202,6 +219,7 @@ export async function startTokenService(
       database,
       publisher,
       logger,
+      eventFeed: () => ({ connected: eventsConnected, appliedSequence: Number(cache.appliedSequence) }),
       close() {
         closing ??= (async () => {
           health.shutdown();

@@ -23,13 +23,17 @@ export interface KeyRowCacheOptions {
  * The token-service's own cache of key rows by token hash, so a hot Verify
  * does not touch PostgreSQL. Every key event (local or from another replica)
  * evicts, and an epoch counter stops a read that raced with an event from
- * caching the old row.
+ * caching the old row. It also knows the stream sequence of the last key event
+ * it applied, so a caller that has applied a later event (a verifier that has
+ * just dropped a revoked key) is not answered from it but from the database.
  */
 export class KeyRowCache {
   readonly #cache: LRUCache<string, { value: CachedKey }> | undefined;
   readonly #byKeyId = new Map<string, string>();
   readonly #negativeTtlMs: number;
   #epoch = 0;
+  /** Every entry reflects all key events up to this stream sequence. */
+  #appliedSequence = 0n;
 
   constructor(options: KeyRowCacheOptions) {
     this.#negativeTtlMs = options.negativeTtlMs ?? Math.min(options.ttlMs, 2_000);
@@ -50,8 +54,19 @@ export class KeyRowCache {
     return this.#epoch;
   }
 
-  /** A cached answer, or undefined when the database must be asked. */
-  get(hashHex: string): { value: CachedKey } | undefined {
+  /** The stream sequence of the last key event applied (or skipped past by {@link KeyRowCache.clear}). */
+  get appliedSequence(): bigint {
+    return this.#appliedSequence;
+  }
+
+  /**
+   * A cached answer, or undefined when the database must be asked: not cached,
+   * or the caller has applied key events up to `minSequence` and this cache
+   * has not caught up with them yet.
+   */
+  get(hashHex: string, minSequence: bigint): { value: CachedKey } | undefined {
+    // A bigint comparison: no allocation on the hot path.
+    if (minSequence > this.#appliedSequence) return undefined;
     return this.#cache?.get(hashHex);
   }
 
@@ -74,10 +89,25 @@ export class KeyRowCache {
     if (hashHex) this.#cache?.delete(hashHex);
   }
 
-  /** Drops everything (after missing events). */
-  clear(): void {
+  /**
+   * Drops a key for the key event at `sequence` in the stream and records that
+   * events up to it are applied. Events must come in stream order.
+   */
+  applyEvent(sequence: number, keyId: string, hashHex?: string): void {
+    this.invalidate(keyId, hashHex);
+    this.#appliedSequence = BigInt(sequence);
+  }
+
+  /**
+   * Drops everything (after missing events, or when the feed (re)connects).
+   * With `appliedSequence`, the stream position from which events are
+   * applied again: an empty cache reflects every event already committed. It
+   * may be lower than before (a re-created stream restarts its sequences).
+   */
+  clear(appliedSequence?: number): void {
     this.#epoch += 1;
     this.#cache?.clear();
     this.#byKeyId.clear();
+    if (appliedSequence !== undefined) this.#appliedSequence = BigInt(appliedSequence);
   }
 }

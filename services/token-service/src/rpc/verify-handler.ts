@@ -15,22 +15,42 @@ const REVOKED = markImmutable(create(VerifyResponseSchema, { result: VerifyResul
 const EXPIRED = markImmutable(create(VerifyResponseSchema, { result: VerifyResult.EXPIRED }));
 const DISABLED = markImmutable(create(VerifyResponseSchema, { result: VerifyResult.DISABLED }));
 
+/** A database lookup in flight, shared by concurrent misses for one token. */
+interface Lookup {
+  /** The row cache's epoch when it started. */
+  readonly epoch: number;
+  /**
+   * A key event sequence whose change (and every earlier one's) had committed
+   * before it started, so it answers callers asking for state this fresh.
+   */
+  readonly covers: bigint;
+  readonly promise: Promise<CachedKey>;
+}
+
 /**
  * The Verify RPC: the path users call most. Local checks first (shape,
  * checksum: no I/O), then the row cache, then one indexed lookup by hash, with
- * concurrent misses for one token sharing that lookup.
+ * concurrent misses for one token sharing that lookup. A caller that has
+ * applied key events this replica has not (`min_event_sequence`) skips the row
+ * cache and gets a lookup that started after those events' changes committed.
  */
 export function createVerifyHandler(
   deps: ServiceDeps,
 ): (request: VerifyRequest) => VerifyResponse | Promise<VerifyResponse> {
-  const inflight = new Map<string, { readonly epoch: number; readonly promise: Promise<CachedKey> }>();
+  const inflight = new Map<string, Lookup>();
 
-  async function load(hashHex: string, hash: Buffer): Promise<CachedKey> {
+  async function load(hashHex: string, hash: Buffer, minSequence: bigint): Promise<CachedKey> {
     const epoch = deps.cache.epoch;
-    // Only share a lookup that started after the latest invalidation: one that
-    // started before a Revoke committed may still return the old row.
+    // Only share a lookup that started after the latest invalidation (one that
+    // started before a Revoke committed may still return the old row), and
+    // after the changes this caller has seen events for. Events are published
+    // after their change commits and in stream order, so a lookup that started
+    // once event N was applied here, or was asked for by a caller that had
+    // applied N, sees every change up to N.
     const shared = inflight.get(hashHex);
-    if (shared && shared.epoch === epoch) return shared.promise;
+    if (shared && shared.epoch === epoch && shared.covers >= minSequence) return shared.promise;
+    const applied = deps.cache.appliedSequence;
+    const covers = applied > minSequence ? applied : minSequence;
     const promise: Promise<CachedKey> = findKeyByHash(deps.db, hash)
       .then((row) => {
         const value: CachedKey = row ? cachedKey(row) : null;
@@ -40,7 +60,7 @@ export function createVerifyHandler(
       .finally(() => {
         if (inflight.get(hashHex)?.promise === promise) inflight.delete(hashHex);
       });
-    inflight.set(hashHex, { epoch, promise });
+    inflight.set(hashHex, { epoch, covers, promise });
     return promise;
   }
 
@@ -57,10 +77,12 @@ export function createVerifyHandler(
     const hash = hashToken(request.token);
     const hashHex = hash.toString("hex");
     // While events do not reach this replica, a cached row could miss a
-    // revocation made elsewhere: read through to the database instead.
-    const hit = deps.eventsConnected() ? deps.cache.get(hashHex) : undefined;
+    // revocation made elsewhere: read through to the database instead. The
+    // same when the caller has applied events this replica has not yet.
+    const minSequence = request.minEventSequence;
+    const hit = deps.eventsConnected() ? deps.cache.get(hashHex, minSequence) : undefined;
     if (hit) return verdict(hit.value, required);
-    return load(hashHex, hash).then((found) => verdict(found, required));
+    return load(hashHex, hash, minSequence).then((found) => verdict(found, required));
   };
 
   function verdict(found: CachedKey, required: readonly string[]): VerifyResponse {
