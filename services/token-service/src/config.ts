@@ -12,8 +12,24 @@ export const tokenServiceConfigSchema = z
     listen: listenAddress.prefault("0.0.0.0:8081"),
     // Native gRPC (grpc-js) on its own port: the fast path for Verify callers and verifiers.
     grpcListen: listenAddress.prefault("0.0.0.0:8082"),
+    // gRPC health only, always cleartext: kubelet gRPC probes cannot speak TLS, and health carries no
+    // keys. Unset = no such port (health is still served on both main listeners).
+    healthListen: listenAddress.optional(),
+    // Prometheus /metrics over plain HTTP on its own port, so scrapes never reach the RPC listeners.
+    // Unset = no metrics endpoint.
+    metricsListen: listenAddress.optional(),
+    // The grpc-js listener sends GOAWAY to a connection this old (±10 % jitter), so clients
+    // reconnect through the Service and new replicas get their share of long-lived HTTP/2
+    // connections (0 = never).
+    grpcMaxConnectionAgeMs: integerSetting(0, 86_400_000).default(120_000),
+    // How long calls in flight on such a connection may still run before it is closed.
+    grpcMaxConnectionAgeGraceMs: integerSetting(0, 3_600_000).default(10_000),
     // PostgreSQL; unset means embedded PGlite under dataDir (the `npm start` default).
     databaseUrl: z.string().url("must be a postgres:// URL").optional(),
+    // PEM bundle of the CAs that sign the PostgreSQL server's certificate (a managed database's
+    // provider bundle, CloudNativePG's ca.crt). Set = TLS with sslmode=verify-full semantics
+    // (chain and host name checked), whatever DATABASE_URL says, since operators write that URL.
+    dbCaFile: z.string().min(1).optional(),
     // NATS with JetStream for key events; unset means the in-process bus.
     natsUrl: z.string().min(1).optional(),
     // Where the embedded database lives when databaseUrl is unset.
@@ -60,6 +76,21 @@ export const tokenServiceConfigSchema = z
     if (Boolean(value.tlsCert) !== Boolean(value.tlsKey)) {
       ctx.addIssue({ code: "custom", path: ["tlsCert"], message: "tlsCert and tlsKey must be set together" });
     }
+    if (value.dbCaFile !== undefined) {
+      const sslmode = URL.canParse(value.databaseUrl ?? "")
+        ? new URL(value.databaseUrl ?? "").searchParams.get("sslmode")
+        : null;
+      if (value.databaseUrl === undefined) {
+        ctx.addIssue({ code: "custom", path: ["dbCaFile"], message: "needs DATABASE_URL (PostgreSQL)" });
+      } else if (sslmode !== null && sslmode !== "verify-full") {
+        // A weaker mode next to a CA file is a contradiction; refuse it rather than pick one.
+        ctx.addIssue({
+          code: "custom",
+          path: ["dbCaFile"],
+          message: `means sslmode=verify-full, but DATABASE_URL says sslmode=${sslmode}`,
+        });
+      }
+    }
   });
 
 /** The token-service's parsed configuration. */
@@ -69,7 +100,12 @@ export type TokenServiceConfig = z.output<typeof tokenServiceConfigSchema>;
 export const TOKEN_SERVICE_ENV = {
   listen: "LATCHKEY_LISTEN",
   grpcListen: "LATCHKEY_GRPC_LISTEN",
+  healthListen: "LATCHKEY_HEALTH_LISTEN",
+  metricsListen: "LATCHKEY_METRICS_LISTEN",
+  grpcMaxConnectionAgeMs: "LATCHKEY_GRPC_MAX_CONNECTION_AGE_MS",
+  grpcMaxConnectionAgeGraceMs: "LATCHKEY_GRPC_MAX_CONNECTION_AGE_GRACE_MS",
   databaseUrl: "DATABASE_URL",
+  dbCaFile: "LATCHKEY_DB_CA_FILE",
   natsUrl: "NATS_URL",
   dataDir: "LATCHKEY_DATA_DIR",
   keyPrefix: "LATCHKEY_KEY_PREFIX",

@@ -3,7 +3,7 @@ import { loadTokenServiceConfig } from "./config.js";
 import { openDatabase } from "./db/database.js";
 import { migrateToLatest } from "./db/migrate.js";
 import { createLogger } from "./logger.js";
-import { startTokenService } from "./token-service.js";
+import { databaseCa, startTokenService } from "./token-service.js";
 
 // Entry point of `latchkey-token-service [serve|migrate]`.
 
@@ -15,6 +15,7 @@ async function main(command: string): Promise<void> {
       databaseUrl: config.databaseUrl,
       dataDir: config.dataDir,
       poolMax: 1,
+      ca: databaseCa(config),
     });
     try {
       const { applied } = await migrateToLatest(database.db);

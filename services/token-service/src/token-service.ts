@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { readPemFile } from "@latchkey/config";
 import {
   createMemoryKeyEventBus,
   createNatsKeyEventBus,
@@ -6,6 +7,7 @@ import {
   type KeyEventSubscription,
 } from "@latchkey/events";
 import type { Logger } from "pino";
+import { Registry } from "prom-client";
 import { AdminAuthenticator } from "./auth/admin-authenticator.js";
 import { resolveRootCredential } from "./auth/root-key.js";
 import type { TokenServiceConfig } from "./config.js";
@@ -15,7 +17,8 @@ import { startExpirySweeper } from "./keys/expiry-sweeper.js";
 import { KeyRowCache } from "./keys/key-row-cache.js";
 import { LastUsedRecorder } from "./keys/last-used-recorder.js";
 import { createLogger } from "./logger.js";
-import { OUTBOX_CHANNEL } from "./outbox/outbox.repository.js";
+import { createTokenServiceMetrics } from "./metrics/token-service-metrics.js";
+import { OUTBOX_CHANNEL, pendingBacklog } from "./outbox/outbox.repository.js";
 import { createOutboxPublisher, type OutboxPublisher } from "./outbox/outbox-publisher.js";
 import { PropagationTracker } from "./outbox/propagation-tracker.js";
 import type { ServiceDeps } from "./rpc/service-deps.js";
@@ -24,6 +27,7 @@ import { createTokenService } from "./rpc/token-service-impl.js";
 import { createConnectServer } from "./server/connect-server.js";
 import { createGrpcServer } from "./server/grpc-server.js";
 import { createHealthService, ServingStatus } from "./server/health.js";
+import { createMetricsServer } from "./server/metrics-server.js";
 import { createReflectionServices } from "./server/reflection.js";
 import type { RunningServer, TlsOptions } from "./server/running-server.js";
 
@@ -40,6 +44,12 @@ export interface TokenServiceHandle {
   readonly port: number;
   /** Port of the native gRPC listener. */
   readonly grpcPort: number;
+  /** Port of the cleartext health listener, when `healthListen` is set. */
+  readonly healthPort: number | undefined;
+  /** Port of the `/metrics` listener, when `metricsListen` is set. */
+  readonly metricsPort: number | undefined;
+  /** The registry behind `/metrics`. */
+  readonly metrics: Registry;
   /** The key event bus in use. */
   readonly bus: KeyEventBus;
   /** The root key's plaintext when this start generated it (print it once), else undefined. */
@@ -77,6 +87,7 @@ export async function startTokenService(
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
     poolMax: config.dbPoolMax,
+    ca: databaseCa(config),
     onPoolError: (error) => logger.warn({ err: error }, "database client error"),
   });
   const cleanups: Array<() => Promise<void>> = [() => database.close()];
@@ -162,6 +173,11 @@ export async function startTokenService(
     const lastUsed = new LastUsedRecorder(database.db, logger, config.lastUsedFlushMs);
     cleanups.push(() => lastUsed.close());
 
+    const registry = new Registry();
+    const metrics = createTokenServiceMetrics(registry, {
+      outboxBacklog: () => pendingBacklog(database.db),
+      eventsConnected: () => eventsConnected,
+    });
     const deps: ServiceDeps = {
       db: database.db,
       logger,
@@ -172,6 +188,7 @@ export async function startTokenService(
       publisher,
       tracker,
       eventsConnected: () => eventsConnected,
+      metrics,
     };
     const health = createHealthService({
       "": ServingStatus.SERVING,
@@ -189,6 +206,7 @@ export async function startTokenService(
       services,
       listen: config.listen,
       logger,
+      onCallFinished: metrics.rpcFinished,
       ...(tls ? { tls } : {}),
     });
     servers.push(connect);
@@ -198,13 +216,33 @@ export async function startTokenService(
       services,
       listen: config.grpcListen,
       logger,
+      onCallFinished: metrics.rpcFinished,
+      maxConnectionAgeMs: config.grpcMaxConnectionAgeMs,
+      maxConnectionAgeGraceMs: config.grpcMaxConnectionAgeGraceMs,
       ...(tls ? { tls } : {}),
     });
     servers.push(grpc);
+    cleanups.push(() => grpc.close(0));
+    // Cleartext and health only: kubelet gRPC probes cannot speak TLS, and
+    // nothing here carries a key.
+    const healthServer = config.healthListen
+      ? await createGrpcServer({ services: [health], listen: config.healthListen, logger })
+      : undefined;
+    if (healthServer) {
+      servers.push(healthServer);
+      cleanups.push(() => healthServer.close(0));
+    }
+    const metricsServer = config.metricsListen
+      ? await createMetricsServer({ registry, listen: config.metricsListen, logger })
+      : undefined;
+    // Closed last, so the drain can still be scraped.
+    if (metricsServer) cleanups.push(() => metricsServer.close(0));
     logger.info(
       {
         port: connect.port,
         grpcPort: grpc.port,
+        healthPort: healthServer?.port,
+        metricsPort: metricsServer?.port,
         database: database.kind,
         bus: config.natsUrl ? "nats" : "in-process",
       },
@@ -214,6 +252,9 @@ export async function startTokenService(
     return {
       port: connect.port,
       grpcPort: grpc.port,
+      healthPort: healthServer?.port,
+      metricsPort: metricsServer?.port,
+      metrics: registry,
       bus,
       generatedRootKey: root.generated,
       database,
@@ -234,6 +275,16 @@ export async function startTokenService(
     await cleanup();
     throw error;
   }
+}
+
+/**
+ * The PostgreSQL CA bundle named by `LATCHKEY_DB_CA_FILE`, read before anything
+ * connects. The `migrate` command reads it the same way.
+ *
+ * @throws ConfigError naming the setting when the file is missing or holds no certificate.
+ */
+export function databaseCa(config: Pick<TokenServiceConfig, "dbCaFile">): Buffer | undefined {
+  return config.dbCaFile === undefined ? undefined : readPemFile(config.dbCaFile, "LATCHKEY_DB_CA_FILE");
 }
 
 function openBus(

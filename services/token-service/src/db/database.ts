@@ -24,6 +24,12 @@ export interface OpenDatabaseOptions {
   readonly poolMax: number;
   /** Called when an idle pooled client errors (the pool replaces it). */
   readonly onPoolError?: (error: Error) => void;
+  /**
+   * CA bundle (PEM) for PostgreSQL: connect over TLS and check the server's
+   * chain and host name (libpq's `sslmode=verify-full`), pool and LISTEN
+   * connection alike.
+   */
+  readonly ca?: Buffer | undefined;
 }
 
 /**
@@ -36,12 +42,38 @@ export interface OpenDatabaseOptions {
  * ```
  */
 export async function openDatabase(options: OpenDatabaseOptions): Promise<DatabaseHandle> {
-  if (options.databaseUrl) return openPostgres(options.databaseUrl, options.poolMax, options.onPoolError);
+  if (options.databaseUrl) {
+    return openPostgres(
+      postgresConnection(options.databaseUrl, options.ca),
+      options.poolMax,
+      options.onPoolError,
+    );
+  }
   return openPGlite(options.dataDir);
 }
 
-function openPostgres(url: string, poolMax: number, onPoolError?: (error: Error) => void): DatabaseHandle {
-  const pool = new pg.Pool({ connectionString: url, max: poolMax, connectionTimeoutMillis: 5_000 });
+/** What pg needs to open one connection: the URL, and TLS settings when a CA is given. */
+type PostgresConnection = Pick<pg.ClientConfig, "connectionString" | "ssl">;
+
+// pg lets TLS parameters in the URL override the `ssl` option, so with a CA of
+// our own they are taken out of the URL; the config schema has already refused
+// an sslmode weaker than verify-full next to a CA file.
+const URL_TLS_PARAMETERS = ["ssl", "sslmode", "sslrootcert", "sslcert", "sslkey", "uselibpqcompat"];
+
+function postgresConnection(url: string, ca: Buffer | undefined): PostgresConnection {
+  if (ca === undefined) return { connectionString: url };
+  const parsed = new URL(url);
+  for (const name of URL_TLS_PARAMETERS) parsed.searchParams.delete(name);
+  // rejectUnauthorized plus Node's default checkServerIdentity: chain and host name (verify-full).
+  return { connectionString: parsed.toString(), ssl: { ca, rejectUnauthorized: true } };
+}
+
+function openPostgres(
+  connection: PostgresConnection,
+  poolMax: number,
+  onPoolError?: (error: Error) => void,
+): DatabaseHandle {
+  const pool = new pg.Pool({ ...connection, max: poolMax, connectionTimeoutMillis: 5_000 });
   pool.on("error", (error) => onPoolError?.(error));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   const listeners: pg.Client[] = [];
@@ -50,7 +82,7 @@ function openPostgres(url: string, poolMax: number, onPoolError?: (error: Error)
     kind: "postgres",
     async listen(channel, onNotify) {
       // A dedicated client: LISTEN belongs to a session, and pooled clients are shared.
-      const client = new pg.Client({ connectionString: url });
+      const client = new pg.Client(connection);
       client.on("error", (error) => onPoolError?.(error));
       await client.connect();
       client.on("notification", (message) => {

@@ -83,10 +83,19 @@ export async function markPublished(db: Db, id: number, sequence: number): Promi
 
 /** Number of rows not yet published (for metrics and tests). */
 export async function countPending(db: Db): Promise<number> {
+  return (await pendingBacklog(db)).rows;
+}
+
+/**
+ * Rows not yet published and the creation time of the oldest (null when none):
+ * one scan of the partial index on pending rows, for the backlog metrics.
+ */
+export async function pendingBacklog(db: Db): Promise<{ rows: number; oldest: Date | null }> {
   const row = await db
     .selectFrom("key_event_outbox")
-    .select((eb) => eb.fn.countAll().as("n"))
+    .select((eb) => [eb.fn.countAll().as("n"), eb.fn.min("created_at").as("oldest")])
     .where("published_at", "is", null)
     .executeTakeFirstOrThrow();
-  return Number(row.n);
+  const oldest = row.oldest === null ? null : new Date(row.oldest);
+  return { rows: Number(row.n), oldest };
 }

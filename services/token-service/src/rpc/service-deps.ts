@@ -4,6 +4,7 @@ import type { AdminAuthenticator } from "../auth/admin-authenticator.js";
 import type { Database } from "../db/tables.js";
 import type { KeyRowCache } from "../keys/key-row-cache.js";
 import type { LastUsedRecorder } from "../keys/last-used-recorder.js";
+import type { TokenServiceMetrics } from "../metrics/token-service-metrics.js";
 import type { OutboxPublisher } from "../outbox/outbox-publisher.js";
 import type { PropagationTracker } from "../outbox/propagation-tracker.js";
 
@@ -19,4 +20,6 @@ export interface ServiceDeps {
   readonly tracker: PropagationTracker;
   /** True while key events reach this replica; when false the row cache is bypassed. */
   readonly eventsConnected: () => boolean;
+  /** Verify results and row-cache outcomes; left out in unit tests. */
+  readonly metrics?: Pick<TokenServiceMetrics, "verified" | "rowCache">;
 }

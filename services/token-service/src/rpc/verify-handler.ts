@@ -64,6 +64,12 @@ export function createVerifyHandler(
     return promise;
   }
 
+  const metrics = deps.metrics;
+  const counted = (response: VerifyResponse): VerifyResponse => {
+    metrics?.verified(response.result);
+    return response;
+  };
+
   // Synchronous on a cache hit: the common case pays for no promise.
   return (request) => {
     rejectUnknownFields(request, "VerifyRequest");
@@ -73,16 +79,18 @@ export function createVerifyHandler(
     }
     const required =
       request.requiredScopes.length > 0 ? requireScopes(request.requiredScopes, "required_scopes") : [];
-    if (!parseToken(request.token, deps.keyPrefix).ok) return MALFORMED;
+    if (!parseToken(request.token, deps.keyPrefix).ok) return counted(MALFORMED);
     const hash = hashToken(request.token);
     const hashHex = hash.toString("hex");
     // While events do not reach this replica, a cached row could miss a
     // revocation made elsewhere: read through to the database instead. The
     // same when the caller has applied events this replica has not yet.
     const minSequence = request.minEventSequence;
-    const hit = deps.eventsConnected() ? deps.cache.get(hashHex, minSequence) : undefined;
-    if (hit) return verdict(hit.value, required);
-    return load(hashHex, hash, minSequence).then((found) => verdict(found, required));
+    const bypass = !deps.eventsConnected() || minSequence > deps.cache.appliedSequence;
+    const hit = bypass ? undefined : deps.cache.get(hashHex, minSequence);
+    metrics?.rowCache(bypass ? "bypass" : hit ? "hit" : "miss");
+    if (hit) return counted(verdict(hit.value, required));
+    return load(hashHex, hash, minSequence).then((found) => counted(verdict(found, required)));
   };
 
   function verdict(found: CachedKey, required: readonly string[]): VerifyResponse {

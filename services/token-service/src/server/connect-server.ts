@@ -8,7 +8,7 @@ import { type CallInfo, contextValuesFor } from "./connect-context.js";
 import { connectRoutes } from "./connect-routes.js";
 import { createErrorInterceptor } from "./error-interceptor.js";
 import { trackHttp2Server } from "./http2-drain.js";
-import { createLoggingInterceptor } from "./logging-interceptor.js";
+import { type CallRecord, createLoggingInterceptor } from "./logging-interceptor.js";
 import { REQUEST_ID_HEADER, resolveRequestId } from "./request-id.js";
 import {
   DEFAULT_MAX_RECEIVE_MESSAGE_BYTES,
@@ -29,6 +29,8 @@ export interface ConnectServerOptions {
   readonly interceptors?: readonly Interceptor[];
   /** Largest request message accepted; defaults to 64 KiB. */
   readonly maxReceiveMessageBytes?: number;
+  /** Told about every finished call (metrics). */
+  readonly onCallFinished?: (record: CallRecord) => void;
 }
 
 /**
@@ -57,7 +59,7 @@ export async function createConnectServer(options: ConnectServerOptions): Promis
   const handler = connectNodeAdapter({
     routes: connectRoutes(options.services),
     interceptors: [
-      createLoggingInterceptor(logger),
+      createLoggingInterceptor(logger, options.onCallFinished),
       createErrorInterceptor(logger),
       ...(options.interceptors ?? []),
     ],

@@ -2,7 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { Metadata, type ServerErrorResponse, type status } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { toPublicError } from "./error-interceptor.js";
-import { logCall } from "./logging-interceptor.js";
+import { type CallRecord, logCall } from "./logging-interceptor.js";
 import { REQUEST_ID_HEADER, resolveRequestId } from "./request-id.js";
 import type { RpcContext } from "./rpc-context.js";
 
@@ -29,6 +29,8 @@ export interface GrpcCallScope {
   readonly logger: Logger;
   /** Aborted when the server gives up waiting for in-flight calls. */
   readonly shutdownSignal: AbortSignal;
+  /** Told about every finished call (metrics). */
+  readonly onCallFinished?: ((record: CallRecord) => void) | undefined;
 }
 
 /**
@@ -123,13 +125,15 @@ class GrpcCallState implements GrpcCall, RpcContext {
       // Like connect's HandlerContext.signal: a finished call's signal is aborted.
       done.abort(new ConnectError("call finished", Code.Canceled));
     }
-    logCall(this.#scope.logger, {
+    const record: CallRecord = {
       procedure: this.#procedure,
       requestId: this.requestId,
       code,
       startedAt: this.#startedAt,
       protocol: "grpc-native",
-    });
+    };
+    this.#scope.onCallFinished?.(record);
+    logCall(this.#scope.logger, record);
   }
 }
 

@@ -3,6 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { type ChannelOptions, Server, ServerCredentials } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { grpcService } from "./grpc-service-definition.js";
+import type { CallRecord } from "./logging-interceptor.js";
 import {
   DEFAULT_MAX_RECEIVE_MESSAGE_BYTES,
   type ListenOptions,
@@ -21,6 +22,16 @@ export interface GrpcServerOptions {
   readonly maxReceiveMessageBytes?: number;
   /** Extra grpc-js server options; they win over the defaults here. */
   readonly channelOptions?: ChannelOptions;
+  /**
+   * Send GOAWAY to a connection this old (grpc-js adds ±10 % jitter), so
+   * clients reconnect through the load balancer and new replicas get a share
+   * of long-lived connections. Unset or 0: connections live until closed.
+   */
+  readonly maxConnectionAgeMs?: number;
+  /** How long calls in flight on an aged-out connection may still run (default: unlimited). */
+  readonly maxConnectionAgeGraceMs?: number;
+  /** Told about every finished call (metrics). */
+  readonly onCallFinished?: (record: CallRecord) => void;
 }
 
 // Pings keep idle connections through NATs and load balancers alive and find
@@ -50,12 +61,17 @@ export async function createGrpcServer(options: GrpcServerOptions): Promise<Runn
   const server = new Server({
     "grpc.max_receive_message_length": options.maxReceiveMessageBytes ?? DEFAULT_MAX_RECEIVE_MESSAGE_BYTES,
     ...KEEPALIVE_OPTIONS,
+    ...(options.maxConnectionAgeMs ? { "grpc.max_connection_age_ms": options.maxConnectionAgeMs } : {}),
+    ...(options.maxConnectionAgeMs && options.maxConnectionAgeGraceMs !== undefined
+      ? { "grpc.max_connection_age_grace_ms": options.maxConnectionAgeGraceMs }
+      : {}),
     ...options.channelOptions,
   });
   for (const registration of options.services) {
     const { definition, implementation } = grpcService(registration, {
       logger,
       shutdownSignal: shutdown.signal,
+      onCallFinished: options.onCallFinished,
     });
     server.addService(definition, implementation);
   }

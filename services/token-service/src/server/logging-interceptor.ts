@@ -31,20 +31,27 @@ export function logCall(logger: Logger, record: CallRecord): void {
 }
 
 /**
- * A connect interceptor logging each call with {@link logCall} once it ends:
+ * A connect interceptor logging each call with {@link logCall} once it ends
+ * (and telling `onCallFinished`, for metrics):
  * a unary call when it returns, a streaming call when its response stream ends.
  * Place it outside the error interceptor so it logs the code the client sees.
  */
-export function createLoggingInterceptor(logger: Logger): Interceptor {
+export function createLoggingInterceptor(
+  logger: Logger,
+  onCallFinished?: (record: CallRecord) => void,
+): Interceptor {
   return (next) => async (req) => {
     const startedAt = performance.now();
-    const finish = (code: Code | 0) =>
-      logCall(logger, {
+    const finish = (code: Code | 0) => {
+      const record: CallRecord = {
         procedure: `${req.service.typeName}/${req.method.name}`,
         requestId: callInfoOf(req.contextValues).requestId,
         code,
         startedAt,
-      });
+      };
+      onCallFinished?.(record);
+      logCall(logger, record);
+    };
     let res: Awaited<ReturnType<typeof next>>;
     try {
       res = await next(req);

@@ -1,0 +1,164 @@
+import { VerifyResult } from "@latchkey/proto";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, type Registry } from "prom-client";
+import type { CallRecord } from "../server/logging-interceptor.js";
+
+/** How a Verify used the row cache. */
+export type RowCacheOutcome = "hit" | "miss" | "bypass";
+
+/** The token-service's Prometheus metrics; the hot path only bumps numbers. */
+export interface TokenServiceMetrics {
+  /** Counts one Verify answer (`latchkey_token_service_verify_total{result}`). */
+  verified(result: VerifyResult): void;
+  /** Counts one row-cache lookup (`latchkey_token_service_row_cache_lookups_total{outcome}`). */
+  rowCache(outcome: RowCacheOutcome): void;
+  /** Records a finished RPC on either listener (`latchkey_token_service_rpc_duration_seconds`). */
+  rpcFinished(record: CallRecord): void;
+}
+
+/** What the scrape-time gauges read. */
+export interface TokenServiceMetricsSources {
+  /** Pending outbox rows and the creation time of the oldest (a query per scrape). */
+  readonly outboxBacklog: () => Promise<{ rows: number; oldest: Date | null }>;
+  /** Whether key events reach this replica's row cache. */
+  readonly eventsConnected: () => boolean;
+}
+
+const RESULTS = Object.values(VerifyResult).filter(
+  (value): value is VerifyResult => typeof value === "number",
+);
+const OUTCOMES: readonly RowCacheOutcome[] = ["hit", "miss", "bypass"];
+// gRPC status code names, value for value (Connect's Code enum has the same numbers).
+const CODE_NAMES = [
+  "OK",
+  "CANCELLED",
+  "UNKNOWN",
+  "INVALID_ARGUMENT",
+  "DEADLINE_EXCEEDED",
+  "NOT_FOUND",
+  "ALREADY_EXISTS",
+  "PERMISSION_DENIED",
+  "RESOURCE_EXHAUSTED",
+  "FAILED_PRECONDITION",
+  "ABORTED",
+  "OUT_OF_RANGE",
+  "UNIMPLEMENTED",
+  "INTERNAL",
+  "UNAVAILABLE",
+  "DATA_LOSS",
+  "UNAUTHENTICATED",
+];
+
+/**
+ * Registers the token-service's metrics on `registry`: Verify answers by
+ * result, row-cache lookups, RPC latency by procedure and code, the outbox
+ * backlog (rows and oldest age, read at scrape time), whether key events
+ * arrive, and the Node process defaults.
+ *
+ * Counters on the Verify path are plain numbers copied into prom-client at
+ * scrape time (its own `inc` hashes the label set on every call); the latency
+ * histogram keeps one bound child per procedure and code.
+ */
+export function createTokenServiceMetrics(
+  registry: Registry,
+  sources: TokenServiceMetricsSources,
+): TokenServiceMetrics {
+  collectDefaultMetrics({ register: registry });
+  const verifyCounts = new Array<number>(Math.max(...RESULTS) + 1).fill(0);
+  const verifyReported = new Array<number>(verifyCounts.length).fill(0);
+  new Counter({
+    name: "latchkey_token_service_verify_total",
+    help: "Verify answers by result (VALID, NOT_FOUND, REVOKED, …); invalid requests are counted as RPC errors.",
+    labelNames: ["result"] as const,
+    registers: [registry],
+    collect() {
+      for (const result of RESULTS) {
+        this.labels(VerifyResult[result]).inc((verifyCounts[result] ?? 0) - (verifyReported[result] ?? 0));
+        verifyReported[result] = verifyCounts[result] ?? 0;
+      }
+    },
+  });
+  const cacheCounts: Record<RowCacheOutcome, number> = { hit: 0, miss: 0, bypass: 0 };
+  const cacheReported: Record<RowCacheOutcome, number> = { hit: 0, miss: 0, bypass: 0 };
+  new Counter({
+    name: "latchkey_token_service_row_cache_lookups_total",
+    help: "Verify lookups in the key row cache: hit, miss, or bypass (key events cut off, or the caller has applied newer events).",
+    labelNames: ["outcome"] as const,
+    registers: [registry],
+    collect() {
+      for (const outcome of OUTCOMES) {
+        this.labels(outcome).inc(cacheCounts[outcome] - cacheReported[outcome]);
+        cacheReported[outcome] = cacheCounts[outcome];
+      }
+    },
+  });
+  const duration = new Histogram({
+    name: "latchkey_token_service_rpc_duration_seconds",
+    help: "RPC duration on both listeners, by procedure and gRPC status code.",
+    labelNames: ["procedure", "code"] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
+  const children = new Map<string, Map<number, Histogram.Internal<"procedure" | "code">>>();
+  // Read at scrape time: prom-client collects every metric at once, so both
+  // gauges share one query per scrape.
+  // A database that cannot answer shows as NaN rather than failing the whole scrape.
+  let reading: Promise<{ rows: number; ageSeconds: number }> | undefined;
+  const readBacklog = () => {
+    reading ??= sources
+      .outboxBacklog()
+      .then(({ rows, oldest }) => ({
+        rows,
+        ageSeconds: oldest === null ? 0 : Math.max(0, (Date.now() - oldest.getTime()) / 1000),
+      }))
+      .catch(() => ({ rows: Number.NaN, ageSeconds: Number.NaN }))
+      .finally(() => {
+        reading = undefined;
+      });
+    return reading;
+  };
+  new Gauge({
+    name: "latchkey_token_service_outbox_pending_rows",
+    help: "Key events written to the outbox and not yet published to the bus.",
+    registers: [registry],
+    async collect() {
+      this.set((await readBacklog()).rows);
+    },
+  });
+  new Gauge({
+    name: "latchkey_token_service_outbox_oldest_pending_age_seconds",
+    help: "Age of the oldest unpublished outbox row (0 when none): how late revocations are.",
+    registers: [registry],
+    async collect() {
+      this.set((await readBacklog()).ageSeconds);
+    },
+  });
+  new Gauge({
+    name: "latchkey_token_service_key_events_connected",
+    help: "1 while key events reach this replica (its row cache is used), 0 while it reads through.",
+    registers: [registry],
+    collect() {
+      this.set(sources.eventsConnected() ? 1 : 0);
+    },
+  });
+  return {
+    verified(result) {
+      verifyCounts[result] = (verifyCounts[result] ?? 0) + 1;
+    },
+    rowCache(outcome) {
+      cacheCounts[outcome] += 1;
+    },
+    rpcFinished(record) {
+      let byCode = children.get(record.procedure);
+      if (byCode === undefined) {
+        byCode = new Map();
+        children.set(record.procedure, byCode);
+      }
+      let child = byCode.get(record.code);
+      if (child === undefined) {
+        child = duration.labels(record.procedure, CODE_NAMES[record.code] ?? String(record.code));
+        byCode.set(record.code, child);
+      }
+      child.observe((performance.now() - record.startedAt) / 1000);
+    },
+  };
+}
