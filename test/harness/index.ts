@@ -10,7 +10,13 @@ export {
 } from "./ensure-binaries.js";
 export { findFreePort } from "./free-port.js";
 export { type NatsServer, type StartNatsOptions, startNats } from "./nats.js";
-export { createDatabase, type PostgresServer, startPostgres, TEST_DATABASE } from "./postgres.js";
+export {
+  createDatabase,
+  type PostgresServer,
+  type StartPostgresOptions,
+  startPostgres,
+  TEST_DATABASE,
+} from "./postgres.js";
 
 /**
  * Creates an empty, uniquely named database on the run's PostgreSQL server and returns its URL, so a
@@ -35,3 +41,4 @@ export function natsUrl(): string {
 export function databaseUrl(): string {
   return inject("databaseUrl");
 }
+export { createTestPki, type TestPki } from "./certificates.js";

@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { chown, mkdtemp, readFile, rm } from "node:fs/promises";
+import { chmod, chown, copyFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
@@ -13,6 +13,16 @@ export interface PostgresServer {
   url: string;
   /** Stops the server (`pg_ctl -m fast stop`) and deletes its data directory. */
   stop(): Promise<void>;
+}
+
+/** Options of {@link startPostgres}. */
+export interface StartPostgresOptions {
+  /**
+   * Serve TLS only: the server's certificate and key (PEM), and the CA that
+   * signed them, which the harness itself trusts (`sslmode=verify-full`).
+   * Cleartext TCP connections are rejected (`hostnossl … reject`).
+   */
+  readonly tls?: { readonly certFile: string; readonly keyFile: string; readonly caFile: string };
 }
 
 /** The database every server starts with. */
@@ -35,7 +45,7 @@ export const TEST_DATABASE = "latchkey_test";
  * }
  * ```
  */
-export async function startPostgres(): Promise<PostgresServer> {
+export async function startPostgres(options: StartPostgresOptions = {}): Promise<PostgresServer> {
   const { postgresBinDir } = await ensureBinaries();
   const dir = await mkdtemp(join(tmpdir(), "latchkey-pg-"));
   const dataDir = join(dir, "data");
@@ -55,12 +65,32 @@ export async function startPostgres(): Promise<PostgresServer> {
     }
     await run("initdb", ["-D", dataDir, "-A", "trust", "-U", "postgres", "--no-sync"]);
     const port = await findFreePort();
+    const tlsOptions: string[] = [];
+    if (options.tls) {
+      // PostgreSQL wants its key owned by its own user and private.
+      const cert = join(dir, "server.crt");
+      const key = join(dir, "server.key");
+      await copyFile(options.tls.certFile, cert);
+      await copyFile(options.tls.keyFile, key);
+      await chmod(key, 0o600);
+      if (asPostgres) {
+        const { uid, gid } = postgresUser();
+        await chown(cert, uid, gid);
+        await chown(key, uid, gid);
+      }
+      await writeFile(
+        join(dataDir, "pg_hba.conf"),
+        "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+      );
+      tlsOptions.push("-c ssl=on", `-c ssl_cert_file=${cert}`, `-c ssl_key_file=${key}`);
+    }
     const serverOptions = [
       `-p ${port}`,
       `-k ${dir}`,
       "-c listen_addresses=127.0.0.1",
       "-c fsync=off",
       "-c max_connections=200",
+      ...tlsOptions,
     ].join(" ");
     try {
       await run("pg_ctl", ["-D", dataDir, "-o", serverOptions, "-l", join(dir, "log"), "-w", "start"]);
@@ -83,7 +113,13 @@ export async function startPostgres(): Promise<PostgresServer> {
     };
     process.once("exit", stopNow);
 
-    const url = await createDatabase(`postgres://postgres@127.0.0.1:${port}/postgres`, TEST_DATABASE);
+    const tlsQuery = options.tls
+      ? `?sslmode=verify-full&sslrootcert=${encodeURIComponent(options.tls.caFile)}`
+      : "";
+    const url = await createDatabase(
+      `postgres://postgres@127.0.0.1:${port}/postgres${tlsQuery}`,
+      TEST_DATABASE,
+    );
     let stopped: Promise<void> | undefined;
     return {
       url,
