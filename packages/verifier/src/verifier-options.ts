@@ -1,6 +1,7 @@
 import type { Transport } from "@connectrpc/connect";
 import type { KeyEventBus } from "@latchkey/events";
 import type { Registry } from "prom-client";
+import type { GrpcJsVerifyClientOptions } from "./grpc-js-verify-client.js";
 import type { VerifyClient } from "./verify-client.js";
 
 /**
@@ -23,6 +24,12 @@ export interface VerifierOptions {
    * (`https://` for TLS): Verify goes over @grpc/grpc-js, the fast path.
    */
   readonly tokenService?: string;
+  /**
+   * Options of the grpc-js client made for `tokenService`: `tls.rootCerts`
+   * (the CA that signed the token-service's certificate, for an `https://`
+   * address), channel options. Ignored with `transport` or `client`.
+   */
+  readonly grpc?: Omit<GrpcJsVerifyClientOptions, "address">;
   /** A Connect transport (`createGrpcTransport`, `createConnectTransport`, `createRouterTransport`). */
   readonly transport?: Transport;
   /** Any {@link VerifyClient}. The verifier does not close a client it was given. */

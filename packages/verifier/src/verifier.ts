@@ -83,7 +83,10 @@ function pickClient(options: VerifierOptions): { client: VerifyClient; owned: bo
   if (options.client !== undefined) return { client: options.client, owned: false };
   if (options.transport !== undefined)
     return { client: createConnectVerifyClient(options.transport), owned: true };
-  return { client: createGrpcJsVerifyClient({ address: options.tokenService ?? "" }), owned: true };
+  return {
+    client: createGrpcJsVerifyClient({ ...options.grpc, address: options.tokenService ?? "" }),
+    owned: true,
+  };
 }
 
 function unavailable(cause: unknown): VerifyOutcome {

@@ -65,6 +65,10 @@ export const sidecarConfigSchema = z
     enforcement: z.enum(ENFORCEMENT_MODES).default("enforce"),
     // The token-service's native gRPC listener, where the verifier sends Verify on a cache miss.
     tokenServiceUrl: httpUrl.prefault("http://127.0.0.1:8082"),
+    // PEM bundle of the CA that signed the token-service's certificate, for an https:// URL
+    // (cert-manager's ca.crt); unset = the system roots. Verify carries raw keys, so it must be TLS
+    // whenever it leaves the pod.
+    tokenServiceCaFile: z.string().min(1).optional(),
     // NATS for key events (revocations reach the cache at once); unset means TTL and re-verify only.
     natsUrl: z.string().min(1).optional(),
     // Peers whose X-Forwarded-* and X-Original-* headers are believed (nginx, Traefik, a load balancer).
@@ -88,7 +92,16 @@ export const sidecarConfigSchema = z
     // How long SIGTERM waits for in-flight requests before closing connections.
     shutdownTimeoutMs: integerSetting(0, 300_000).default(10_000),
   })
-  .strict();
+  .strict()
+  .superRefine((value, ctx) => {
+    if (value.tokenServiceCaFile !== undefined && value.tokenServiceUrl.protocol !== "https:") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["tokenServiceCaFile"],
+        message: "is only used with an https:// LATCHKEY_TOKEN_SERVICE_URL",
+      });
+    }
+  });
 
 /** The sidecar's parsed configuration. */
 export type SidecarConfig = z.output<typeof sidecarConfigSchema>;
@@ -104,6 +117,7 @@ export const SIDECAR_ENV = {
   policy: "LATCHKEY_POLICY",
   enforcement: "LATCHKEY_ENFORCEMENT",
   tokenServiceUrl: "LATCHKEY_TOKEN_SERVICE_URL",
+  tokenServiceCaFile: "LATCHKEY_TOKEN_SERVICE_CA_FILE",
   natsUrl: "NATS_URL",
   trustedProxies: "LATCHKEY_TRUSTED_PROXIES",
   logLevel: "LATCHKEY_LOG_LEVEL",

@@ -1,6 +1,7 @@
 import { once } from "node:events";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { readPemFile } from "@latchkey/config";
 import { createNatsKeyEventBus, type KeyEventBus } from "@latchkey/events";
 import { createVerifier } from "@latchkey/verifier";
 import type { Logger } from "pino";
@@ -82,8 +83,13 @@ export async function startSidecar(
       cleanups.push(() => bus.close());
       events = bus;
     }
+    const rootCerts =
+      config.tokenServiceCaFile === undefined
+        ? undefined
+        : readPemFile(config.tokenServiceCaFile, "LATCHKEY_TOKEN_SERVICE_CA_FILE");
     const verifier = createVerifier({
       tokenService: config.tokenServiceUrl.href,
+      ...(rootCerts ? { grpc: { tls: { rootCerts } } } : {}),
       events,
       maxEntries: config.cacheMaxEntries,
       ttlMs: config.cacheTtlMs,
