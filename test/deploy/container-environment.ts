@@ -23,6 +23,18 @@ export const EXTERNAL_SECRETS: Readonly<
   },
 };
 
+/**
+ * ConfigMaps an overlay mounts but does not render, because they hold the user's own
+ * material; deploy/README.md tells the user to create them.
+ */
+export const EXTERNAL_CONFIG_MAPS: Readonly<Record<OverlayName, readonly string[]>> = {
+  dev: [],
+  // components/tls: the CA bundle of the user's PostgreSQL (key ca.crt).
+  production: ["latchkey-db-ca"],
+  // The operator's CA replaces it (components/cloudnative-pg).
+  "production-cnpg": [],
+};
+
 /** The name, and optional flag, of every ConfigMap and Secret a container or its pod refers to. */
 export interface Reference {
   readonly kind: "ConfigMap" | "Secret";

@@ -15,7 +15,12 @@ export const KUBERNETES_SCHEMA_VERSION = "1.36";
  * Custom resources the manifests use, which no built-in schema covers. Each is checked
  * by a test of its own instead.
  */
-export const CUSTOM_RESOURCES: ReadonlySet<string> = new Set(["postgresql.cnpg.io/v1/Cluster"]);
+export const CUSTOM_RESOURCES: ReadonlySet<string> = new Set([
+  "postgresql.cnpg.io/v1/Cluster",
+  "cert-manager.io/v1/Certificate",
+  "cert-manager.io/v1/Issuer",
+  "monitoring.coreos.com/v1/PodMonitor",
+]);
 
 /** "apps/v1/Deployment" */
 export function typeKey(object: KubeObject): string {

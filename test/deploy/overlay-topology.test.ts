@@ -40,13 +40,14 @@ describe.each(OVERLAYS)("overlay %s: every environment", (overlay) => {
     ]);
   });
 
-  it("probes the token-service with native gRPC health checks", () => {
+  it("probes the token-service with native gRPC health checks on its cleartext health port", () => {
     const container = findContainer(
       findTemplate(objects, "Deployment", "latchkey-token-service"),
       "token-service",
     );
     for (const probe of [container.startupProbe, container.livenessProbe, container.readinessProbe]) {
-      expect(probe).toMatchObject({ grpc: { port: 8082 } });
+      // 8083 (LATCHKEY_HEALTH_LISTEN) stays cleartext when TLS is on: kubelet gRPC probes have no TLS.
+      expect(probe).toMatchObject({ grpc: { port: 8083 } });
     }
   });
 

@@ -47,8 +47,13 @@ describe.each(OVERLAYS)("overlay %s: the token-service starts with the configura
     const config = loadTokenServiceConfig(containerEnvironment(container, objects, overlay));
     expect(config.listen.port).toBe(portNamed(container, "http2"));
     expect(config.grpcListen.port).toBe(portNamed(container, "grpc"));
-    const probe = container.readinessProbe as { grpc?: { port: number } };
-    expect(probe.grpc?.port).toBe(config.grpcListen.port);
+    expect(config.healthListen?.port).toBe(portNamed(container, "health"));
+    expect(config.metricsListen?.port).toBe(portNamed(container, "metrics"));
+    for (const probe of [container.startupProbe, container.livenessProbe, container.readinessProbe]) {
+      expect((probe as { grpc?: { port: number } }).grpc?.port).toBe(config.healthListen?.port);
+    }
+    // New replicas get Verify traffic only if connections age out (issue 17, defect 10).
+    expect(config.grpcMaxConnectionAgeMs).toBeGreaterThan(0);
     expect(config.databaseUrl).toBeDefined();
     expect(config.natsUrl).toBeDefined();
     expect(servicePort(objects, new URL(config.natsUrl ?? ""))).toBe(4222);

@@ -3,6 +3,7 @@ import { SIDECAR_ENV } from "../../services/sidecar/src/config.js";
 import { TOKEN_SERVICE_ENV } from "../../services/token-service/src/config.js";
 import {
   containerEnvironment,
+  EXTERNAL_CONFIG_MAPS,
   EXTERNAL_SECRETS,
   environmentReferences,
   isRendered,
@@ -147,6 +148,7 @@ describe.each(OVERLAYS)("overlay %s: every workload", (overlay) => {
         const configMap = volume.configMap?.name;
         if (
           configMap !== undefined &&
+          !EXTERNAL_CONFIG_MAPS[overlay].includes(configMap) &&
           !isRendered(objects, { kind: "ConfigMap", name: configMap, optional: false })
         ) {
           dangling.push(`${id}: volume ${volume.name} ConfigMap/${configMap}`);
