@@ -47,6 +47,15 @@ describe("a token-service with LATCHKEY_METRICS_LISTEN", () => {
       code: "OK",
     });
     expect(verifyCalls).toBe(4);
+    const verifyBucket = (le: string) =>
+      sample(text, "latchkey_token_service_rpc_duration_seconds_bucket", {
+        procedure: "latchkey.v1.TokenService/Verify",
+        code: "OK",
+        le,
+      });
+    expect(verifyBucket("+Inf")).toBe(4);
+    expect(verifyBucket("5")).toBe(4);
+    expect(verifyBucket("0.0005")).toBeLessThanOrEqual(4);
     // Issue went over the Connect listener.
     const issueCalls = sample(text, "latchkey_token_service_rpc_duration_seconds_count", {
       procedure: "latchkey.v1.TokenService/Issue",

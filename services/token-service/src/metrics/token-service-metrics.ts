@@ -1,6 +1,7 @@
 import { VerifyResult } from "@latchkey/proto";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, type Registry } from "prom-client";
 import type { CallRecord } from "../server/logging-interceptor.js";
+import { type ObserveDuration, registerDurationHistogram } from "./duration-histogram.js";
 
 /** How a Verify used the row cache. */
 export type RowCacheOutcome = "hit" | "miss" | "bypass";
@@ -56,7 +57,7 @@ const CODE_NAMES = [
  *
  * Counters on the Verify path are plain numbers copied into prom-client at
  * scrape time (its own `inc` hashes the label set on every call); the latency
- * histogram keeps one bound child per procedure and code.
+ * histogram keeps one bound series per procedure and code.
  */
 export function createTokenServiceMetrics(
   registry: Registry,
@@ -91,14 +92,13 @@ export function createTokenServiceMetrics(
       }
     },
   });
-  const duration = new Histogram({
+  const duration = registerDurationHistogram(registry, {
     name: "latchkey_token_service_rpc_duration_seconds",
     help: "RPC duration on both listeners, by procedure and gRPC status code.",
-    labelNames: ["procedure", "code"] as const,
+    labelNames: ["procedure", "code"],
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-    registers: [registry],
   });
-  const children = new Map<string, Map<number, Histogram.Internal<"procedure" | "code">>>();
+  const children = new Map<string, Map<number, ObserveDuration>>();
   // Read at scrape time: prom-client collects every metric at once, so both
   // gauges share one query per scrape.
   // A database that cannot answer shows as NaN rather than failing the whole scrape.
@@ -155,10 +155,13 @@ export function createTokenServiceMetrics(
       }
       let child = byCode.get(record.code);
       if (child === undefined) {
-        child = duration.labels(record.procedure, CODE_NAMES[record.code] ?? String(record.code));
+        child = duration({
+          procedure: record.procedure,
+          code: CODE_NAMES[record.code] ?? String(record.code),
+        });
         byCode.set(record.code, child);
       }
-      child.observe((performance.now() - record.startedAt) / 1000);
+      child((performance.now() - record.startedAt) / 1000);
     },
   };
 }
