@@ -1,5 +1,5 @@
 import { VerifyResult } from "@latchkey/proto";
-import { Counter, collectDefaultMetrics, Gauge, Histogram, type Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, type Registry } from "prom-client";
 import type { CallRecord } from "../server/logging-interceptor.js";
 import { type ObserveDuration, registerDurationHistogram } from "./duration-histogram.js";
 
