@@ -1,5 +1,12 @@
 import { BlockList, isIP } from "node:net";
-import { integerSetting, listenAddress, loadConfig } from "@latchkey/config";
+import {
+  checkNatsClientSettings,
+  integerSetting,
+  listenAddress,
+  loadConfig,
+  NATS_CLIENT_ENV,
+  natsClientSettings,
+} from "@latchkey/config";
 import { z } from "zod";
 
 /** How the sidecar acts on its decisions; `log` lets a team roll it out and watch the counts first. */
@@ -67,6 +74,8 @@ export const sidecarConfigSchema = z
     tokenServiceUrl: httpUrl.prefault("http://127.0.0.1:8082"),
     // NATS for key events (revocations reach the cache at once); unset means TTL and re-verify only.
     natsUrl: z.string().min(1).optional(),
+    // Its NATS user (nkey seed file; the verifier role) and TLS to NATS.
+    ...natsClientSettings,
     // Peers whose X-Forwarded-* and X-Original-* headers are believed (nginx, Traefik, a load balancer).
     trustedProxies: addressList.prefault("127.0.0.1,::1"),
     logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
@@ -88,7 +97,8 @@ export const sidecarConfigSchema = z
     // How long SIGTERM waits for in-flight requests before closing connections.
     shutdownTimeoutMs: integerSetting(0, 300_000).default(10_000),
   })
-  .strict();
+  .strict()
+  .superRefine(checkNatsClientSettings);
 
 /** The sidecar's parsed configuration. */
 export type SidecarConfig = z.output<typeof sidecarConfigSchema>;
@@ -105,6 +115,7 @@ export const SIDECAR_ENV = {
   enforcement: "LATCHKEY_ENFORCEMENT",
   tokenServiceUrl: "LATCHKEY_TOKEN_SERVICE_URL",
   natsUrl: "NATS_URL",
+  ...NATS_CLIENT_ENV,
   trustedProxies: "LATCHKEY_TRUSTED_PROXIES",
   logLevel: "LATCHKEY_LOG_LEVEL",
   cacheMaxEntries: "LATCHKEY_CACHE_MAX_ENTRIES",

@@ -1,4 +1,12 @@
-import { booleanSetting, integerSetting, listenAddress, loadConfig } from "@latchkey/config";
+import {
+  booleanSetting,
+  checkNatsClientSettings,
+  integerSetting,
+  listenAddress,
+  loadConfig,
+  NATS_CLIENT_ENV,
+  natsClientSettings,
+} from "@latchkey/config";
 import { isValidPrefix } from "@latchkey/token";
 import { z } from "zod";
 
@@ -16,6 +24,8 @@ export const tokenServiceConfigSchema = z
     databaseUrl: z.string().url("must be a postgres:// URL").optional(),
     // NATS with JetStream for key events; unset means the in-process bus.
     natsUrl: z.string().min(1).optional(),
+    // Its NATS user (nkey seed file; the token-service role) and TLS to NATS.
+    ...natsClientSettings,
     // Where the embedded database lives when databaseUrl is unset.
     dataDir: z.string().min(1).default("./.latchkey"),
     // Token prefix for this deployment (`lk_live_…`).
@@ -57,6 +67,7 @@ export const tokenServiceConfigSchema = z
   })
   .strict()
   .superRefine((value, ctx) => {
+    checkNatsClientSettings(value, ctx);
     if (Boolean(value.tlsCert) !== Boolean(value.tlsKey)) {
       ctx.addIssue({ code: "custom", path: ["tlsCert"], message: "tlsCert and tlsKey must be set together" });
     }
@@ -71,6 +82,7 @@ export const TOKEN_SERVICE_ENV = {
   grpcListen: "LATCHKEY_GRPC_LISTEN",
   databaseUrl: "DATABASE_URL",
   natsUrl: "NATS_URL",
+  ...NATS_CLIENT_ENV,
   dataDir: "LATCHKEY_DATA_DIR",
   keyPrefix: "LATCHKEY_KEY_PREFIX",
   rootKey: "LATCHKEY_ROOT_KEY",

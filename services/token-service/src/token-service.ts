@@ -1,9 +1,11 @@
 import { readFileSync } from "node:fs";
+import { checkNatsClientFiles } from "@latchkey/config";
 import {
   createMemoryKeyEventBus,
   createNatsKeyEventBus,
   type KeyEventBus,
   type KeyEventSubscription,
+  TOKEN_SERVICE_INBOX_PREFIX,
 } from "@latchkey/events";
 import type { Logger } from "pino";
 import { AdminAuthenticator } from "./auth/admin-authenticator.js";
@@ -246,6 +248,8 @@ function openBus(
   const bus = createNatsKeyEventBus({
     servers: config.natsUrl,
     name: "latchkey-token-service",
+    ...checkNatsClientFiles(config),
+    inboxPrefix: TOKEN_SERVICE_INBOX_PREFIX,
     streamMaxAgeMs: config.streamMaxAgeS * 1000,
     streamMaxBytes: config.streamMaxBytes,
     replicas: config.streamReplicas,
