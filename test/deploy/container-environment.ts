@@ -3,6 +3,17 @@ import type { OverlayName } from "./render-overlay.js";
 import { type KubeObject, objectId } from "./render-overlay.js";
 
 /**
+ * The NATS credentials and certificate every overlay refers to (deploy/README.md, "NATS:
+ * credentials and TLS"). Stand-ins here; the NATS tests make real ones.
+ */
+export const NATS_SECRETS: Readonly<Record<string, Record<string, string>>> = {
+  "latchkey-nats-users": { "token-service.pub": "U-stand-in", "verifier.pub": "U-stand-in" },
+  "latchkey-nats-tls": { "tls.crt": "stand-in", "tls.key": "stand-in", "ca.crt": "stand-in" },
+  "latchkey-nats-token-service": { "nkey.seed": "stand-in" },
+  "latchkey-nats-verifier": { "nkey.seed": "stand-in" },
+};
+
+/**
  * Secrets an overlay refers to but does not render, because they hold real credentials
  * or another controller writes them, with stand-in values for the checks. deploy/README.md
  * tells the user to create the first ones.
@@ -10,11 +21,13 @@ import { type KubeObject, objectId } from "./render-overlay.js";
 export const EXTERNAL_SECRETS: Readonly<
   Record<OverlayName, Readonly<Record<string, Record<string, string>>>>
 > = {
-  dev: {},
+  dev: { ...NATS_SECRETS },
   production: {
+    ...NATS_SECRETS,
     "latchkey-token-service": { DATABASE_URL: "postgres://latchkey:stand-in@db.internal:5432/latchkey" },
   },
   "production-cnpg": {
+    ...NATS_SECRETS,
     "latchkey-token-service": {},
     // Written by the CloudNativePG operator for the Cluster latchkey-postgres.
     "latchkey-postgres-app": {

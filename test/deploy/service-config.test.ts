@@ -62,6 +62,15 @@ describe.each(OVERLAYS)("overlay %s: the token-service starts with the configura
     expect(stopSeconds(container, config.shutdownTimeoutMs)).toBeLessThan(gracePeriod(tokenService));
   });
 
+  it("connects to NATS as the token-service's own user, over TLS, with files its pod mounts", () => {
+    const container = findContainer(tokenService, "token-service");
+    const config = loadTokenServiceConfig(containerEnvironment(container, objects, overlay));
+    for (const path of [config.natsNkeySeedFile, config.natsTlsCa]) {
+      expect(path).toBeDefined();
+      expect(container.volumeMounts?.some((mount) => path?.startsWith(`${mount.mountPath}/`))).toBe(true);
+    }
+  });
+
   it("runs migrations in an init container with the server's own configuration", () => {
     const migrate = findContainer(tokenService, "migrate");
     const server = findContainer(tokenService, "token-service");
@@ -98,6 +107,9 @@ describe("overlay dev: the example app's sidecar starts with the configuration i
     // Verify goes to the token-service's native gRPC port, through its Service.
     expect(servicePort(objects, config.tokenServiceUrl)).toBe(8082);
     expect(servicePort(objects, new URL(config.natsUrl ?? ""))).toBe(4222);
+    // NATS as the verifier role, over TLS (test/deploy/nats-auth.security.test.ts connects with them).
+    expect(config.natsNkeySeedFile).toBeDefined();
+    expect(config.natsTlsCa).toBeDefined();
     expect(stopSeconds(sidecar, config.shutdownTimeoutMs)).toBeLessThan(gracePeriod(exampleApp));
   });
 

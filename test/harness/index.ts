@@ -9,7 +9,7 @@ export {
   type HarnessBinaries,
 } from "./ensure-binaries.js";
 export { findFreePort } from "./free-port.js";
-export { type NatsServer, type StartNatsOptions, startNats } from "./nats.js";
+export { type NatsServer, type StartNatsOptions, startNats, waitUntilAccepting } from "./nats.js";
 export {
   createDatabase,
   type PostgresServer,
@@ -17,6 +17,7 @@ export {
   startPostgres,
   TEST_DATABASE,
 } from "./postgres.js";
+export { createTestCertificates, type TestCertificates } from "./test-certificates.js";
 
 /**
  * Creates an empty, uniquely named database on the run's PostgreSQL server and returns its URL, so a

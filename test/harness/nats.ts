@@ -133,7 +133,11 @@ export async function startNats(options: StartNatsOptions = {}): Promise<NatsSer
  * Polls until a TCP connection to the port gets the NATS `INFO` greeting. Readiness is a condition to
  * wait for, not a fixed delay; `gaveUp` stops the wait early when the process has already exited.
  */
-async function waitUntilAccepting(port: number, timeoutMs: number, gaveUp: () => boolean): Promise<void> {
+export async function waitUntilAccepting(
+  port: number,
+  timeoutMs: number,
+  gaveUp: () => boolean,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (gaveUp()) throw new Error("the process exited");

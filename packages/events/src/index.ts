@@ -12,6 +12,7 @@ export {
   type KeyEventBusLogger,
   type NatsKeyEventBus,
   type NatsKeyEventBusOptions,
+  type NatsTlsFiles,
 } from "./nats-key-event-bus.js";
 export {
   KEY_EVENTS_STREAM,
@@ -19,6 +20,7 @@ export {
   KEY_EVENTS_SUBJECTS,
   keyEventName,
   keyEventSubject,
+  TOKEN_SERVICE_INBOX_PREFIX,
   VERIFIER_ACK_SUBJECT_PREFIX,
   VERIFIER_HEARTBEAT_SUBJECT_PREFIX,
   verifierSubject,

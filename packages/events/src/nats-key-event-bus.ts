@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
   type KeyEvent,
@@ -8,11 +9,13 @@ import {
   VerifierHeartbeatSchema,
 } from "@latchkey/proto";
 import {
+  type ConnectionOptions,
   connect,
   Events,
   type JetStreamClient,
   type JetStreamManager,
   type NatsConnection,
+  nkeyAuthenticator,
   type StreamInfo,
   type Subscription,
 } from "nats";
@@ -77,6 +80,38 @@ export interface NatsKeyEventBusOptions {
   readonly requestTimeoutMs?: number;
   /** Where connection changes and dropped events are reported (default: nowhere). */
   readonly logger?: KeyEventBusLogger;
+  /**
+   * File holding this client's NATS user nkey seed (`SU…`), e.g. mounted from a Secret.
+   * Read at every (re)connect, so a rotated Secret is picked up without a restart; the
+   * seed signs the server's nonce and never leaves the process. Unset: no credentials.
+   */
+  readonly nkeySeedFile?: string;
+  /** TLS to the NATS server; set, the connection is TLS or nothing. */
+  readonly tls?: NatsTlsFiles;
+  /**
+   * Prefix of this client's reply subjects (default `_INBOX`). The token-service uses
+   * {@link TOKEN_SERVICE_INBOX_PREFIX}, which only its NATS user may subscribe to, so
+   * no verifier hears (or answers) replies meant for it.
+   */
+  readonly inboxPrefix?: string;
+}
+
+/**
+ * PEM files for TLS to NATS. Read at every (re)connect, so renewed certificates
+ * (cert-manager) are picked up without a restart.
+ *
+ * @example
+ * ```ts
+ * const tls: NatsTlsFiles = { caFile: "/etc/latchkey/nats-tls/ca.crt" };
+ * ```
+ */
+export interface NatsTlsFiles {
+  /** CA bundle the server's certificate must chain to (default: the system's). */
+  readonly caFile?: string;
+  /** Client certificate, for a server that asks for one (`verify: true`); with `keyFile`. */
+  readonly certFile?: string;
+  /** Key of `certFile`. */
+  readonly keyFile?: string;
 }
 
 /**
@@ -140,15 +175,7 @@ export function createNatsKeyEventBus(options: NatsKeyEventBusOptions): NatsKeyE
   /** Set once this bus has created or updated the stream: from then on it re-creates a lost one. */
   let managesStream = false;
 
-  const connecting: Promise<NatsConnection> = connect({
-    servers: typeof options.servers === "string" ? options.servers : [...options.servers],
-    name: options.name ?? "latchkey",
-    maxReconnectAttempts: -1,
-    reconnectTimeWait: options.reconnectTimeWaitMs ?? 250,
-    waitOnFirstConnect: true,
-    pingInterval: options.pingIntervalMs ?? 10_000,
-    maxPingOut: 2,
-  });
+  const connecting: Promise<NatsConnection> = connect(connectionOptions(options));
   // Keeps an unobserved failure (bad URL) from crashing the process; every user awaits `connecting`.
   connecting.catch(() => {});
   connecting.then(
@@ -364,4 +391,35 @@ export function createNatsKeyEventBus(options: NatsKeyEventBusOptions): NatsKeyE
       logger.warn({ err: error, prefix }, "cannot publish verifier message");
     }
   }
+}
+
+/** The nats client's options for a bus: reconnect forever, credentials and TLS as given. */
+function connectionOptions(options: NatsKeyEventBusOptions): ConnectionOptions {
+  const { nkeySeedFile, tls, inboxPrefix } = options;
+  return {
+    servers: typeof options.servers === "string" ? options.servers : [...options.servers],
+    name: options.name ?? "latchkey",
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: options.reconnectTimeWaitMs ?? 250,
+    waitOnFirstConnect: true,
+    pingInterval: options.pingIntervalMs ?? 10_000,
+    maxPingOut: 2,
+    ...(inboxPrefix !== undefined ? { inboxPrefix } : {}),
+    ...(nkeySeedFile !== undefined
+      ? {
+          authenticator: nkeyAuthenticator(() =>
+            new TextEncoder().encode(readFileSync(nkeySeedFile, "utf8").trim()),
+          ),
+        }
+      : {}),
+    ...(tls !== undefined
+      ? {
+          tls: {
+            ...(tls.caFile !== undefined ? { caFile: tls.caFile } : {}),
+            ...(tls.certFile !== undefined ? { certFile: tls.certFile } : {}),
+            ...(tls.keyFile !== undefined ? { keyFile: tls.keyFile } : {}),
+          },
+        }
+      : {}),
+  };
 }

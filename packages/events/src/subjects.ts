@@ -10,6 +10,12 @@ export const KEY_EVENTS_SUBJECTS = `${KEY_EVENTS_SUBJECT_PREFIX}.>`;
 export const VERIFIER_ACK_SUBJECT_PREFIX = "latchkey.verifiers.ack";
 /** Core NATS subject prefix of verifier heartbeats: `latchkey.verifiers.heartbeat.<verifier_id>`. */
 export const VERIFIER_HEARTBEAT_SUBJECT_PREFIX = "latchkey.verifiers.heartbeat";
+/**
+ * Reply-subject prefix of the token-service's NATS connection. The shipped NATS
+ * permissions (deploy/k8s/base/nats/auth.conf) let only the token-service's user
+ * subscribe to it; verifiers keep the default `_INBOX`.
+ */
+export const TOKEN_SERVICE_INBOX_PREFIX = "_INBOX_latchkey_token_service";
 
 const EVENT_NAMES: Record<KeyEventType, string> = {
   [KeyEventType.UNSPECIFIED]: "unspecified",

@@ -1,5 +1,12 @@
 import { BlockList, isIP } from "node:net";
-import { integerSetting, listenAddress, loadConfig } from "@latchkey/config";
+import {
+  checkNatsClientSettings,
+  integerSetting,
+  listenAddress,
+  loadConfig,
+  NATS_CLIENT_ENV,
+  natsClientSettings,
+} from "@latchkey/config";
 import { z } from "zod";
 
 /** How the sidecar acts on its decisions; `log` lets a team roll it out and watch the counts first. */
@@ -71,6 +78,8 @@ export const sidecarConfigSchema = z
     tokenServiceCaFile: z.string().min(1).optional(),
     // NATS for key events (revocations reach the cache at once); unset means TTL and re-verify only.
     natsUrl: z.string().min(1).optional(),
+    // Its NATS user (nkey seed file; the verifier role) and TLS to NATS.
+    ...natsClientSettings,
     // Peers whose X-Forwarded-* and X-Original-* headers are believed (nginx, Traefik, a load balancer).
     trustedProxies: addressList.prefault("127.0.0.1,::1"),
     logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
@@ -94,6 +103,7 @@ export const sidecarConfigSchema = z
   })
   .strict()
   .superRefine((value, ctx) => {
+    checkNatsClientSettings(value, ctx);
     if (value.tokenServiceCaFile !== undefined && value.tokenServiceUrl.protocol !== "https:") {
       ctx.addIssue({
         code: "custom",
@@ -119,6 +129,7 @@ export const SIDECAR_ENV = {
   tokenServiceUrl: "LATCHKEY_TOKEN_SERVICE_URL",
   tokenServiceCaFile: "LATCHKEY_TOKEN_SERVICE_CA_FILE",
   natsUrl: "NATS_URL",
+  ...NATS_CLIENT_ENV,
   trustedProxies: "LATCHKEY_TRUSTED_PROXIES",
   logLevel: "LATCHKEY_LOG_LEVEL",
   cacheMaxEntries: "LATCHKEY_CACHE_MAX_ENTRIES",

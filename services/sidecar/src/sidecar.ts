@@ -1,7 +1,7 @@
 import { once } from "node:events";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { readPemFile } from "@latchkey/config";
+import { checkNatsClientFiles, readPemFile } from "@latchkey/config";
 import { createNatsKeyEventBus, type KeyEventBus } from "@latchkey/events";
 import { createVerifier } from "@latchkey/verifier";
 import type { Logger } from "pino";
@@ -79,7 +79,12 @@ export async function startSidecar(
   if (keyChecker === undefined) {
     let events: KeyEventBus | undefined;
     if (config.natsUrl !== undefined) {
-      const bus = createNatsKeyEventBus({ servers: config.natsUrl, name: "latchkey-sidecar", logger });
+      const bus = createNatsKeyEventBus({
+        servers: config.natsUrl,
+        name: "latchkey-sidecar",
+        ...checkNatsClientFiles(config),
+        logger,
+      });
       cleanups.push(() => bus.close());
       events = bus;
     }

@@ -1,4 +1,12 @@
-import { booleanSetting, integerSetting, listenAddress, loadConfig } from "@latchkey/config";
+import {
+  booleanSetting,
+  checkNatsClientSettings,
+  integerSetting,
+  listenAddress,
+  loadConfig,
+  NATS_CLIENT_ENV,
+  natsClientSettings,
+} from "@latchkey/config";
 import { isValidPrefix } from "@latchkey/token";
 import { z } from "zod";
 
@@ -32,6 +40,8 @@ export const tokenServiceConfigSchema = z
     dbCaFile: z.string().min(1).optional(),
     // NATS with JetStream for key events; unset means the in-process bus.
     natsUrl: z.string().min(1).optional(),
+    // Its NATS user (nkey seed file; the token-service role) and TLS to NATS.
+    ...natsClientSettings,
     // Where the embedded database lives when databaseUrl is unset.
     dataDir: z.string().min(1).default("./.latchkey"),
     // Token prefix for this deployment (`lk_live_…`).
@@ -73,6 +83,7 @@ export const tokenServiceConfigSchema = z
   })
   .strict()
   .superRefine((value, ctx) => {
+    checkNatsClientSettings(value, ctx);
     if (Boolean(value.tlsCert) !== Boolean(value.tlsKey)) {
       ctx.addIssue({ code: "custom", path: ["tlsCert"], message: "tlsCert and tlsKey must be set together" });
     }
@@ -107,6 +118,7 @@ export const TOKEN_SERVICE_ENV = {
   databaseUrl: "DATABASE_URL",
   dbCaFile: "LATCHKEY_DB_CA_FILE",
   natsUrl: "NATS_URL",
+  ...NATS_CLIENT_ENV,
   dataDir: "LATCHKEY_DATA_DIR",
   keyPrefix: "LATCHKEY_KEY_PREFIX",
   rootKey: "LATCHKEY_ROOT_KEY",

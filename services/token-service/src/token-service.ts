@@ -1,10 +1,11 @@
 import { readFileSync } from "node:fs";
-import { readPemFile } from "@latchkey/config";
+import { checkNatsClientFiles, readPemFile } from "@latchkey/config";
 import {
   createMemoryKeyEventBus,
   createNatsKeyEventBus,
   type KeyEventBus,
   type KeyEventSubscription,
+  TOKEN_SERVICE_INBOX_PREFIX,
 } from "@latchkey/events";
 import type { Logger } from "pino";
 import { Registry } from "prom-client";
@@ -297,6 +298,8 @@ function openBus(
   const bus = createNatsKeyEventBus({
     servers: config.natsUrl,
     name: "latchkey-token-service",
+    ...checkNatsClientFiles(config),
+    inboxPrefix: TOKEN_SERVICE_INBOX_PREFIX,
     streamMaxAgeMs: config.streamMaxAgeS * 1000,
     streamMaxBytes: config.streamMaxBytes,
     replicas: config.streamReplicas,

@@ -1,0 +1,312 @@
+// Who may do what on NATS, shown on a real nats-server started from the dev overlay's
+// rendered config (auth.conf's users and permissions, TLS with certificates made here by
+// openssl): the token-service role publishes and keeps the stream, the verifier role
+// reads and acks and nothing more, and nobody else gets in.
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { connect as connectTcp } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { create } from "@bufbuild/protobuf";
+import { checkNatsClientFiles } from "@latchkey/config";
+import {
+  createNatsKeyEventBus,
+  KEY_EVENTS_STREAM,
+  type NatsKeyEventBus,
+  TOKEN_SERVICE_INBOX_PREFIX,
+} from "@latchkey/events";
+import { KeyEventSchema, KeyEventType, VerifierAckSchema } from "@latchkey/proto";
+import { type ConnectionOptions, connect, Events, type NatsConnection, nkeyAuthenticator, nkeys } from "nats";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadSidecarConfig } from "../../services/sidecar/src/config.js";
+import { loadTokenServiceConfig } from "../../services/token-service/src/config.js";
+import { containerEnvironment } from "./container-environment.js";
+import {
+  createNatsTestSecrets,
+  type NatsTestSecrets,
+  prepareNatsPod,
+  type RunningNatsPod,
+  startNatsPod,
+} from "./nats-pod.js";
+import { materializeMounts } from "./pod-files.js";
+import { findContainer, findTemplate } from "./pod-templates.js";
+import { renderOverlay } from "./render-overlay.js";
+
+const objects = renderOverlay("dev");
+let dir: string;
+let secrets: NatsTestSecrets;
+let server: RunningNatsPod;
+const opened: Array<{ close(): Promise<void> }> = [];
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "latchkey-nats-auth-"));
+  secrets = await createNatsTestSecrets(join(dir, "secrets"));
+  const pod = await prepareNatsPod(objects, {
+    podName: "latchkey-nats-0",
+    dir: join(dir, "pod"),
+    secrets: secrets.secrets,
+  });
+  server = await startNatsPod(pod);
+});
+
+afterAll(async () => {
+  for (const handle of opened.reverse()) await handle.close().catch(() => {});
+  await server?.kill();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function seed(file: string): Promise<Uint8Array> {
+  return new TextEncoder().encode((await readFile(file, "utf8")).trim());
+}
+
+/** A plain nats client with `options`, closed after the file. */
+async function client(options: Partial<ConnectionOptions>): Promise<NatsConnection> {
+  const nc = await connect({ servers: server.pod.url, reconnect: false, ...options });
+  opened.push({ close: () => nc.close() });
+  return nc;
+}
+
+async function asTokenService(): Promise<NatsConnection> {
+  return client({
+    authenticator: nkeyAuthenticator(await seed(secrets.tokenServiceSeedFile)),
+    tls: { caFile: secrets.caFile },
+    inboxPrefix: TOKEN_SERVICE_INBOX_PREFIX,
+  });
+}
+
+async function asVerifier(): Promise<NatsConnection> {
+  return client({
+    authenticator: nkeyAuthenticator(await seed(secrets.verifierSeedFile)),
+    tls: { caFile: secrets.caFile },
+  });
+}
+
+/** The errors (permission violations) the server reports to `nc` within `ms` milliseconds. */
+async function errorsWithin(nc: NatsConnection, ms: number, act: () => void): Promise<string> {
+  const errors: string[] = [];
+  void (async () => {
+    for await (const status of nc.status())
+      if (status.type === Events.Error) errors.push(String(status.data));
+  })();
+  act();
+  await sleep(ms);
+  return errors.join("\n");
+}
+
+function bus(options: Parameters<typeof createNatsKeyEventBus>[0]): NatsKeyEventBus {
+  const created = createNatsKeyEventBus({ requestTimeoutMs: 2_000, ...options });
+  opened.push(created);
+  return created;
+}
+
+const revoked = (keyId: string) =>
+  create(KeyEventSchema, { teamId: "team_a", keyId, type: KeyEventType.REVOKED });
+
+describe("NATS from the rendered dev config: the token-service role", () => {
+  it("creates, updates and reads the stream, and publishes key events to it", async () => {
+    const tokenService = bus({
+      servers: server.pod.url,
+      nkeySeedFile: secrets.tokenServiceSeedFile,
+      tls: { caFile: secrets.caFile },
+      inboxPrefix: TOKEN_SERVICE_INBOX_PREFIX,
+    });
+    expect(await tokenService.ensureStream()).toEqual({ created: true });
+    expect(await tokenService.ensureStream()).toEqual({ created: false });
+    const { sequence } = await tokenService.publish(revoked("key_ts"), "ts-1");
+    expect(await tokenService.lastSequence()).toBe(sequence);
+  });
+
+  it("cannot purge or delete the stream either: nothing in Latchkey needs to", async () => {
+    const jsm = await (await asTokenService()).jetstreamManager({ timeout: 1_000 });
+    await expect(jsm.streams.purge(KEY_EVENTS_STREAM)).rejects.toThrow();
+    await expect(jsm.streams.delete(KEY_EVENTS_STREAM)).rejects.toThrow();
+    expect((await jsm.streams.info(KEY_EVENTS_STREAM)).state.messages).toBeGreaterThan(0);
+  });
+});
+
+describe("NATS from the rendered dev config: the verifier role", () => {
+  it("follows key events with the event bus and acks them to the token-service", async () => {
+    const tokenService = bus({
+      servers: server.pod.url,
+      nkeySeedFile: secrets.tokenServiceSeedFile,
+      tls: { caFile: secrets.caFile },
+      inboxPrefix: TOKEN_SERVICE_INBOX_PREFIX,
+    });
+    await tokenService.ensureStream();
+    const acks: bigint[] = [];
+    const heard = tokenService.onVerifierMessage((message) => {
+      if (message.kind === "ack") acks.push(message.ack.appliedSequence);
+    });
+    opened.push(heard);
+    const verifier = bus({
+      servers: server.pod.url,
+      nkeySeedFile: secrets.verifierSeedFile,
+      tls: { caFile: secrets.caFile },
+    });
+    const received: string[] = [];
+    const subscription = await verifier.subscribe({
+      onEvent: ({ sequence, event }) => {
+        received.push(event.keyId);
+        verifier.sendAck(create(VerifierAckSchema, { verifierId: "v_1", appliedSequence: BigInt(sequence) }));
+      },
+    });
+    opened.push(subscription);
+    const { sequence } = await tokenService.publish(revoked("key_v"), "v-1");
+    const until = Date.now() + 10_000;
+    while ((received.length === 0 || acks.length === 0) && Date.now() < until) await sleep(25);
+    expect(received).toEqual(["key_v"]);
+    expect(acks).toEqual([BigInt(sequence)]);
+  });
+
+  it("is refused publishing key events, core or JetStream, and nothing reaches the stream", async () => {
+    const jsm = await (await asTokenService()).jetstreamManager();
+    const before = (await jsm.streams.info(KEY_EVENTS_STREAM)).state.last_seq;
+    const verifier = await asVerifier();
+    const errors = errorsWithin(verifier, 1_500, () =>
+      verifier.publish("latchkey.keys.team_a.revoked", new Uint8Array([1])),
+    );
+    const js = verifier.jetstream({ timeout: 1_000 });
+    await expect(js.publish("latchkey.keys.team_a.enabled", new Uint8Array([2]))).rejects.toThrow();
+    expect(await errors).toContain("PERMISSIONS_VIOLATION");
+    expect((await jsm.streams.info(KEY_EVENTS_STREAM)).state.last_seq).toBe(before);
+  });
+
+  it("is refused purging, deleting or changing the stream, which keeps its events", async () => {
+    const jsm = await (await asVerifier()).jetstreamManager({ timeout: 1_000 });
+    const info = await jsm.streams.info(KEY_EVENTS_STREAM);
+    await expect(jsm.streams.purge(KEY_EVENTS_STREAM)).rejects.toThrow();
+    await expect(jsm.streams.delete(KEY_EVENTS_STREAM)).rejects.toThrow();
+    await expect(jsm.streams.deleteMessage(KEY_EVENTS_STREAM, info.state.last_seq)).rejects.toThrow();
+    await expect(jsm.streams.update(KEY_EVENTS_STREAM, { max_msgs: 1 })).rejects.toThrow();
+    const after = await (await (await asTokenService()).jetstreamManager()).streams.info(KEY_EVENTS_STREAM);
+    expect(after.state.messages).toBe(info.state.messages);
+    expect(after.config.max_msgs).toBe(info.config.max_msgs);
+  });
+
+  it("cannot hear or answer what is addressed to the token-service", async () => {
+    const tokenService = await asTokenService();
+    const addressed = `${TOKEN_SERVICE_INBOX_PREFIX}.reply`;
+    const delivered: string[] = [];
+    tokenService.subscribe(addressed, { callback: (_, message) => delivered.push(message.subject) });
+    tokenService.subscribe("latchkey.verifiers.>", {
+      callback: (_, message) => delivered.push(message.subject),
+    });
+    await tokenService.flush();
+    const verifier = await asVerifier();
+    const refused: string[] = [];
+    const onError = (error: Error | null) => {
+      const context = (error as { permissionContext?: { subject: string } } | null)?.permissionContext;
+      if (context !== undefined) refused.push(context.subject);
+    };
+    const reported = await errorsWithin(verifier, 1_500, () => {
+      verifier.subscribe(`${TOKEN_SERVICE_INBOX_PREFIX}.>`, { callback: onError });
+      verifier.subscribe("latchkey.verifiers.>", { callback: onError });
+      verifier.publish(addressed, new Uint8Array([1]));
+    });
+    expect(refused.sort()).toEqual([`${TOKEN_SERVICE_INBOX_PREFIX}.>`, "latchkey.verifiers.>"]);
+    expect(reported).toContain("PERMISSIONS_VIOLATION");
+    // Its own heartbeats do reach the token-service; the forged reply does not.
+    verifier.publish("latchkey.verifiers.heartbeat.v_1", new Uint8Array([1]));
+    await verifier.flush();
+    await sleep(200);
+    expect(delivered).toEqual(["latchkey.verifiers.heartbeat.v_1"]);
+  });
+});
+
+describe("NATS from the rendered dev config: everyone else", () => {
+  it("refuses a client without credentials, and one with a key it does not know", async () => {
+    await expect(client({ tls: { caFile: secrets.caFile } })).rejects.toMatchObject({
+      code: "AUTHORIZATION_VIOLATION",
+    });
+    const stranger = nkeys.createUser().getSeed();
+    await expect(
+      client({ tls: { caFile: secrets.caFile }, authenticator: nkeyAuthenticator(stranger) }),
+    ).rejects.toMatchObject({
+      code: "AUTHORIZATION_VIOLATION",
+    });
+  });
+
+  it("refuses plaintext, and a client that does not trust the server's CA", async () => {
+    const answer = await new Promise<string>((resolve) => {
+      const socket = connectTcp({ host: "127.0.0.1", port: server.pod.ports.client });
+      let received = "";
+      socket.setEncoding("utf8").on("data", (chunk: string) => {
+        received += chunk;
+        if (received.startsWith("INFO ") && received.includes("\r\n") && !received.includes("CONNECT-SENT")) {
+          received += "CONNECT-SENT";
+          socket.write('CONNECT {"verbose":false,"pedantic":false}\r\nPING\r\n');
+        }
+      });
+      socket.on("close", () => resolve(received));
+      socket.setTimeout(5_000, () => socket.destroy());
+    });
+    expect(answer).toMatch(/"tls_required":true/);
+    // The server waits for a TLS handshake: a plaintext CONNECT gets no PONG, only a closed socket.
+    expect(answer).not.toMatch(/PONG|\+OK/);
+    await expect(
+      client({ authenticator: nkeyAuthenticator(await seed(secrets.verifierSeedFile)) }),
+    ).rejects.toThrow();
+  });
+});
+
+describe("overlay dev: the services connect as the role their manifests give them", () => {
+  it("wires the token-service and the example app's sidecar to their own NATS users, over TLS", async () => {
+    const tokenServiceTemplate = findTemplate(objects, "Deployment", "latchkey-token-service");
+    const tokenServiceContainer = findContainer(tokenServiceTemplate, "token-service");
+    const tokenServiceFiles = await materializeMounts(
+      tokenServiceTemplate,
+      tokenServiceContainer,
+      objects,
+      secrets.secrets,
+      join(dir, "token-service"),
+    );
+    const tokenServiceConfig = loadTokenServiceConfig(
+      containerEnvironment(tokenServiceContainer, objects, "dev"),
+    );
+    const appTemplate = findTemplate(objects, "Deployment", "latchkey-example-app");
+    const sidecarContainer = findContainer(appTemplate, "latchkey-sidecar");
+    const sidecarFiles = await materializeMounts(
+      appTemplate,
+      sidecarContainer,
+      objects,
+      secrets.secrets,
+      join(dir, "sidecar"),
+    );
+    const sidecarConfig = loadSidecarConfig(containerEnvironment(sidecarContainer, objects, "dev"));
+    const local = (
+      files: typeof tokenServiceFiles,
+      config: typeof sidecarConfig | typeof tokenServiceConfig,
+    ) =>
+      checkNatsClientFiles({
+        natsNkeySeedFile: config.natsNkeySeedFile && files.localPath(config.natsNkeySeedFile),
+        natsTlsCa: config.natsTlsCa && files.localPath(config.natsTlsCa),
+      });
+    const tokenServiceNats = local(tokenServiceFiles, tokenServiceConfig);
+    const sidecarNats = local(sidecarFiles, sidecarConfig);
+    // Both have credentials and TLS; each holds its own role's seed.
+    expect(tokenServiceNats.tls?.caFile).toBeDefined();
+    expect(sidecarNats.tls?.caFile).toBeDefined();
+    expect(await readFile(tokenServiceNats.nkeySeedFile ?? "", "utf8")).toBe(
+      await readFile(secrets.tokenServiceSeedFile, "utf8"),
+    );
+    expect(await readFile(sidecarNats.nkeySeedFile ?? "", "utf8")).toBe(
+      await readFile(secrets.verifierSeedFile, "utf8"),
+    );
+
+    const tokenService = bus({
+      servers: server.pod.url,
+      ...tokenServiceNats,
+      inboxPrefix: TOKEN_SERVICE_INBOX_PREFIX,
+    });
+    const sidecar = bus({ servers: server.pod.url, ...sidecarNats });
+    await tokenService.ensureStream();
+    const received: string[] = [];
+    opened.push(await sidecar.subscribe({ onEvent: ({ event }) => void received.push(event.keyId) }));
+    await tokenService.publish(revoked("key_wired"), "wired-1");
+    const until = Date.now() + 10_000;
+    while (received.length === 0 && Date.now() < until) await sleep(25);
+    expect(received).toEqual(["key_wired"]);
+    // The sidecar's user is the verifier's: it may not publish key events.
+    await expect(sidecar.publish(revoked("key_forged"), "forged-1")).rejects.toThrow();
+  });
+});
