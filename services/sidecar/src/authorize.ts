@@ -142,7 +142,11 @@ export function createAuthorizer(options: AuthorizerOptions): Authorize {
       // A `token` parameter never reaches the app: a key in a URL ends up in its logs.
       const split = splitQueryToken(query);
       if (split.tokens.length > 0) {
-        if (facts.forwardedAsSent === true && !(access.kind !== "public" && access.allowQueryToken)) {
+        // The proxy in front removes one `token` parameter at most (the nginx example's map).
+        if (
+          facts.forwardedAsSent === true &&
+          (split.tokens.length > 1 || !(access.kind !== "public" && access.allowQueryToken))
+        ) {
           return decision(false, "bad_request", QUERY_TOKEN_NOT_ACCEPTED, rule, path, query);
         }
         query = split.rest;

@@ -67,6 +67,22 @@ describe("nginx auth_request with the example config", () => {
     const { token } = stack.keys.issue({ scopes: ["read"] });
     expect((await send(url, "GET", `/docs/logged?token=${token}`)).status).toBeGreaterThanOrEqual(400);
     expect((await send(url, "GET", `/feed?token=${token}`)).status).toBe(200);
+    // Nor does the app get it in its URL: the example takes it out, whatever the spelling of its name.
+    for (const [query, seen] of [
+      [`token=${token}`, "/feed"],
+      [`a=1&token=${token}&b=%2F..`, "/feed?a=1&b=%2F.."],
+      [`a=1&%74oken=${token}`, "/feed?a=1"],
+      [`tokens=1&atoken=2&token=${token}`, "/feed?tokens=1&atoken=2"],
+      [`tok%65n=${token}&z=9`, "/feed?z=9"],
+    ] as const) {
+      const response = await send(url, "GET", `/feed?${query}`);
+      expect(response.status).toBe(200);
+      expect(response.json<EchoedRequest>().path).toBe(seen);
+    }
+    // Two `token` parameters: the sidecar refuses, since nginx removes only one.
+    expect((await send(url, "GET", `/feed?token=${token}&token=${token}`)).status).toBeGreaterThanOrEqual(
+      400,
+    );
     const log = readFileSync(join(nginx.dir, "logs", "access.log"), "utf8");
     expect(log).toContain("/docs/logged");
     expect(log).not.toContain(token);

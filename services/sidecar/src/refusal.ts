@@ -141,11 +141,15 @@ export const UNSTRIPPABLE_HEADERS: Refusal = {
   headers: [],
 };
 
-/** 400 in forward-auth: a `?token=` the proxy in front would pass to the app, on a route that does not take it. */
+/**
+ * 400 in forward-auth: a `?token=` the proxy in front would pass to the app, on
+ * a route that does not take it (or more than one, of which it removes one).
+ */
 export const QUERY_TOKEN_NOT_ACCEPTED: Refusal = {
   status: 400,
   code: "invalid_request",
-  message: "This route does not take a token in the URL; send it in Authorization: Bearer or X-API-Key.",
+  message:
+    "This route does not take a token in the URL (or it came more than once); send it in Authorization: Bearer or X-API-Key.",
   headers: [],
 };
 

@@ -61,7 +61,8 @@ describe("policy matching", () => {
 
   it("warns about a method-restricted key rule whose path is public for other methods", () => {
     expect(policy.warnings).toEqual([
-      'rules[3] ("files"): /files/*.json needs a key for POST but is public for GET, HEAD',
+      'rules[0] ("stream"): /api/v1/events/stream needs a secret for GET, HEAD but is public for OPTIONS',
+      'rules[3] ("files"): /files/*.json needs a key for POST but is public for GET, HEAD, OPTIONS',
     ]);
     const open = compilePolicy({
       rules: [
@@ -70,7 +71,7 @@ describe("policy matching", () => {
       ],
     });
     expect(open.warnings).toEqual([
-      'rules[0] ("events"): /events needs a key for GET, HEAD but is public for POST, PUT, PATCH, DELETE',
+      'rules[0] ("events"): /events needs a key for GET, HEAD but is public for POST, PUT, PATCH, DELETE, OPTIONS',
     ]);
     const shipped = loadPolicy("services/sidecar/examples/policy.yaml", { CRON_SECRET: SECRET });
     expect(shipped.warnings).toEqual([]);

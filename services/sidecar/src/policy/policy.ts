@@ -132,15 +132,16 @@ export function compilePolicy(document: unknown, options: CompilePolicyOptions =
   return { rules, fallback, warnings: fallThroughWarnings(rules, sources, match), match };
 }
 
-// Methods a method-restricted rule is checked against. OPTIONS is left out: a CORS preflight carries
-// no credential (Fetch standard), so no key rule can ever apply to it, and apps answer it without
-// running a handler.
-const CHECKED_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
+// Methods a method-restricted rule is checked against. OPTIONS is among them: many apps answer it
+// with whatever handler the path has. (Where OPTIONS must stay public for CORS preflights, which
+// carry no credential, the warning is expected.)
+const CHECKED_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
 /**
  * Warns about a key or secret rule limited to some methods whose paths, with
  * another method, fall through to a public rule: `GET /events` needs a key
- * while `POST /events` is public is rarely what was meant.
+ * while `POST /events` is public is rarely what was meant, and an app that
+ * ignores the method serves the same handler to both.
  */
 function fallThroughWarnings(
   rules: readonly RouteRule[],
