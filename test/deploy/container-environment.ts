@@ -2,6 +2,9 @@ import type { Container } from "./pod-templates.js";
 import type { OverlayName } from "./render-overlay.js";
 import { type KubeObject, objectId } from "./render-overlay.js";
 
+/** A root key for the checks (32 to 512 characters, as the config schema demands). */
+const ROOT_KEY_STAND_IN = "stand-in-root-key-0123456789abcdefghijklmnop";
+
 /**
  * Secrets an overlay refers to but does not render, because they hold real credentials
  * or another controller writes them, with stand-in values for the checks. deploy/README.md
@@ -13,9 +16,11 @@ export const EXTERNAL_SECRETS: Readonly<
   dev: {},
   production: {
     "latchkey-token-service": { DATABASE_URL: "postgres://latchkey:stand-in@db.internal:5432/latchkey" },
+    "latchkey-root-key": { LATCHKEY_ROOT_KEY: ROOT_KEY_STAND_IN },
   },
   "production-cnpg": {
     "latchkey-token-service": {},
+    "latchkey-root-key": { LATCHKEY_ROOT_KEY: ROOT_KEY_STAND_IN },
     // Written by the CloudNativePG operator for the Cluster latchkey-postgres.
     "latchkey-postgres-app": {
       uri: "postgresql://latchkey:stand-in@latchkey-postgres-rw.latchkey:5432/latchkey",
