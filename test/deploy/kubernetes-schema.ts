@@ -15,7 +15,11 @@ export const KUBERNETES_SCHEMA_VERSION = "1.36";
  * Custom resources the manifests use, which no built-in schema covers. Each is checked
  * by a test of its own instead.
  */
-export const CUSTOM_RESOURCES: ReadonlySet<string> = new Set(["postgresql.cnpg.io/v1/Cluster"]);
+export const CUSTOM_RESOURCES: ReadonlySet<string> = new Set([
+  "postgresql.cnpg.io/v1/Cluster",
+  "postgresql.cnpg.io/v1/ScheduledBackup",
+  "barmancloud.cnpg.io/v1/ObjectStore",
+]);
 
 /** "apps/v1/Deployment" */
 export function typeKey(object: KubeObject): string {

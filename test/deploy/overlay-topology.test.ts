@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { containerEnvironment } from "./container-environment.js";
+import { isPinned } from "./image-reference.js";
 import { findContainer, findObject, findTemplate, type PodTemplate, podTemplates } from "./pod-templates.js";
 import { type KubeObject, OVERLAYS, objectId, renderOverlay } from "./render-overlay.js";
 import { type ModelNode, placePods } from "./topology-spread.js";
@@ -255,6 +256,35 @@ describe("overlay production-cnpg", () => {
       bootstrap: { initdb: { database: "latchkey", owner: "latchkey" } },
       storage: { size: expect.any(String) },
       affinity: { enablePodAntiAffinity: true, topologyKey: "kubernetes.io/hostname" },
+    });
+  });
+
+  it("pins the PostgreSQL image to a release", () => {
+    const { imageName } = findObject(objects, "Cluster", "latchkey-postgres").spec as { imageName?: string };
+    expect(imageName).toBeDefined();
+    expect(isPinned(imageName ?? ""), imageName).toBe(true);
+  });
+
+  it("archives WAL and takes a daily base backup to one object store", () => {
+    const cluster = findObject(objects, "Cluster", "latchkey-postgres").spec as {
+      plugins?: { name: string; isWALArchiver?: boolean; parameters?: Record<string, string> }[];
+    };
+    const archiver = cluster.plugins?.find((plugin) => plugin.isWALArchiver === true);
+    expect(archiver?.name).toBe("barman-cloud.cloudnative-pg.io");
+    const store = findObject(objects, "ObjectStore", archiver?.parameters?.barmanObjectName ?? "");
+    expect(store.apiVersion).toBe("barmancloud.cnpg.io/v1");
+    expect(store.spec).toMatchObject({
+      retentionPolicy: expect.stringMatching(/^\d+[dwm]$/),
+      configuration: { destinationPath: expect.stringMatching(/^(s3|gs|https):\/\//) },
+    });
+    const backups = objects.filter((object) => object.kind === "ScheduledBackup");
+    expect(backups.map((object) => object.apiVersion)).toEqual(["postgresql.cnpg.io/v1"]);
+    expect(backups[0]?.spec).toMatchObject({
+      cluster: { name: "latchkey-postgres" },
+      method: "plugin",
+      pluginConfiguration: { name: archiver?.name },
+      // CloudNativePG's schedule has six fields, seconds first.
+      schedule: expect.stringMatching(/^\S+( \S+){5}$/),
     });
   });
 
