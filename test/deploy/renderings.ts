@@ -1,4 +1,12 @@
-import { type KubeObject, OVERLAYS, type OverlayName, renderOverlay } from "./render-overlay.js";
+import { join } from "node:path";
+import {
+  type KubeObject,
+  OVERLAYS,
+  type OverlayName,
+  REPO_ROOT,
+  renderDirectory,
+  renderOverlay,
+} from "./render-overlay.js";
 
 /** A rendered set of manifests the checks run over: an overlay, or a component applied to a sample. */
 export interface Rendering {
@@ -9,7 +17,16 @@ export interface Rendering {
   readonly objects: readonly KubeObject[];
 }
 
-/** Every overlay. */
+/** A user's own app with components/sidecar-injection applied (test/deploy/fixtures/sidecar-injection). */
+export const SIDECAR_INJECTION_SAMPLE: Rendering = {
+  name: "sidecar-injection sample",
+  // It refers to no Secret; dev's (empty) list of external Secrets applies.
+  overlay: "dev",
+  objects: renderDirectory(join(REPO_ROOT, "test", "deploy", "fixtures", "sidecar-injection")),
+};
+
+/** Every overlay, and the sidecar-injection component applied to a sample app. */
 export const RENDERINGS: readonly Rendering[] = [
   ...OVERLAYS.map((overlay) => ({ name: `overlay ${overlay}`, overlay, objects: renderOverlay(overlay) })),
+  SIDECAR_INJECTION_SAMPLE,
 ];
