@@ -7,10 +7,11 @@ export const mutations: Mutation[] = [
   {
     name: "NATS POD_NAME env removed",
     file: "deploy/k8s/base/nats/statefulset.yaml",
+    // The whole env block (POD_NAME is its only entry), so the manifest stays valid.
     apply: (text) =>
       replaceOnce(
         text,
-        /\n(\s+)- name: POD_NAME\n\s+valueFrom:\n\s+fieldRef:\n\s+fieldPath: metadata\.name/,
+        /\n\s+env:\n(\s+#.*\n)*\s+- name: POD_NAME\n\s+valueFrom:\n\s+fieldRef:\n\s+fieldPath: metadata\.name/,
         "",
       ),
   },
