@@ -2,6 +2,9 @@ import type { Container } from "./pod-templates.js";
 import type { OverlayName } from "./render-overlay.js";
 import { type KubeObject, objectId } from "./render-overlay.js";
 
+/** A root key for the checks (32 to 512 characters, as the config schema demands). */
+const ROOT_KEY_STAND_IN = "stand-in-root-key-0123456789abcdefghijklmnop";
+
 /**
  * The NATS credentials and certificate every overlay refers to (deploy/README.md, "NATS:
  * credentials and TLS"). Stand-ins here; the NATS tests make real ones.
@@ -25,10 +28,12 @@ export const EXTERNAL_SECRETS: Readonly<
   production: {
     ...NATS_SECRETS,
     "latchkey-token-service": { DATABASE_URL: "postgres://latchkey:stand-in@db.internal:5432/latchkey" },
+    "latchkey-root-key": { LATCHKEY_ROOT_KEY: ROOT_KEY_STAND_IN },
   },
   "production-cnpg": {
     ...NATS_SECRETS,
     "latchkey-token-service": {},
+    "latchkey-root-key": { LATCHKEY_ROOT_KEY: ROOT_KEY_STAND_IN },
     // Written by the CloudNativePG operator for the Cluster latchkey-postgres.
     "latchkey-postgres-app": {
       uri: "postgresql://latchkey:stand-in@latchkey-postgres-rw.latchkey:5432/latchkey",

@@ -1,4 +1,7 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { parse as parseYaml } from "yaml";
 import {
   CUSTOM_RESOURCES,
   isBuiltInKind,
@@ -8,7 +11,7 @@ import {
   unknownFieldErrors,
 } from "./kubernetes-schema.js";
 import { containersOf } from "./pod-templates.js";
-import { type KubeObject, OVERLAYS, objectId, renderOverlay } from "./render-overlay.js";
+import { K8S_DIR, type KubeObject, OVERLAYS, objectId, renderOverlay } from "./render-overlay.js";
 
 // RFC 1123, as the API server checks names; the OpenAPI schema does not carry these.
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -49,9 +52,12 @@ describe.each(OVERLAYS)(`overlay %s against the Kubernetes ${KUBERNETES_SCHEMA_V
   it("renders with kubectl kustomize into namespaced objects", () => {
     expect(objects.length).toBeGreaterThan(10);
     for (const object of objects) {
-      if (object.kind === "Namespace") continue;
       expect(object.metadata.namespace, objectId(object)).toBe("latchkey");
     }
+  });
+
+  it("leaves the Namespace out, so `kubectl delete -k` cannot take volumes and Secrets with it", () => {
+    expect(objects.filter((object) => object.kind === "Namespace").map(objectId)).toEqual([]);
   });
 
   it("uses only built-in kinds, or custom resources that are listed", async () => {
@@ -78,6 +84,29 @@ describe.each(OVERLAYS)(`overlay %s against the Kubernetes ${KUBERNETES_SCHEMA_V
   it("has one object per kind and name", () => {
     const ids = objects.map(objectId);
     expect(ids.filter((id, index) => ids.indexOf(id) !== index)).toEqual([]);
+  });
+});
+
+describe("deploy/k8s/namespace.yaml, applied once on its own", () => {
+  const namespace = parseYaml(readFileSync(join(K8S_DIR, "namespace.yaml"), "utf8")) as KubeObject;
+
+  it("is a valid Namespace, the one every overlay deploys into", async () => {
+    expect(namespace.kind).toBe("Namespace");
+    expect(await schemaErrors([namespace])).toEqual([]);
+    expect(unknownFieldErrors([namespace])).toEqual([]);
+    expect(apiServerNameErrors([namespace])).toEqual([]);
+    for (const overlay of OVERLAYS) {
+      const namespaces = new Set(renderOverlay(overlay).map((object) => object.metadata.namespace));
+      expect([...namespaces], overlay).toEqual([namespace.metadata.name]);
+    }
+  });
+
+  it("enforces the restricted Pod Security Standard", () => {
+    expect(namespace.metadata.labels).toMatchObject({
+      "pod-security.kubernetes.io/enforce": "restricted",
+      "pod-security.kubernetes.io/warn": "restricted",
+      "pod-security.kubernetes.io/audit": "restricted",
+    });
   });
 });
 

@@ -1,30 +1,56 @@
 import { describe, expect, it } from "vitest";
-import { canConnect, type Endpoint } from "./network-policy.js";
+import { canConnect, type Endpoint, inCidr } from "./network-policy.js";
 import { podTemplates } from "./pod-templates.js";
 import { type KubeObject, OVERLAYS, type OverlayName, renderOverlay } from "./render-overlay.js";
 
 /** The pods of the manifests, plus pods and addresses elsewhere that try to connect. */
 function endpointsOf(objects: readonly KubeObject[], overlay: OverlayName): Map<string, Endpoint> {
   const endpoints = new Map<string, Endpoint>();
+  // Pods get addresses from a pod network, as a CNI would hand them out.
+  let nextPodAddress = 10;
+  const podIp = () => `10.244.0.${nextPodAddress++}`;
   for (const template of podTemplates(objects)) {
     const containers = [...(template.spec.initContainers ?? []), ...template.spec.containers];
     const ports = Object.fromEntries(
       containers.flatMap((container) => container.ports ?? []).map((port) => [port.name, port.containerPort]),
     );
     const name = template.owner.metadata.name;
-    endpoints.set(name, { name, namespace: template.namespace, labels: template.labels, ports });
+    endpoints.set(name, { name, namespace: template.namespace, labels: template.labels, ports, ip: podIp() });
   }
   if (overlay === "production-cnpg") {
     // The operator creates these pods; the manifests only hold the Cluster.
     const labels = { "cnpg.io/cluster": "latchkey-postgres" };
-    endpoints.set("latchkey-postgres", { name: "latchkey-postgres", namespace: "latchkey", labels });
+    for (const name of ["latchkey-postgres", "latchkey-postgres-replica"]) {
+      endpoints.set(name, { name, namespace: "latchkey", labels, ip: podIp() });
+    }
+    const operator = { "app.kubernetes.io/name": "cloudnative-pg" };
+    endpoints.set("cnpg-operator", {
+      name: "cnpg-operator",
+      namespace: "cnpg-system",
+      labels: operator,
+      ip: podIp(),
+    });
+    // Another pod in the operator's namespace is no operator.
+    const other = { app: "something-else" };
+    endpoints.set("cnpg-system-other", {
+      name: "cnpg-system-other",
+      namespace: "cnpg-system",
+      labels: other,
+      ip: podIp(),
+    });
   }
   const others: Endpoint[] = [
-    { name: "verifier-elsewhere", namespace: "payments", labels: { "latchkey.dev/verifier": "true" } },
-    { name: "stranger-elsewhere", namespace: "payments", labels: { app: "billing" } },
-    { name: "stranger-here", namespace: "latchkey", labels: { app: "debug-shell" } },
-    { name: "kube-dns", namespace: "kube-system", labels: { "k8s-app": "kube-dns" } },
-    { name: "external-address", namespace: "", labels: {}, external: true },
+    {
+      name: "verifier-elsewhere",
+      namespace: "payments",
+      labels: { "latchkey.dev/verifier": "true" },
+      ip: podIp(),
+    },
+    { name: "stranger-elsewhere", namespace: "payments", labels: { app: "billing" }, ip: podIp() },
+    { name: "stranger-here", namespace: "latchkey", labels: { app: "debug-shell" }, ip: podIp() },
+    { name: "kube-dns", namespace: "kube-system", labels: { "k8s-app": "kube-dns" }, ip: podIp() },
+    { name: "external-address", namespace: "", labels: {}, external: true, ip: "203.0.113.10" },
+    { name: "external-address-v6", namespace: "", labels: {}, external: true, ip: "2001:db8::10" },
   ];
   for (const endpoint of others) endpoints.set(endpoint.name, endpoint);
   return endpoints;
@@ -65,10 +91,31 @@ describe.each(OVERLAYS)("overlay %s: network policies", (overlay) => {
     expect(canConnect(objects, nats, nats, 6222)).toBe(true);
   });
 
-  if (overlay !== "production") {
+  if (overlay === "dev") {
     it("lets only the token-service reach PostgreSQL", () => {
-      const clients = clientsOf("latchkey-postgres", 5432);
-      expect(clients).toEqual(["latchkey-token-service"]);
+      expect(clientsOf("latchkey-postgres", 5432)).toEqual(["latchkey-token-service"]);
+    });
+  }
+
+  if (overlay === "production-cnpg") {
+    it("lets the token-service, the other instances and the operator reach PostgreSQL", () => {
+      expect(clientsOf("latchkey-postgres", 5432)).toEqual([
+        "cnpg-operator",
+        "latchkey-postgres-replica",
+        "latchkey-token-service",
+      ]);
+    });
+
+    it("lets the operator and the other instances reach each instance manager (status, /failsafe)", () => {
+      // Blocked, the operator loses the instances' status, and a primary cut off from the
+      // API server finds no peer that sees it and shuts itself down.
+      expect(clientsOf("latchkey-postgres", 8000)).toEqual(["cnpg-operator", "latchkey-postgres-replica"]);
+      const primary = endpoint("latchkey-postgres");
+      const replica = endpoint("latchkey-postgres-replica");
+      for (const port of [5432, 8000]) {
+        expect(canConnect(objects, replica, primary, port), `replica → primary ${port}`).toBe(true);
+        expect(canConnect(objects, primary, replica, port), `primary → replica ${port}`).toBe(true);
+      }
     });
   }
 
@@ -80,6 +127,10 @@ describe.each(OVERLAYS)("overlay %s: network policies", (overlay) => {
         .filter((from) => canConnect(objects, from, external, 5432))
         .map((from) => from.name);
       expect(allowed).toEqual(["latchkey-token-service"]);
+      expect(
+        canConnect(objects, endpoint("latchkey-token-service"), endpoint("external-address-v6"), 5432),
+      ).toBe(true);
+      expect(canConnect(objects, endpoint("latchkey-token-service"), external, 443)).toBe(false);
     });
   }
 
@@ -110,5 +161,45 @@ describe.each(OVERLAYS)("overlay %s: network policies", (overlay) => {
       expect(canConnect(objects, from, dns, 53, "UDP"), from.name).toBe(true);
       expect(canConnect(objects, from, dns, 53, "TCP"), from.name).toBe(true);
     }
+  });
+});
+
+describe("the NetworkPolicy evaluator itself", () => {
+  const policy = (egress: unknown[]): KubeObject => ({
+    apiVersion: "networking.k8s.io/v1",
+    kind: "NetworkPolicy",
+    metadata: { name: "p", namespace: "app" },
+    spec: { podSelector: {}, policyTypes: ["Egress"], egress },
+  });
+  const client: Endpoint = { name: "client", namespace: "app", labels: {}, ip: "10.244.1.5" };
+  const at = (ip: string): Endpoint => ({ name: ip, namespace: "", labels: {}, external: true, ip });
+
+  it("tells addresses inside a CIDR from those outside, per IP family", () => {
+    expect(inCidr("10.1.2.3", "10.0.0.0/8")).toBe(true);
+    expect(inCidr("11.1.2.3", "10.0.0.0/8")).toBe(false);
+    expect(inCidr("192.168.1.1", "0.0.0.0/0")).toBe(true);
+    expect(inCidr("2001:db8::1", "0.0.0.0/0")).toBe(false);
+    expect(inCidr("2001:db8::1", "2001:db8::/32")).toBe(true);
+    expect(inCidr("10.0.0.1", "::/0")).toBe(false);
+    expect(() => inCidr("10.0.0.1", "10.0.0.0")).toThrow(/not a CIDR/);
+  });
+
+  it("admits an ipBlock's addresses, minus its except ranges", () => {
+    const objects = [
+      policy([
+        { to: [{ ipBlock: { cidr: "10.0.0.0/8", except: ["10.244.0.0/16"] } }], ports: [{ port: 5432 }] },
+      ]),
+    ];
+    expect(canConnect(objects, client, at("10.1.2.3"), 5432)).toBe(true);
+    expect(canConnect(objects, client, at("10.244.3.4"), 5432)).toBe(false);
+    expect(canConnect(objects, client, at("203.0.113.10"), 5432)).toBe(false);
+    expect(canConnect(objects, client, at("10.1.2.3"), 443)).toBe(false);
+  });
+
+  it("matches pods by their address too, and an endpoint with no address by no ipBlock", () => {
+    const objects = [policy([{ to: [{ ipBlock: { cidr: "10.244.0.0/16" } }] }])];
+    const pod: Endpoint = { name: "pod", namespace: "other", labels: {}, ip: "10.244.9.9" };
+    expect(canConnect(objects, client, pod, 80)).toBe(true);
+    expect(canConnect(objects, client, { ...pod, ip: undefined }, 80)).toBe(false);
   });
 });

@@ -1,9 +1,15 @@
+import { BlockList, isIP } from "node:net";
 import type { KubeObject } from "./render-overlay.js";
 
 /**
  * A small NetworkPolicy evaluator: enough of the semantics of networking.k8s.io/v1 to
  * answer "may A open a TCP connection to B on port P?" for the manifests' own policies,
  * as a conforming CNI would. Traffic from a pod's node (kubelet probes) is out of scope.
+ *
+ * `ipBlock` peers match by address: in the CIDR and in none of its `except` ranges, of the
+ * same IP family. Pods have addresses too, and the model lets an ipBlock match them, as
+ * Calico and most CNIs do for egress (the API leaves it to the implementation): for the
+ * "who else could connect" checks the wider reading is the safe one.
  */
 
 interface LabelSelector {
@@ -50,6 +56,8 @@ export interface Endpoint {
   readonly ports?: Readonly<Record<string, number>>;
   /** An address outside the cluster: matched by ipBlock peers only, and has no policies. */
   readonly external?: boolean;
+  /** Its IP address (v4 or v6), which ipBlock peers match; an endpoint without one matches none. */
+  readonly ip?: string;
 }
 
 function selects(selector: LabelSelector, labels: Readonly<Record<string, string>>): boolean {
@@ -76,9 +84,24 @@ function namespaceLabels(namespace: string): Record<string, string> {
   return { "kubernetes.io/metadata.name": namespace };
 }
 
+/** Whether `ip` lies in `cidr` ("10.0.0.0/8", "::/0"); addresses of the other family never do. */
+export function inCidr(ip: string, cidr: string): boolean {
+  const [network = "", prefix = ""] = cidr.split("/");
+  const family = isIP(network);
+  if (family === 0 || !/^\d+$/.test(prefix)) throw new Error(`not a CIDR: ${cidr}`);
+  if (isIP(ip) !== family) return false;
+  const type = family === 4 ? "ipv4" : "ipv6";
+  const list = new BlockList();
+  list.addSubnet(network, Number(prefix), type);
+  return list.check(ip, type);
+}
+
 function peerMatches(peer: Peer, policyNamespace: string, other: Endpoint): boolean {
-  // Conservative for "denied" checks: any ipBlock is taken to match any address.
-  if (peer.ipBlock !== undefined) return true;
+  if (peer.ipBlock !== undefined) {
+    const { cidr, except = [] } = peer.ipBlock;
+    const ip = other.ip;
+    return ip !== undefined && inCidr(ip, cidr) && !except.some((range) => inCidr(ip, range));
+  }
   if (other.external === true) return false;
   const inNamespace =
     peer.namespaceSelector === undefined

@@ -1,7 +1,27 @@
 import { describe, expect, it } from "vitest";
 import { containerEnvironment } from "./container-environment.js";
+import { isPinned } from "./image-reference.js";
 import { findContainer, findObject, findTemplate, type PodTemplate, podTemplates } from "./pod-templates.js";
 import { type KubeObject, OVERLAYS, objectId, renderOverlay } from "./render-overlay.js";
+import { type ModelNode, placePods } from "./topology-spread.js";
+
+/** Three workers in three zones, and two nodes the token-service may not run on. */
+const NODES: readonly ModelNode[] = [
+  ...["a", "b", "c"].map((zone) => ({
+    name: `worker-${zone}`,
+    labels: { "kubernetes.io/hostname": `worker-${zone}`, "topology.kubernetes.io/zone": zone },
+  })),
+  {
+    name: "control-plane",
+    labels: { "kubernetes.io/hostname": "control-plane", "topology.kubernetes.io/zone": "a" },
+    taints: [{ key: "node-role.kubernetes.io/control-plane", effect: "NoSchedule" }],
+  },
+  {
+    name: "cordoned",
+    labels: { "kubernetes.io/hostname": "cordoned", "topology.kubernetes.io/zone": "b" },
+    taints: [{ key: "node.kubernetes.io/unschedulable", effect: "NoSchedule" }],
+  },
+];
 
 interface Selector {
   readonly matchLabels?: Readonly<Record<string, string>>;
@@ -150,6 +170,21 @@ describe.each(["production", "production-cnpg"] as const)("overlay %s", (overlay
       "kubernetes.io/hostname": "DoNotSchedule",
       "topology.kubernetes.io/zone": "ScheduleAnyway",
     });
+    // A node the pods cannot run on must not count, or it holds the minimum at zero.
+    for (const constraint of tokenService.spec.topologySpreadConstraints ?? []) {
+      expect(constraint.nodeTaintsPolicy, constraint.topologyKey).toBe("Honor");
+    }
+  });
+
+  it("schedules a scale-out to the autoscaler's maximum beside tainted nodes, evenly", () => {
+    const hpa = findObject(objects, "HorizontalPodAutoscaler", "latchkey-token-service").spec as {
+      maxReplicas: number;
+    };
+    const placed = placePods(tokenService.spec, NODES, hpa.maxReplicas);
+    expect(placed.get(""), "pods left Pending").toBeUndefined();
+    const perWorker = ["a", "b", "c"].map((zone) => placed.get(`worker-${zone}`) ?? 0);
+    expect(Math.max(...perWorker) - Math.min(...perWorker)).toBeLessThanOrEqual(1);
+    expect(placed.get("control-plane")).toBe(0);
   });
 
   it("runs a three-node NATS JetStream cluster, one server per node, each routing to all three", () => {
@@ -195,6 +230,22 @@ describe.each(["production", "production-cnpg"] as const)("overlay %s", (overlay
   });
 });
 
+describe("the topology spread model itself", () => {
+  const spec = findTemplate(renderOverlay("production"), "Deployment", "latchkey-token-service").spec;
+
+  it("stalls a scale-out when tainted nodes count (nodeTaintsPolicy left at Ignore)", () => {
+    const ignoring = {
+      ...spec,
+      topologySpreadConstraints: (spec.topologySpreadConstraints ?? []).map(
+        ({ nodeTaintsPolicy: _, ...constraint }) => constraint,
+      ),
+    };
+    // One pod per untainted worker, then the empty tainted nodes hold the minimum at zero.
+    expect(placePods(ignoring, NODES, 6).get("")).toBe(3);
+    expect(placePods(spec, NODES, 6).get("")).toBeUndefined();
+  });
+});
+
 describe("overlay production-cnpg", () => {
   const objects = renderOverlay("production-cnpg");
 
@@ -206,6 +257,35 @@ describe("overlay production-cnpg", () => {
       bootstrap: { initdb: { database: "latchkey", owner: "latchkey" } },
       storage: { size: expect.any(String) },
       affinity: { enablePodAntiAffinity: true, topologyKey: "kubernetes.io/hostname" },
+    });
+  });
+
+  it("pins the PostgreSQL image to a release", () => {
+    const { imageName } = findObject(objects, "Cluster", "latchkey-postgres").spec as { imageName?: string };
+    expect(imageName).toBeDefined();
+    expect(isPinned(imageName ?? ""), imageName).toBe(true);
+  });
+
+  it("archives WAL and takes a daily base backup to one object store", () => {
+    const cluster = findObject(objects, "Cluster", "latchkey-postgres").spec as {
+      plugins?: { name: string; isWALArchiver?: boolean; parameters?: Record<string, string> }[];
+    };
+    const archiver = cluster.plugins?.find((plugin) => plugin.isWALArchiver === true);
+    expect(archiver?.name).toBe("barman-cloud.cloudnative-pg.io");
+    const store = findObject(objects, "ObjectStore", archiver?.parameters?.barmanObjectName ?? "");
+    expect(store.apiVersion).toBe("barmancloud.cnpg.io/v1");
+    expect(store.spec).toMatchObject({
+      retentionPolicy: expect.stringMatching(/^\d+[dwm]$/),
+      configuration: { destinationPath: expect.stringMatching(/^(s3|gs|https):\/\//) },
+    });
+    const backups = objects.filter((object) => object.kind === "ScheduledBackup");
+    expect(backups.map((object) => object.apiVersion)).toEqual(["postgresql.cnpg.io/v1"]);
+    expect(backups[0]?.spec).toMatchObject({
+      cluster: { name: "latchkey-postgres" },
+      method: "plugin",
+      pluginConfiguration: { name: archiver?.name },
+      // CloudNativePG's schedule has six fields, seconds first.
+      schedule: expect.stringMatching(/^\S+( \S+){5}$/),
     });
   });
 

@@ -45,8 +45,11 @@ export interface PodSpec {
   readonly enableServiceLinks?: boolean;
   readonly automountServiceAccountToken?: boolean;
   readonly topologySpreadConstraints?: readonly {
+    readonly maxSkew?: number;
     readonly topologyKey: string;
     readonly whenUnsatisfiable: string;
+    readonly nodeTaintsPolicy?: "Honor" | "Ignore";
+    readonly nodeAffinityPolicy?: "Honor" | "Ignore";
     readonly labelSelector?: { readonly matchLabels?: Readonly<Record<string, string>> };
   }[];
   readonly volumes?: readonly {

@@ -59,27 +59,30 @@ const cache = new Map<string, KubeObject[]>();
  * `kubectl apply -k` would, and returns its objects in order.
  */
 export function renderKustomization(relativeDir: string): KubeObject[] {
-  const cached = cache.get(relativeDir);
+  return renderDirectory(join(K8S_DIR, relativeDir));
+}
+
+/** Renders the kustomization in `dir` (an absolute path: a fixture, a temporary overlay). */
+export function renderDirectory(dir: string): KubeObject[] {
+  const cached = cache.get(dir);
   if (cached !== undefined) return cached;
   const { command, args } = kustomizeCommand();
-  const result = spawnSync(command, [...args, join(K8S_DIR, relativeDir)], {
+  const result = spawnSync(command, [...args, dir], {
     encoding: "utf8",
     maxBuffer: 64 * 1024 * 1024,
   });
   if (result.error !== undefined) throw result.error;
   if (result.status !== 0) {
-    throw new Error(
-      `${command} ${args.join(" ")} ${relativeDir} failed (${result.status}):\n${result.stderr}`,
-    );
+    throw new Error(`${command} ${args.join(" ")} ${dir} failed (${result.status}):\n${result.stderr}`);
   }
   const objects: KubeObject[] = [];
   for (const document of parseAllDocuments(result.stdout)) {
-    if (document.errors.length > 0) throw new Error(`${relativeDir}: ${document.errors[0]?.message}`);
+    if (document.errors.length > 0) throw new Error(`${dir}: ${document.errors[0]?.message}`);
     const value: unknown = document.toJSON();
     if (value === null || value === undefined) continue;
     objects.push(value as KubeObject);
   }
-  cache.set(relativeDir, objects);
+  cache.set(dir, objects);
   return objects;
 }
 

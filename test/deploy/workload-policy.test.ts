@@ -9,6 +9,7 @@ import {
   isRendered,
   referenceId,
 } from "./container-environment.js";
+import { isPinned } from "./image-reference.js";
 import { type Container, containersOf, type PlacedContainer, podTemplates } from "./pod-templates.js";
 import { OVERLAYS, objectId, renderOverlay } from "./render-overlay.js";
 
@@ -38,17 +39,6 @@ function latchkeyEnvNames(container: Container): ReadonlySet<string> | undefined
   // The repository may sit under an organisation of your registry: acme/latchkey/sidecar.
   const match = Object.keys(IMAGE_ENV).find((name) => repository === name || repository.endsWith(`/${name}`));
   return match === undefined ? undefined : IMAGE_ENV[match];
-}
-
-/** A tag or a digest, and not a moving tag. */
-function isPinned(image: string): boolean {
-  if (/@sha256:[0-9a-f]{64}$/.test(image)) return true;
-  const lastSlash = image.lastIndexOf("/");
-  const colon = image.lastIndexOf(":");
-  if (colon <= lastSlash) return false;
-  const tag = image.slice(colon + 1);
-  // A version with at least major.minor, or a build id; never latest/stable/lts/alpine.
-  return /\d+\.\d+/.test(tag) && !/^(latest|stable|lts|current|edge|main|master)$/.test(tag);
 }
 
 function longRunning(placed: PlacedContainer): boolean {
@@ -219,6 +209,15 @@ describe("the image checks themselves", () => {
     expect(isPinned("nats:latest")).toBe(false);
     expect(isPinned("nats:alpine")).toBe(false);
     expect(isPinned("registry.example.com:5000/latchkey/sidecar")).toBe(false);
+    expect(isPinned("postgres:18.6-trixie")).toBe(true);
+    expect(isPinned("traefik/whoami:v1.11.0")).toBe(true);
+    // A bare major, or a version that is only the base distribution's, moves with releases.
+    expect(isPinned("node:26")).toBe(false);
+    expect(isPinned("node:26-trixie-slim")).toBe(false);
+    expect(isPinned("postgres:18-alpine3.22")).toBe(false);
+    expect(isPinned("nats:alpine3.20")).toBe(false);
+    expect(isPinned("traefik/whoami:v1")).toBe(false);
+    expect(isPinned("nats:latest-2.14.5")).toBe(false);
   });
 
   it("finds a Latchkey image behind any registry", () => {
