@@ -1,7 +1,16 @@
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
 import { canConnect, type Endpoint, inCidr } from "./network-policy.js";
 import { podTemplates } from "./pod-templates.js";
 import { type KubeObject, OVERLAYS, type OverlayName, renderOverlay } from "./render-overlay.js";
+
+// The labels of the namespace the overlays deploy into (applied once, outside the kustomizations).
+const LATCHKEY_NAMESPACE_LABELS = (
+  parse(readFileSync("deploy/k8s/namespace.yaml", "utf8")) as { metadata: { labels: Record<string, string> } }
+).metadata.labels;
+// What a cluster admin puts on a namespace whose pods may be verifiers (deploy/README.md).
+const VERIFIERS_ALLOWED = { "latchkey.dev/verifiers": "allowed" };
 
 /** The pods of the manifests, plus pods and addresses elsewhere that try to connect. */
 function endpointsOf(objects: readonly KubeObject[], overlay: OverlayName): Map<string, Endpoint> {
@@ -15,7 +24,14 @@ function endpointsOf(objects: readonly KubeObject[], overlay: OverlayName): Map<
       containers.flatMap((container) => container.ports ?? []).map((port) => [port.name, port.containerPort]),
     );
     const name = template.owner.metadata.name;
-    endpoints.set(name, { name, namespace: template.namespace, labels: template.labels, ports, ip: podIp() });
+    endpoints.set(name, {
+      name,
+      namespace: template.namespace,
+      namespaceLabels: template.namespace === "latchkey" ? LATCHKEY_NAMESPACE_LABELS : {},
+      labels: template.labels,
+      ports,
+      ip: podIp(),
+    });
   }
   if (overlay === "production-cnpg") {
     // The operator creates these pods; the manifests only hold the Cluster.
@@ -43,6 +59,14 @@ function endpointsOf(objects: readonly KubeObject[], overlay: OverlayName): Map<
     {
       name: "verifier-elsewhere",
       namespace: "payments",
+      namespaceLabels: VERIFIERS_ALLOWED,
+      labels: { "latchkey.dev/verifier": "true" },
+      ip: podIp(),
+    },
+    // Anyone who may create pods can label one a verifier; only a cluster admin labels namespaces.
+    {
+      name: "self-labelled-verifier",
+      namespace: "sandbox",
       labels: { "latchkey.dev/verifier": "true" },
       ip: podIp(),
     },
@@ -74,7 +98,7 @@ describe.each(OVERLAYS)("overlay %s: network policies", (overlay) => {
   // The dev overlay runs the example app, whose sidecar is a verifier in this namespace.
   const exampleApp = endpoints.has("latchkey-example-app") ? ["latchkey-example-app"] : [];
 
-  it("lets only sidecars and listed services, in any namespace, reach the token-service", () => {
+  it("lets only sidecars and listed services, in namespaces allowed to host verifiers, reach the token-service", () => {
     expect(clientsOf("latchkey-token-service", 8082)).toEqual([...exampleApp, "verifier-elsewhere"]);
     // The example app's own egress opens only the native gRPC port its sidecar uses.
     expect(clientsOf("latchkey-token-service", 8081)).toEqual(["verifier-elsewhere"]);

@@ -51,6 +51,8 @@ export interface Endpoint {
   /** For messages. */
   readonly name: string;
   readonly namespace: string;
+  /** Labels of its namespace besides `kubernetes.io/metadata.name`, which every namespace has. */
+  readonly namespaceLabels?: Readonly<Record<string, string>>;
   readonly labels: Readonly<Record<string, string>>;
   /** Named container ports, for policies that name a port. */
   readonly ports?: Readonly<Record<string, number>>;
@@ -79,9 +81,9 @@ function selects(selector: LabelSelector, labels: Readonly<Record<string, string
   return true;
 }
 
-function namespaceLabels(namespace: string): Record<string, string> {
+function namespaceLabels(endpoint: Endpoint): Record<string, string> {
   // Every namespace carries this label (Kubernetes 1.22+).
-  return { "kubernetes.io/metadata.name": namespace };
+  return { ...endpoint.namespaceLabels, "kubernetes.io/metadata.name": endpoint.namespace };
 }
 
 /** Whether `ip` lies in `cidr` ("10.0.0.0/8", "::/0"); addresses of the other family never do. */
@@ -106,7 +108,7 @@ function peerMatches(peer: Peer, policyNamespace: string, other: Endpoint): bool
   const inNamespace =
     peer.namespaceSelector === undefined
       ? other.namespace === policyNamespace
-      : selects(peer.namespaceSelector, namespaceLabels(other.namespace));
+      : selects(peer.namespaceSelector, namespaceLabels(other));
   const podMatches = peer.podSelector === undefined || selects(peer.podSelector, other.labels);
   return inNamespace && podMatches;
 }
