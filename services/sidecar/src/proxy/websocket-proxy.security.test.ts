@@ -92,48 +92,51 @@ const SMUGGLED_ADMIN =
   "POST /admin/delete-everything HTTP/1.1\r\nHost: app\r\nX-Latchkey-Scopes: admin\r\n" +
   "X-Latchkey-Key-Id: key_forged\r\nContent-Length: 0\r\n\r\n";
 
+/** An app of `kind` behind a sidecar with the reads-public preset and an admin rule, for one describe block. */
+function appBehindSidecar(kind: AppKind, ran: Ran[]): { port: () => number } {
+  let app: Server | undefined;
+  let keys: KeyCheckerFixture | undefined;
+  let sidecar: SidecarHandle | undefined;
+  beforeAll(async () => {
+    app = await startApp(kind, ran);
+    keys = await createKeyCheckerFixture();
+    sidecar = await startSidecar(
+      parseSidecarConfig({
+        upstream: `http://127.0.0.1:${(app.address() as AddressInfo).port}`,
+        listen: "127.0.0.1:0",
+        adminListen: "127.0.0.1:0",
+        shutdownTimeoutMs: 500,
+      }),
+      {
+        keyChecker: keys.verifier,
+        logger: pino({ level: "silent" }),
+        policy: compilePolicy({
+          preset: "reads-public",
+          rules: [{ path: "/admin/**", kind: "key", scopes: ["admin"] }],
+        }),
+      },
+    );
+  });
+  afterAll(async () => {
+    await sidecar?.close();
+    await keys?.close();
+    app?.closeAllConnections();
+    await new Promise((resolve) => app?.close(resolve));
+  });
+  beforeEach(() => {
+    ran.length = 0;
+  });
+  return { port: () => (sidecar as SidecarHandle).port };
+}
+
 describe.each<AppKind>(["node-http", "router"])(
   "a WebSocket upgrade the app (%s) does not accept",
   (kind) => {
     const ran: Ran[] = [];
-    let app: Server;
-    let keys: KeyCheckerFixture;
-    let sidecar: SidecarHandle;
-
-    beforeAll(async () => {
-      app = await startApp(kind, ran);
-      keys = await createKeyCheckerFixture();
-      sidecar = await startSidecar(
-        parseSidecarConfig({
-          upstream: `http://127.0.0.1:${(app.address() as AddressInfo).port}`,
-          listen: "127.0.0.1:0",
-          adminListen: "127.0.0.1:0",
-          shutdownTimeoutMs: 500,
-        }),
-        {
-          keyChecker: keys.verifier,
-          logger: pino({ level: "silent" }),
-          policy: compilePolicy({
-            preset: "reads-public",
-            rules: [{ path: "/admin/**", kind: "key", scopes: ["admin"] }],
-          }),
-        },
-      );
-    });
-
-    afterAll(async () => {
-      await sidecar?.close();
-      await keys?.close();
-      app?.closeAllConnections();
-      await new Promise((resolve) => app?.close(resolve));
-    });
-
-    beforeEach(() => {
-      ran.length = 0;
-    });
+    const sidecar = appBehindSidecar(kind, ran);
 
     it("relays the app's answer and closes, so a later request on the socket never reaches the app", async () => {
-      const connection = rawConnection(sidecar.port);
+      const connection = rawConnection(sidecar.port());
       connection.socket.write(UPGRADE_HEALTHZ);
       await until(() => connection.received().includes("\r\n\r\n"));
       expect(connection.received()).toMatch(/^HTTP\/1\.1 200 /);
@@ -146,7 +149,7 @@ describe.each<AppKind>(["node-http", "router"])(
     });
 
     it("never forwards a request pipelined behind the handshake in the same packet", async () => {
-      const connection = rawConnection(sidecar.port);
+      const connection = rawConnection(sidecar.port());
       connection.socket.write(UPGRADE_HEALTHZ + SMUGGLED_ADMIN);
       await connection.closed;
       await new Promise((resolve) => setTimeout(resolve, 50));
@@ -160,7 +163,7 @@ describe.each<AppKind>(["node-http", "router"])(
         "GET /healthz HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 60\r\n\r\n",
         "GET /healthz HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nTransfer-Encoding: chunked\r\n\r\n",
       ]) {
-        const connection = rawConnection(sidecar.port);
+        const connection = rawConnection(sidecar.port());
         connection.socket.write(head + SMUGGLED_ADMIN);
         await connection.closed;
         expect(connection.received()).toMatch(/^HTTP\/1\.1 400 /);
@@ -171,41 +174,13 @@ describe.each<AppKind>(["node-http", "router"])(
 );
 
 describe("an app's refusal of a WebSocket handshake", () => {
-  const ran: Ran[] = [];
-  let app: Server;
-  let keys: KeyCheckerFixture;
-  let sidecar: SidecarHandle;
-
-  beforeAll(async () => {
-    app = await startApp("node-http", ran);
-    keys = await createKeyCheckerFixture();
-    sidecar = await startSidecar(
-      parseSidecarConfig({
-        upstream: `http://127.0.0.1:${(app.address() as AddressInfo).port}`,
-        listen: "127.0.0.1:0",
-        adminListen: "127.0.0.1:0",
-        shutdownTimeoutMs: 500,
-      }),
-      {
-        keyChecker: keys.verifier,
-        logger: pino({ level: "silent" }),
-        policy: compilePolicy({ preset: "reads-public" }),
-      },
-    );
-  });
-
-  afterAll(async () => {
-    await sidecar?.close();
-    await keys?.close();
-    app?.closeAllConnections();
-    await new Promise((resolve) => app?.close(resolve));
-  });
+  const sidecar = appBehindSidecar("node-http", []);
 
   it.each([
     ["/refuse-426", /^HTTP\/1\.1 426 [\s\S]*websocket not here$/],
     ["/chunked", /^HTTP\/1\.1 200 [\s\S]*part one,part two$/],
   ])("reaches the client whole (%s), then the connection closes", async (path, expected) => {
-    const connection = rawConnection(sidecar.port);
+    const connection = rawConnection(sidecar.port());
     connection.socket.write(UPGRADE_HEALTHZ.replace("/healthz", path));
     await connection.closed;
     expect(connection.received()).toMatch(expected);
