@@ -8,7 +8,7 @@ export const mutations: Mutation[] = [
     apply: (text) =>
       replaceOnce(
         text,
-        /(readinessProbe:\n\s+grpc:\n(\s+)port: 8082)/,
+        /(readinessProbe:\n\s+grpc:\n(\s+)port: \d+)/,
         "$1\n$2service: latchkey.v1.NoSuchService",
       ),
   },
