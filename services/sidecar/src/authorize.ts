@@ -120,18 +120,23 @@ export function createAuthorizer(options: AuthorizerOptions): Authorize {
   return (facts) => {
     const normalized = normalizePath(facts.rawPath);
     if (!normalized.ok) {
-      return decision(
-        false,
-        "bad_request",
-        badPath(normalized.reason),
-        undefined,
-        facts.rawPath,
-        facts.query,
-      );
+      return decision({
+        allow: false,
+        label: "bad_request",
+        refusal: badPath(normalized.reason),
+        path: facts.rawPath,
+        query: facts.query,
+      });
     }
     // The app will read the raw path: decide only on one that every stack reads as the policy does.
     if (facts.forwardedAsSent === true && !isCanonicalPath(facts.rawPath, normalized.path)) {
-      return decision(false, "bad_request", badPath("not_canonical"), undefined, facts.rawPath, facts.query);
+      return decision({
+        allow: false,
+        label: "bad_request",
+        refusal: badPath("not_canonical"),
+        path: facts.rawPath,
+        query: facts.query,
+      });
     }
     const rule = policy.match(facts.method, normalized.matchPath);
     const access = rule.access;
@@ -147,7 +152,14 @@ export function createAuthorizer(options: AuthorizerOptions): Authorize {
           facts.forwardedAsSent === true &&
           (split.tokens.length > 1 || !(access.kind !== "public" && access.allowQueryToken))
         ) {
-          return decision(false, "bad_request", QUERY_TOKEN_NOT_ACCEPTED, rule, path, query);
+          return decision({
+            allow: false,
+            label: "bad_request",
+            refusal: QUERY_TOKEN_NOT_ACCEPTED,
+            rule,
+            path,
+            query,
+          });
         }
         query = split.rest;
         if (access.kind !== "public" && access.allowQueryToken) queryTokens = split.tokens;
@@ -160,44 +172,93 @@ export function createAuthorizer(options: AuthorizerOptions): Authorize {
           !HTTP_METHOD.test(facts.methodOverride) ||
           policy.match(facts.methodOverride, normalized.matchPath) !== rule
         ) {
-          return decision(false, "bad_request", METHOD_OVERRIDE_NOT_ALLOWED, rule, path, query);
+          return decision({
+            allow: false,
+            label: "bad_request",
+            refusal: METHOD_OVERRIDE_NOT_ALLOWED,
+            rule,
+            path,
+            query,
+          });
         }
       } else if (facts.forwardedAsSent === true) {
-        return decision(false, "bad_request", UNSTRIPPABLE_HEADERS, rule, path, query);
+        return decision({
+          allow: false,
+          label: "bad_request",
+          refusal: UNSTRIPPABLE_HEADERS,
+          rule,
+          path,
+          query,
+        });
       }
     }
     if (facts.forwardedAsSent === true && facts.strippedSensitive === true) {
-      return decision(false, "bad_request", UNSTRIPPABLE_HEADERS, rule, path, query);
+      return decision({
+        allow: false,
+        label: "bad_request",
+        refusal: UNSTRIPPABLE_HEADERS,
+        rule,
+        path,
+        query,
+      });
     }
-    if (access.kind === "public") return decision(true, "public", undefined, rule, path, query);
+    if (access.kind === "public") return decision({ allow: true, label: "public", rule, path, query });
     const credential = extractCredential(
       { bearer: facts.bearer, apiKey: facts.apiKey, query: queryTokens },
       maxCredentialBytes,
     );
     switch (credential.kind) {
       case "none":
-        return decision(false, "no_credential", MISSING_CREDENTIAL, rule, path, query);
+        return decision({
+          allow: false,
+          label: "no_credential",
+          refusal: MISSING_CREDENTIAL,
+          rule,
+          path,
+          query,
+        });
       case "conflict":
-        return decision(false, "bad_request", CONFLICTING_CREDENTIALS, rule, path, query);
+        return decision({
+          allow: false,
+          label: "bad_request",
+          refusal: CONFLICTING_CREDENTIALS,
+          rule,
+          path,
+          query,
+        });
       case "invalid":
-        return decision(false, "invalid_credential", INVALID_CREDENTIAL, rule, path, query);
+        return decision({
+          allow: false,
+          label: "invalid_credential",
+          refusal: INVALID_CREDENTIAL,
+          rule,
+          path,
+          query,
+        });
     }
     const { value, source } = credential;
     if (access.kind === "secret") {
       const digest = hashToken(value);
       return timingSafeEqual(digest, access.secretDigest)
-        ? decision(true, "secret", undefined, rule, path, query, undefined, value, source)
-        : decision(
-            false,
-            "invalid_credential",
-            INVALID_CREDENTIAL,
+        ? decision({
+            allow: true,
+            label: "secret",
             rule,
             path,
             query,
-            undefined,
-            value,
-            source,
-          );
+            credential: value,
+            credentialSource: source,
+          })
+        : decision({
+            allow: false,
+            label: "invalid_credential",
+            refusal: INVALID_CREDENTIAL,
+            rule,
+            path,
+            query,
+            credential: value,
+            credentialSource: source,
+          });
     }
     const cached = verifyCached?.(value, access.scopes);
     if (cached !== undefined) return fromOutcome(cached, rule, path, query, value, source);
@@ -215,67 +276,98 @@ function fromOutcome(
   value: string,
   source: CredentialSource,
 ): Decision {
-  if (outcome.ok) return decision(true, "key", undefined, rule, path, query, outcome.key, value, source);
+  if (outcome.ok)
+    return decision({
+      allow: true,
+      label: "key",
+      rule,
+      path,
+      query,
+      key: outcome.key,
+      credential: value,
+      credentialSource: source,
+    });
   switch (outcome.code) {
     case "INSUFFICIENT_SCOPE": {
       const scopes = rule.access.kind === "key" ? rule.access.scopes : [];
-      return decision(
-        false,
-        "insufficient_scope",
-        insufficientScope(scopes),
+      return decision({
+        allow: false,
+        label: "insufficient_scope",
+        refusal: insufficientScope(scopes),
         rule,
         path,
         query,
-        outcome.key,
-        value,
-        source,
-      );
+        key: outcome.key,
+        credential: value,
+        credentialSource: source,
+      });
     }
     case "RATE_LIMITED":
-      return decision(false, "rate_limited", rateLimited(), rule, path, query, undefined, value, source);
-    case "UNAVAILABLE":
-      return decision(false, "unavailable", UNAVAILABLE, rule, path, query, undefined, value, source);
-    default:
-      // MALFORMED, NOT_FOUND, REVOKED, EXPIRED, DISABLED: one answer, so nobody learns which.
-      return decision(
-        false,
-        "invalid_credential",
-        INVALID_CREDENTIAL,
+      return decision({
+        allow: false,
+        label: "rate_limited",
+        refusal: rateLimited(),
         rule,
         path,
         query,
-        undefined,
-        value,
-        source,
-      );
+        credential: value,
+        credentialSource: source,
+      });
+    case "UNAVAILABLE":
+      return decision({
+        allow: false,
+        label: "unavailable",
+        refusal: UNAVAILABLE,
+        rule,
+        path,
+        query,
+        credential: value,
+        credentialSource: source,
+      });
+    default:
+      // MALFORMED, NOT_FOUND, REVOKED, EXPIRED, DISABLED: one answer, so nobody learns which.
+      return decision({
+        allow: false,
+        label: "invalid_credential",
+        refusal: INVALID_CREDENTIAL,
+        rule,
+        path,
+        query,
+        credential: value,
+        credentialSource: source,
+      });
   }
 }
 
 const NO_STRINGS: readonly string[] = [];
 const HTTP_METHOD = /^[A-Z]{1,20}$/;
 
+/** What {@link decision} is given: a decision without the fields it derives from the rule. */
+interface DecisionFields {
+  readonly allow: boolean;
+  readonly label: DecisionLabel;
+  readonly refusal?: Refusal;
+  readonly rule?: RouteRule;
+  readonly path: string;
+  readonly query: string;
+  readonly key?: VerifiedKey;
+  readonly credential?: string;
+  readonly credentialSource?: CredentialSource;
+}
+
 /** Every decision is built here, so they all share one object shape (one hidden class on the hot path). */
-function decision(
-  allow: boolean,
-  label: DecisionLabel,
-  refusal: Refusal | undefined,
-  rule: RouteRule | undefined,
-  path: string,
-  query: string,
-  key?: VerifiedKey,
-  credential?: string,
-  credentialSource?: CredentialSource,
-): Decision {
+function decision(fields: DecisionFields): Decision {
+  const { rule } = fields;
   return {
-    allow,
-    label,
-    refusal,
+    allow: fields.allow,
+    label: fields.label,
+    refusal: fields.refusal,
     rule,
-    path,
-    query,
-    key,
-    credential,
-    credentialSource,
+    path: fields.path,
+    query: fields.query,
+    key: fields.key,
+    credential: fields.credential,
+    credentialSource: fields.credentialSource,
     passCredential: rule === undefined ? false : rule.access.passCredential,
     passMethodOverride: rule === undefined ? false : rule.access.passMethodOverride,
   };
@@ -284,7 +376,7 @@ function decision(
 /** The decision in `disabled` mode: nothing checked, everything forwarded as it came. */
 export function notChecked(rawPath: string, query: string): Decision {
   return {
-    ...decision(true, "not_checked", undefined, undefined, rawPath, query),
+    ...decision({ allow: true, label: "not_checked", path: rawPath, query }),
     passCredential: true,
     passMethodOverride: true,
   };

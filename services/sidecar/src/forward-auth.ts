@@ -2,13 +2,19 @@ import type { ServerResponse } from "node:http";
 import type { Decision } from "./authorize.js";
 import type { LocalRoute } from "./proxy/http-proxy.js";
 import { identityHeaders } from "./proxy/identity-headers.js";
-import { decide, type ProxyContext, splitTarget, whenDecided } from "./proxy/proxy-context.js";
+import { type ProxyContext, splitTarget } from "./proxy/proxy-context.js";
+import {
+  countRefusedEarly,
+  decideRequest,
+  type IncomingRequest,
+  logRequest,
+  whenDecided,
+} from "./proxy/request-decision.js";
 import {
   BAD_GATEWAY,
   CONFLICTING_ORIGINAL_REQUEST,
   MISSING_ORIGINAL_METHOD,
   MISSING_ORIGINAL_URI,
-  type Refusal,
   sendRefusal,
   UNTRUSTED_FORWARD_AUTH,
 } from "./refusal.js";
@@ -33,61 +39,47 @@ const HTTP_METHOD = /^[A-Z]{1,20}$/;
 
 export function createForwardAuthRoute(context: ProxyContext): LocalRoute {
   return (req, res, scanned, requestId, start) => {
-    const method = scanned.originalMethod?.toUpperCase() ?? "";
-    const log = (path: string, status: number, decision?: Decision) =>
-      context.accessLog({
-        requestId,
-        method,
-        path,
-        status,
-        decision: decision?.label ?? "bad_request",
-        keyId: decision?.key?.id,
-        teamId: decision?.key?.teamId,
-        durationMs: Math.round((performance.now() - start) * 1000) / 1000,
-        via: "forward-auth",
-      });
-    const refuse = (refusal: Refusal, path: string, decision?: Decision) => {
-      sendRefusal(res, refusal, requestId);
-      log(path, refusal.status, decision);
+    const [rawPath, query] = splitTarget(scanned.originalUri ?? "");
+    const request: IncomingRequest = {
+      via: "forward-auth",
+      method: scanned.originalMethod?.toUpperCase() ?? "",
+      rawPath,
+      query,
+      scanned,
+      requestId,
+      start,
     };
-    if (!context.isTrusted(req.socket.remoteAddress ?? "")) {
-      context.metrics.decision("bad_request");
-      refuse(UNTRUSTED_FORWARD_AUTH, "");
+    const refusedEarly = !context.isTrusted(req.socket.remoteAddress ?? "")
+      ? UNTRUSTED_FORWARD_AUTH
+      : scanned.originalUri === undefined
+        ? MISSING_ORIGINAL_URI
+        : !HTTP_METHOD.test(request.method)
+          ? MISSING_ORIGINAL_METHOD
+          : scanned.originalConflict
+            ? CONFLICTING_ORIGINAL_REQUEST
+            : undefined;
+    if (refusedEarly !== undefined) {
+      sendRefusal(res, refusedEarly, requestId);
+      countRefusedEarly(context, request, refusedEarly);
       return;
     }
-    if (scanned.originalUri === undefined) {
-      context.metrics.decision("bad_request");
-      refuse(MISSING_ORIGINAL_URI, "");
-      return;
-    }
-    if (!HTTP_METHOD.test(method)) {
-      context.metrics.decision("bad_request");
-      refuse(MISSING_ORIGINAL_METHOD, "");
-      return;
-    }
-    if (scanned.originalConflict) {
-      context.metrics.decision("bad_request");
-      refuse(CONFLICTING_ORIGINAL_REQUEST, "");
-      return;
-    }
-    const [rawPath, query] = splitTarget(scanned.originalUri);
-    const decision = decide(context, method, rawPath, query, scanned, true);
-    whenDecided(
-      decision,
-      (decided) => {
-        context.metrics.decision(decided.label);
-        if (decided.allow || context.mode !== "enforce") {
-          grant(res, decided, requestId);
-          log(decided.path, 200, decided);
+    whenDecided(context, decideRequest(context, request), {
+      decided(decision) {
+        if (decision.allow || context.mode !== "enforce") {
+          grant(res, decision, requestId);
+          logRequest(context, request, decision, 200);
         } else {
-          refuse(decided.refusal ?? BAD_GATEWAY, decided.path, decided);
+          const refusal = decision.refusal ?? BAD_GATEWAY;
+          sendRefusal(res, refusal, requestId);
+          logRequest(context, request, decision, refusal.status);
         }
       },
-      (error) => {
+      failed(error) {
         context.logger.error({ err: error, requestId }, "deciding a forward-auth request failed");
-        refuse(BAD_GATEWAY, rawPath);
+        sendRefusal(res, BAD_GATEWAY, requestId);
+        logRequest(context, request, undefined, BAD_GATEWAY.status);
       },
-    );
+    });
   };
 }
 

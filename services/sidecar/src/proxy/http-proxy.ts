@@ -1,16 +1,19 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Dispatcher } from "undici";
-import { type Decision, notChecked } from "../authorize.js";
+import type { Decision } from "../authorize.js";
 import { BAD_GATEWAY, sendRefusal } from "../refusal.js";
 import { nextRequestId } from "../request-id.js";
-import {
-  buildUpstreamHeaders,
-  filterResponseHeaders,
-  type ScannedRequest,
-  scanRequestHeaders,
-} from "./forward-headers.js";
-import { identityHeaders } from "./identity-headers.js";
+import { filterResponseHeaders, type ScannedRequest, scanRequestHeaders } from "./forward-headers.js";
 import { type ProxyContext, splitTarget } from "./proxy-context.js";
+import {
+  type DecisionReceiver,
+  decideRequest,
+  type IncomingRequest,
+  logRequest,
+  upstreamHeaders,
+  upstreamTarget,
+  whenDecided,
+} from "./request-decision.js";
 
 /** Handles requests that are not for the proxy itself (the forward-auth endpoint). */
 export type LocalRoute = (
@@ -40,32 +43,9 @@ export function createRequestHandler(
       local(req, res, scanned, requestId, start);
       return;
     }
-    const exchange = new HttpExchange(context, req, res, scanned, requestId, start);
-    if (context.mode === "disabled") {
-      context.metrics.decision("not_checked");
-      exchange.forward(notChecked(rawPath, query));
-      return;
-    }
-    const decision = context.authorize({
-      method: exchange.method,
-      rawPath,
-      query,
-      bearer: scanned.bearer,
-      apiKey: scanned.apiKey,
-      methodOverride: scanned.methodOverride,
-      abortable: exchange,
-    });
-    if (decision instanceof Promise) {
-      decision.then(
-        (decided) => exchange.decided(decided),
-        (error: unknown) => exchange.failed(error),
-      );
-    } else exchange.decided(decision);
+    const exchange = new HttpExchange(context, req, res, scanned, requestId, start, rawPath, query);
+    whenDecided(context, decideRequest(context, exchange), exchange);
   };
-}
-
-function elapsed(start: number): number {
-  return Math.round((performance.now() - start) * 1000) / 1000;
 }
 
 const kExchange = Symbol("latchkey.exchange");
@@ -87,7 +67,8 @@ function releaseHeld(exchange: HttpExchange): void {
  * which this proxy would only turn back into a list. Backpressure: a full
  * client socket pauses the upstream parser until `drain`.
  */
-class HttpExchange implements Dispatcher.DispatchHandler {
+class HttpExchange implements Dispatcher.DispatchHandler, IncomingRequest, DecisionReceiver {
+  readonly via = "proxy";
   readonly method: string;
   #decision: Decision | undefined;
   #controller: AbortController | undefined;
@@ -108,8 +89,15 @@ class HttpExchange implements Dispatcher.DispatchHandler {
     readonly scanned: ScannedRequest,
     readonly requestId: string,
     readonly start: number,
+    readonly rawPath: string,
+    readonly query: string,
   ) {
     this.method = req.method ?? "GET";
+  }
+
+  /** The lookup's abort signal comes from here (see {@link HttpExchange.signal}). */
+  get abortable(): { readonly signal: AbortSignal } {
+    return this;
   }
 
   /** Aborts a verifier lookup when the client leaves; created only when a lookup has to wait. */
@@ -128,7 +116,6 @@ class HttpExchange implements Dispatcher.DispatchHandler {
 
   decided(decision: Decision): void {
     const { context } = this;
-    context.metrics.decision(decision.label);
     if (decision.allow || context.mode === "log") {
       if (!this.res.destroyed) this.forward(decision);
       return;
@@ -151,17 +138,8 @@ class HttpExchange implements Dispatcher.DispatchHandler {
   forward(decision: Decision): void {
     const { context, scanned, req } = this;
     this.#decision = decision;
-    // In log mode a refused request still goes through, but without an identity it was not granted.
-    const identity = decision.allow && decision.key !== undefined ? identityHeaders(decision.key) : undefined;
-    const headers = buildUpstreamHeaders(scanned, {
-      peer: req.socket.remoteAddress ?? "",
-      isTrusted: context.isTrusted,
-      requestId: this.requestId,
-      identity,
-      passCredential: decision.passCredential,
-      passMethodOverride: decision.passMethodOverride,
-    });
-    const path = `${context.basePath}${decision.path}${decision.query === "" ? "" : `?${decision.query}`}`;
+    const headers = upstreamHeaders(context, this, decision, req.socket.remoteAddress ?? "");
+    const path = upstreamTarget(context, decision);
     this.#listenForClose();
     context.upstream.dispatch(
       {
@@ -284,17 +262,6 @@ class HttpExchange implements Dispatcher.DispatchHandler {
     if (this.#done) return;
     this.#done = true;
     this.#removeLive?.();
-    const decision = this.#decision;
-    this.context.accessLog({
-      requestId: this.requestId,
-      method: this.method,
-      path: decision?.path ?? "",
-      status,
-      decision: decision?.label ?? "not_checked",
-      keyId: decision?.key?.id,
-      teamId: decision?.key?.teamId,
-      durationMs: elapsed(this.start),
-      ...(decision === undefined || decision.allow ? {} : { wouldRefuse: decision.refusal?.status }),
-    });
+    logRequest(this.context, this, this.#decision, status);
   }
 }

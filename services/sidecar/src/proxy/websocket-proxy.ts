@@ -16,9 +16,17 @@ import {
   UNSUPPORTED_UPGRADE,
 } from "../refusal.js";
 import { nextRequestId } from "../request-id.js";
-import { buildUpstreamHeaders, filterResponseHeaders, scanRequestHeaders } from "./forward-headers.js";
-import { identityHeaders } from "./identity-headers.js";
-import { decide, type ProxyContext, splitTarget, whenDecided } from "./proxy-context.js";
+import { filterResponseHeaders, scanRequestHeaders } from "./forward-headers.js";
+import { type ProxyContext, splitTarget } from "./proxy-context.js";
+import {
+  countRefusedEarly,
+  decideRequest,
+  type IncomingRequest,
+  logRequest,
+  upstreamHeaders,
+  upstreamTarget,
+  whenDecided,
+} from "./request-decision.js";
 import {
   CLOSE_GOING_AWAY,
   CLOSE_POLICY_VIOLATION,
@@ -42,80 +50,48 @@ export function createUpgradeHandler(
   context: ProxyContext,
 ): (req: IncomingMessage, socket: Socket, head: Buffer) => void {
   return (req, socket, head) => {
-    const start = performance.now();
     const scanned = scanRequestHeaders(req.rawHeaders);
-    const requestId = scanned.requestId ?? nextRequestId();
     const [rawPath, query] = splitTarget(req.url ?? "/");
-    const method = req.method ?? "GET";
+    const request: IncomingRequest = {
+      via: "websocket",
+      method: req.method ?? "GET",
+      rawPath,
+      query,
+      scanned,
+      requestId: scanned.requestId ?? nextRequestId(),
+      start: performance.now(),
+    };
     socket.on("error", () => socket.destroy());
     socket.setNoDelay(true);
-    const log = (decision: Decision, status: number) =>
-      context.accessLog({
-        requestId,
-        method,
-        path: decision.path,
-        status,
-        decision: decision.label,
-        keyId: decision.key?.id,
-        teamId: decision.key?.teamId,
-        durationMs: Math.round((performance.now() - start) * 1000) / 1000,
-        via: "websocket",
-      });
     const malformed =
       scanned.upgrade?.toLowerCase() !== "websocket"
         ? UNSUPPORTED_UPGRADE
-        : method !== "GET" || scanned.hasBody
+        : request.method !== "GET" || scanned.hasBody
           ? BAD_WEBSOCKET_HANDSHAKE
           : undefined;
     if (malformed !== undefined) {
-      // Refused, counted and logged like every other refusal.
-      context.metrics.decision("bad_request");
-      sendRefusalOnSocket(socket, malformed, requestId);
-      context.accessLog({
-        requestId,
-        method,
-        path: rawPath,
-        status: malformed.status,
-        decision: "bad_request",
-        keyId: undefined,
-        teamId: undefined,
-        durationMs: Math.round((performance.now() - start) * 1000) / 1000,
-        via: "websocket",
-      });
+      sendRefusalOnSocket(socket, malformed, request.requestId);
+      countRefusedEarly(context, request, malformed);
       return;
     }
-    const decision = decide(context, method, rawPath, query, scanned, false);
-    whenDecided(
-      decision,
-      (decided) => {
-        context.metrics.decision(decided.label);
-        if (!decided.allow && context.mode === "enforce") {
-          const refusal = decided.refusal as Refusal;
-          sendRefusalOnSocket(socket, refusal, requestId);
-          log(decided, refusal.status);
+    whenDecided(context, decideRequest(context, request), {
+      decided(decision) {
+        if (!decision.allow && context.mode === "enforce") {
+          const refusal = decision.refusal as Refusal;
+          sendRefusalOnSocket(socket, refusal, request.requestId);
+          logRequest(context, request, decision, refusal.status);
           return;
         }
         if (socket.destroyed) return;
-        const identity =
-          decided.allow && decided.key !== undefined ? identityHeaders(decided.key) : undefined;
-        const headers = buildUpstreamHeaders(scanned, {
-          peer: socket.remoteAddress ?? "",
-          isTrusted: context.isTrusted,
-          requestId,
-          identity,
-          passCredential: decided.passCredential,
-          passMethodOverride: decided.passMethodOverride,
-        });
-        const path = `${context.basePath}${decided.path}${decided.query === "" ? "" : `?${decided.query}`}`;
-        tunnel(context, decided, socket, method, path, headers, head, requestId, (status) =>
-          log(decided, status),
-        );
+        const headers = upstreamHeaders(context, request, decision, socket.remoteAddress ?? "");
+        tunnel(context, decision, socket, upstreamTarget(context, decision), headers, head, request);
       },
-      (error) => {
-        context.logger.error({ err: error, requestId }, "deciding an upgrade failed");
-        sendRefusalOnSocket(socket, BAD_GATEWAY, requestId);
+      failed(error) {
+        context.logger.error({ err: error, requestId: request.requestId }, "deciding an upgrade failed");
+        sendRefusalOnSocket(socket, BAD_GATEWAY, request.requestId);
+        logRequest(context, request, undefined, BAD_GATEWAY.status);
       },
-    );
+    });
   };
 }
 
@@ -123,13 +99,12 @@ function tunnel(
   context: ProxyContext,
   decision: Decision,
   client: Socket,
-  method: string,
   path: string,
   headers: string[],
   head: Buffer,
-  requestId: string,
-  log: (status: number) => void,
+  incoming: IncomingRequest,
 ): void {
+  const { method, requestId } = incoming;
   const url = context.upstreamUrl;
   const secure = url.protocol === "https:";
   const host = url.hostname.replace(/^\[|\]$/g, "");
@@ -139,7 +114,7 @@ function tunnel(
   const finishLog = () => {
     if (logged) return;
     logged = true;
-    log(status === 0 ? 502 : status);
+    logRequest(context, incoming, decision, status === 0 ? 502 : status);
   };
 
   // node:http parses the upstream's answer, so what follows the handshake is decided by its real

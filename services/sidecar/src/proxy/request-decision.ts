@@ -1,0 +1,137 @@
+import type { Decision, DecisionLabel } from "../authorize.js";
+import { notChecked } from "../authorize.js";
+import type { Refusal } from "../refusal.js";
+import { buildUpstreamHeaders, type ScannedRequest } from "./forward-headers.js";
+import { identityHeaders } from "./identity-headers.js";
+import type { ProxyContext } from "./proxy-context.js";
+
+/** How a request reached the sidecar: proxied HTTP, a WebSocket handshake, or a forward-auth question. */
+export type Via = "proxy" | "websocket" | "forward-auth";
+
+/** A request as each entry point hands it to the shared steps below. */
+export interface IncomingRequest {
+  readonly via: Via;
+  readonly method: string;
+  /** The path of the target to decide on, before any `?`. */
+  readonly rawPath: string;
+  /** Its query without the `?`; "" when there is none. */
+  readonly query: string;
+  readonly scanned: ScannedRequest;
+  readonly requestId: string;
+  /** `performance.now()` when it arrived. */
+  readonly start: number;
+  /** See `RequestFacts.abortable`. */
+  readonly abortable?: { readonly signal: AbortSignal };
+}
+
+/**
+ * The one decision path of the proxy, the WebSocket upgrade and forward-auth:
+ * unchecked in `disabled` mode, otherwise the policy's and the verifier's.
+ * Forward-auth decides on a request the app gets from another proxy as the
+ * client sent it, so what the sidecar would rewrite is refused there instead
+ * (`RequestFacts.forwardedAsSent`). Synchronous when the answer is local.
+ */
+export function decideRequest(context: ProxyContext, request: IncomingRequest): Decision | Promise<Decision> {
+  if (context.mode === "disabled") return notChecked(request.rawPath, request.query);
+  const { scanned } = request;
+  return context.authorize({
+    method: request.method,
+    rawPath: request.rawPath,
+    query: request.query,
+    bearer: scanned.bearer,
+    apiKey: scanned.apiKey,
+    methodOverride: scanned.methodOverride,
+    strippedSensitive: scanned.strippedSensitive,
+    forwardedAsSent: request.via === "forward-auth",
+    abortable: request.abortable,
+  });
+}
+
+/** What waits for a decision: the entry point's handling of it, or of a failure to decide. */
+export interface DecisionReceiver {
+  decided(decision: Decision): void;
+  failed(error: unknown): void;
+}
+
+/**
+ * Counts a decision once it is made and hands it to `receiver`: at once when
+ * it was synchronous (no closure, no promise on the cache-hit path), or when
+ * the verifier answers.
+ */
+export function whenDecided(
+  context: ProxyContext,
+  decision: Decision | Promise<Decision>,
+  receiver: DecisionReceiver,
+): void {
+  if (decision instanceof Promise) {
+    decision.then(
+      (decided) => {
+        context.metrics.decision(decided.label);
+        receiver.decided(decided);
+      },
+      (error: unknown) => receiver.failed(error),
+    );
+  } else {
+    context.metrics.decision(decision.label);
+    receiver.decided(decision);
+  }
+}
+
+/**
+ * Writes the request's access-log line once its answer is known: the decision
+ * (or `label` when there is none, e.g. a request refused before deciding), the
+ * status sent, and in log mode the refusal enforce mode would have sent.
+ */
+export function logRequest(
+  context: ProxyContext,
+  request: IncomingRequest,
+  decision: Decision | undefined,
+  status: number,
+  label: DecisionLabel = "not_checked",
+): void {
+  context.accessLog({
+    requestId: request.requestId,
+    method: request.method,
+    // Never the query: it may hold a `?token=`.
+    path: decision?.path ?? request.rawPath,
+    status,
+    decision: decision?.label ?? label,
+    keyId: decision?.key?.id,
+    teamId: decision?.key?.teamId,
+    durationMs: Math.round((performance.now() - request.start) * 1000) / 1000,
+    ...(request.via === "proxy" ? {} : { via: request.via }),
+    ...(decision === undefined || decision.allow ? {} : { wouldRefuse: decision.refusal?.status }),
+  });
+}
+
+/** A request refused before any decision (a malformed handshake, a forward-auth caller's mistake): counted and logged. */
+export function countRefusedEarly(context: ProxyContext, request: IncomingRequest, refusal: Refusal): void {
+  context.metrics.decision("bad_request");
+  logRequest(context, request, undefined, refusal.status, "bad_request");
+}
+
+/** The request target to send upstream: the app's base path, the decided path, the decided query. */
+export function upstreamTarget(context: ProxyContext, decision: Decision): string {
+  return `${context.basePath}${decision.path}${decision.query === "" ? "" : `?${decision.query}`}`;
+}
+
+/**
+ * The headers to send upstream: the client's, sorted by the scan, with the
+ * key's identity only when the request was granted (in log mode a refused
+ * request still goes through, but without an identity it was not given).
+ */
+export function upstreamHeaders(
+  context: ProxyContext,
+  request: IncomingRequest,
+  decision: Decision,
+  peer: string,
+): string[] {
+  return buildUpstreamHeaders(request.scanned, {
+    peer,
+    isTrusted: context.isTrusted,
+    requestId: request.requestId,
+    identity: decision.allow && decision.key !== undefined ? identityHeaders(decision.key) : undefined,
+    passCredential: decision.passCredential,
+    passMethodOverride: decision.passMethodOverride,
+  });
+}
