@@ -1,8 +1,7 @@
 import { randomBytes } from "node:crypto";
-import { createMemoryKeyEventBus, createNatsKeyEventBus, type KeyEventBus } from "@latchkey/events";
+import { createMemoryKeyEventBus, type KeyEventBus } from "@latchkey/events";
 import { loadSidecarConfig, startDemoApp, startSidecar } from "@latchkey/sidecar";
 import { loadTokenServiceConfig, startTokenService } from "@latchkey/token-service";
-import { createVerifier } from "@latchkey/verifier";
 
 // `npm start`: the whole stack in one process with nothing to install: the
 // token-service on embedded PostgreSQL (PGlite, data in LATCHKEY_DATA_DIR) and
@@ -32,20 +31,15 @@ const demo = await startDemoApp({
   port: Number(new URL(sidecarConfig.upstream).port || 80),
 });
 const grpcUrl = `http://127.0.0.1:${service.grpcPort}`;
-const events =
-  bus ?? createNatsKeyEventBus({ servers: tokenConfig.natsUrl ?? "", name: "latchkey-sidecar (npm start)" });
-const verifier = createVerifier({
-  tokenService: grpcUrl,
-  events,
-  prefix: tokenConfig.keyPrefix,
-  maxEntries: sidecarConfig.cacheMaxEntries,
-  ttlMs: sidecarConfig.cacheTtlMs,
-  maxStaleMs: sidecarConfig.maxStaleMs,
-  label: "npm start sidecar",
-});
+// Built as in production (its own verifier, whose series /metrics shows), on the in-process bus
+// when there is no NATS.
 const sidecar = await startSidecar(
-  { ...sidecarConfig, tokenServiceUrl: new URL(grpcUrl) },
-  { keyChecker: verifier, env },
+  {
+    ...sidecarConfig,
+    tokenServiceUrl: new URL(grpcUrl),
+    natsUrl: sidecarConfig.natsUrl ?? tokenConfig.natsUrl,
+  },
+  { ...(bus ? { events: bus } : {}), env },
 );
 
 const root = service.generatedRootKey ?? (process.env.LATCHKEY_ROOT_KEY ? "$LATCHKEY_ROOT_KEY" : undefined);
@@ -90,10 +84,8 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     if (stopping) return;
     stopping = true;
     await sidecar.close();
-    await verifier.close();
     await demo.close();
     await service.close();
-    if (!bus) await events.close();
     process.exit(0);
   });
 }

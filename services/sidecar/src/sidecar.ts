@@ -24,10 +24,15 @@ import { createUpgradeHandler } from "./proxy/websocket-proxy.js";
 export interface StartSidecarOptions {
   /**
    * Checks keys. Default: a `@latchkey/verifier` for `tokenServiceUrl`, with key
-   * events from `natsUrl` when set. `npm start` passes a verifier on the
-   * token-service's in-process bus instead.
+   * events from `events` or else from `natsUrl` when set. Tests pass a stand-in.
    */
   readonly keyChecker?: KeyChecker;
+  /**
+   * The key events the default verifier follows, instead of connecting to
+   * `natsUrl` (`npm start` passes the token-service's in-process bus). Not
+   * closed by the sidecar.
+   */
+  readonly events?: KeyEventBus;
   /** Default: JSON on stdout at `logLevel`. */
   readonly logger?: Logger;
   /** Where metrics go (default: a new registry, served on /metrics). */
@@ -77,8 +82,8 @@ export async function startSidecar(
   const cleanups: Array<() => Promise<void>> = [];
   let keyChecker = options.keyChecker;
   if (keyChecker === undefined) {
-    let events: KeyEventBus | undefined;
-    if (config.natsUrl !== undefined) {
+    let events = options.events;
+    if (events === undefined && config.natsUrl !== undefined) {
       const bus = createNatsKeyEventBus({
         servers: config.natsUrl,
         name: "latchkey-sidecar",
