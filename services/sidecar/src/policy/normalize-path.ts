@@ -1,3 +1,5 @@
+import { percentEncodeChar } from "../percent-encode.js";
+
 /**
  * Why a request path was refused. Each is a shape that two HTTP stacks read two
  * ways, so the sidecar refuses it (400) rather than guess which way the app reads it.
@@ -133,12 +135,7 @@ function decodeSegment(segment: string): string | { ok: false; reason: PathRejec
 function encodeSegment(segment: string): string {
   let out = "";
   for (const char of segment) {
-    out += PCHAR_RAW.test(char)
-      ? char
-      : Array.from(
-          Buffer.from(char, "utf8"),
-          (byte) => `%${byte.toString(16).toUpperCase().padStart(2, "0")}`,
-        ).join("");
+    out += PCHAR_RAW.test(char) ? char : percentEncodeChar(char);
   }
   return out;
 }

@@ -1,4 +1,5 @@
 import type { VerifiedKey } from "../key-checker.js";
+import { percentEncodeChar } from "../percent-encode.js";
 
 const identityCache = new WeakMap<VerifiedKey, readonly string[]>();
 
@@ -32,13 +33,7 @@ export function headerSafe(value: string): string {
   let out = "";
   for (const char of value) {
     const code = char.codePointAt(0) ?? 0;
-    out +=
-      code >= 0x20 && code <= 0x7e && code !== 0x25
-        ? char
-        : Array.from(
-            Buffer.from(char, "utf8"),
-            (byte) => `%${byte.toString(16).toUpperCase().padStart(2, "0")}`,
-          ).join("");
+    out += code >= 0x20 && code <= 0x7e && code !== 0x25 ? char : percentEncodeChar(char);
   }
   return out;
 }
