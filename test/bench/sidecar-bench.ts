@@ -8,9 +8,9 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { Pool } from "undici";
-import { startNginxExample } from "../../services/sidecar/src/nginx.fixture.js";
 import { findFreePort } from "../harness/free-port.js";
 import { startNats } from "../harness/nats.js";
+import { startNginxExample } from "../harness/nginx.js";
 import { startPostgres } from "../harness/postgres.js";
 import { adminClients } from "./admin-client.js";
 

@@ -69,6 +69,33 @@ export async function ensureBinaries(): Promise<HarnessBinaries> {
   return { postgresBinDir: found.postgresBinDir as string, natsServer: found.natsServer as string };
 }
 
+/** Finds `nginx` on PATH, or in `/usr/sbin` where Debian puts it. */
+export function findNginx(): string | undefined {
+  const dirs = [...(process.env.PATH ?? "").split(delimiter), "/usr/sbin", "/usr/local/sbin"];
+  for (const dir of dirs) {
+    if (dir !== "" && isExecutable(join(dir, "nginx"))) return join(dir, "nginx");
+  }
+  return undefined;
+}
+
+let installingNginx: Promise<void> | undefined;
+
+/**
+ * Returns Debian's nginx (the forward-auth tests run the shipped example config), installing it
+ * the same way as the servers above; anywhere else it throws naming the command to run.
+ */
+export async function ensureNginx(): Promise<string> {
+  const found = findNginx();
+  if (found !== undefined) return found;
+  const command = "apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y nginx";
+  if (!canInstall()) throw new Error(`nginx is not installed; run as root:\n  ${command}`);
+  installingNginx ??= install(["nginx"]);
+  await installingNginx;
+  const installed = findNginx();
+  if (installed === undefined) throw new Error(`installed nginx but cannot find it; try:\n  ${command}`);
+  return installed;
+}
+
 function locate() {
   const postgresBinDir = findPostgresBinDir();
   const natsServer = findNatsServer();

@@ -7,8 +7,8 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { generateToken } from "@latchkey/token";
-import { type NginxServer, startNginxExample } from "../../services/sidecar/src/nginx.fixture.js";
 import { natsUrl } from "../harness/index.js";
+import { type NginxServer, startNginxExample } from "../harness/nginx.js";
 import { type SidecarProcess, spawnSidecar } from "../sidecar/sidecar-process.js";
 import { startTestService, type TestService } from "../token-service/start.js";
 import { routeExpressLike } from "./apps/express-like-router.js";

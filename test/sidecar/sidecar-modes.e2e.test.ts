@@ -4,9 +4,9 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { generateToken } from "@latchkey/token";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { eventReader, type RawResponse as Response, send } from "../harness/http-client.js";
 import { type NatsServer, startNats } from "../harness/index.js";
 import { startTestService, type TestService } from "../token-service/start.js";
-import { eventReader, type Response, send } from "./http-client.js";
 import { type EchoedRequest, type RecordingUpstream, startRecordingUpstream } from "./recording-upstream.js";
 import { type SidecarProcess, spawnSidecar } from "./sidecar-process.js";
 

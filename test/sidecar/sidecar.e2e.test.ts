@@ -8,9 +8,9 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { generateToken } from "@latchkey/token";
 import { WebSocket } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { eventReader, type RawResponse as Response, send, sendRaw } from "../harness/http-client.js";
 import { type NatsServer, startNats } from "../harness/index.js";
 import { startTestService, type TestService } from "../token-service/start.js";
-import { eventReader, type Response, send, sendRaw } from "./http-client.js";
 import { type EchoedRequest, type RecordingUpstream, startRecordingUpstream } from "./recording-upstream.js";
 import { type SidecarProcess, spawnSidecar } from "./sidecar-process.js";
 

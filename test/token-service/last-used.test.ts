@@ -9,19 +9,11 @@ import { openDatabase } from "../../services/token-service/src/db/database.js";
 import { migrateToLatest } from "../../services/token-service/src/db/migrate.js";
 import { LastUsedRecorder } from "../../services/token-service/src/keys/last-used-recorder.js";
 import { freshDatabaseUrl } from "../harness/index.js";
+import { eventually } from "../harness/wait.js";
 import { startTestService, type TestService } from "./start.js";
 
 /** Milliseconds of a timestamp; NaN when unset, so comparisons fail. */
 const millis = (t: Timestamp | undefined) => (t ? timestampDate(t).getTime() : Number.NaN);
-
-async function until<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 3_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value) || Date.now() > deadline) return value;
-    await sleep(25);
-  }
-}
 
 describe("with a 200 ms flush interval", () => {
   let service: TestService;
@@ -36,7 +28,7 @@ describe("with a 200 ms flush interval", () => {
     const unused = await service.tokens().issue({ teamId, name: "unused" });
     const before = Date.now();
     expect((await service.tokens(null).verify({ token: used.token })).result).toBe(VerifyResult.VALID);
-    const { key } = await until(
+    const { key } = await eventually(
       () => service.tokens().get({ keyId: used.key?.id ?? "" }),
       (r) => r.key?.lastUsedTime !== undefined,
     );

@@ -1,7 +1,6 @@
 // Key events leave through the outbox to JetStream: once each, even when NATS
 // is down at commit time, when the publishing replica dies before publishing,
 // and when two replicas publish at once.
-import { setTimeout as sleep } from "node:timers/promises";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { KEY_EVENTS_STREAM, keyEventSubject } from "@latchkey/events";
 import { KeyEventSchema, KeyEventType, VerifyResult } from "@latchkey/proto";
@@ -10,18 +9,8 @@ import { connect, type NatsConnection, type StoredMsg } from "nats";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freshDatabaseUrl, type NatsServer, natsUrl, startNats } from "../harness/index.js";
+import { eventually } from "../harness/wait.js";
 import { startTestService, type TestService } from "./start.js";
-
-async function until<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value)) return value;
-    if (Date.now() > deadline)
-      throw new Error(`condition not met within ${timeoutMs} ms: ${JSON.stringify(value)}`);
-    await sleep(20);
-  }
-}
 
 interface OutboxRow {
   id: string;
@@ -55,7 +44,7 @@ async function allStreamMessages(nc: NatsConnection): Promise<StoredMsg[]> {
 
 async function waitForStream(nc: NatsConnection): Promise<void> {
   const jsm = await nc.jetstreamManager();
-  await until(
+  await eventually(
     () =>
       jsm.streams.info(KEY_EVENTS_STREAM).then(
         () => true,
@@ -91,7 +80,7 @@ describe("on the run's NATS server", () => {
     const { teamId, keys } = await teamWithKeys(service, "nats-revoke", 1);
     const key = keys[0] ?? { id: "", token: "" };
     await service.tokens().revoke({ keyId: key.id });
-    const [row] = await until(
+    const [row] = await eventually(
       () => outboxRows(service.sql, [key.id]),
       (rows) => rows.length === 1 && rows[0]?.published_at !== null,
     );
@@ -153,7 +142,7 @@ describe("on a NATS server of its own", () => {
       const answer = await second.tokens(null).verify({ token: revoked?.token ?? "" });
       expect(VerifyResult[answer.result]).toBe("REVOKED");
       await nats.restart();
-      const [row] = await until(
+      const [row] = await eventually(
         () => outboxRows(second.sql, [revoked?.id ?? ""]),
         (rows) => rows[0]?.published_at !== null,
       );
@@ -206,7 +195,7 @@ describe("on a NATS server of its own", () => {
     }
     const second = await startTestService({ databaseUrl, natsUrl: nats.url });
     try {
-      const [row] = await until(
+      const [row] = await eventually(
         () => outboxRows(second.sql, [keyId]),
         (rows) => rows[0]?.published_at !== null,
       );
@@ -232,7 +221,7 @@ describe("on a NATS server of its own", () => {
       const { teamId, keys } = await teamWithKeys(a, "two-publishers", 50);
       // Alternate replicas, all at once, so both publishers see pending rows together.
       await Promise.all(keys.map((key, i) => (i % 2 === 0 ? a : b).tokens().revoke({ keyId: key.id })));
-      const rows = await until(
+      const rows = await eventually(
         () =>
           outboxRows(
             a.sql,

@@ -10,6 +10,7 @@ import {
 import { connect, type NatsConnection } from "nats";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type NatsServer, startNats } from "../../../test/harness/nats.js";
+import { waitUntil } from "../../../test/harness/wait.js";
 import type { KeyEventBus, KeyEventDelivery, VerifierMessage } from "./key-event-bus.js";
 import { createNatsKeyEventBus, type NatsKeyEventBus } from "./nats-key-event-bus.js";
 import { KEY_EVENTS_STREAM } from "./subjects.js";
@@ -64,14 +65,6 @@ function revoked(keyId = "key_a"): KeyEvent {
     teamId: "team_1",
     tokenHash: new Uint8Array(32).fill(7),
   });
-}
-
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 /** A TCP proxy in front of NATS that a test can cut, to cut one client off while the server stays up. */
@@ -150,7 +143,7 @@ describe("createNatsKeyEventBus", () => {
     const sent = [revoked("key_1"), revoked("key_2"), revoked("key_3")];
     const acks = [];
     for (const [index, event] of sent.entries()) acks.push(await publisher.publish(event, `m-${index}`));
-    await waitFor(() => received.length === 3, "three events");
+    await waitUntil(() => received.length === 3, { what: "three events", timeoutMs: 15_000 });
     expect(acks.map((ack) => ack.sequence)).toEqual([2, 3, 4]);
     expect(received.map((d) => d.sequence)).toEqual([2, 3, 4]);
     expect(received.map((d) => d.event.keyId)).toEqual(["key_1", "key_2", "key_3"]);
@@ -165,7 +158,7 @@ describe("createNatsKeyEventBus", () => {
     for (const id of ["a", "b", "c"]) await publisher.publish(revoked(`key_${id}`), id);
     const received: number[] = [];
     await bus().subscribe({ onEvent: ({ sequence }) => void received.push(sequence) }, { afterSequence: 1 });
-    await waitFor(() => received.length === 2, "replayed events");
+    await waitUntil(() => received.length === 2, { what: "replayed events", timeoutMs: 15_000 });
     expect(received).toEqual([2, 3]);
   });
 
@@ -194,9 +187,9 @@ describe("createNatsKeyEventBus", () => {
     });
     await publisher.publish(revoked(), "1");
     await publisher.publish(revoked(), "2");
-    await waitFor(() => log.length === 1, "first event");
+    await waitUntil(() => log.length === 1, { what: "first event", timeoutMs: 15_000 });
     release();
-    await waitFor(() => log.length === 4, "both events");
+    await waitUntil(() => log.length === 4, { what: "both events", timeoutMs: 15_000 });
     expect(log).toEqual(["start 1", "end 1", "start 2", "end 2"]);
   });
 
@@ -210,12 +203,15 @@ describe("createNatsKeyEventBus", () => {
     const ack = create(VerifierAckSchema, { verifierId: "v_1", eventIds: [1n, 2n], appliedSequence: 9n });
     const heartbeat = create(VerifierHeartbeatSchema, { verifierId: "v_1", appliedSequence: 9n, label: "x" });
     // The token-service's subscription reaches the server asynchronously: send until it is seen.
-    await waitFor(() => {
-      if (received.length === 0) verifier.sendHeartbeat(heartbeat);
-      return received.length > 0;
-    }, "a heartbeat");
+    await waitUntil(
+      () => {
+        if (received.length === 0) verifier.sendHeartbeat(heartbeat);
+        return received.length > 0;
+      },
+      { what: "a heartbeat", timeoutMs: 15_000 },
+    );
     verifier.sendAck(ack);
-    await waitFor(() => received.some((m) => m.kind === "ack"), "an ack");
+    await waitUntil(() => received.some((m) => m.kind === "ack"), { what: "an ack", timeoutMs: 15_000 });
     const gotAck = received.find((m) => m.kind === "ack");
     const gotHeartbeat = received.find((m) => m.kind === "heartbeat");
     expect(gotAck?.kind === "ack" && gotAck.ack.eventIds).toEqual([1n, 2n]);
@@ -235,7 +231,7 @@ describe("createNatsKeyEventBus", () => {
       { onEvent: ({ sequence }) => void received.push(sequence), onGap: (gap) => gaps.push(gap) },
       { afterSequence: 2 },
     );
-    await waitFor(() => received.length === 1, "the event after the purge");
+    await waitUntil(() => received.length === 1, { what: "the event after the purge", timeoutMs: 15_000 });
     expect(gaps).toEqual([{ afterSequence: 2, firstAvailable: 5 }]);
     expect(received).toEqual([5]);
   });
@@ -253,13 +249,16 @@ describe("createNatsKeyEventBus", () => {
       onGap: (gap) => gaps.push(gap),
     });
     await publisher.publish(revoked(), "1");
-    await waitFor(() => received.length === 1, "the first event");
+    await waitUntil(() => received.length === 1, { what: "the first event", timeoutMs: 15_000 });
     proxy.cut();
-    await waitFor(() => connections.at(-1) === false, "the disconnect");
+    await waitUntil(() => connections.at(-1) === false, { what: "the disconnect", timeoutMs: 15_000 });
     for (let i = 2; i <= 6; i++) await publisher.publish(revoked(), String(i));
     proxy.restore();
-    await waitFor(() => received.length === 6, "the events sent while cut off");
-    await waitFor(() => connections.at(-1) === true, "the reconnect");
+    await waitUntil(() => received.length === 6, {
+      what: "the events sent while cut off",
+      timeoutMs: 15_000,
+    });
+    await waitUntil(() => connections.at(-1) === true, { what: "the reconnect", timeoutMs: 15_000 });
     expect(received).toEqual([1, 2, 3, 4, 5, 6]);
     expect(gaps).toEqual([]);
   });
@@ -277,12 +276,12 @@ describe("createNatsKeyEventBus", () => {
       onGap: (gap) => gaps.push(gap),
     });
     await publisher.publish(revoked(), "1");
-    await waitFor(() => received.length === 1, "the first event");
+    await waitUntil(() => received.length === 1, { what: "the first event", timeoutMs: 15_000 });
     proxy.cut();
-    await waitFor(() => connections.at(-1) === false, "the disconnect");
+    await waitUntil(() => connections.at(-1) === false, { what: "the disconnect", timeoutMs: 15_000 });
     for (let i = 2; i <= 6; i++) await publisher.publish(revoked(), String(i));
     proxy.restore();
-    await waitFor(() => received.length === 3, "the retained events");
+    await waitUntil(() => received.length === 3, { what: "the retained events", timeoutMs: 15_000 });
     expect(received).toEqual([1, 5, 6]);
     expect(gaps).toEqual([{ afterSequence: 1, firstAvailable: 5 }]);
   });
@@ -304,21 +303,21 @@ describe("createNatsKeyEventBus", () => {
       onGap: (gap) => gaps.push(gap),
     });
     await publisher.publish(revoked(), "1");
-    await waitFor(() => received.length === 1, "the first event");
+    await waitUntil(() => received.length === 1, { what: "the first event", timeoutMs: 15_000 });
     await own.stop();
-    await waitFor(() => connections.at(-1) === false, "the disconnect");
+    await waitUntil(() => connections.at(-1) === false, { what: "the disconnect", timeoutMs: 15_000 });
     expect(subscriberBus.isConnected()).toBe(false);
     await own.restart();
     // Published as soon as the server is back, possibly before either client has reconnected:
     // publish waits for the connection instead of sending a request that would be lost.
     for (let i = 2; i <= 6; i++) await publisher.publish(revoked(), String(i));
-    await waitFor(() => received.length === 6, "the events after the restart");
-    await waitFor(() => connections.at(-1) === true, "the reconnect");
+    await waitUntil(() => received.length === 6, { what: "the events after the restart", timeoutMs: 15_000 });
+    await waitUntil(() => connections.at(-1) === true, { what: "the reconnect", timeoutMs: 15_000 });
     expect(received).toEqual([1, 2, 3, 4, 5, 6]);
     expect(gaps).toEqual([]);
     expect(subscriberBus.isConnected()).toBe(true);
     await publisher.publish(revoked(), "7");
-    await waitFor(() => received.length === 7, "an event after the reconnect");
+    await waitUntil(() => received.length === 7, { what: "an event after the reconnect", timeoutMs: 15_000 });
   });
 
   it("re-creates the stream it manages when it has disappeared, and publishes", async () => {
@@ -339,11 +338,11 @@ describe("createNatsKeyEventBus", () => {
       onGap: (gap) => gaps.push(gap),
     });
     for (const id of ["a", "b", "c"]) await publisher.publish(revoked(), id);
-    await waitFor(() => received.length === 3, "the first events");
+    await waitUntil(() => received.length === 3, { what: "the first events", timeoutMs: 15_000 });
     await (await admin.jetstreamManager()).streams.delete(KEY_EVENTS_STREAM);
     await publisher.ensureStream();
     for (const id of ["d", "e"]) await publisher.publish(revoked(), id);
-    await waitFor(() => received.length === 5, "the events in the new stream");
+    await waitUntil(() => received.length === 5, { what: "the events in the new stream", timeoutMs: 15_000 });
     expect(received).toEqual([1, 2, 3, 1, 2]);
     expect(gaps).toEqual([{ afterSequence: 3, firstAvailable: 1 }]);
   });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { send } from "../../../test/harness/http-client.js";
 import { FORWARD_AUTH_PATH } from "./forward-auth.js";
-import { send } from "./http-client.fixture.js";
 import { type SidecarStack, startSidecarStack } from "./sidecar-stack.fixture.js";
 
 /** The original method is required; these checks describe GETs unless they say otherwise. */

@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { send } from "./http-client.fixture.js";
-import { type NginxServer, startNginxExample } from "./nginx.fixture.js";
+import { send } from "../../../test/harness/http-client.js";
+import { type NginxServer, startNginxExample } from "../../../test/harness/nginx.js";
 import { type EchoedRequest, type SidecarStack, startSidecarStack } from "./sidecar-stack.fixture.js";
 
 // The shipped deploy/nginx example, run by Debian's nginx in front of the demo app, asking a sidecar.

@@ -1,6 +1,7 @@
 import { WebSocket } from "undici";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { eventReader, sendRaw } from "./http-client.fixture.js";
+import { eventReader, sendRaw } from "../../../test/harness/http-client.js";
+import { waitUntil } from "../../../test/harness/wait.js";
 import { type SidecarStack, startSidecarStack } from "./sidecar-stack.fixture.js";
 
 let stack: SidecarStack;
@@ -23,11 +24,6 @@ function liveCount(): Promise<number> {
   return Promise.resolve(stack.sidecar.liveConnectionCount());
 }
 
-async function waitFor(check: () => Promise<boolean> | boolean): Promise<void> {
-  // Polls an outcome that an event (not a timer) produces; vitest's test timeout bounds it.
-  while (!(await check())) await new Promise((resolve) => setImmediate(resolve));
-}
-
 describe("server-sent events", () => {
   it("streams events as they are sent, and ends the stream when the key is revoked", async () => {
     const { token, key } = stack.keys.issue({ scopes: ["read"] });
@@ -43,7 +39,7 @@ describe("server-sent events", () => {
     await stack.keys.revoke(key);
     let next = await events.next();
     while (next !== undefined) next = await events.next();
-    await waitFor(async () => (await liveCount()) === 0);
+    await waitUntil(async () => (await liveCount()) === 0);
     const closed = stack.logLines.find((line) => line.keyId === key.id);
     expect(closed).toMatchObject({ decision: "key", status: 200 });
   });
@@ -55,7 +51,7 @@ describe("server-sent events", () => {
     const events = eventReader(response.body as ReadableStream<Uint8Array>);
     expect(await events.next()).toContain('"tick":0');
     await events.cancel();
-    await waitFor(async () => (await liveCount()) === 0);
+    await waitUntil(async () => (await liveCount()) === 0);
     expect(stack.logText()).not.toContain(token);
   });
 
@@ -102,7 +98,7 @@ describe("WebSocket", () => {
     );
     await stack.keys.revoke(key);
     expect(await closeEvent).toEqual({ code: 1008, reason: "key revoked" });
-    await waitFor(async () => (await liveCount()) === 0);
+    await waitUntil(async () => (await liveCount()) === 0);
   });
 
   it("accepts ?token= on the handshake and removes it", async () => {
@@ -147,7 +143,7 @@ describe("WebSocket", () => {
     expect(response).toMatch(/^HTTP\/1\.1 400 /);
     expect(response).toContain("Only WebSocket upgrades are supported");
     expect(await count()).toBe(before + 1);
-    await vi.waitFor(() => expect(stack.logText()).toContain('"via":"websocket"'), { timeout: 3_000 });
+    await vi.waitUntil(() => expect(stack.logText()).toContain('"via":"websocket"'), { timeout: 3_000 });
   });
 });
 

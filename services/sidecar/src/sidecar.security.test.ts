@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RawResponse, send, sendRaw } from "./http-client.fixture.js";
+import { type RawResponse, send, sendRaw } from "../../../test/harness/http-client.js";
 import type { EchoedRequest, SidecarStack } from "./sidecar-stack.fixture.js";
 import { startSidecarStack } from "./sidecar-stack.fixture.js";
 

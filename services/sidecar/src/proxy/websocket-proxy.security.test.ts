@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { type AddressInfo, connect, type Socket } from "node:net";
 import { pino } from "pino";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { waitUntil } from "../../../../test/harness/wait.js";
 import { parseSidecarConfig } from "../config.js";
 import { createKeyCheckerFixture, type KeyCheckerFixture } from "../key-checker.fixture.js";
 import { compilePolicy } from "../policy/policy.js";
@@ -77,14 +78,6 @@ function rawConnection(port: number): { socket: Socket; received: () => string; 
   return { socket, received: () => text, closed };
 }
 
-async function until(check: () => boolean, timeoutMs = 3_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error("timed out waiting");
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
 const UPGRADE_HEALTHZ =
   "GET /healthz HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
   "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
@@ -138,7 +131,7 @@ describe.each<AppKind>(["node-http", "router"])(
     it("relays the app's answer and closes, so a later request on the socket never reaches the app", async () => {
       const connection = rawConnection(sidecar.port());
       connection.socket.write(UPGRADE_HEALTHZ);
-      await until(() => connection.received().includes("\r\n\r\n"));
+      await waitUntil(() => connection.received().includes("\r\n\r\n"));
       expect(connection.received()).toMatch(/^HTTP\/1\.1 200 /);
       expect(connection.received()).toMatch(/\r\nconnection: close\r\n/i);
       connection.socket.write(SMUGGLED_ADMIN);

@@ -1,57 +1,13 @@
-import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { connect, createServer } from "node:net";
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
-import { delimiter, join } from "node:path";
-import { promisify } from "node:util";
+import { join } from "node:path";
+import { ensureNginx } from "./ensure-binaries.js";
+import { findFreePort } from "./free-port.js";
 
 /** The shipped nginx example, relative to this file. */
-export const NGINX_EXAMPLE = new URL("../../../deploy/nginx/latchkey-auth-request.conf", import.meta.url);
-
-const INSTALL = "apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y nginx";
-
-/**
- * Finds Debian's nginx, installing it with apt-get when it is missing and this
- * process is root (as on CI); anywhere else it throws with the command to run.
- */
-export async function ensureNginx(): Promise<string> {
-  const found = findNginx();
-  if (found !== undefined) return found;
-  if (process.getuid?.() !== 0) throw new Error(`nginx is not installed; run as root:\n  ${INSTALL}`);
-  const run = promisify(execFile);
-  await run("apt-get", ["update"]);
-  await run("apt-get", ["install", "-y", "nginx"], {
-    env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
-  });
-  const installed = findNginx();
-  if (installed === undefined) throw new Error(`installed nginx but cannot find it; try:\n  ${INSTALL}`);
-  return installed;
-}
-
-function findNginx(): string | undefined {
-  for (const dir of [...(process.env.PATH ?? "").split(delimiter), "/usr/sbin", "/usr/local/sbin"]) {
-    if (dir === "") continue;
-    try {
-      accessSync(join(dir, "nginx"), constants.X_OK);
-      return join(dir, "nginx");
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
-
-/** A free TCP port on 127.0.0.1 (bound, then released). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0));
-    });
-  });
-}
+export const NGINX_EXAMPLE = new URL("../../deploy/nginx/latchkey-auth-request.conf", import.meta.url);
 
 /** A running nginx. */
 export interface NginxServer {
@@ -74,7 +30,7 @@ export async function startNginxExample(options: {
   workerProcesses?: number;
 }): Promise<NginxServer> {
   const nginx = await ensureNginx();
-  const port = await freePort();
+  const port = await findFreePort();
   const dir = mkdtempSync(join(tmpdir(), "lk-nginx-"));
   for (const sub of ["logs", "tmp", "cache"]) mkdirSync(join(dir, sub));
   let example = readFileSync(NGINX_EXAMPLE, "utf8")
