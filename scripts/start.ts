@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { createMemoryKeyEventBus, type KeyEventBus } from "@latchkey/events";
-import { loadSidecarConfig, startDemoApp, startSidecar } from "@latchkey/sidecar";
+import { loadSidecarConfig, startSidecar } from "@latchkey/sidecar";
 import { loadTokenServiceConfig, startTokenService } from "@latchkey/token-service";
+import { startDemoApp } from "../services/sidecar/demo/demo-app.js";
 
 // `npm start`: the whole stack in one process with nothing to install: the
 // token-service on embedded PostgreSQL (PGlite, data in LATCHKEY_DATA_DIR) and

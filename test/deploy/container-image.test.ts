@@ -2,6 +2,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { builtinModules } from "node:module";
 import { dirname, join, relative, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
+import { buildContext, gitFiles } from "./docker-context.js";
 import { REPO_ROOT } from "./render-overlay.js";
 
 // No Docker engine runs on the project's machines, so the image is checked by reading
@@ -191,6 +192,17 @@ describe("the container image", () => {
     );
     expect(rules).toContain("**/node_modules");
     expect(rules).toContain("**/.latchkey");
+  });
+
+  it("copies no test, fixture, test support or demo file into the build", () => {
+    const copied = buildContext(DOCKERIGNORE, gitFiles());
+    expect(copied.length).toBeGreaterThan(20);
+    expect(copied).toContain("services/sidecar/src/sidecar.ts");
+    expect(copied).toContain("services/token-service/src/main.ts");
+    const unwanted = copied.filter((file) =>
+      /\.test\.ts$|\.fixture\.ts$|\.test-support\.ts$|(^|\/)(test-support|demo|test)\//.test(file),
+    );
+    expect(unwanted).toEqual([]);
   });
 
   it.each(Object.entries(ENTRY_POINTS))("runs %s on production dependencies alone", (target, entry) => {

@@ -1,6 +1,6 @@
 // The demo app as the upstream, with a record of every request target that reached it, so a test
 // can say not only what the client got but whether anything got through to the app at all.
-import { type DemoApp, startDemoApp } from "@latchkey/sidecar";
+import { type DemoApp, startDemoApp } from "../../services/sidecar/demo/demo-app.js";
 
 /** The demo app plus what it has seen. */
 export interface RecordingUpstream {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { send } from "../../../test/harness/http-client.js";
+import { type SidecarStack, startSidecarStack } from "../test-support/sidecar-stack.js";
 import { FORWARD_AUTH_PATH } from "./forward-auth.js";
-import { type SidecarStack, startSidecarStack } from "./sidecar-stack.fixture.js";
 
 /** The original method is required; these checks describe GETs unless they say otherwise. */
 function withMethod(headers: Record<string, string>): Record<string, string> {

@@ -15,7 +15,6 @@ export {
   sidecarConfigSchema,
   type TrustedProxies,
 } from "./config.js";
-export { type DemoApp, startDemoApp } from "./demo-app.js";
 export { FORWARD_AUTH_PATH } from "./forward-auth.js";
 export type { KeyChecker, KeyCheckOptions } from "./key-checker.js";
 export { type NormalizedPath, normalizePath, type PathRejection } from "./policy/normalize-path.js";

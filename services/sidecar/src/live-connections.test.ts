@@ -1,7 +1,7 @@
 import { KeyEventType } from "@latchkey/proto";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
-import { createKeyCheckerFixture, type KeyCheckerFixture } from "./key-checker.fixture.js";
+import { createKeyCheckerFixture, type KeyCheckerFixture } from "../test-support/key-checker.js";
 import { type LiveConnection, LiveConnections } from "./live-connections.js";
 
 let fixture: KeyCheckerFixture | undefined;

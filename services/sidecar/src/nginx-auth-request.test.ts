@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { send } from "../../../test/harness/http-client.js";
 import { type NginxServer, startNginxExample } from "../../../test/harness/nginx.js";
-import { type EchoedRequest, type SidecarStack, startSidecarStack } from "./sidecar-stack.fixture.js";
+import { type EchoedRequest, type SidecarStack, startSidecarStack } from "../test-support/sidecar-stack.js";
 
 // The shipped deploy/nginx example, run by Debian's nginx in front of the demo app, asking a sidecar.
 let stack: SidecarStack;

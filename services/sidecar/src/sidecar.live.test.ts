@@ -2,7 +2,7 @@ import { WebSocket } from "undici";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { eventReader, sendRaw } from "../../../test/harness/http-client.js";
 import { waitUntil } from "../../../test/harness/wait.js";
-import { type SidecarStack, startSidecarStack } from "./sidecar-stack.fixture.js";
+import { type SidecarStack, startSidecarStack } from "../test-support/sidecar-stack.js";
 
 let stack: SidecarStack;
 

@@ -2,7 +2,7 @@ import { Readable } from "node:stream";
 import { request as undiciRequest } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RawResponse, send } from "../../../test/harness/http-client.js";
-import { type EchoedRequest, type SidecarStack, startSidecarStack } from "./sidecar-stack.fixture.js";
+import { type EchoedRequest, type SidecarStack, startSidecarStack } from "../test-support/sidecar-stack.js";
 
 const echoed = (response: RawResponse) => response.json<EchoedRequest>();
 const errorOf = (response: RawResponse) =>

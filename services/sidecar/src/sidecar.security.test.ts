@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RawResponse, send, sendRaw } from "../../../test/harness/http-client.js";
-import type { EchoedRequest, SidecarStack } from "./sidecar-stack.fixture.js";
-import { startSidecarStack } from "./sidecar-stack.fixture.js";
+import type { EchoedRequest, SidecarStack } from "../test-support/sidecar-stack.js";
+import { startSidecarStack } from "../test-support/sidecar-stack.js";
 
 const SECRET = "instance-secret-0123456789";
 

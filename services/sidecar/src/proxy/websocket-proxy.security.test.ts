@@ -4,8 +4,8 @@ import { type AddressInfo, connect, type Socket } from "node:net";
 import { pino } from "pino";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { waitUntil } from "../../../../test/harness/wait.js";
+import { createKeyCheckerFixture, type KeyCheckerFixture } from "../../test-support/key-checker.js";
 import { parseSidecarConfig } from "../config.js";
-import { createKeyCheckerFixture, type KeyCheckerFixture } from "../key-checker.fixture.js";
 import { compilePolicy } from "../policy/policy.js";
 import { type SidecarHandle, startSidecar } from "../sidecar.js";
 

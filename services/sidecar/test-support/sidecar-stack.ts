@@ -1,10 +1,10 @@
 import { pino } from "pino";
-import type { SidecarConfigInput } from "./config.js";
-import { parseSidecarConfig } from "./config.js";
-import { type DemoApp, startDemoApp } from "./demo-app.js";
-import { createKeyCheckerFixture, type KeyCheckerFixture } from "./key-checker.fixture.js";
-import { compilePolicy } from "./policy/policy.js";
-import { type SidecarHandle, startSidecar } from "./sidecar.js";
+import { type DemoApp, startDemoApp } from "../demo/demo-app.js";
+import type { SidecarConfigInput } from "../src/config.js";
+import { parseSidecarConfig } from "../src/config.js";
+import { compilePolicy } from "../src/policy/policy.js";
+import { type SidecarHandle, startSidecar } from "../src/sidecar.js";
+import { createKeyCheckerFixture, type KeyCheckerFixture } from "./key-checker.js";
 
 /** A demo app, a verifier fixture and a sidecar in front of the app, all on free ports. */
 export interface SidecarStack {
