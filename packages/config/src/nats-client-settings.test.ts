@@ -53,9 +53,10 @@ describe("NATS client settings", () => {
     expect(message).toMatch(/LATCHKEY_NATS_NKEY_SEED_FILE: .*not-a-seed does not hold an nkey user seed/);
     expect(message).toMatch(/LATCHKEY_NATS_TLS_CA: cannot read .*missing\.crt: ENOENT/);
     expect(message).not.toContain("SUPERSECRETPASSWORD");
-    expect(
-      checkNatsClientFiles({ natsTlsCert: file("c", CERT), natsTlsKey: file("key", KEY) }).tls,
-    ).toBeDefined();
+    const [certFile, keyFile] = [file("c", CERT), file("key", KEY)];
+    expect(checkNatsClientFiles({ natsTlsCert: certFile, natsTlsKey: keyFile })).toEqual({
+      tls: { certFile, keyFile },
+    });
   });
 
   it("refuses a client certificate without its key, naming the variable", () => {

@@ -1,16 +1,16 @@
-import { create } from "@bufbuild/protobuf";
-import { type KeyEvent, KeyEventType, VerifyRequestSchema, type VerifyResponse } from "@latchkey/proto";
-import { generateToken, MAX_TOKEN_LENGTH, parseToken, randomBase62 } from "@latchkey/token";
+import { MAX_TOKEN_LENGTH, parseToken, randomBase62 } from "@latchkey/token";
 import type { Registry } from "prom-client";
-import { answerFor, type CacheEntry, createCacheEntry } from "./cache-entry.js";
-import { createExpiryWatch } from "./expiry-watch.js";
+import { answerFor, type CacheEntry } from "./cache-entry.js";
 import { createGrpcJsVerifyClient } from "./grpc-js-verify-client.js";
 import { createKeyEventFollower, type KeyEventFollower } from "./key-event-follower.js";
+import { createKeyInvalidator } from "./key-invalidator.js";
 import { createSingleFlight } from "./single-flight.js";
-import { createVerifierCache, hashCacheKey, tokenCacheKey } from "./verifier-cache.js";
+import { createVerifierCache, tokenCacheKey } from "./verifier-cache.js";
+import { createVerifierCurrency } from "./verifier-currency.js";
 import { createVerifierMetrics, type VerifierMetrics } from "./verifier-metrics.js";
 import type { VerifierOptions, VerifyOptions } from "./verifier-options.js";
 import { createConnectVerifyClient, type VerifyClient } from "./verify-client.js";
+import { createVerifyLookups, type LookupResult, unavailable } from "./verify-lookups.js";
 import type { KeyInvalidation, VerifyOutcome } from "./verify-outcome.js";
 
 /**
@@ -74,8 +74,6 @@ export interface Verifier {
 const MALFORMED: VerifyOutcome = Object.freeze({ ok: false, code: "MALFORMED", cached: false, stale: false });
 const NO_SCOPES: readonly string[] = Object.freeze([]);
 
-type FlightResult = { entry: CacheEntry } | { uncached: VerifyOutcome } | { error: unknown };
-
 function pickClient(options: VerifierOptions): { client: VerifyClient; owned: boolean } {
   const given = [options.tokenService, options.transport, options.client].filter((o) => o !== undefined);
   if (given.length !== 1)
@@ -89,30 +87,17 @@ function pickClient(options: VerifierOptions): { client: VerifyClient; owned: bo
   };
 }
 
-function unavailable(cause: unknown): VerifyOutcome {
-  return { ok: false, code: "UNAVAILABLE", cause, cached: false, stale: false };
-}
-
-/** Waits for a shared lookup, or for this caller's signal, whichever comes first. */
-function abortable(promise: Promise<FlightResult>, signal: AbortSignal | undefined): Promise<FlightResult> {
-  if (signal === undefined) return promise;
-  if (signal.aborted) return Promise.resolve({ error: signal.reason });
-  return new Promise((resolve) => {
-    const onAbort = () => resolve({ error: signal.reason });
-    signal.addEventListener("abort", onAbort, { once: true });
-    void promise.then((result) => {
-      signal.removeEventListener("abort", onAbort);
-      resolve(result);
-    });
-  });
-}
-
 /**
  * Creates a verifier: Verify over gRPC (grpc-js) or Connect, a cache keyed by
  * the token's SHA-256 and bounded by entries and bytes, single-flight on
  * misses, local rejection of malformed tokens, required scopes checked on
  * every answer, eviction on key events with acks and heartbeats, and bounded
  * staleness when the event feed is cut off.
+ *
+ * It wires one module per concern: the cache (`verifier-cache.ts`), lookups
+ * (`verify-lookups.ts`: single-flight and the Verify RPC), event application
+ * (`key-event-follower.ts` feeding `key-invalidator.ts`) and currency
+ * (`verifier-currency.ts`: whether a cached answer may still be served).
  *
  * @example
  * ```ts
@@ -127,16 +112,8 @@ function abortable(promise: Promise<FlightResult>, signal: AbortSignal | undefin
  */
 export function createVerifier(options: VerifierOptions): Verifier {
   const { client, owned } = pickClient(options);
-  const lifetimes = { ttlMs: options.ttlMs ?? 60_000, negativeTtlMs: options.negativeTtlMs ?? 5_000 };
-  const maxStaleMs = options.maxStaleMs ?? 2_000;
-  const serveStaleOnErrorMs = options.serveStaleOnErrorMs ?? 0;
-  const timeoutMs = options.timeoutMs ?? 2_000;
-  const healthProbeIntervalMs = options.healthProbeIntervalMs ?? 1_000;
   const verifierId = `v_${randomBase62(16)}`;
-  const listeners = new Set<(invalidation: KeyInvalidation) => void>();
-  const flights = createSingleFlight<FlightResult>();
-  let reachable = true;
-  let healthTimer: ReturnType<typeof setTimeout> | undefined;
+  const onError = options.onError !== undefined ? { onError: options.onError } : {};
   let closed = false;
 
   const metrics: VerifierMetrics = createVerifierMetrics(options.registry, () => ({
@@ -148,37 +125,8 @@ export function createVerifier(options: VerifierOptions): Verifier {
     maxBytes: options.maxBytes ?? 32 * 1024 * 1024,
     onBoundEviction: () => metrics.evictions.inc({ reason: "lru" }),
   });
-  const expiryWatch = createExpiryWatch(cache.expiring, (hash) => {
-    const entry = cache.get(hash);
-    if (entry !== undefined) expire(entry);
-    else cache.delete(hash);
-  });
-
-  function notify(invalidation: KeyInvalidation): void {
-    for (const listener of listeners) {
-      try {
-        listener(invalidation);
-      } catch (error) {
-        options.onError?.(error);
-      }
-    }
-  }
-
-  function applyEvent(event: KeyEvent): void {
-    const hash = event.tokenHash.length > 0 ? hashCacheKey(event.tokenHash) : undefined;
-    let removed = hash !== undefined && cache.delete(hash) !== undefined ? 1 : 0;
-    if (event.keyId !== "") removed += cache.deleteKey(event.keyId);
-    if (removed > 0) metrics.evictions.inc({ reason: "event" }, removed);
-    flights.invalidate({ ...(hash !== undefined ? { hash } : {}), keyId: event.keyId });
-    notify({ keyId: event.keyId, teamId: event.teamId, tokenHash: event.tokenHash, type: event.type });
-  }
-
-  function resetCache(): void {
-    const removed = cache.clear();
-    if (removed > 0) metrics.evictions.inc({ reason: "gap" }, removed);
-    flights.invalidate({});
-  }
-
+  const flights = createSingleFlight<LookupResult>();
+  const invalidator = createKeyInvalidator({ cache, flights, metrics, ...onError });
   const follower: KeyEventFollower | undefined =
     options.events === undefined
       ? undefined
@@ -190,123 +138,30 @@ export function createVerifier(options: VerifierOptions): Verifier {
           heartbeatIntervalMs: options.heartbeatIntervalMs ?? 1_000,
           retryMs: 250,
           metrics,
-          apply: applyEvent,
-          reset: resetCache,
-          ...(options.onError !== undefined ? { onError: options.onError } : {}),
+          apply: invalidator.apply,
+          reset: invalidator.reset,
+          ...onError,
         });
-
-  /** A key seen to pass its expiry: drop it and tell listeners, as an EXPIRED event would. */
-  function expire(entry: CacheEntry): void {
-    cache.delete(entry.hash);
-    metrics.evictions.inc({ reason: "expiry" });
-    flights.invalidate({ hash: entry.hash });
-    const key = entry.key;
-    if (key !== undefined) {
-      notify({
-        keyId: key.id,
-        teamId: key.teamId,
-        tokenHash: Buffer.from(entry.hash, "base64"),
-        type: KeyEventType.EXPIRED,
-      });
-    }
-  }
-
-  /** Whether a VALID entry is vouched for: verified recently, or the event feed covers it. */
-  function current(entry: CacheEntry, now: number): boolean {
-    if (now - entry.verifiedAt <= maxStaleMs) return true;
-    return follower !== undefined && now - follower.coveredAt() <= maxStaleMs;
-  }
-
-  function markReachable(value: boolean): void {
-    reachable = value;
-    if (value || closed || healthTimer !== undefined || healthProbeIntervalMs <= 0) return;
-    healthTimer = setTimeout(async () => {
-      healthTimer = undefined;
-      // A random well-formed token: any answer proves the service is back.
-      const token = generateToken({ prefix: "lk", environment: "test" });
-      try {
-        await client.verify(create(VerifyRequestSchema, { token }), { timeoutMs });
-        markReachable(true);
-      } catch {
-        markReachable(false);
-      }
-    }, healthProbeIntervalMs);
-    healthTimer.unref();
-  }
-
-  /**
-   * One Verify RPC; caches its answer unless a key event arrived for it
-   * meanwhile. It asks for an answer at least as fresh as the events applied
-   * so far: a token-service replica that has not applied them yet must not
-   * answer from its own cache (an event just dropped this key here, and the
-   * replica may still hold the row from before it).
-   */
-  async function lookup(
-    token: string,
-    hash: string,
-    invalidatedSince: (keyId: string | undefined) => boolean,
-  ): Promise<FlightResult> {
-    const requestedAt = Date.now();
-    const started = performance.now();
-    const minEventSequence = BigInt(follower?.appliedSequence() ?? 0);
-    let response: VerifyResponse;
-    try {
-      // No required scopes: one answer serves every route; scopes are checked locally.
-      response = await client.verify(create(VerifyRequestSchema, { token, minEventSequence }), {
-        timeoutMs,
-      });
-    } catch (error) {
-      metrics.rpcDuration.observe({ result: "error" }, (performance.now() - started) / 1000);
-      markReachable(false);
-      return { error };
-    }
-    // The service answered, so it is reachable, even if the answer is unusable.
-    markReachable(true);
-    try {
-      const result = createCacheEntry(hash, response, requestedAt, lifetimes);
-      const code = "entry" in result ? result.entry.code : result.uncached.code;
-      metrics.rpcDuration.observe({ result: code }, (performance.now() - started) / 1000);
-      if ("entry" in result) {
-        const { entry } = result;
-        if (!closed && entry.freshUntil > Date.now() && !invalidatedSince(entry.key?.id)) {
-          cache.set(entry);
-          expiryWatch.added(entry.keyExpiresAt);
-        }
-      }
-      return result;
-    } catch (error) {
-      // An answer this verifier cannot read (an unknown result code, VALID without a key): fail closed.
-      metrics.rpcDuration.observe({ result: "invalid_answer" }, (performance.now() - started) / 1000);
-      options.onError?.(error);
-      return { error };
-    }
-  }
-
-  async function verifyRemote(
-    token: string,
-    hash: string,
-    requiredScopes: readonly string[],
-    fallback: CacheEntry | undefined,
-    signal: AbortSignal | undefined,
-  ): Promise<VerifyOutcome> {
-    metrics.misses += 1;
-    const flight = flights.run(hash, (invalidatedSince) => lookup(token, hash, invalidatedSince));
-    if (flight.joined) metrics.coalesced += 1;
-    const result = await abortable(flight.promise, signal);
-    if ("entry" in result) return answerFor(result.entry, requiredScopes, "fresh");
-    if ("uncached" in result) return result.uncached;
-    if (fallback !== undefined && !signal?.aborted && servableStale(fallback, Date.now())) {
-      metrics.staleServed += 1;
-      return answerFor(fallback, requiredScopes, "stale");
-    }
-    return unavailable(result.error);
-  }
-
-  function servableStale(entry: CacheEntry, now: number): boolean {
-    return (
-      serveStaleOnErrorMs > 0 && now < entry.freshUntil + serveStaleOnErrorMs && now < entry.keyExpiresAt
-    );
-  }
+  const currency = createVerifierCurrency({
+    maxStaleMs: options.maxStaleMs ?? 2_000,
+    ...(follower !== undefined ? { coveredAt: follower.coveredAt } : {}),
+  });
+  const lookups = createVerifyLookups({
+    client,
+    ownsClient: owned,
+    timeoutMs: options.timeoutMs ?? 2_000,
+    healthProbeIntervalMs: options.healthProbeIntervalMs ?? 1_000,
+    lifetimes: { ttlMs: options.ttlMs ?? 60_000, negativeTtlMs: options.negativeTtlMs ?? 5_000 },
+    serveStaleOnErrorMs: options.serveStaleOnErrorMs ?? 0,
+    flights,
+    appliedSequence: () => follower?.appliedSequence() ?? 0,
+    store(entry) {
+      cache.set(entry);
+      invalidator.cached(entry);
+    },
+    metrics,
+    ...onError,
+  });
 
   function verifyCached(
     token: string,
@@ -317,8 +172,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
     if (entry === undefined) {
       return parseToken(token, options.prefix).ok ? undefined : MALFORMED;
     }
-    const now = Date.now();
-    if (now >= entry.freshUntil || (entry.code === "VALID" && !current(entry, now))) return undefined;
+    if (currency.state(entry, Date.now()) !== "usable") return undefined;
     metrics.hits += 1;
     return answerFor(entry, requiredScopes, "hit");
   }
@@ -332,23 +186,19 @@ export function createVerifier(options: VerifierOptions): Verifier {
       const entry = cache.get(hash);
       let fallback: CacheEntry | undefined;
       if (entry !== undefined) {
-        const now = Date.now();
-        if (now >= entry.keyExpiresAt) {
-          expire(entry);
-        } else if (now >= entry.freshUntil) {
-          fallback = entry;
-        } else if (entry.code === "VALID" && !current(entry, now)) {
-          metrics.staleReverifications += 1;
-          fallback = entry;
-        } else {
+        const state = currency.state(entry, Date.now());
+        if (state === "usable") {
           metrics.hits += 1;
           return answerFor(entry, requiredScopes, "hit");
         }
+        if (state === "key-expired") invalidator.expire(entry);
+        else fallback = entry;
+        if (state === "unvouched") metrics.staleReverifications += 1;
       } else if (!parseToken(token, options.prefix).ok) {
         // Only well-formed tokens are ever cached, so this check is needed on a miss alone.
         return MALFORMED;
       }
-      return await verifyRemote(token, hash, requiredScopes, fallback, verifyOptions.signal);
+      return await lookups.verify({ token, hash, requiredScopes, fallback, signal: verifyOptions.signal });
     } catch (error) {
       return unavailable(error);
     }
@@ -359,17 +209,12 @@ export function createVerifier(options: VerifierOptions): Verifier {
     metrics: metrics.registry,
     verify,
     verifyCached,
-    onInvalidate(listener) {
-      listeners.add(listener);
-      return () => {
-        listeners.delete(listener);
-      };
-    },
+    onInvalidate: invalidator.onInvalidate,
     async ready() {
       await follower?.ready;
     },
     isHealthy() {
-      return !closed && reachable;
+      return !closed && lookups.reachable();
     },
     status() {
       return {
@@ -379,16 +224,15 @@ export function createVerifier(options: VerifierOptions): Verifier {
         appliedSequence: follower?.appliedSequence() ?? 0,
         eventsConnected: follower?.isConnected() ?? false,
         coveredAt: follower?.coveredAt() ?? Number.NEGATIVE_INFINITY,
-        tokenServiceReachable: reachable,
+        tokenServiceReachable: lookups.reachable(),
       };
     },
     async close() {
       if (closed) return;
       closed = true;
-      if (healthTimer !== undefined) clearTimeout(healthTimer);
-      expiryWatch.close();
+      lookups.close();
+      invalidator.close();
       await follower?.close();
-      if (owned) client.close();
     },
   };
 }

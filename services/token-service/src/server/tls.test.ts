@@ -1,5 +1,6 @@
 import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { Agent } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -79,9 +80,21 @@ describe("with TLS", () => {
     expect((await createClient(Health, transport).check({})).status).toBe(ServingStatus.SERVING);
   });
 
-  it("closes with an idle HTTP/1.1 keep-alive connection open", async () => {
-    const transport = createConnectTransport({ baseUrl: baseUrl(), httpVersion: "1.1", nodeOptions: { ca } });
+  it("closes with an idle HTTP/1.1 keep-alive connection open, without waiting for its drain timeout", async () => {
+    const agent = new Agent({ keepAlive: true, ca });
+    const transport = createConnectTransport({
+      baseUrl: baseUrl(),
+      httpVersion: "1.1",
+      nodeOptions: { ca, agent },
+    });
     await createClient(TeamService, transport).listTeams({});
-    await servers.close();
+    const [idle] = Object.values(agent.freeSockets).flat();
+    expect(idle?.destroyed).toBe(false);
+    const closed = new Promise((resolve) => idle?.once("close", resolve));
+    const started = performance.now();
+    await servers.close(5_000);
+    expect(performance.now() - started).toBeLessThan(2_000);
+    await closed; // the server ended the idle connection rather than leaving it to the client
+    agent.destroy();
   });
 });

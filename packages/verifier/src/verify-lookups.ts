@@ -1,0 +1,178 @@
+import { create } from "@bufbuild/protobuf";
+import { VerifyRequestSchema, type VerifyResponse } from "@latchkey/proto";
+import { answerFor, type CacheEntry, createCacheEntry, type EntryLifetimes } from "./cache-entry.js";
+import type { InvalidatedSince, SingleFlight } from "./single-flight.js";
+import { createTokenServiceHealth } from "./token-service-health.js";
+import type { VerifierMetrics } from "./verifier-metrics.js";
+import type { VerifyClient } from "./verify-client.js";
+import type { VerifyOutcome } from "./verify-outcome.js";
+
+/** What one Verify RPC yields: an answer to cache, one that must not be cached, or a failure. */
+export type LookupResult = { entry: CacheEntry } | { uncached: VerifyOutcome } | { error: unknown };
+
+/** Options of {@link createVerifyLookups}. */
+export interface VerifyLookupsOptions {
+  readonly client: VerifyClient;
+  /** Close `client` on {@link VerifyLookups.close}: the verifier made it. */
+  readonly ownsClient: boolean;
+  /** Deadline of each Verify RPC. */
+  readonly timeoutMs: number;
+  /** While the token-service is unreachable, probe it this often. */
+  readonly healthProbeIntervalMs: number;
+  readonly lifetimes: EntryLifetimes;
+  /** Serve a cached answer this long past its lifetime when the token-service is unreachable (0: off). */
+  readonly serveStaleOnErrorMs: number;
+  /** Concurrent lookups of one token, shared with the step that invalidates them. */
+  readonly flights: SingleFlight<LookupResult>;
+  /** The highest event sequence applied so far, sent as `min_event_sequence` (0 without events). */
+  appliedSequence(): number;
+  /** Caches an answer the token-service gave. */
+  store(entry: CacheEntry): void;
+  readonly metrics: VerifierMetrics;
+  /** Told about answers this verifier cannot read. */
+  readonly onError?: (error: unknown) => void;
+}
+
+/** What a miss needs: the token, its cache key, the route's scopes, and what to fall back on. */
+export interface LookupRequest {
+  readonly token: string;
+  /** The token's cache key (base64 SHA-256). */
+  readonly hash: string;
+  readonly requiredScopes: readonly string[];
+  /** The cached entry that was too old to serve, for serve-stale-on-error. */
+  readonly fallback: CacheEntry | undefined;
+  readonly signal: AbortSignal | undefined;
+}
+
+/** Cache misses answered by the token-service. */
+export interface VerifyLookups {
+  /** Asks the token-service (sharing a lookup in flight for the same token); never throws. */
+  verify(request: LookupRequest): Promise<VerifyOutcome>;
+  /** False while the token-service cannot be reached (the last Verify failed). */
+  reachable(): boolean;
+  /** Stops caching answers and probing; closes the client when the verifier made it. */
+  close(): void;
+}
+
+/**
+ * The failure outcome: no answer from the token-service and nothing usable cached.
+ *
+ * @example
+ * ```ts
+ * if (closed) return unavailable(new Error("verifier is closed"));
+ * ```
+ */
+export function unavailable(cause: unknown): VerifyOutcome {
+  return { ok: false, code: "UNAVAILABLE", cause, cached: false, stale: false };
+}
+
+/** Waits for a shared lookup, or for this caller's signal, whichever comes first. */
+function abortable(promise: Promise<LookupResult>, signal: AbortSignal | undefined): Promise<LookupResult> {
+  if (signal === undefined) return promise;
+  if (signal.aborted) return Promise.resolve({ error: signal.reason });
+  return new Promise((resolve) => {
+    const onAbort = () => resolve({ error: signal.reason });
+    signal.addEventListener("abort", onAbort, { once: true });
+    void promise.then((result) => {
+      signal.removeEventListener("abort", onAbort);
+      resolve(result);
+    });
+  });
+}
+
+/**
+ * Creates the verifier's lookups: the Verify RPC (without required scopes, so
+ * one answer serves every route, and with `min_event_sequence`), single-flight
+ * across concurrent misses, caching unless an invalidation arrived meanwhile,
+ * the token-service's reachability, and serve-stale-on-error.
+ *
+ * @example
+ * ```ts
+ * const lookups = createVerifyLookups({ client, ownsClient: true, timeoutMs: 2_000,
+ *   healthProbeIntervalMs: 1_000, lifetimes, serveStaleOnErrorMs: 0, flights,
+ *   appliedSequence: () => follower.appliedSequence(), store: (entry) => cache.set(entry), metrics });
+ * const outcome = await lookups.verify({ token, hash, requiredScopes, fallback: undefined, signal });
+ * ```
+ */
+export function createVerifyLookups(options: VerifyLookupsOptions): VerifyLookups {
+  const { client, timeoutMs, lifetimes, flights, metrics } = options;
+  const health = createTokenServiceHealth({
+    client,
+    timeoutMs,
+    probeIntervalMs: options.healthProbeIntervalMs,
+  });
+  let closed = false;
+
+  /**
+   * One Verify RPC; caches its answer unless a key event arrived for it
+   * meanwhile. It asks for an answer at least as fresh as the events applied
+   * so far: a token-service replica that has not applied them yet must not
+   * answer from its own cache (an event just dropped this key here, and the
+   * replica may still hold the row from before it).
+   */
+  async function lookup(
+    token: string,
+    hash: string,
+    invalidatedSince: InvalidatedSince,
+  ): Promise<LookupResult> {
+    const requestedAt = Date.now();
+    const started = performance.now();
+    const minEventSequence = BigInt(options.appliedSequence());
+    let response: VerifyResponse;
+    try {
+      // No required scopes: one answer serves every route; scopes are checked locally.
+      response = await client.verify(create(VerifyRequestSchema, { token, minEventSequence }), {
+        timeoutMs,
+      });
+    } catch (error) {
+      metrics.rpcDuration.observe({ result: "error" }, (performance.now() - started) / 1000);
+      health.markReachable(false);
+      return { error };
+    }
+    // The service answered, so it is reachable, even if the answer is unusable.
+    health.markReachable(true);
+    try {
+      const result = createCacheEntry(hash, response, requestedAt, lifetimes);
+      const code = "entry" in result ? result.entry.code : result.uncached.code;
+      metrics.rpcDuration.observe({ result: code }, (performance.now() - started) / 1000);
+      if ("entry" in result) {
+        const { entry } = result;
+        if (!closed && entry.freshUntil > Date.now() && !invalidatedSince(entry.key?.id))
+          options.store(entry);
+      }
+      return result;
+    } catch (error) {
+      // An answer this verifier cannot read (an unknown result code, VALID without a key): fail closed.
+      metrics.rpcDuration.observe({ result: "invalid_answer" }, (performance.now() - started) / 1000);
+      options.onError?.(error);
+      return { error };
+    }
+  }
+
+  function servableStale(entry: CacheEntry, now: number): boolean {
+    const grace = options.serveStaleOnErrorMs;
+    return grace > 0 && now < entry.freshUntil + grace && now < entry.keyExpiresAt;
+  }
+
+  return {
+    async verify({ token, hash, requiredScopes, fallback, signal }) {
+      metrics.misses += 1;
+      const flight = flights.run(hash, (invalidatedSince) => lookup(token, hash, invalidatedSince));
+      if (flight.joined) metrics.coalesced += 1;
+      const result = await abortable(flight.promise, signal);
+      if ("entry" in result) return answerFor(result.entry, requiredScopes, "fresh");
+      if ("uncached" in result) return result.uncached;
+      if (fallback !== undefined && !signal?.aborted && servableStale(fallback, Date.now())) {
+        metrics.staleServed += 1;
+        return answerFor(fallback, requiredScopes, "stale");
+      }
+      return unavailable(result.error);
+    },
+    reachable: health.reachable,
+    close() {
+      closed = true;
+      health.close();
+      if (options.ownsClient) client.close();
+    },
+  };
+}
