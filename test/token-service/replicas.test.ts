@@ -1,6 +1,6 @@
 // Two replicas on one database sharing one key event bus: a change made on one
 // drops the other's cached row as soon as the event arrives. A third one
-// receives events late, and a verifier on the same in-process bus (as under
+// receives events late (held back while the test looks), and a verifier on the same in-process bus (as under
 // `npm start`) that has applied an event is not answered from its stale cache.
 import { setTimeout as sleep } from "node:timers/promises";
 import { createMemoryKeyEventBus, type KeyEventBus } from "@latchkey/events";
@@ -10,14 +10,19 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { freshDatabaseUrl } from "../harness/index.js";
 import { startTestService, type TestService } from "./start.js";
 
-const LAG_MS = 400;
 let a: TestService;
 let b: TestService;
 let lagging: TestService;
 const bus = createMemoryKeyEventBus();
 
-/** The same bus, but each event reaches this subscriber `LAG_MS` late (and in order), like a slow link. */
-function lateBus(inner: KeyEventBus): KeyEventBus {
+/**
+ * The same bus, but while `hold()` is in force, events wait (in order) before they reach this
+ * subscriber, like a stalled link, until `release()`: the lag lasts exactly as long as the test
+ * needs, however slow the machine.
+ */
+function gatedBus(inner: KeyEventBus): KeyEventBus & { hold(): void; release(): void } {
+  let gate: Promise<void> | undefined;
+  let open: (() => void) | undefined;
   return {
     ...inner,
     subscribe: (subscriber, options) =>
@@ -25,7 +30,7 @@ function lateBus(inner: KeyEventBus): KeyEventBus {
         {
           ...subscriber,
           onEvent: async (delivery) => {
-            await sleep(LAG_MS);
+            if (gate !== undefined) await gate;
             await subscriber.onEvent(delivery);
           },
         },
@@ -33,16 +38,28 @@ function lateBus(inner: KeyEventBus): KeyEventBus {
       ),
     // Closing is the shared bus's owner's job.
     close: async () => {},
+    hold() {
+      gate ??= new Promise((resolve) => {
+        open = resolve;
+      });
+    },
+    release() {
+      open?.();
+      gate = undefined;
+      open = undefined;
+    },
   };
 }
+const laggingBus = gatedBus(bus);
 
 beforeAll(async () => {
   const databaseUrl = await freshDatabaseUrl("replicas");
   a = await startTestService({ databaseUrl, bus });
   b = await startTestService({ databaseUrl, bus });
-  lagging = await startTestService({ databaseUrl, bus: lateBus(bus) });
+  lagging = await startTestService({ databaseUrl, bus: laggingBus });
 });
 afterAll(async () => {
+  laggingBus.release();
   await Promise.all([a?.close(), b?.close(), lagging?.close()]);
   await bus.close();
 });
@@ -94,6 +111,7 @@ it("a verifier on the in-process bus that applied a revocation is not answered V
     const { key, token } = await a.tokens().issue({ teamId, name: "shared" });
     expect((await verifier.verify(token)).code).toBe("VALID");
     const before = lagging.handle.eventFeed().appliedSequence;
+    laggingBus.hold();
     await a.tokens().revoke({ keyId: key?.id ?? "", waitTimeout: { seconds: 5n } });
     expect(verifier.status().appliedSequence).toBeGreaterThan(before);
     expect(lagging.handle.eventFeed().appliedSequence).toBe(before);
@@ -104,6 +122,7 @@ it("a verifier on the in-process bus that applied a revocation is not answered V
     expect(lagging.handle.eventFeed().appliedSequence).toBe(before);
     expect(verifier.verifyCached(token)?.code).not.toBe("VALID");
   } finally {
+    laggingBus.release();
     await verifier.close();
   }
 });
