@@ -1,4 +1,9 @@
 import { defineConfig } from "vitest/config";
+import { assertPinnedNode } from "./scripts/pinned-node.js";
+
+// Tests on another Node prove nothing about the one we ship: refuse to run them (workers are forked
+// from this process, so they run on the same binary).
+assertPinnedNode();
 
 export default defineConfig({
   test: {
