@@ -48,7 +48,8 @@ export function createUpgradeHandler(
     const [rawPath, query] = splitTarget(req.url ?? "/");
     const method = req.method ?? "GET";
     socket.on("error", () => socket.destroy());
-    socket.setNoDelay(true);
+    // Node 26 hands an upgrade that has a body over as a plain Duplex (no setNoDelay); it is refused anyway.
+    if ("setNoDelay" in socket) (socket as Socket).setNoDelay(true);
     const log = (decision: Decision, status: number) =>
       context.accessLog({
         requestId,
