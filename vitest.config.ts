@@ -1,4 +1,17 @@
+import { readFileSync } from "node:fs";
 import { defineConfig } from "vitest/config";
+
+// Tests on another Node prove nothing about the one we ship: refuse to run them (workers are forked
+// from this process, so they run on the same binary). Self-contained rather than importing
+// scripts/pinned-node.ts, because the deploy mutation check runs this config from a copy without scripts/.
+const pinned: string = JSON.parse(readFileSync(new URL("./package.json", import.meta.url), "utf8"))
+  .devDependencies.node;
+if (process.versions.node.split(".")[0] !== pinned.split(".")[0]) {
+  throw new Error(
+    `running on Node ${process.versions.node} (${process.execPath}), but this repository pins Node ${pinned}: ` +
+      "run `npm ci`, then `npm test` or `npx vitest`, which put node_modules/.bin/node first on PATH",
+  );
+}
 
 export default defineConfig({
   test: {

@@ -62,7 +62,8 @@ export function createUpgradeHandler(
       start: performance.now(),
     };
     socket.on("error", () => socket.destroy());
-    socket.setNoDelay(true);
+    // Node 26 hands an upgrade that has a body over as a plain Duplex (no setNoDelay); it is refused anyway.
+    if ("setNoDelay" in socket) (socket as Socket).setNoDelay(true);
     const malformed =
       scanned.upgrade?.toLowerCase() !== "websocket"
         ? UNSUPPORTED_UPGRADE

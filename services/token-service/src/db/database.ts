@@ -1,8 +1,7 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { PGlite } from "@electric-sql/pglite";
-import { Kysely, PostgresDialect } from "kysely";
+import { Kysely, PGliteDialect, PostgresDialect } from "kysely";
 import pg from "pg";
-import { createPGliteDialect } from "./pglite-dialect.js";
 import type { Database } from "./tables.js";
 
 /** A database handle plus the LISTEN side channel the outbox publisher wakes on. */
@@ -121,7 +120,8 @@ async function openPGlite(dataDir: string): Promise<DatabaseHandle> {
       pglite = await PGlite.create(path, { loadDataDir: image });
     }
   }
-  const db = new Kysely<Database>({ dialect: createPGliteDialect(pglite) });
+  // kysely's own PGlite dialect: one connection, queued by kysely; db.destroy() closes PGlite.
+  const db = new Kysely<Database>({ dialect: new PGliteDialect({ pglite }) });
   return {
     db,
     kind: "pglite",

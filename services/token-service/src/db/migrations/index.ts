@@ -1,4 +1,4 @@
-import type { Migration } from "kysely";
+import type { Migration } from "kysely/migration";
 import * as initial from "./2026-11-26T0000_initial.js";
 import * as outboxRandomStart from "./2026-11-27T0000_outbox_random_start.js";
 import * as expiryAnnounced from "./2026-11-27T0100_expiry_announced.js";
