@@ -1,3 +1,5 @@
+import { isIP } from "node:net";
+import { checkServerIdentity, type PeerCertificate } from "node:tls";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
@@ -71,12 +73,37 @@ export function parseGrpcAddress(address: string): { target: string; tls: boolea
   return { target: match[2] ?? "", tls: match[1] === "https" };
 }
 
-function credentialsFor(options: GrpcJsVerifyClientOptions, impliedTls: boolean): ChannelCredentials {
+function credentialsFor(
+  options: GrpcJsVerifyClientOptions,
+  impliedTls: boolean,
+  ipHost: string | undefined,
+): ChannelCredentials {
   if (options.credentials !== undefined) return options.credentials;
   const tls = options.tls ?? impliedTls;
   if (tls === false) return grpcCredentials.createInsecure();
-  if (tls === true) return grpcCredentials.createSsl();
-  return grpcCredentials.createSsl(tls.rootCerts ?? null, tls.privateKey ?? null, tls.certChain ?? null);
+  // The certificate is checked against the address dialled, IP SANs included (see ipTargetOptions).
+  const verify =
+    ipHost === undefined
+      ? undefined
+      : { checkServerIdentity: (_name: string, cert: PeerCertificate) => checkServerIdentity(ipHost, cert) };
+  if (tls === true) return grpcCredentials.createSsl(null, null, null, verify);
+  return grpcCredentials.createSsl(
+    tls.rootCerts ?? null,
+    tls.privateKey ?? null,
+    tls.certChain ?? null,
+    verify,
+  );
+}
+
+// grpc-js sends the target's host as the TLS server name (SNI), and Node 26 refuses an IP address
+// there (SNI carries host names only, RFC 6066 §3). For an IP target the name sent is this
+// reserved one (RFC 2606), and the certificate is still checked against the IP itself.
+const IP_TARGET_SERVER_NAME = "latchkey-token-service.invalid";
+
+/** The host of a `host:port` or `[v6]:port` target when it is an IP literal. */
+function ipHostOf(target: string): string | undefined {
+  const host = target.startsWith("[") ? target.slice(1, target.indexOf("]")) : target.replace(/:\d+$/, "");
+  return isIP(host) === 0 ? undefined : host;
 }
 
 /**
@@ -94,7 +121,13 @@ function credentialsFor(options: GrpcJsVerifyClientOptions, impliedTls: boolean)
  */
 export function createGrpcJsVerifyClient(options: GrpcJsVerifyClientOptions): VerifyClient {
   const { target, tls } = parseGrpcAddress(options.address);
-  const client = new Client(target, credentialsFor(options, tls), options.channelOptions);
+  const secure = options.credentials === undefined && (options.tls ?? tls) !== false;
+  const ipHost = secure ? ipHostOf(target) : undefined;
+  const channelOptions =
+    ipHost === undefined
+      ? options.channelOptions
+      : { "grpc.ssl_target_name_override": IP_TARGET_SERVER_NAME, ...options.channelOptions };
+  const client = new Client(target, credentialsFor(options, tls, ipHost), channelOptions);
   return {
     verify(request, callOptions) {
       return new Promise<VerifyResponse>((resolve, reject) => {
