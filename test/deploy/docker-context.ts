@@ -1,4 +1,6 @@
 import { execFileSync } from "node:child_process";
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
 import { REPO_ROOT } from "./render-overlay.js";
 
 /**
@@ -43,11 +45,32 @@ function patternRegex(pattern: string): RegExp {
   return new RegExp(`^${source}(?:/.*)?$`);
 }
 
-/** The repository's files as git sees them: tracked, plus new ones it does not ignore. */
+/**
+ * The repository's files as git sees them: tracked, plus new ones it does not ignore. Outside a
+ * git checkout (the mutation check's copy), every file but dependencies and local data.
+ */
 export function gitFiles(): string[] {
-  const output = execFileSync("git", ["ls-files", "--cached", "--others", "--exclude-standard"], {
-    cwd: REPO_ROOT,
-    encoding: "utf8",
-  });
-  return output.split("\n").filter((file) => file !== "");
+  try {
+    const output = execFileSync("git", ["ls-files", "--cached", "--others", "--exclude-standard"], {
+      cwd: REPO_ROOT,
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    return output.split("\n").filter((file) => file !== "");
+  } catch {
+    return walk(REPO_ROOT, "");
+  }
+}
+
+const NOT_SOURCES = new Set(["node_modules", ".git", ".tmp", ".latchkey"]);
+
+function walk(root: string, prefix: string): string[] {
+  const files: string[] = [];
+  for (const entry of readdirSync(join(root, prefix), { withFileTypes: true })) {
+    if (NOT_SOURCES.has(entry.name)) continue;
+    const path = prefix === "" ? entry.name : `${prefix}/${entry.name}`;
+    if (entry.isDirectory()) files.push(...walk(root, path));
+    else files.push(path);
+  }
+  return files;
 }
