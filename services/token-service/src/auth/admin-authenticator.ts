@@ -3,6 +3,7 @@ import { hashToken, MAX_TOKEN_LENGTH, missingScopes, parseToken } from "@latchke
 import type { Kysely } from "kysely";
 import type { Database } from "../db/tables.js";
 import { findKeyByHash } from "../keys/key.repository.js";
+import { keyUsability } from "../keys/key-usability.js";
 import { type Principal, ROOT_ACTOR } from "./principal.js";
 import { isRootKey, type RootCredential } from "./root-key.js";
 
@@ -49,14 +50,7 @@ export class AdminAuthenticator {
     );
     if (!parseToken(token, this.#prefix).ok) throw invalid;
     const row = await findKeyByHash(this.#db, hash);
-    if (
-      !row ||
-      row.revoked_at ||
-      !row.enabled ||
-      (row.expires_at && row.expires_at.getTime() <= Date.now())
-    ) {
-      throw invalid;
-    }
+    if (!row || !keyUsability(row, Date.now()).usable) throw invalid;
     if (missingScopes(row.scopes, ["admin"]).length > 0) {
       throw new ConnectError("the bearer key lacks scope 'admin'", Code.PermissionDenied);
     }

@@ -19,6 +19,7 @@ import type { NewApiKeyRow } from "../db/tables.js";
 import { newKeyId } from "../ids.js";
 import { insertKey, updateKey } from "../keys/key.repository.js";
 import { keyFromRow } from "../keys/key-mapper.js";
+import { type KeyUnusableReason, type KeyUsabilityOptions, keyUsability } from "../keys/key-usability.js";
 import { enqueueKeyEvent } from "../outbox/outbox.repository.js";
 import type { RpcContext } from "../server/rpc-context.js";
 import { findTeam } from "../teams/team.repository.js";
@@ -37,6 +38,13 @@ import {
 const MAX_GRACE_MS = 30 * 86_400_000;
 const MAX_WAIT_MS = 30_000;
 const MAX_LIFETIME_MS = 100 * 365 * 86_400_000;
+// A disabled key may be rotated: it returns a token, and the replacement stays disabled.
+const ROTATABLE: KeyUsabilityOptions = { allowDisabled: true };
+const NOT_ROTATABLE: Readonly<Record<KeyUnusableReason, string>> = {
+  revoked: "is revoked",
+  disabled: "is disabled",
+  expired: "has expired",
+};
 
 /** The row of a new key for `token`: its id, hash and hint, never revoked nor used. */
 function newKeyRow(
@@ -188,10 +196,12 @@ export async function rotateKey(
     const old = await lockKey(trx, principal, keyId);
     authorizeKeyWrite(principal, { kind: "rotate", key: old });
     const now = new Date();
-    if (old.revoked_at)
-      throw new ConnectError(`key ${keyId} is revoked; issue a new key instead`, Code.FailedPrecondition);
-    if (old.expires_at && old.expires_at <= now) {
-      throw new ConnectError(`key ${keyId} has expired; issue a new key instead`, Code.FailedPrecondition);
+    const usability = keyUsability(old, now.getTime(), ROTATABLE);
+    if (!usability.usable) {
+      throw new ConnectError(
+        `key ${keyId} ${NOT_ROTATABLE[usability.reason]}; issue a new key instead`,
+        Code.FailedPrecondition,
+      );
     }
     const token = generateToken({ prefix: deps.keyPrefix, environment: old.environment });
     const fresh = await insertKey(
