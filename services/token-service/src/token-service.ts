@@ -15,7 +15,8 @@ import type { TokenServiceConfig } from "./config.js";
 import { type DatabaseHandle, openDatabase } from "./db/database.js";
 import { migrateToLatest } from "./db/migrate.js";
 import { startExpirySweeper } from "./keys/expiry-sweeper.js";
-import { KeyRowCache } from "./keys/key-row-cache.js";
+import { invalidateKeys } from "./keys/key-invalidation.js";
+import { KeyRowCache, tokenHashHex } from "./keys/key-row-cache.js";
 import { LastUsedRecorder } from "./keys/last-used-recorder.js";
 import { createLogger } from "./logger.js";
 import { createTokenServiceMetrics } from "./metrics/token-service-metrics.js";
@@ -125,7 +126,7 @@ export async function startTokenService(
       subscription = await bus.subscribe(
         {
           onEvent: ({ sequence, event }) =>
-            cache.applyEvent(sequence, event.keyId, Buffer.from(event.tokenHash).toString("hex")),
+            cache.applyEvent(sequence, event.keyId, tokenHashHex(event.tokenHash)),
           onGap: ({ firstAvailable }) => cache.clear(firstAvailable - 1),
           onConnectionChange: (connected) => {
             eventsConnected = connected;
@@ -165,10 +166,7 @@ export async function startTokenService(
       db: database.db,
       logger,
       intervalMs: config.expirySweepMs,
-      onExpired: (keys) => {
-        for (const key of keys) cache.invalidate(key.id, Buffer.from(key.token_hash).toString("hex"));
-        publisher.wake();
-      },
+      onExpired: (keys) => invalidateKeys({ cache, publisher }, keys),
     });
     cleanups.push(stopSweeper);
     const lastUsed = new LastUsedRecorder(database.db, logger, config.lastUsedFlushMs);

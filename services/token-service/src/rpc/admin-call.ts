@@ -35,12 +35,3 @@ export async function lockKey(
   if (!row || (principal.kind === "admin" && principal.teamId !== row.team_id)) throw keyNotFound(keyId);
   return row;
 }
-
-/**
- * After a key change has committed: drop it from this replica's row cache at
- * once (other replicas hear of it through the event) and wake the publisher.
- */
-export function keyChanged(deps: ServiceDeps, row: ApiKeyRow): void {
-  deps.cache.invalidate(row.id, Buffer.from(row.token_hash).toString("hex"));
-  deps.publisher.wake();
-}

@@ -13,10 +13,11 @@ import { recordAudit } from "../audit/audit.repository.js";
 import { assertTeamAccess } from "../auth/admin-authenticator.js";
 import { authorizeKeyWrite } from "../auth/key-authority.js";
 import { findKeyById, type KeyChanges, listKeys, updateKey } from "../keys/key.repository.js";
+import { invalidateKeys } from "../keys/key-invalidation.js";
 import { keyFromRow } from "../keys/key-mapper.js";
 import { enqueueKeyEvent } from "../outbox/outbox.repository.js";
 import type { RpcContext } from "../server/rpc-context.js";
-import { beginAdminCall, keyChanged, keyNotFound, lockKey } from "./admin-call.js";
+import { beginAdminCall, keyNotFound, lockKey } from "./admin-call.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 import type { ServiceDeps } from "./service-deps.js";
 import {
@@ -120,7 +121,7 @@ export async function updateKeyFields(
     });
     return updated;
   });
-  keyChanged(deps, row);
+  invalidateKeys(deps, [row]);
   deps.logger.info({ keyId, actor: principal.actor, requestId: ctx.requestId }, "key updated");
   return { key: keyFromRow(row) };
 }

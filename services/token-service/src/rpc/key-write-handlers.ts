@@ -18,12 +18,13 @@ import { authorizeKeyWrite } from "../auth/key-authority.js";
 import type { NewApiKeyRow } from "../db/tables.js";
 import { newKeyId } from "../ids.js";
 import { insertKey, updateKey } from "../keys/key.repository.js";
+import { invalidateKeys } from "../keys/key-invalidation.js";
 import { keyFromRow } from "../keys/key-mapper.js";
 import { type KeyUnusableReason, type KeyUsabilityOptions, keyUsability } from "../keys/key-usability.js";
 import { enqueueKeyEvent } from "../outbox/outbox.repository.js";
 import type { RpcContext } from "../server/rpc-context.js";
 import { findTeam } from "../teams/team.repository.js";
-import { beginAdminCall, keyChanged, lockKey } from "./admin-call.js";
+import { beginAdminCall, lockKey } from "./admin-call.js";
 import type { ServiceDeps } from "./service-deps.js";
 import {
   invalidArgument,
@@ -161,7 +162,7 @@ export async function revokeKey(
     eventId !== undefined && request.waitTimeout
       ? deps.tracker.track(eventId, performance.now(), waitMs)
       : undefined;
-  keyChanged(deps, row);
+  invalidateKeys(deps, [row]);
   deps.logger.info(
     { keyId, teamId: row.team_id, actor: principal.actor, requestId: ctx.requestId },
     "key revoked",
@@ -235,7 +236,7 @@ export async function rotateKey(
     });
     return { fresh, previous, token };
   });
-  keyChanged(deps, result.previous);
+  invalidateKeys(deps, [result.previous]);
   deps.logger.info(
     { keyId, newKeyId: result.fresh.id, actor: principal.actor, requestId: ctx.requestId },
     "key rotated",

@@ -4,7 +4,7 @@ import { effectiveScopes, hashToken, MAX_TOKEN_LENGTH, missingScopes, parseToken
 import type { ApiKeyRow } from "../db/tables.js";
 import { findKeyByHash } from "../keys/key.repository.js";
 import { keyFromRow } from "../keys/key-mapper.js";
-import type { CachedKey } from "../keys/key-row-cache.js";
+import { type CachedKey, tokenHashHex } from "../keys/key-row-cache.js";
 import { type KeyUnusableReason, keyUsability } from "../keys/key-usability.js";
 import { markImmutable } from "../server/immutable-message.js";
 import type { ServiceDeps } from "./service-deps.js";
@@ -87,7 +87,7 @@ export function createVerifyHandler(
       request.requiredScopes.length > 0 ? requireScopes(request.requiredScopes, "required_scopes") : [];
     if (!parseToken(request.token, deps.keyPrefix).ok) return counted(MALFORMED);
     const hash = hashToken(request.token);
-    const hashHex = hash.toString("hex");
+    const hashHex = tokenHashHex(hash);
     // While events do not reach this replica, a cached row could miss a
     // revocation made elsewhere: read through to the database instead. The
     // same when the caller has applied events this replica has not yet.
