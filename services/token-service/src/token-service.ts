@@ -3,7 +3,7 @@ import { readPemFile } from "@latchkey/config";
 import type { KeyEventBus } from "@latchkey/events";
 import type { Logger } from "pino";
 import { Registry } from "prom-client";
-import { AdminAuthenticator } from "./auth/admin-authenticator.js";
+import { createAdminAuthenticator } from "./auth/admin-authenticator.js";
 import { resolveRootCredential } from "./auth/root-key.js";
 import type { TokenServiceConfig } from "./config.js";
 import { type DatabaseHandle, openDatabase } from "./db/database.js";
@@ -153,7 +153,7 @@ export async function startTokenService(
       db: database.db,
       logger,
       keyPrefix: config.keyPrefix,
-      auth: new AdminAuthenticator(database.db, root, config.keyPrefix),
+      auth: createAdminAuthenticator({ db: database.db, root, keyPrefix: config.keyPrefix }),
       cache,
       lastUsed,
       publisher,
