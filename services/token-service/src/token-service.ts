@@ -22,12 +22,12 @@ import { PropagationTracker } from "./outbox/propagation-tracker.js";
 import type { ServiceDeps } from "./rpc/service-deps.js";
 import { createTeamService } from "./rpc/team-handlers.js";
 import { createTokenService } from "./rpc/token-service-impl.js";
-import { createConnectServer } from "./server/connect-server.js";
-import { createGrpcServer } from "./server/grpc-server.js";
-import { createHealthService, ServingStatus } from "./server/health.js";
-import { createMetricsServer } from "./server/metrics-server.js";
-import { createReflectionServices } from "./server/reflection.js";
-import type { RunningServer, TlsOptions } from "./server/running-server.js";
+import { createConnectServer } from "./server/connect/connect-server.js";
+import { createGrpcServer } from "./server/grpc-js/grpc-server.js";
+import { createMetricsServer } from "./server/metrics/metrics-server.js";
+import { createHealthService, ServingStatus } from "./server/shared/health.js";
+import { createReflectionServices } from "./server/shared/reflection.js";
+import type { RunningServer, TlsOptions } from "./server/shared/running-server.js";
 
 /** Options of {@link startTokenService} that are not configuration. */
 export interface StartOptions {

@@ -1,6 +1,6 @@
 import { VerifyResult } from "@latchkey/proto";
 import { Counter, collectDefaultMetrics, Gauge, type Registry } from "prom-client";
-import type { CallRecord } from "../server/logging-interceptor.js";
+import type { CallRecord } from "../server/shared/logging-interceptor.js";
 import { type ObserveDuration, registerDurationHistogram } from "./duration-histogram.js";
 
 /** How a Verify used the row cache. */

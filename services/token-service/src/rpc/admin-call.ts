@@ -2,7 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { Principal } from "../auth/principal.js";
 import type { ApiKeyRow } from "../db/tables.js";
 import { findKeyById } from "../keys/key.repository.js";
-import type { RpcContext } from "../server/rpc-context.js";
+import type { RpcContext } from "../server/shared/rpc-context.js";
 import type { ServiceDeps } from "./service-deps.js";
 import { rejectUnknownFields } from "./validate.js";
 

@@ -16,7 +16,7 @@ import { findKeyById, type KeyChanges, listKeys, updateKey } from "../keys/key.r
 import { invalidateKeys } from "../keys/key-invalidation.js";
 import { keyFromRow } from "../keys/key-mapper.js";
 import { enqueueKeyEvent } from "../outbox/outbox.repository.js";
-import type { RpcContext } from "../server/rpc-context.js";
+import type { RpcContext } from "../server/shared/rpc-context.js";
 import { beginAdminCall, keyNotFound, lockKey } from "./admin-call.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 import type { ServiceDeps } from "./service-deps.js";

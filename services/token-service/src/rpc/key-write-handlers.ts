@@ -22,7 +22,7 @@ import { invalidateKeys } from "../keys/key-invalidation.js";
 import { keyFromRow } from "../keys/key-mapper.js";
 import { type KeyUnusableReason, type KeyUsabilityOptions, keyUsability } from "../keys/key-usability.js";
 import { enqueueKeyEvent } from "../outbox/outbox.repository.js";
-import type { RpcContext } from "../server/rpc-context.js";
+import type { RpcContext } from "../server/shared/rpc-context.js";
 import { findTeam } from "../teams/team.repository.js";
 import { beginAdminCall, lockKey } from "./admin-call.js";
 import type { ServiceDeps } from "./service-deps.js";

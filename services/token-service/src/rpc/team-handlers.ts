@@ -5,7 +5,7 @@ import { recordAudit } from "../audit/audit.repository.js";
 import { assertRoot } from "../auth/admin-authenticator.js";
 import type { TeamRow } from "../db/tables.js";
 import { newTeamId } from "../ids.js";
-import { registerService, type ServiceRegistration } from "../server/service-registration.js";
+import { registerService, type ServiceRegistration } from "../server/shared/service-registration.js";
 import { insertTeam, listTeams } from "../teams/team.repository.js";
 import { beginAdminCall } from "./admin-call.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";

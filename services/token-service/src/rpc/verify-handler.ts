@@ -6,7 +6,7 @@ import { findKeyByHash } from "../keys/key.repository.js";
 import { keyFromRow } from "../keys/key-mapper.js";
 import { type CachedKey, tokenHashHex } from "../keys/key-row-cache.js";
 import { type KeyUnusableReason, keyUsability } from "../keys/key-usability.js";
-import { markImmutable } from "../server/immutable-message.js";
+import { markImmutable } from "../server/shared/immutable-message.js";
 import type { ServiceDeps } from "./service-deps.js";
 import { invalidArgument, rejectUnknownFields, requireScopes } from "./validate.js";
 

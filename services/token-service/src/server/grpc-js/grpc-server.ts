@@ -2,15 +2,15 @@ import { setMaxListeners } from "node:events";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type ChannelOptions, Server, ServerCredentials } from "@grpc/grpc-js";
 import type { Logger } from "pino";
-import { grpcService } from "./grpc-service-definition.js";
-import type { CallRecord } from "./logging-interceptor.js";
+import type { CallRecord } from "../shared/logging-interceptor.js";
 import {
   DEFAULT_MAX_RECEIVE_MESSAGE_BYTES,
   type ListenOptions,
   type RunningServer,
   type TlsOptions,
-} from "./running-server.js";
-import type { ServiceRegistration } from "./service-registration.js";
+} from "../shared/running-server.js";
+import type { ServiceRegistration } from "../shared/service-registration.js";
+import { grpcService } from "./grpc-service-definition.js";
 
 /** Options of {@link createGrpcServer}. */
 export interface GrpcServerOptions {
