@@ -77,7 +77,7 @@ export async function createGrpcServer(options: GrpcServerOptions): Promise<Runn
   }
   const credentials = options.tls
     ? ServerCredentials.createSsl(null, [
-        { cert_chain: toBuffer(options.tls.cert), private_key: toBuffer(options.tls.key) },
+        { cert_chain: Buffer.from(options.tls.cert), private_key: Buffer.from(options.tls.key) },
       ])
     : ServerCredentials.createInsecure();
   const host = options.listen.host.includes(":") ? `[${options.listen.host}]` : options.listen.host;
@@ -108,8 +108,4 @@ export async function createGrpcServer(options: GrpcServerOptions): Promise<Runn
       return closing;
     },
   };
-}
-
-function toBuffer(pem: string | Buffer): Buffer {
-  return typeof pem === "string" ? Buffer.from(pem) : pem;
 }
