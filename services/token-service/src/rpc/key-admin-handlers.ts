@@ -18,7 +18,7 @@ import { keyFromRow } from "../keys/key-mapper.js";
 import { enqueueKeyEvent } from "../outbox/outbox.repository.js";
 import type { RpcContext } from "../server/shared/rpc-context.js";
 import { beginAdminCall, keyNotFound, lockKey } from "./admin-call.js";
-import { decodePageToken, encodePageToken } from "./page-token.js";
+import { decodePageToken, pageOf } from "./page-token.js";
 import type { ServiceDeps } from "./service-deps.js";
 import {
   invalidArgument,
@@ -61,13 +61,8 @@ export async function listTeamKeys(
     after: decodePageToken(request.pageToken),
     includeRevoked: request.includeRevoked,
   });
-  const page = rows.slice(0, limit);
-  const last = page.at(-1);
-  return {
-    keys: page.map(keyFromRow),
-    nextPageToken:
-      rows.length > limit && last ? encodePageToken({ createdAt: last.created_at, id: last.id }) : "",
-  };
+  const { page, nextPageToken } = pageOf(rows, limit);
+  return { keys: page.map(keyFromRow), nextPageToken };
 }
 
 /** Update: name, scopes, metadata, enabled; each kind of change becomes a key event. */
