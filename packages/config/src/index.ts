@@ -1,5 +1,5 @@
 /** Layered, validated configuration for Latchkey services. */
-export { ConfigError, type EnvBinding, type LoadConfigOptions, loadConfig } from "./load-config.js";
+export { ConfigError, type LoadConfigOptions, loadConfig } from "./load-config.js";
 export {
   checkNatsClientFiles,
   checkNatsClientSettings,

@@ -18,12 +18,6 @@ export class ConfigError extends Error {
   }
 }
 
-/** How one schema field is fed from the environment. */
-export interface EnvBinding {
-  /** Environment variable name, e.g. `LATCHKEY_LISTEN`. */
-  readonly env: string;
-}
-
 /** Options of {@link loadConfig}. */
 export interface LoadConfigOptions<S extends z.ZodObject> {
   /** The schema; its defaults are the lowest layer. */

@@ -1,22 +1,19 @@
 import { readFileSync } from "node:fs";
-import { checkNatsClientFiles, readPemFile } from "@latchkey/config";
-import {
-  createMemoryKeyEventBus,
-  createNatsKeyEventBus,
-  type KeyEventBus,
-  type KeyEventSubscription,
-  TOKEN_SERVICE_INBOX_PREFIX,
-} from "@latchkey/events";
+import { readPemFile } from "@latchkey/config";
+import type { KeyEventBus } from "@latchkey/events";
 import type { Logger } from "pino";
 import { Registry } from "prom-client";
-import { AdminAuthenticator } from "./auth/admin-authenticator.js";
+import { createAdminAuthenticator } from "./auth/admin-authenticator.js";
 import { resolveRootCredential } from "./auth/root-key.js";
 import type { TokenServiceConfig } from "./config.js";
 import { type DatabaseHandle, openDatabase } from "./db/database.js";
 import { migrateToLatest } from "./db/migrate.js";
+import { openKeyEventBus } from "./key-event-bus.js";
 import { startExpirySweeper } from "./keys/expiry-sweeper.js";
+import { invalidateKeys } from "./keys/key-invalidation.js";
 import { KeyRowCache } from "./keys/key-row-cache.js";
 import { LastUsedRecorder } from "./keys/last-used-recorder.js";
+import { createRowCacheFeed } from "./keys/row-cache-feed.js";
 import { createLogger } from "./logger.js";
 import { createTokenServiceMetrics } from "./metrics/token-service-metrics.js";
 import { OUTBOX_CHANNEL, pendingBacklog } from "./outbox/outbox.repository.js";
@@ -25,12 +22,12 @@ import { PropagationTracker } from "./outbox/propagation-tracker.js";
 import type { ServiceDeps } from "./rpc/service-deps.js";
 import { createTeamService } from "./rpc/team-handlers.js";
 import { createTokenService } from "./rpc/token-service-impl.js";
-import { createConnectServer } from "./server/connect-server.js";
-import { createGrpcServer } from "./server/grpc-server.js";
-import { createHealthService, ServingStatus } from "./server/health.js";
-import { createMetricsServer } from "./server/metrics-server.js";
-import { createReflectionServices } from "./server/reflection.js";
-import type { RunningServer, TlsOptions } from "./server/running-server.js";
+import { createConnectServer } from "./server/connect/connect-server.js";
+import { createGrpcServer } from "./server/grpc-js/grpc-server.js";
+import { createMetricsServer } from "./server/metrics/metrics-server.js";
+import { createHealthService, ServingStatus } from "./server/shared/health.js";
+import { createReflectionServices } from "./server/shared/reflection.js";
+import type { RunningServer, TlsOptions } from "./server/shared/running-server.js";
 
 /** Options of {@link startTokenService} that are not configuration. */
 export interface StartOptions {
@@ -105,49 +102,25 @@ export async function startTokenService(
       rootKey: config.rootKey,
       prefix: config.keyPrefix,
     });
-    const closed = new AbortController();
     const cache = new KeyRowCache({
       maxEntries: config.verifyCacheMaxEntries,
       ttlMs: config.verifyCacheTtlMs,
     });
-    // False until the subscription is up: until then the row cache is bypassed.
-    let eventsConnected = false;
-    let subscription: KeyEventSubscription | undefined;
-    let wakePublisher: (() => void) | undefined;
-    const subscribe = async () => {
-      // Start at the stream's end as it is now. The cache is emptied when the
-      // subscription reports itself connected, after this read, so from then
-      // on it reflects every event up to `start` (their changes committed
-      // before they were published) and each later one as it arrives.
-      const start = await bus.lastSequence();
-      if (closed.signal.aborted) return;
-      cache.clear(start);
-      subscription = await bus.subscribe(
-        {
-          onEvent: ({ sequence, event }) =>
-            cache.applyEvent(sequence, event.keyId, Buffer.from(event.tokenHash).toString("hex")),
-          onGap: ({ firstAvailable }) => cache.clear(firstAvailable - 1),
-          onConnectionChange: (connected) => {
-            eventsConnected = connected;
-            if (connected) {
-              cache.clear();
-              // Events committed while the bus was down can go out now.
-              wakePublisher?.();
-            }
-          },
-        },
-        { afterSequence: start },
-      );
-      if (closed.signal.aborted) await subscription.close();
-    };
-    const bus = options.bus ?? openBus(config, logger, closed.signal, subscribe);
+    const opened = options.bus ? { bus: options.bus } : openKeyEventBus(config, logger);
+    const { bus } = opened;
     if (!options.bus) cleanups.push(() => bus.close());
-    cleanups.push(async () => {
-      await subscription?.close();
+    let wakePublisher: (() => void) | undefined;
+    const feed = createRowCacheFeed({
+      bus,
+      cache,
+      logger,
+      // Events committed while the bus was down can go out now.
+      onConnected: () => wakePublisher?.(),
     });
-    cleanups.push(async () => closed.abort());
-    // A NATS bus subscribes in the background once its stream exists; the others now.
-    if (options.bus || !config.natsUrl) await subscribe();
+    cleanups.push(() => feed.close());
+    // A NATS bus is subscribed to in the background once its stream exists; the others now.
+    if (opened.streamReady) feed.subscribeWhenReady(opened.streamReady);
+    else await feed.subscribe();
     const tracker = new PropagationTracker(bus);
     cleanups.push(() => tracker.close());
     const publisher = createOutboxPublisher({
@@ -165,10 +138,7 @@ export async function startTokenService(
       db: database.db,
       logger,
       intervalMs: config.expirySweepMs,
-      onExpired: (keys) => {
-        for (const key of keys) cache.invalidate(key.id, Buffer.from(key.token_hash).toString("hex"));
-        publisher.wake();
-      },
+      onExpired: (keys) => invalidateKeys({ cache, publisher }, keys),
     });
     cleanups.push(stopSweeper);
     const lastUsed = new LastUsedRecorder(database.db, logger, config.lastUsedFlushMs);
@@ -177,18 +147,18 @@ export async function startTokenService(
     const registry = new Registry();
     const metrics = createTokenServiceMetrics(registry, {
       outboxBacklog: () => pendingBacklog(database.db),
-      eventsConnected: () => eventsConnected,
+      eventsConnected: feed.connected,
     });
     const deps: ServiceDeps = {
       db: database.db,
       logger,
       keyPrefix: config.keyPrefix,
-      auth: new AdminAuthenticator(database.db, root, config.keyPrefix),
+      auth: createAdminAuthenticator({ db: database.db, root, keyPrefix: config.keyPrefix }),
       cache,
       lastUsed,
       publisher,
       tracker,
-      eventsConnected: () => eventsConnected,
+      eventsConnected: feed.connected,
       metrics,
     };
     const health = createHealthService({
@@ -261,7 +231,7 @@ export async function startTokenService(
       database,
       publisher,
       logger,
-      eventFeed: () => ({ connected: eventsConnected, appliedSequence: Number(cache.appliedSequence) }),
+      eventFeed: () => ({ connected: feed.connected(), appliedSequence: Number(cache.appliedSequence) }),
       close() {
         closing ??= (async () => {
           health.shutdown();
@@ -286,51 +256,4 @@ export async function startTokenService(
  */
 export function databaseCa(config: Pick<TokenServiceConfig, "dbCaFile">): Buffer | undefined {
   return config.dbCaFile === undefined ? undefined : readPemFile(config.dbCaFile, "LATCHKEY_DB_CA_FILE");
-}
-
-function openBus(
-  config: TokenServiceConfig,
-  logger: Logger,
-  closed: AbortSignal,
-  subscribe: () => Promise<void>,
-): KeyEventBus {
-  if (!config.natsUrl) return createMemoryKeyEventBus();
-  const bus = createNatsKeyEventBus({
-    servers: config.natsUrl,
-    name: "latchkey-token-service",
-    ...checkNatsClientFiles(config),
-    inboxPrefix: TOKEN_SERVICE_INBOX_PREFIX,
-    streamMaxAgeMs: config.streamMaxAgeS * 1000,
-    streamMaxBytes: config.streamMaxBytes,
-    replicas: config.streamReplicas,
-    logger,
-  });
-  // The service starts even while NATS is down: changes wait in the outbox and
-  // the publisher retries. The stream is created as soon as NATS answers, and
-  // only then can the row cache subscribe to it (subscribing needs the stream).
-  void (async () => {
-    let streamReady = false;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await bus.connected();
-        if (closed.aborted) return;
-        if (!streamReady) {
-          const { created } = await bus.ensureStream();
-          logger.info({ created }, "key event stream ready");
-          streamReady = true;
-        }
-        if (closed.aborted) return;
-        await subscribe();
-        return;
-      } catch (error) {
-        if (closed.aborted) return;
-        logger.warn({ err: error }, "cannot set up the key event stream or subscribe to it; retrying");
-        await new Promise((resolve) =>
-          setTimeout(resolve, Math.min(5_000, 250 * 2 ** Math.min(attempt, 5))).unref(),
-        );
-        if (closed.aborted) return;
-      }
-    }
-  })();
-  return bus;
 }

@@ -3,65 +3,73 @@ import { hashToken, MAX_TOKEN_LENGTH, missingScopes, parseToken } from "@latchke
 import type { Kysely } from "kysely";
 import type { Database } from "../db/tables.js";
 import { findKeyByHash } from "../keys/key.repository.js";
+import { keyUsability } from "../keys/key-usability.js";
 import { type Principal, ROOT_ACTOR } from "./principal.js";
 import { isRootKey, type RootCredential } from "./root-key.js";
 
 const BEARER = /^Bearer +(\S+) *$/i;
 
+/** Options of {@link createAdminAuthenticator}. */
+export interface AdminAuthenticatorOptions {
+  /** Where admin keys are looked up by token hash. */
+  readonly db: Kysely<Database>;
+  /** The root key's hash. */
+  readonly root: RootCredential;
+  /** The key prefix, so a malformed bearer value is refused before any lookup. */
+  readonly keyPrefix: string;
+}
+
+/** Authenticates the bearer key of an admin call. */
+export interface AdminAuthenticator {
+  /** The caller's {@link Principal}; rejects with a ConnectError when the header does not name one. */
+  authenticate(headers: Headers): Promise<Principal>;
+}
+
 /**
  * Turns an `Authorization: Bearer …` header into a {@link Principal}: the root
- * key (constant-time hash comparison) or a live key with scope `admin`.
- * Every refusal is a ConnectError whose message says what to fix without
- * saying whether a given key exists.
+ * key (constant-time hash comparison) or a usable key (see `keyUsability`)
+ * with scope `admin`. Every refusal is a ConnectError whose message says what
+ * to fix without saying whether a given key exists.
+ *
+ * @example
+ * ```ts
+ * const auth = createAdminAuthenticator({ db, root, keyPrefix: "lk" });
+ * const principal = await auth.authenticate(ctx.requestHeader);
+ * ```
  */
-export class AdminAuthenticator {
-  readonly #db: Kysely<Database>;
-  readonly #root: RootCredential;
-  readonly #prefix: string;
-
-  constructor(db: Kysely<Database>, root: RootCredential, prefix: string) {
-    this.#db = db;
-    this.#root = root;
-    this.#prefix = prefix;
-  }
-
-  /** Authenticates an admin call. */
-  async authenticate(headers: Headers): Promise<Principal> {
-    const header = headers.get("authorization");
-    if (header === null) {
-      throw new ConnectError(
-        "admin RPCs need 'Authorization: Bearer <root or admin key>'",
+export function createAdminAuthenticator(options: AdminAuthenticatorOptions): AdminAuthenticator {
+  const { db, root, keyPrefix } = options;
+  return {
+    async authenticate(headers) {
+      const header = headers.get("authorization");
+      if (header === null) {
+        throw new ConnectError(
+          "admin RPCs need 'Authorization: Bearer <root or admin key>'",
+          Code.Unauthenticated,
+        );
+      }
+      if (header.length > MAX_TOKEN_LENGTH + 16) {
+        throw new ConnectError("the Authorization header is too long", Code.Unauthenticated);
+      }
+      const token = BEARER.exec(header)?.[1];
+      if (token === undefined) {
+        throw new ConnectError("the Authorization header must be 'Bearer <key>'", Code.Unauthenticated);
+      }
+      const hash = hashToken(token);
+      if (isRootKey(root, hash)) return { kind: "root", actor: ROOT_ACTOR };
+      const invalid = new ConnectError(
+        "the bearer key is not valid (unknown, revoked, disabled or expired)",
         Code.Unauthenticated,
       );
-    }
-    if (header.length > MAX_TOKEN_LENGTH + 16) {
-      throw new ConnectError("the Authorization header is too long", Code.Unauthenticated);
-    }
-    const token = BEARER.exec(header)?.[1];
-    if (token === undefined) {
-      throw new ConnectError("the Authorization header must be 'Bearer <key>'", Code.Unauthenticated);
-    }
-    const hash = hashToken(token);
-    if (isRootKey(this.#root, hash)) return { kind: "root", actor: ROOT_ACTOR };
-    const invalid = new ConnectError(
-      "the bearer key is not valid (unknown, revoked, disabled or expired)",
-      Code.Unauthenticated,
-    );
-    if (!parseToken(token, this.#prefix).ok) throw invalid;
-    const row = await findKeyByHash(this.#db, hash);
-    if (
-      !row ||
-      row.revoked_at ||
-      !row.enabled ||
-      (row.expires_at && row.expires_at.getTime() <= Date.now())
-    ) {
-      throw invalid;
-    }
-    if (missingScopes(row.scopes, ["admin"]).length > 0) {
-      throw new ConnectError("the bearer key lacks scope 'admin'", Code.PermissionDenied);
-    }
-    return { kind: "admin", actor: row.id, teamId: row.team_id, scopes: row.scopes };
-  }
+      if (!parseToken(token, keyPrefix).ok) throw invalid;
+      const row = await findKeyByHash(db, hash);
+      if (!row || !keyUsability(row, Date.now()).usable) throw invalid;
+      if (missingScopes(row.scopes, ["admin"]).length > 0) {
+        throw new ConnectError("the bearer key lacks scope 'admin'", Code.PermissionDenied);
+      }
+      return { kind: "admin", actor: row.id, teamId: row.team_id, scopes: row.scopes };
+    },
+  };
 }
 
 /**

@@ -8,8 +8,6 @@ export interface RootCredential {
   readonly hash: Buffer;
   /** Set once, on the start that generated it, so it can be printed. */
   readonly generated: string | undefined;
-  /** True when it came from LATCHKEY_ROOT_KEY. */
-  readonly fromEnvironment: boolean;
 }
 
 function sha256(value: string): Buffer {
@@ -26,14 +24,13 @@ export async function resolveRootCredential(
   db: Kysely<Database>,
   options: { rootKey?: string | undefined; prefix: string },
 ): Promise<RootCredential> {
-  if (options.rootKey) return { hash: sha256(options.rootKey), generated: undefined, fromEnvironment: true };
+  if (options.rootKey) return { hash: sha256(options.rootKey), generated: undefined };
   const existing = await db
     .selectFrom("root_credential")
     .select("token_hash")
     .where("id", "=", 1)
     .executeTakeFirst();
-  if (existing)
-    return { hash: Buffer.from(existing.token_hash), generated: undefined, fromEnvironment: false };
+  if (existing) return { hash: Buffer.from(existing.token_hash), generated: undefined };
   const token = generateToken({ prefix: options.prefix, environment: "live" });
   const inserted = await db
     .insertInto("root_credential")
@@ -41,7 +38,7 @@ export async function resolveRootCredential(
     .onConflict((oc) => oc.column("id").doNothing())
     .returning("id")
     .executeTakeFirst();
-  if (inserted) return { hash: sha256(token), generated: token, fromEnvironment: false };
+  if (inserted) return { hash: sha256(token), generated: token };
   return resolveRootCredential(db, options);
 }
 

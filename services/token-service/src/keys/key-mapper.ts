@@ -3,11 +3,6 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type Key, KeySchema } from "@latchkey/proto";
 import type { ApiKeyRow } from "../db/tables.js";
 
-/** Normalizes a bytea column: pg gives a Buffer, PGlite a Uint8Array. */
-export function toBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
 /**
  * The public fields of a key row, as the API returns them. The token hash is
  * never part of them.

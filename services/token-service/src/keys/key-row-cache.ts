@@ -11,6 +11,16 @@ export type CachedKey = {
   readonly scopes: ReadonlySet<string>;
 } | null;
 
+/**
+ * The cache key of a token hash: its hex. pg gives a bytea as a Buffer and
+ * PGlite as a Uint8Array; either is read in place, not copied.
+ */
+export function tokenHashHex(hash: Uint8Array): string {
+  return (Buffer.isBuffer(hash) ? hash : Buffer.from(hash.buffer, hash.byteOffset, hash.byteLength)).toString(
+    "hex",
+  );
+}
+
 /** Options of {@link KeyRowCache}. */
 export interface KeyRowCacheOptions {
   readonly maxEntries: number;

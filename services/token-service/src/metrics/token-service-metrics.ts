@@ -1,7 +1,8 @@
 import { VerifyResult } from "@latchkey/proto";
-import { Counter, collectDefaultMetrics, Gauge, type Registry } from "prom-client";
-import type { CallRecord } from "../server/logging-interceptor.js";
+import { collectDefaultMetrics, Gauge, type Registry } from "prom-client";
+import type { CallRecord } from "../server/shared/logging-interceptor.js";
 import { type ObserveDuration, registerDurationHistogram } from "./duration-histogram.js";
+import { registerScrapedCounter } from "./scraped-counter.js";
 
 /** How a Verify used the row cache. */
 export type RowCacheOutcome = "hit" | "miss" | "bypass";
@@ -64,33 +65,19 @@ export function createTokenServiceMetrics(
   sources: TokenServiceMetricsSources,
 ): TokenServiceMetrics {
   collectDefaultMetrics({ register: registry });
-  const verifyCounts = new Array<number>(Math.max(...RESULTS) + 1).fill(0);
-  const verifyReported = new Array<number>(verifyCounts.length).fill(0);
-  new Counter({
+  const verifyCounts = registerScrapedCounter(registry, {
     name: "latchkey_token_service_verify_total",
     help: "Verify answers by result (VALID, NOT_FOUND, REVOKED, …); invalid requests are counted as RPC errors.",
-    labelNames: ["result"] as const,
-    registers: [registry],
-    collect() {
-      for (const result of RESULTS) {
-        this.labels(VerifyResult[result]).inc((verifyCounts[result] ?? 0) - (verifyReported[result] ?? 0));
-        verifyReported[result] = verifyCounts[result] ?? 0;
-      }
-    },
+    labelName: "result",
+    keys: RESULTS,
+    labelOf: (result) => VerifyResult[result],
   });
-  const cacheCounts: Record<RowCacheOutcome, number> = { hit: 0, miss: 0, bypass: 0 };
-  const cacheReported: Record<RowCacheOutcome, number> = { hit: 0, miss: 0, bypass: 0 };
-  new Counter({
+  const cacheCounts = registerScrapedCounter(registry, {
     name: "latchkey_token_service_row_cache_lookups_total",
     help: "Verify lookups in the key row cache: hit, miss, or bypass (key events cut off, or the caller has applied newer events).",
-    labelNames: ["outcome"] as const,
-    registers: [registry],
-    collect() {
-      for (const outcome of OUTCOMES) {
-        this.labels(outcome).inc(cacheCounts[outcome] - cacheReported[outcome]);
-        cacheReported[outcome] = cacheCounts[outcome];
-      }
-    },
+    labelName: "outcome",
+    keys: OUTCOMES,
+    labelOf: (outcome) => outcome,
   });
   const duration = registerDurationHistogram(registry, {
     name: "latchkey_token_service_rpc_duration_seconds",
@@ -142,7 +129,7 @@ export function createTokenServiceMetrics(
   });
   return {
     verified(result) {
-      verifyCounts[result] = (verifyCounts[result] ?? 0) + 1;
+      verifyCounts[result] += 1;
     },
     rowCache(outcome) {
       cacheCounts[outcome] += 1;

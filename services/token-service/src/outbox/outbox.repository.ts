@@ -81,11 +81,6 @@ export async function markPublished(db: Db, id: number, sequence: number): Promi
     .execute();
 }
 
-/** Number of rows not yet published (for metrics and tests). */
-export async function countPending(db: Db): Promise<number> {
-  return (await pendingBacklog(db)).rows;
-}
-
 /**
  * Rows not yet published and the creation time of the oldest (null when none):
  * one scan of the partial index on pending rows, for the backlog metrics.

@@ -2,7 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { Principal } from "../auth/principal.js";
 import type { ApiKeyRow } from "../db/tables.js";
 import { findKeyById } from "../keys/key.repository.js";
-import type { RpcContext } from "../server/rpc-context.js";
+import type { RpcContext } from "../server/shared/rpc-context.js";
 import type { ServiceDeps } from "./service-deps.js";
 import { rejectUnknownFields } from "./validate.js";
 
@@ -34,13 +34,4 @@ export async function lockKey(
   const row = await findKeyById(trx, keyId, true);
   if (!row || (principal.kind === "admin" && principal.teamId !== row.team_id)) throw keyNotFound(keyId);
   return row;
-}
-
-/**
- * After a key change has committed: drop it from this replica's row cache at
- * once (other replicas hear of it through the event) and wake the publisher.
- */
-export function keyChanged(deps: ServiceDeps, row: ApiKeyRow): void {
-  deps.cache.invalidate(row.id, Buffer.from(row.token_hash).toString("hex"));
-  deps.publisher.wake();
 }

@@ -13,11 +13,12 @@ import { recordAudit } from "../audit/audit.repository.js";
 import { assertTeamAccess } from "../auth/admin-authenticator.js";
 import { authorizeKeyWrite } from "../auth/key-authority.js";
 import { findKeyById, type KeyChanges, listKeys, updateKey } from "../keys/key.repository.js";
+import { invalidateKeys } from "../keys/key-invalidation.js";
 import { keyFromRow } from "../keys/key-mapper.js";
 import { enqueueKeyEvent } from "../outbox/outbox.repository.js";
-import type { RpcContext } from "../server/rpc-context.js";
-import { beginAdminCall, keyChanged, keyNotFound, lockKey } from "./admin-call.js";
-import { decodePageToken, encodePageToken } from "./page-token.js";
+import type { RpcContext } from "../server/shared/rpc-context.js";
+import { beginAdminCall, keyNotFound, lockKey } from "./admin-call.js";
+import { decodePageToken, pageOf } from "./page-token.js";
 import type { ServiceDeps } from "./service-deps.js";
 import {
   invalidArgument,
@@ -60,13 +61,8 @@ export async function listTeamKeys(
     after: decodePageToken(request.pageToken),
     includeRevoked: request.includeRevoked,
   });
-  const page = rows.slice(0, limit);
-  const last = page.at(-1);
-  return {
-    keys: page.map(keyFromRow),
-    nextPageToken:
-      rows.length > limit && last ? encodePageToken({ createdAt: last.created_at, id: last.id }) : "",
-  };
+  const { page, nextPageToken } = pageOf(rows, limit);
+  return { keys: page.map(keyFromRow), nextPageToken };
 }
 
 /** Update: name, scopes, metadata, enabled; each kind of change becomes a key event. */
@@ -120,7 +116,7 @@ export async function updateKeyFields(
     });
     return updated;
   });
-  keyChanged(deps, row);
+  invalidateKeys(deps, [row]);
   deps.logger.info({ keyId, actor: principal.actor, requestId: ctx.requestId }, "key updated");
   return { key: keyFromRow(row) };
 }

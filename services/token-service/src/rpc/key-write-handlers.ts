@@ -18,11 +18,13 @@ import { authorizeKeyWrite } from "../auth/key-authority.js";
 import type { NewApiKeyRow } from "../db/tables.js";
 import { newKeyId } from "../ids.js";
 import { insertKey, updateKey } from "../keys/key.repository.js";
+import { invalidateKeys } from "../keys/key-invalidation.js";
 import { keyFromRow } from "../keys/key-mapper.js";
+import { type KeyUnusableReason, type KeyUsabilityOptions, keyUsability } from "../keys/key-usability.js";
 import { enqueueKeyEvent } from "../outbox/outbox.repository.js";
-import type { RpcContext } from "../server/rpc-context.js";
+import type { RpcContext } from "../server/shared/rpc-context.js";
 import { findTeam } from "../teams/team.repository.js";
-import { beginAdminCall, keyChanged, lockKey } from "./admin-call.js";
+import { beginAdminCall, lockKey } from "./admin-call.js";
 import type { ServiceDeps } from "./service-deps.js";
 import {
   invalidArgument,
@@ -37,6 +39,13 @@ import {
 const MAX_GRACE_MS = 30 * 86_400_000;
 const MAX_WAIT_MS = 30_000;
 const MAX_LIFETIME_MS = 100 * 365 * 86_400_000;
+// A disabled key may be rotated: it returns a token, and the replacement stays disabled.
+const ROTATABLE: KeyUsabilityOptions = { allowDisabled: true };
+const NOT_ROTATABLE: Readonly<Record<KeyUnusableReason, string>> = {
+  revoked: "is revoked",
+  disabled: "is disabled",
+  expired: "has expired",
+};
 
 /** The row of a new key for `token`: its id, hash and hint, never revoked nor used. */
 function newKeyRow(
@@ -153,7 +162,7 @@ export async function revokeKey(
     eventId !== undefined && request.waitTimeout
       ? deps.tracker.track(eventId, performance.now(), waitMs)
       : undefined;
-  keyChanged(deps, row);
+  invalidateKeys(deps, [row]);
   deps.logger.info(
     { keyId, teamId: row.team_id, actor: principal.actor, requestId: ctx.requestId },
     "key revoked",
@@ -188,10 +197,12 @@ export async function rotateKey(
     const old = await lockKey(trx, principal, keyId);
     authorizeKeyWrite(principal, { kind: "rotate", key: old });
     const now = new Date();
-    if (old.revoked_at)
-      throw new ConnectError(`key ${keyId} is revoked; issue a new key instead`, Code.FailedPrecondition);
-    if (old.expires_at && old.expires_at <= now) {
-      throw new ConnectError(`key ${keyId} has expired; issue a new key instead`, Code.FailedPrecondition);
+    const usability = keyUsability(old, now.getTime(), ROTATABLE);
+    if (!usability.usable) {
+      throw new ConnectError(
+        `key ${keyId} ${NOT_ROTATABLE[usability.reason]}; issue a new key instead`,
+        Code.FailedPrecondition,
+      );
     }
     const token = generateToken({ prefix: deps.keyPrefix, environment: old.environment });
     const fresh = await insertKey(
@@ -225,7 +236,7 @@ export async function rotateKey(
     });
     return { fresh, previous, token };
   });
-  keyChanged(deps, result.previous);
+  invalidateKeys(deps, [result.previous]);
   deps.logger.info(
     { keyId, newKeyId: result.fresh.id, actor: principal.actor, requestId: ctx.requestId },
     "key rotated",

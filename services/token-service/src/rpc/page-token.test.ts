@@ -1,6 +1,6 @@
 import { Code } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
-import { decodePageToken, encodePageToken } from "./page-token.js";
+import { decodePageToken, encodePageToken, pageOf } from "./page-token.js";
 
 describe("page tokens", () => {
   it("round-trip a cursor", () => {
@@ -31,5 +31,20 @@ describe("page tokens", () => {
         rawMessage: expect.stringMatching(/^page_token: /),
       }),
     );
+  });
+});
+
+describe("pageOf", () => {
+  const rows = [1, 2, 3].map((n) => ({ id: `key_${n}`, created_at: new Date(Date.UTC(2026, 0, n)) }));
+
+  it("keeps `limit` rows and points the next page after the last of them when more follow", () => {
+    const { page, nextPageToken } = pageOf(rows, 2);
+    expect(page.map((row) => row.id)).toEqual(["key_1", "key_2"]);
+    expect(decodePageToken(nextPageToken)).toEqual({ createdAt: rows[1]?.created_at, id: "key_2" });
+  });
+
+  it("has no next page when nothing follows", () => {
+    expect(pageOf(rows, 3)).toEqual({ page: rows, nextPageToken: "" });
+    expect(pageOf([], 3)).toEqual({ page: [], nextPageToken: "" });
   });
 });

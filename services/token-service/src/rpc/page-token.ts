@@ -31,3 +31,26 @@ export function decodePageToken(token: string): PageCursor | undefined {
     throw bad;
   }
 }
+
+/**
+ * One page of rows read with `limit + 1` (the extra row only says that more
+ * follow) and the token of the next page: empty on the last one.
+ *
+ * @example
+ * ```ts
+ * const rows = await listTeams(db, { limit, after: decodePageToken(request.pageToken) });
+ * const { page, nextPageToken } = pageOf(rows, limit);
+ * ```
+ */
+export function pageOf<T extends { readonly created_at: Date; readonly id: string }>(
+  rows: readonly T[],
+  limit: number,
+): { page: T[]; nextPageToken: string } {
+  const page = rows.slice(0, limit);
+  const last = page.at(-1);
+  return {
+    page,
+    nextPageToken:
+      rows.length > limit && last ? encodePageToken({ createdAt: last.created_at, id: last.id }) : "",
+  };
+}

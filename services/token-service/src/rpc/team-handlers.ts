@@ -5,10 +5,10 @@ import { recordAudit } from "../audit/audit.repository.js";
 import { assertRoot } from "../auth/admin-authenticator.js";
 import type { TeamRow } from "../db/tables.js";
 import { newTeamId } from "../ids.js";
-import { registerService, type ServiceRegistration } from "../server/service-registration.js";
+import { registerService, type ServiceRegistration } from "../server/shared/service-registration.js";
 import { insertTeam, listTeams } from "../teams/team.repository.js";
 import { beginAdminCall } from "./admin-call.js";
-import { decodePageToken, encodePageToken } from "./page-token.js";
+import { decodePageToken, pageOf } from "./page-token.js";
 import type { ServiceDeps } from "./service-deps.js";
 import { pageSize, requireName } from "./validate.js";
 
@@ -51,13 +51,8 @@ export function createTeamService(deps: ServiceDeps): ServiceRegistration {
       assertRoot(await beginAdminCall(deps, ctx, request));
       const limit = pageSize(request.pageSize);
       const rows = await listTeams(deps.db, { limit, after: decodePageToken(request.pageToken) });
-      const page = rows.slice(0, limit);
-      const last = page.at(-1);
-      return {
-        teams: page.map(teamFromRow),
-        nextPageToken:
-          rows.length > limit && last ? encodePageToken({ createdAt: last.created_at, id: last.id }) : "",
-      };
+      const { page, nextPageToken } = pageOf(rows, limit);
+      return { teams: page.map(teamFromRow), nextPageToken };
     },
   });
 }

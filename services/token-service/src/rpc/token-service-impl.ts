@@ -1,5 +1,5 @@
 import { TokenService } from "@latchkey/proto";
-import { registerService, type ServiceRegistration } from "../server/service-registration.js";
+import { registerService, type ServiceRegistration } from "../server/shared/service-registration.js";
 import { getKey, listTeamKeys, updateKeyFields } from "./key-admin-handlers.js";
 import { issueKey, revokeKey, rotateKey } from "./key-write-handlers.js";
 import type { ServiceDeps } from "./service-deps.js";

@@ -4,8 +4,9 @@ import { effectiveScopes, hashToken, MAX_TOKEN_LENGTH, missingScopes, parseToken
 import type { ApiKeyRow } from "../db/tables.js";
 import { findKeyByHash } from "../keys/key.repository.js";
 import { keyFromRow } from "../keys/key-mapper.js";
-import type { CachedKey } from "../keys/key-row-cache.js";
-import { markImmutable } from "../server/immutable-message.js";
+import { type CachedKey, tokenHashHex } from "../keys/key-row-cache.js";
+import { type KeyUnusableReason, keyUsability } from "../keys/key-usability.js";
+import { markImmutable } from "../server/shared/immutable-message.js";
 import type { ServiceDeps } from "./service-deps.js";
 import { invalidArgument, rejectUnknownFields, requireScopes } from "./validate.js";
 
@@ -14,6 +15,11 @@ const NOT_FOUND = markImmutable(create(VerifyResponseSchema, { result: VerifyRes
 const REVOKED = markImmutable(create(VerifyResponseSchema, { result: VerifyResult.REVOKED }));
 const EXPIRED = markImmutable(create(VerifyResponseSchema, { result: VerifyResult.EXPIRED }));
 const DISABLED = markImmutable(create(VerifyResponseSchema, { result: VerifyResult.DISABLED }));
+const UNUSABLE: Readonly<Record<KeyUnusableReason, VerifyResponse>> = {
+  revoked: REVOKED,
+  disabled: DISABLED,
+  expired: EXPIRED,
+};
 
 /** A database lookup in flight, shared by concurrent misses for one token. */
 interface Lookup {
@@ -81,7 +87,7 @@ export function createVerifyHandler(
       request.requiredScopes.length > 0 ? requireScopes(request.requiredScopes, "required_scopes") : [];
     if (!parseToken(request.token, deps.keyPrefix).ok) return counted(MALFORMED);
     const hash = hashToken(request.token);
-    const hashHex = hash.toString("hex");
+    const hashHex = tokenHashHex(hash);
     // While events do not reach this replica, a cached row could miss a
     // revocation made elsewhere: read through to the database instead. The
     // same when the caller has applied events this replica has not yet.
@@ -96,9 +102,8 @@ export function createVerifyHandler(
   function verdict(found: CachedKey, required: readonly string[]): VerifyResponse {
     if (!found) return NOT_FOUND;
     const { row, key, valid, scopes } = found;
-    if (row.revoked_at) return REVOKED;
-    if (!row.enabled) return DISABLED;
-    if (row.expires_at && row.expires_at.getTime() <= Date.now()) return EXPIRED;
+    const usability = keyUsability(row, Date.now());
+    if (!usability.usable) return UNUSABLE[usability.reason];
     deps.lastUsed.record(row.id);
     const missing = missingScopes(scopes, required);
     if (missing.length > 0) {

@@ -19,9 +19,9 @@ import type {
   UntypedHandleCall,
   UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { serializeMessage } from "../shared/immutable-message.js";
+import { methodImplementation, type ServiceRegistration } from "../shared/service-registration.js";
 import { type GrpcCall, type GrpcCallScope, startGrpcCall } from "./grpc-call.js";
-import { serializeMessage } from "./immutable-message.js";
-import { methodImplementation, type ServiceRegistration } from "./service-registration.js";
 
 type AnyMessage = MessageShape<DescMessage>;
 

@@ -1,10 +1,10 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Metadata, type ServerErrorResponse, type status } from "@grpc/grpc-js";
 import type { Logger } from "pino";
-import { toPublicError } from "./error-interceptor.js";
-import { type CallRecord, logCall } from "./logging-interceptor.js";
-import { REQUEST_ID_HEADER, resolveRequestId } from "./request-id.js";
-import type { RpcContext } from "./rpc-context.js";
+import { toPublicError } from "../shared/error-interceptor.js";
+import { type CallRecord, logCall } from "../shared/logging-interceptor.js";
+import { REQUEST_ID_HEADER, resolveRequestId } from "../shared/request-id.js";
+import type { RpcContext } from "../shared/rpc-context.js";
 
 /** The part of a grpc-js call of any kind used here (grpc-js does not export its own type). */
 export interface ServerSurfaceCall {

@@ -4,19 +4,19 @@ import type { AddressInfo } from "node:net";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
-import { type CallInfo, contextValuesFor } from "./connect-context.js";
-import { connectRoutes } from "./connect-routes.js";
-import { createErrorInterceptor } from "./error-interceptor.js";
-import { trackHttp2Server } from "./http2-drain.js";
-import { type CallRecord, createLoggingInterceptor } from "./logging-interceptor.js";
-import { REQUEST_ID_HEADER, resolveRequestId } from "./request-id.js";
+import { createErrorInterceptor } from "../shared/error-interceptor.js";
+import { type CallRecord, createLoggingInterceptor } from "../shared/logging-interceptor.js";
+import { REQUEST_ID_HEADER, resolveRequestId } from "../shared/request-id.js";
 import {
   DEFAULT_MAX_RECEIVE_MESSAGE_BYTES,
   type ListenOptions,
   type RunningServer,
   type TlsOptions,
-} from "./running-server.js";
-import type { ServiceRegistration } from "./service-registration.js";
+} from "../shared/running-server.js";
+import type { ServiceRegistration } from "../shared/service-registration.js";
+import { type CallInfo, contextValuesFor } from "./connect-context.js";
+import { connectRoutes } from "./connect-routes.js";
+import { trackHttp2Server } from "./http2-drain.js";
 
 /** Options of {@link createConnectServer}. */
 export interface ConnectServerOptions {

@@ -1,7 +1,7 @@
 import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter, HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { methodImplementation, type ServiceRegistration } from "../shared/service-registration.js";
 import { rpcContextOf } from "./connect-context.js";
-import { methodImplementation, type ServiceRegistration } from "./service-registration.js";
 
 /**
  * Routes for connect-node: each registration's methods, called with an

@@ -6,7 +6,6 @@ import {
 } from "@connectrpc/connect-node";
 import { TeamService } from "@latchkey/proto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createConnectServer } from "./connect-server.js";
 import {
   captureLogger,
   createGate,
@@ -15,7 +14,8 @@ import {
   rejection,
   startTestServers,
   type TestServers,
-} from "./serving.fixture.js";
+} from "../shared/serving.fixture.js";
+import { createConnectServer } from "./connect-server.js";
 
 let servers: TestServers;
 let baseUrl: string;

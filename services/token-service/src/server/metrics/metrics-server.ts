@@ -3,7 +3,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
-import type { ListenOptions, RunningServer } from "./running-server.js";
+import type { ListenOptions, RunningServer } from "../shared/running-server.js";
 
 /** Options of {@link createMetricsServer}. */
 export interface MetricsServerOptions {

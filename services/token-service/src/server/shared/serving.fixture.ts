@@ -4,8 +4,8 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { TeamService } from "@latchkey/proto";
 import { pino } from "pino";
-import { createConnectServer } from "./connect-server.js";
-import { createGrpcServer } from "./grpc-server.js";
+import { createConnectServer } from "../connect/connect-server.js";
+import { createGrpcServer } from "../grpc-js/grpc-server.js";
 import { createHealthService, type HealthService } from "./health.js";
 import { createReflectionServices } from "./reflection.js";
 import type { RunningServer, TlsOptions } from "./running-server.js";

@@ -2,15 +2,15 @@ import { setMaxListeners } from "node:events";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type ChannelOptions, Server, ServerCredentials } from "@grpc/grpc-js";
 import type { Logger } from "pino";
-import { grpcService } from "./grpc-service-definition.js";
-import type { CallRecord } from "./logging-interceptor.js";
+import type { CallRecord } from "../shared/logging-interceptor.js";
 import {
   DEFAULT_MAX_RECEIVE_MESSAGE_BYTES,
   type ListenOptions,
   type RunningServer,
   type TlsOptions,
-} from "./running-server.js";
-import type { ServiceRegistration } from "./service-registration.js";
+} from "../shared/running-server.js";
+import type { ServiceRegistration } from "../shared/service-registration.js";
+import { grpcService } from "./grpc-service-definition.js";
 
 /** Options of {@link createGrpcServer}. */
 export interface GrpcServerOptions {
@@ -77,7 +77,7 @@ export async function createGrpcServer(options: GrpcServerOptions): Promise<Runn
   }
   const credentials = options.tls
     ? ServerCredentials.createSsl(null, [
-        { cert_chain: toBuffer(options.tls.cert), private_key: toBuffer(options.tls.key) },
+        { cert_chain: Buffer.from(options.tls.cert), private_key: Buffer.from(options.tls.key) },
       ])
     : ServerCredentials.createInsecure();
   const host = options.listen.host.includes(":") ? `[${options.listen.host}]` : options.listen.host;
@@ -108,8 +108,4 @@ export async function createGrpcServer(options: GrpcServerOptions): Promise<Runn
       return closing;
     },
   };
-}
-
-function toBuffer(pem: string | Buffer): Buffer {
-  return typeof pem === "string" ? Buffer.from(pem) : pem;
 }

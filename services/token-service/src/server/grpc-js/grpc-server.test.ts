@@ -13,7 +13,6 @@ import {
 import { loadSync } from "@grpc/proto-loader";
 import { TeamService } from "@latchkey/proto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createGrpcServer } from "./grpc-server.js";
 import {
   captureLogger,
   createGate,
@@ -22,9 +21,10 @@ import {
   rejection,
   startTestServers,
   type TestServers,
-} from "./serving.fixture.js";
+} from "../shared/serving.fixture.js";
+import { createGrpcServer } from "./grpc-server.js";
 
-const protoDir = fileURLToPath(new URL("../../../../proto", import.meta.url));
+const protoDir = fileURLToPath(new URL("../../../../../proto", import.meta.url));
 
 /** A plain grpc-js client for TeamService, from the .proto file like any third-party caller. */
 function grpcJsClient(port: number) {

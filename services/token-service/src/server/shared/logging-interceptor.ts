@@ -1,6 +1,6 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
-import { callInfoOf } from "./connect-context.js";
+import { callInfoOf } from "../connect/connect-context.js";
 
 /** One finished call, as logged. Deliberately has no headers: they carry `Authorization`. */
 export interface CallRecord {

@@ -1,6 +1,6 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
-import { callInfoOf } from "./connect-context.js";
+import { callInfoOf } from "../connect/connect-context.js";
 import { isUnavailableError } from "./unavailable-error.js";
 
 /** What {@link toPublicError} needs to know about the failed call. */

@@ -9,7 +9,7 @@ import { reflectionV1 as v1, reflectionV1alpha as v1alpha } from "@latchkey/prot
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestServers, type TestServers } from "./serving.fixture.js";
 
-const buf = fileURLToPath(new URL("../../../../node_modules/.bin/buf", import.meta.url));
+const buf = fileURLToPath(new URL("../../../../../node_modules/.bin/buf", import.meta.url));
 const run = promisify(execFile);
 
 let servers: TestServers;

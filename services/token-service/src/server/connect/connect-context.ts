@@ -4,8 +4,8 @@ import {
   createContextValues,
   type HandlerContext,
 } from "@connectrpc/connect";
-import { REQUEST_ID_HEADER, resolveRequestId } from "./request-id.js";
-import type { RpcContext, RpcProtocol } from "./rpc-context.js";
+import { REQUEST_ID_HEADER, resolveRequestId } from "../shared/request-id.js";
+import type { RpcContext, RpcProtocol } from "../shared/rpc-context.js";
 
 /** Per-call facts the node layer knows before connect takes over. */
 export interface CallInfo {
