@@ -1,5 +1,5 @@
 import { type Logger, pino } from "pino";
-import type { DecisionLabel } from "./authorize.js";
+import type { DecisionLabel } from "./decision.js";
 
 /** One line of the access log. Never holds a credential or a query string. */
 export interface AccessLogEntry {

@@ -1,7 +1,8 @@
 import { timingSafeEqual } from "node:crypto";
 import { hashToken } from "@latchkey/token";
 import { type CredentialSource, extractCredential, splitQueryToken } from "./credentials.js";
-import type { KeyChecker, VerifiedKey, VerifyOutcome } from "./key-checker.js";
+import { type Decision, type DecisionLabel, decision } from "./decision.js";
+import type { KeyChecker, VerifyOutcome } from "./key-checker.js";
 import { isCanonicalPath, normalizePath } from "./policy/normalize-path.js";
 import type { Policy, RouteRule } from "./policy/policy.js";
 import {
@@ -17,36 +18,6 @@ import {
   UNAVAILABLE,
   UNSTRIPPABLE_HEADERS,
 } from "./refusal.js";
-
-/**
- * What was decided, as counted in `latchkey_sidecar_decisions_total{decision}`
- * and written to the access log.
- */
-export type DecisionLabel =
-  | "public"
-  | "key"
-  | "secret"
-  | "bad_request"
-  | "no_credential"
-  | "invalid_credential"
-  | "insufficient_scope"
-  | "rate_limited"
-  | "unavailable"
-  | "not_checked";
-
-/** Every {@link DecisionLabel}, for pre-creating metric series. */
-export const DECISION_LABELS: readonly DecisionLabel[] = [
-  "public",
-  "key",
-  "secret",
-  "bad_request",
-  "no_credential",
-  "invalid_credential",
-  "insufficient_scope",
-  "rate_limited",
-  "unavailable",
-  "not_checked",
-];
 
 /** The parts of a request a decision is made from. */
 export interface RequestFacts {
@@ -73,28 +44,6 @@ export interface RequestFacts {
    * a lookup has to wait for the token-service, so the hit path allocates none.
    */
   readonly abortable?: { readonly signal: AbortSignal };
-}
-
-/** A decision on one request. `allow` false carries the refusal to send in enforce mode. */
-export interface Decision {
-  readonly allow: boolean;
-  readonly label: DecisionLabel;
-  readonly refusal: Refusal | undefined;
-  /** The matched rule; undefined when the path itself was refused. */
-  readonly rule: RouteRule | undefined;
-  /** Path to forward: the canonical one, or the raw one when normalization refused it. */
-  readonly path: string;
-  /** Query to forward: `token` parameters removed when the route takes them as a credential. */
-  readonly query: string;
-  /** The verified key (also for insufficient scope, for the log). */
-  readonly key: VerifiedKey | undefined;
-  /** The credential, kept for re-checking live connections; never logged. */
-  readonly credential: string | undefined;
-  readonly credentialSource: CredentialSource | undefined;
-  /** Whether the credential headers go upstream. */
-  readonly passCredential: boolean;
-  /** Whether method-override headers go upstream (the rule allows them, and the named method matches it too). */
-  readonly passMethodOverride: boolean;
 }
 
 /** Options of {@link createAuthorizer}. */
@@ -165,76 +114,18 @@ export function createAuthorizer(options: AuthorizerOptions): Authorize {
         if (access.kind !== "public" && access.allowQueryToken) queryTokens = split.tokens;
       }
     }
-    if (facts.methodOverride !== undefined) {
-      if (access.passMethodOverride) {
-        // The app will run the named method: it must be one this same rule covers.
-        if (
-          !HTTP_METHOD.test(facts.methodOverride) ||
-          policy.match(facts.methodOverride, normalized.matchPath) !== rule
-        ) {
-          return decision({
-            allow: false,
-            label: "bad_request",
-            refusal: METHOD_OVERRIDE_NOT_ALLOWED,
-            rule,
-            path,
-            query,
-          });
-        }
-      } else if (facts.forwardedAsSent === true) {
-        return decision({
-          allow: false,
-          label: "bad_request",
-          refusal: UNSTRIPPABLE_HEADERS,
-          rule,
-          path,
-          query,
-        });
-      }
-    }
-    if (facts.forwardedAsSent === true && facts.strippedSensitive === true) {
-      return decision({
-        allow: false,
-        label: "bad_request",
-        refusal: UNSTRIPPABLE_HEADERS,
-        rule,
-        path,
-        query,
-      });
+    const carried = carriedRefusal(facts, rule, policy, normalized.matchPath);
+    if (carried !== undefined) {
+      return decision({ allow: false, label: "bad_request", refusal: carried, rule, path, query });
     }
     if (access.kind === "public") return decision({ allow: true, label: "public", rule, path, query });
     const credential = extractCredential(
       { bearer: facts.bearer, apiKey: facts.apiKey, query: queryTokens },
       maxCredentialBytes,
     );
-    switch (credential.kind) {
-      case "none":
-        return decision({
-          allow: false,
-          label: "no_credential",
-          refusal: MISSING_CREDENTIAL,
-          rule,
-          path,
-          query,
-        });
-      case "conflict":
-        return decision({
-          allow: false,
-          label: "bad_request",
-          refusal: CONFLICTING_CREDENTIALS,
-          rule,
-          path,
-          query,
-        });
-      case "invalid":
-        return decision({
-          allow: false,
-          label: "invalid_credential",
-          refusal: INVALID_CREDENTIAL,
-          rule,
-          path,
-          query,
-        });
+    if (credential.kind !== "ok") {
+      const [label, refusal] = CREDENTIAL_REFUSALS[credential.kind];
+      return decision({ allow: false, label, refusal, rule, path, query });
     }
     const { value, source } = credential;
     if (access.kind === "secret") {
@@ -339,45 +230,39 @@ function fromOutcome(
   }
 }
 
+/**
+ * A refusal for what a request carries beside its credential, or undefined: a
+ * method override the rule does not pass on, or names a method another rule
+ * decides; and in forward-auth, where nothing can be stripped, any header
+ * proxy mode would strip.
+ */
+function carriedRefusal(
+  facts: RequestFacts,
+  rule: RouteRule,
+  policy: Policy,
+  matchPath: string,
+): Refusal | undefined {
+  const override = facts.methodOverride;
+  if (override !== undefined) {
+    if (rule.access.passMethodOverride) {
+      // The app will run the named method: it must be one this same rule covers.
+      if (!HTTP_METHOD.test(override) || policy.match(override, matchPath) !== rule) {
+        return METHOD_OVERRIDE_NOT_ALLOWED;
+      }
+    } else if (facts.forwardedAsSent === true) return UNSTRIPPABLE_HEADERS;
+  }
+  if (facts.forwardedAsSent === true && facts.strippedSensitive === true) return UNSTRIPPABLE_HEADERS;
+  return undefined;
+}
+
+/** What a credential that could not be used is refused as. */
+const CREDENTIAL_REFUSALS: Readonly<
+  Record<"none" | "conflict" | "invalid", readonly [DecisionLabel, Refusal]>
+> = {
+  none: ["no_credential", MISSING_CREDENTIAL],
+  conflict: ["bad_request", CONFLICTING_CREDENTIALS],
+  invalid: ["invalid_credential", INVALID_CREDENTIAL],
+};
+
 const NO_STRINGS: readonly string[] = [];
 const HTTP_METHOD = /^[A-Z]{1,20}$/;
-
-/** What {@link decision} is given: a decision without the fields it derives from the rule. */
-interface DecisionFields {
-  readonly allow: boolean;
-  readonly label: DecisionLabel;
-  readonly refusal?: Refusal;
-  readonly rule?: RouteRule;
-  readonly path: string;
-  readonly query: string;
-  readonly key?: VerifiedKey;
-  readonly credential?: string;
-  readonly credentialSource?: CredentialSource;
-}
-
-/** Every decision is built here, so they all share one object shape (one hidden class on the hot path). */
-function decision(fields: DecisionFields): Decision {
-  const { rule } = fields;
-  return {
-    allow: fields.allow,
-    label: fields.label,
-    refusal: fields.refusal,
-    rule,
-    path: fields.path,
-    query: fields.query,
-    key: fields.key,
-    credential: fields.credential,
-    credentialSource: fields.credentialSource,
-    passCredential: rule === undefined ? false : rule.access.passCredential,
-    passMethodOverride: rule === undefined ? false : rule.access.passMethodOverride,
-  };
-}
-
-/** The decision in `disabled` mode: nothing checked, everything forwarded as it came. */
-export function notChecked(rawPath: string, query: string): Decision {
-  return {
-    ...decision({ allow: true, label: "not_checked", path: rawPath, query }),
-    passCredential: true,
-    passMethodOverride: true,
-  };
-}

@@ -1,5 +1,5 @@
 import type { ServerResponse } from "node:http";
-import type { Decision } from "./authorize.js";
+import type { Decision } from "./decision.js";
 import type { LocalRoute } from "./proxy/http-proxy.js";
 import { identityHeaders } from "./proxy/identity-headers.js";
 import { type ProxyContext, splitTarget } from "./proxy/proxy-context.js";

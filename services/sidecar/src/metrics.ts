@@ -1,6 +1,6 @@
 import { Counter, Gauge, type Registry } from "prom-client";
-import { DECISION_LABELS, type DecisionLabel } from "./authorize.js";
 import type { EnforcementMode } from "./config.js";
+import { DECISION_LABELS, type DecisionLabel } from "./decision.js";
 
 /** The sidecar's Prometheus metrics, with the label sets bound once so the hot path only increments. */
 export interface SidecarMetrics {

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Dispatcher } from "undici";
-import type { Decision } from "../authorize.js";
+import type { Decision } from "../decision.js";
 import { BAD_GATEWAY, sendRefusal } from "../refusal.js";
 import { nextRequestId } from "../request-id.js";
 import { filterResponseHeaders, type ScannedRequest, scanRequestHeaders } from "./forward-headers.js";

@@ -1,5 +1,4 @@
-import type { Decision, DecisionLabel } from "../authorize.js";
-import { notChecked } from "../authorize.js";
+import { type Decision, type DecisionLabel, notChecked } from "../decision.js";
 import type { Refusal } from "../refusal.js";
 import { buildUpstreamHeaders, type ScannedRequest } from "./forward-headers.js";
 import { identityHeaders } from "./identity-headers.js";

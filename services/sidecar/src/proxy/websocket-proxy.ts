@@ -7,7 +7,7 @@ import {
 import { type RequestOptions as HttpsRequestOptions, request as httpsRequest } from "node:https";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
-import type { Decision } from "../authorize.js";
+import type { Decision } from "../decision.js";
 import {
   BAD_GATEWAY,
   BAD_WEBSOCKET_HANDSHAKE,
