@@ -196,15 +196,24 @@ function parseDuration(text: string | undefined): number {
 
 async function wrk(url: string, seconds: number, connections: number, token: string): Promise<WrkResult> {
   const run = promisify(execFile);
-  const { stdout } = await run("wrk", [
-    "-t1",
-    `-c${connections}`,
-    `-d${seconds}s`,
-    "--latency",
-    "-H",
-    `Authorization: Bearer ${token}`,
-    url,
-  ]);
+  let stdout: string;
+  try {
+    ({ stdout } = await run("wrk", [
+      "-t1",
+      `-c${connections}`,
+      `-d${seconds}s`,
+      "--latency",
+      "-H",
+      `Authorization: Bearer ${token}`,
+      url,
+    ]));
+  } catch (error) {
+    // The error lists the command line, which holds the key: say what failed without it.
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new Error(
+      code === "ENOENT" ? "wrk is not installed: apt-get install -y wrk" : `wrk failed (${String(code)})`,
+    );
+  }
   return {
     rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1] ?? 0),
     p50: parseDuration(/\s50%\s+(\S+)/.exec(stdout)?.[1]),
