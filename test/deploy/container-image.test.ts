@@ -54,6 +54,9 @@ const ENTRY_POINTS = {
   sidecar: "services/sidecar/src/main.ts",
 } as const;
 
+/** The export condition that maps a workspace's `exports` to its sources. */
+const SOURCE_CONDITION = "@latchkey/source";
+
 /** A package each entry point is known to load, so the import walk is seen to work. */
 const KNOWN_RUNTIME_PACKAGE: Readonly<Record<keyof typeof ENTRY_POINTS, string>> = {
   "token-service": "kysely",
@@ -64,7 +67,7 @@ interface PackageJson {
   readonly name?: string;
   readonly dependencies?: Record<string, string>;
   readonly devDependencies?: Record<string, string>;
-  readonly exports?: Record<string, string>;
+  readonly exports?: Record<string, Record<string, string>>;
 }
 
 function readPackage(dir: string): PackageJson {
@@ -114,7 +117,7 @@ function runtimePackages(entry: string): Map<string, string> {
       const subpath = `.${specifier.slice(name.length)}`;
       const workspace = spaces.get(name);
       if (workspace !== undefined) {
-        const target = readPackage(workspace).exports?.[subpath];
+        const target = readPackage(workspace).exports?.[subpath]?.[SOURCE_CONDITION];
         if (target === undefined)
           throw new Error(`${relative(REPO_ROOT, file)}: ${specifier} is not exported`);
         queue.push(resolve(workspace, target));
