@@ -13,7 +13,14 @@ if (process.versions.node.split(".")[0] !== pinned.split(".")[0]) {
   );
 }
 
+// Workspace packages export their built dist/ by default and src/ under the "@latchkey/source"
+// condition: tests run on the sources, with no build first. Setting conditions replaces Vite's
+// defaults, so these are the defaults with ours in front.
+const SOURCE_CONDITION = "@latchkey/source";
+
 export default defineConfig({
+  resolve: { conditions: [SOURCE_CONDITION, "module", "node", "development|production"] },
+  ssr: { resolve: { conditions: [SOURCE_CONDITION, "module", "node", "development|production"] } },
   test: {
     include: ["packages/**/src/**/*.test.ts", "services/**/src/**/*.test.ts", "test/**/*.test.ts"],
     exclude: ["**/node_modules/**", "test/bench/**"],

@@ -71,7 +71,7 @@ try {
   await Promise.all(
     Array.from({ length: verifierCount }, async () => {
       const child = fork(verifierEntry, [], {
-        execArgv: ["--import", "tsx"],
+        execArgv: ["--conditions=@latchkey/source", "--import", "tsx"],
         env: { ...process.env, NATS_URL: nats.url, TOKEN_SERVICE_URL: `http://127.0.0.1:${grpcPort}` },
         stdio: ["ignore", "inherit", "inherit", "ipc"],
       });

@@ -24,7 +24,7 @@ export async function spawnService(
   ready: RegExp,
   timeoutMs = 30_000,
 ): Promise<ServiceProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", entry], {
+  const child = spawn(process.execPath, ["--conditions=@latchkey/source", "--import", "tsx", entry], {
     cwd: ROOT,
     env: { ...process.env, LATCHKEY_LOG_LEVEL: "warn", ...env },
     stdio: ["ignore", "pipe", "pipe"],

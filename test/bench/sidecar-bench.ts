@@ -226,7 +226,17 @@ async function openLoop(url: string, rate: number, seconds: number, token: strin
   const run = promisify(execFile);
   const { stdout } = await run(
     process.execPath,
-    ["--import", "tsx", SELF, "--open-loop", url, String(rate), String(seconds), `Bearer ${token}`],
+    [
+      "--conditions=@latchkey/source",
+      "--import",
+      "tsx",
+      SELF,
+      "--open-loop",
+      url,
+      String(rate),
+      String(seconds),
+      `Bearer ${token}`,
+    ],
     { cwd: ROOT, maxBuffer: 1024 * 1024 },
   );
   return JSON.parse(stdout.trim().split("\n").at(-1) ?? "{}") as {
@@ -270,14 +280,26 @@ async function main(): Promise<void> {
       stops.unshift(() => stopChild(process_));
       return { process: process_, logFile };
     };
-    const upstream = child(["--import", "tsx", SELF, "--upstream", String(upstreamPort)], {}, "upstream");
+    const upstream = child(
+      ["--conditions=@latchkey/source", "--import", "tsx", SELF, "--upstream", String(upstreamPort)],
+      {},
+      "upstream",
+    );
     const bare = child(
-      ["--import", "tsx", SELF, "--bare-proxy", String(bareProxyPort), String(upstreamPort)],
+      [
+        "--conditions=@latchkey/source",
+        "--import",
+        "tsx",
+        SELF,
+        "--bare-proxy",
+        String(bareProxyPort),
+        String(upstreamPort),
+      ],
       {},
       "bare-proxy",
     );
     const tokenService = child(
-      ["--import", "tsx", "services/token-service/src/main.ts"],
+      ["--conditions=@latchkey/source", "--import", "tsx", "services/token-service/src/main.ts"],
       {
         DATABASE_URL: postgres.url,
         NATS_URL: nats.url,

@@ -50,6 +50,7 @@ async function h2loadVerify(port: number, dataFile: string, n: number): Promise<
 async function grpcLoad(port: number, bodiesFile: string, n: number): Promise<number> {
   const entry = fileURLToPath(new URL("./grpc-load.ts", import.meta.url));
   const args = [
+    "--conditions=@latchkey/source",
     "--import",
     "tsx",
     entry,

@@ -7,7 +7,7 @@ import { REPO_ROOT } from "./render-overlay.js";
 
 // No Docker engine runs on the project's machines, so the image is checked by reading
 // its Dockerfile, and by proving that what `npm ci --omit=dev` installs is enough to
-// run each service's entry point.
+// run each service's built entry point.
 
 const DOCKERFILE = readFileSync(join(REPO_ROOT, "deploy", "docker", "Dockerfile"), "utf8");
 const DOCKERIGNORE = readFileSync(join(REPO_ROOT, ".dockerignore"), "utf8");
@@ -49,10 +49,19 @@ function chain(name: string): string[] {
   return [...(parent === undefined ? [] : chain(parent.name)), ...own.lines];
 }
 
+/** What each image runs: the built JavaScript (`tsc -b` in the build stage). */
 const ENTRY_POINTS = {
-  "token-service": "services/token-service/src/main.ts",
-  sidecar: "services/sidecar/src/main.ts",
+  "token-service": "services/token-service/dist/main.js",
+  sidecar: "services/sidecar/dist/main.js",
 } as const;
+
+/** The source an entry point is compiled from: rootDir src/, outDir dist/ in each tsconfig.build.json. */
+function sourceOf(entry: string): string {
+  return entry.replace("/dist/", "/src/").replace(/\.js$/, ".ts");
+}
+
+/** The export condition that maps a workspace's `exports` to its sources. */
+const SOURCE_CONDITION = "@latchkey/source";
 
 /** A package each entry point is known to load, so the import walk is seen to work. */
 const KNOWN_RUNTIME_PACKAGE: Readonly<Record<keyof typeof ENTRY_POINTS, string>> = {
@@ -64,7 +73,7 @@ interface PackageJson {
   readonly name?: string;
   readonly dependencies?: Record<string, string>;
   readonly devDependencies?: Record<string, string>;
-  readonly exports?: Record<string, string>;
+  readonly exports?: Record<string, Record<string, string>>;
 }
 
 function readPackage(dir: string): PackageJson {
@@ -114,7 +123,7 @@ function runtimePackages(entry: string): Map<string, string> {
       const subpath = `.${specifier.slice(name.length)}`;
       const workspace = spaces.get(name);
       if (workspace !== undefined) {
-        const target = readPackage(workspace).exports?.[subpath];
+        const target = readPackage(workspace).exports?.[subpath]?.[SOURCE_CONDITION];
         if (target === undefined)
           throw new Error(`${relative(REPO_ROOT, file)}: ${specifier} is not exported`);
         queue.push(resolve(workspace, target));
@@ -155,13 +164,37 @@ describe("the container image", () => {
     (target, entry) => {
       const instructions = chain(target);
       const entrypoint = instructions.find((line) => line.startsWith("ENTRYPOINT"));
-      expect(entrypoint).toBe(`ENTRYPOINT ["node", "--import", "tsx", "${entry}"]`);
-      expect(existsSync(join(REPO_ROOT, entry))).toBe(true);
+      // Plain node on the built JavaScript: no loader, no compiler at run time.
+      expect(entrypoint).toBe(`ENTRYPOINT ["node", "${entry}"]`);
+      expect(existsSync(join(REPO_ROOT, sourceOf(entry)))).toBe(true);
+      const service = entry.split("/").slice(0, 2).join("/");
+      const build = JSON.parse(readFileSync(join(REPO_ROOT, service, "tsconfig.build.json"), "utf8"));
+      expect(build.compilerOptions).toMatchObject({ rootDir: "src", outDir: "dist" });
       const user = instructions.filter((line) => line.startsWith("USER")).at(-1);
       // Numeric, so the kubelet can verify runAsNonRoot without reading /etc/passwd.
       expect(user).toMatch(/^USER [1-9]\d*(:[1-9]\d*)?$/);
     },
   );
+
+  it("compiles in a build stage and copies only the built workspaces into the image", () => {
+    const build = stage("build").lines;
+    // All dependencies (the compiler is a dev dependency), then `tsc -b` over the project references.
+    expect(build.some((line) => /^RUN .*\bnpm ci --ignore-scripts\b/.test(line))).toBe(true);
+    expect(
+      build.some((line) =>
+        /^RUN node node_modules\/typescript\/bin\/tsc -b tsconfig\.build\.json\b/.test(line),
+      ),
+    ).toBe(true);
+    const copies = stage("deps").lines.filter((line) => line.startsWith("COPY"));
+    expect(copies).toEqual([
+      "COPY --from=manifests /src/ ./",
+      "COPY --from=build /src/packages/ ./packages/",
+      "COPY --from=build /src/services/ ./services/",
+    ]);
+    // What the build stage keeps of a workspace: its manifest, README, bin/ and dist/ (no src/).
+    const prune = stage("build").lines.find((line) => line.includes("-exec rm -rf"));
+    expect(prune).toMatch(/! -name package\.json ! -name bin ! -name dist ! -name README\.md -exec rm -rf/);
+  });
 
   it("leaves no package manager in the final image", () => {
     const cleanup = stage("runtime").lines.find((line) => line.startsWith("RUN rm -rf"));
@@ -188,9 +221,18 @@ describe("the container image", () => {
       .filter((line) => line !== "" && !line.startsWith("#"));
     expect(rules[0]).toBe("*");
     expect(rules.filter((rule) => rule.startsWith("!")).sort()).toEqual(
-      ["!package-lock.json", "!package.json", "!packages/", "!services/"].sort(),
+      [
+        "!package-lock.json",
+        "!package.json",
+        "!packages/",
+        "!services/",
+        "!tsconfig.build.json",
+        "!tsconfig.json",
+      ].sort(),
     );
     expect(rules).toContain("**/node_modules");
+    // The build stage compiles from sources; no local dist/ reaches it.
+    expect(rules).toContain("**/dist");
     expect(rules).toContain("**/.latchkey");
   });
 
@@ -211,9 +253,10 @@ describe("the container image", () => {
     for (const folder of workspaces().values()) {
       for (const name of Object.keys(readPackage(folder).dependencies ?? {})) production.add(name);
     }
-    // tsx runs the TypeScript sources; the image has no compile step.
-    expect(production.has("tsx")).toBe(true);
-    const packages = runtimePackages(entry);
+    // The image runs built JavaScript: tsx (and the compiler) are development tools only.
+    expect(production.has("tsx")).toBe(false);
+    expect(production.has("typescript")).toBe(false);
+    const packages = runtimePackages(sourceOf(entry));
     expect([...packages.keys()]).toContain(KNOWN_RUNTIME_PACKAGE[target as keyof typeof ENTRY_POINTS]);
     const missing = [...packages]
       .filter(([name]) => !production.has(name))

@@ -28,7 +28,7 @@ interface Child {
 }
 
 function startMain(env: Record<string, string>, args: string[] = []): Child {
-  const child = spawn(process.execPath, ["--import", "tsx", MAIN, ...args], {
+  const child = spawn(process.execPath, ["--conditions=@latchkey/source", "--import", "tsx", MAIN, ...args], {
     cwd: resolve("."),
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env },
     stdio: ["ignore", "pipe", "pipe"],

@@ -1,13 +1,13 @@
 import { createMemoryKeyEventBus, type KeyEventBus, type VerifierMessage } from "@latchkey/events";
 import { KeyEventType } from "@latchkey/proto";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { createVerifier, type Verifier } from "./verifier.js";
 import {
   createControlledBus,
   createTokenServiceStub,
   keyEvent,
   type TokenServiceStub,
-} from "./verifier.test-support.js";
+} from "../test-support/token-service-stub.js";
+import { createVerifier, type Verifier } from "./verifier.js";
 import type { VerifierOptions } from "./verifier-options.js";
 import type { KeyInvalidation } from "./verify-outcome.js";
 

@@ -2,8 +2,12 @@ import { createNatsKeyEventBus, type NatsKeyEventBus } from "@latchkey/events";
 import { KeyEventType } from "@latchkey/proto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type NatsServer, startNats } from "../../../test/harness/nats.js";
+import {
+  createTokenServiceStub,
+  keyEvent,
+  type TokenServiceStub,
+} from "../test-support/token-service-stub.js";
 import { createVerifier, type Verifier } from "./verifier.js";
-import { createTokenServiceStub, keyEvent, type TokenServiceStub } from "./verifier.test-support.js";
 import type { VerifierOptions } from "./verifier-options.js";
 import type { KeyInvalidation } from "./verify-outcome.js";
 

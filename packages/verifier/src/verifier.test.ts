@@ -3,8 +3,8 @@ import { Code } from "@connectrpc/connect";
 import { VerifyResponseSchema, VerifyResult } from "@latchkey/proto";
 import { generateToken, hashToken } from "@latchkey/token";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { createTokenServiceStub, type TokenServiceStub } from "../test-support/token-service-stub.js";
 import { createVerifier, type Verifier } from "./verifier.js";
-import { createTokenServiceStub, type TokenServiceStub } from "./verifier.test-support.js";
 import { tokenCacheKey } from "./verifier-cache.js";
 import type { VerifierOptions } from "./verifier-options.js";
 

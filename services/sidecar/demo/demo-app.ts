@@ -149,7 +149,7 @@ function echoFrames(socket: Socket): void {
   });
 }
 
-// `node --import tsx services/sidecar/demo/demo-app.ts` runs it on DEMO_PORT (default 3000).
+// `node --conditions=@latchkey/source --import tsx services/sidecar/demo/demo-app.ts` runs it on DEMO_PORT (default 3000).
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   const app = await startDemoApp({
     port: Number(process.env.DEMO_PORT ?? 3000),

@@ -1,6 +1,3 @@
 #!/usr/bin/env node
-// Runs the TypeScript entry point through tsx (no build step).
-import { register } from "tsx/esm/api";
-
-register();
-await import("../src/main.ts");
+// Runs the built entry point (`npm run build` writes dist/); production runs JavaScript, not tsx.
+await import("../dist/main.js");

@@ -14,7 +14,7 @@ import {
   rejection,
   startTestServers,
   type TestServers,
-} from "../shared/serving.fixture.js";
+} from "../../../test-support/test-servers.js";
 import { createConnectServer } from "./connect-server.js";
 
 let servers: TestServers;

@@ -21,7 +21,7 @@ import {
   rejection,
   startTestServers,
   type TestServers,
-} from "../shared/serving.fixture.js";
+} from "../../../test-support/test-servers.js";
 import { createGrpcServer } from "./grpc-server.js";
 
 const protoDir = fileURLToPath(new URL("../../../../../proto", import.meta.url));

@@ -2,9 +2,9 @@ import { Code, createClient, createRouterTransport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { Health } from "@latchkey/proto/grpc";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { rejection, startTestServers, type TestServers } from "../../../test-support/test-servers.js";
 import { connectRoutes } from "../connect/connect-routes.js";
 import { createHealthService, ServingStatus } from "./health.js";
-import { rejection, startTestServers, type TestServers } from "./serving.fixture.js";
 
 let servers: TestServers;
 beforeAll(async () => {

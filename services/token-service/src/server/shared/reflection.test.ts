@@ -7,7 +7,7 @@ import { Code, createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { reflectionV1 as v1, reflectionV1alpha as v1alpha } from "@latchkey/proto/grpc";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestServers, type TestServers } from "./serving.fixture.js";
+import { startTestServers, type TestServers } from "../../../test-support/test-servers.js";
 
 const buf = fileURLToPath(new URL("../../../../../node_modules/.bin/buf", import.meta.url));
 const run = promisify(execFile);

@@ -13,8 +13,8 @@ import {
 import { TeamService } from "@latchkey/proto";
 import { Health } from "@latchkey/proto/grpc";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestServers, type TestServers } from "../../../test-support/test-servers.js";
 import { ServingStatus } from "./health.js";
-import { startTestServers, type TestServers } from "./serving.fixture.js";
 
 let dir: string;
 let ca: Buffer;

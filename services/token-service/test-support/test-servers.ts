@@ -4,12 +4,12 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { TeamService } from "@latchkey/proto";
 import { pino } from "pino";
-import { createConnectServer } from "../connect/connect-server.js";
-import { createGrpcServer } from "../grpc-js/grpc-server.js";
-import { createHealthService, type HealthService } from "./health.js";
-import { createReflectionServices } from "./reflection.js";
-import type { RunningServer, TlsOptions } from "./running-server.js";
-import { registerService } from "./service-registration.js";
+import { createConnectServer } from "../src/server/connect/connect-server.js";
+import { createGrpcServer } from "../src/server/grpc-js/grpc-server.js";
+import { createHealthService, type HealthService } from "../src/server/shared/health.js";
+import { createReflectionServices } from "../src/server/shared/reflection.js";
+import type { RunningServer, TlsOptions } from "../src/server/shared/running-server.js";
+import { registerService } from "../src/server/shared/service-registration.js";
 
 /** A promise the test resolves by hand: how a call is held in flight without timers. */
 export interface Gate {
