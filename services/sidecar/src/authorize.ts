@@ -140,16 +140,7 @@ export function createAuthorizer(options: AuthorizerOptions): Authorize {
             credential: value,
             credentialSource: source,
           })
-        : decision({
-            allow: false,
-            label: "invalid_credential",
-            refusal: INVALID_CREDENTIAL,
-            rule,
-            path,
-            query,
-            credential: value,
-            credentialSource: source,
-          });
+        : invalidCredential(rule, path, query, value, source);
     }
     const cached = verifyCached?.(value, access.scopes);
     if (cached !== undefined) return fromOutcome(cached, rule, path, query, value, source);
@@ -217,16 +208,7 @@ function fromOutcome(
       });
     default:
       // MALFORMED, NOT_FOUND, REVOKED, EXPIRED, DISABLED: one answer, so nobody learns which.
-      return decision({
-        allow: false,
-        label: "invalid_credential",
-        refusal: INVALID_CREDENTIAL,
-        rule,
-        path,
-        query,
-        credential: value,
-        credentialSource: source,
-      });
+      return invalidCredential(rule, path, query, value, source);
   }
 }
 
@@ -253,6 +235,29 @@ function carriedRefusal(
   }
   if (facts.forwardedAsSent === true && facts.strippedSensitive === true) return UNSTRIPPABLE_HEADERS;
   return undefined;
+}
+
+/**
+ * The one refusal for a credential that does not verify and for a wrong shared
+ * secret, so no answer tells a caller whether a key exists.
+ */
+function invalidCredential(
+  rule: RouteRule,
+  path: string,
+  query: string,
+  credential: string,
+  credentialSource: CredentialSource,
+): Decision {
+  return decision({
+    allow: false,
+    label: "invalid_credential",
+    refusal: INVALID_CREDENTIAL,
+    rule,
+    path,
+    query,
+    credential,
+    credentialSource,
+  });
 }
 
 /** What a credential that could not be used is refused as. */
