@@ -1,13 +1,14 @@
 // Two replicas on one database sharing one key event bus: a change made on one
 // drops the other's cached row as soon as the event arrives. A third one
-// receives events late (held back while the test looks), and a verifier on the same in-process bus (as under
-// `npm start`) that has applied an event is not answered from its stale cache.
-import { setTimeout as sleep } from "node:timers/promises";
+// receives events late (held back while the test looks), and a verifier on the
+// same in-process bus (as under `npm start`) that has applied an event is not
+// answered from its stale cache.
 import { createMemoryKeyEventBus, type KeyEventBus } from "@latchkey/events";
 import { VerifyResult } from "@latchkey/proto";
 import { createVerifier } from "@latchkey/verifier";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { freshDatabaseUrl } from "../harness/index.js";
+import { eventually, waitUntil } from "../harness/wait.js";
 import { startTestService, type TestService } from "./start.js";
 
 let a: TestService;
@@ -64,24 +65,17 @@ afterAll(async () => {
   await bus.close();
 });
 
-async function verifyUntil(service: TestService, token: string, want: VerifyResult): Promise<VerifyResult> {
-  const deadline = Date.now() + 2_000;
-  let result: VerifyResult;
-  do {
-    result = (await service.tokens(null).verify({ token })).result;
-    if (result === want) return result;
-    await sleep(5);
-  } while (Date.now() < deadline);
-  return result;
-}
-
 it("a revocation on replica A reaches replica B's cache through the bus", async () => {
   const teamId = (await a.teams().createTeam({ name: "replicated" })).team?.id ?? "";
   const { key, token } = await a.tokens().issue({ teamId, name: "shared" });
   for (let i = 0; i < 10; i++)
     expect((await b.tokens(null).verify({ token })).result).toBe(VerifyResult.VALID);
   await a.tokens().revoke({ keyId: key?.id ?? "" });
-  expect(await verifyUntil(b, token, VerifyResult.REVOKED)).toBe(VerifyResult.REVOKED);
+  await waitUntil(async () => (await b.tokens(null).verify({ token })).result === VerifyResult.REVOKED, {
+    what: "REVOKED from replica B",
+    timeoutMs: 2_000,
+    intervalMs: 5,
+  });
 });
 
 it("a scope change on replica B reaches replica A's cache", async () => {
@@ -93,12 +87,11 @@ it("a scope change on replica B reaches replica A's cache", async () => {
     );
   }
   await b.tokens().update({ keyId: key?.id ?? "", scopes: { values: ["read"] } });
-  const deadline = Date.now() + 2_000;
-  let answer = await a.tokens(null).verify({ token, requiredScopes: ["write"] });
-  while (answer.result !== VerifyResult.INSUFFICIENT_SCOPE && Date.now() < deadline) {
-    await sleep(5);
-    answer = await a.tokens(null).verify({ token, requiredScopes: ["write"] });
-  }
+  const answer = await eventually(
+    () => a.tokens(null).verify({ token, requiredScopes: ["write"] }),
+    (reply) => reply.result === VerifyResult.INSUFFICIENT_SCOPE,
+    { what: "INSUFFICIENT_SCOPE from replica A", timeoutMs: 2_000, intervalMs: 5 },
+  );
   expect(answer.result).toBe(VerifyResult.INSUFFICIENT_SCOPE);
   expect(answer.missingScopes).toEqual(["write"]);
 });

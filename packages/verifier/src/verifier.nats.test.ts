@@ -2,6 +2,7 @@ import { createNatsKeyEventBus, type NatsKeyEventBus } from "@latchkey/events";
 import { KeyEventType } from "@latchkey/proto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type NatsServer, startNats } from "../../../test/harness/nats.js";
+import { waitUntil } from "../../../test/harness/wait.js";
 import {
   createTokenServiceStub,
   keyEvent,
@@ -55,20 +56,6 @@ async function natsVerifier(options: Partial<VerifierOptions> = {}): Promise<Ver
   return verifier;
 }
 
-async function waitFor<T>(
-  read: () => Promise<T | undefined> | T | undefined,
-  what: string,
-  timeoutMs = 10_000,
-) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
 describe("verifier over NATS JetStream", () => {
   it("drops a revoked key from every verifier's cache within milliseconds", async () => {
     const verifiers = await Promise.all([natsVerifier(), natsVerifier(), natsVerifier()]);
@@ -100,24 +87,24 @@ describe("verifier over NATS JetStream", () => {
     const revokedLater = stub.issue();
     await v.verify(cached.token);
     await v.verify(revokedLater.token);
-    await waitFor(
-      () => (v.status().coveredAt > Date.now() - 300 ? true : undefined),
-      "the feed to prove itself",
-    );
+    await waitUntil(() => v.status().coveredAt > Date.now() - 300, {
+      what: "the feed to prove itself",
+      intervalMs: 5,
+    });
 
     await server.stop();
     stub.revoke(cached.token);
     const revokedAt = Date.now();
-    await waitFor(
-      async () => ((await v.verify(cached.token)).code === "REVOKED" ? true : undefined),
-      "REVOKED",
-    );
+    await waitUntil(async () => (await v.verify(cached.token)).code === "REVOKED", {
+      what: "REVOKED",
+      intervalMs: 5,
+    });
     const elapsed = Date.now() - revokedAt;
     expect(elapsed).toBeLessThanOrEqual(maxStaleMs + 100);
 
     // Back up: the event published after the restart still reaches the verifier.
     await server.restart();
-    await waitFor(() => (v.status().eventsConnected ? true : undefined), "the reconnect");
+    await waitUntil(() => v.status().eventsConnected, { what: "the reconnect", intervalMs: 5 });
     await v.verify(revokedLater.token);
     stub.revoke(revokedLater.token);
     const invalidated = new Promise<void>((resolve) => v.onInvalidate(() => resolve()));
