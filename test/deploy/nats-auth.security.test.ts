@@ -16,7 +16,15 @@ import {
   TOKEN_SERVICE_INBOX_PREFIX,
 } from "@latchkey/events";
 import { KeyEventSchema, KeyEventType, VerifierAckSchema } from "@latchkey/proto";
-import { type ConnectionOptions, connect, Events, type NatsConnection, nkeyAuthenticator, nkeys } from "nats";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { createUser } from "@nats-io/nkeys";
+import {
+  connect,
+  type NatsConnection,
+  type NodeConnectionOptions,
+  nkeyAuthenticator,
+  PermissionViolationError,
+} from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadSidecarConfig } from "../../services/sidecar/src/config.js";
 import { loadTokenServiceConfig } from "../../services/token-service/src/config.js";
@@ -60,7 +68,7 @@ async function seed(file: string): Promise<Uint8Array> {
 }
 
 /** A plain nats client with `options`, closed after the file. */
-async function client(options: Partial<ConnectionOptions>): Promise<NatsConnection> {
+async function client(options: Partial<NodeConnectionOptions>): Promise<NatsConnection> {
   const nc = await connect({ servers: server.pod.url, reconnect: false, ...options });
   opened.push({ close: () => nc.close() });
   return nc;
@@ -81,16 +89,22 @@ async function asVerifier(): Promise<NatsConnection> {
   });
 }
 
-/** The errors (permission violations) the server reports to `nc` within `ms` milliseconds. */
-async function errorsWithin(nc: NatsConnection, ms: number, act: () => void): Promise<string> {
-  const errors: string[] = [];
+/**
+ * The permission violations the server reports to `nc` within `ms` milliseconds,
+ * as `"<publish|subscription> <subject>"`.
+ */
+async function violationsWithin(nc: NatsConnection, ms: number, act: () => void): Promise<string[]> {
+  const violations: string[] = [];
   void (async () => {
-    for await (const status of nc.status())
-      if (status.type === Events.Error) errors.push(String(status.data));
+    for await (const status of nc.status()) {
+      if (status.type === "error" && status.error instanceof PermissionViolationError) {
+        violations.push(`${status.error.operation} ${status.error.subject}`);
+      }
+    }
   })();
   act();
   await sleep(ms);
-  return errors.join("\n");
+  return violations;
 }
 
 function bus(options: Parameters<typeof createNatsKeyEventBus>[0]): NatsKeyEventBus {
@@ -117,7 +131,7 @@ describe("NATS from the rendered dev config: the token-service role", () => {
   });
 
   it("cannot purge or delete the stream either: nothing in Latchkey needs to", async () => {
-    const jsm = await (await asTokenService()).jetstreamManager({ timeout: 1_000 });
+    const jsm = await jetstreamManager(await asTokenService(), { timeout: 1_000 });
     await expect(jsm.streams.purge(KEY_EVENTS_STREAM)).rejects.toThrow();
     await expect(jsm.streams.delete(KEY_EVENTS_STREAM)).rejects.toThrow();
     expect((await jsm.streams.info(KEY_EVENTS_STREAM)).state.messages).toBeGreaterThan(0);
@@ -159,26 +173,26 @@ describe("NATS from the rendered dev config: the verifier role", () => {
   });
 
   it("is refused publishing key events, core or JetStream, and nothing reaches the stream", async () => {
-    const jsm = await (await asTokenService()).jetstreamManager();
+    const jsm = await jetstreamManager(await asTokenService());
     const before = (await jsm.streams.info(KEY_EVENTS_STREAM)).state.last_seq;
     const verifier = await asVerifier();
-    const errors = errorsWithin(verifier, 1_500, () =>
+    const violations = violationsWithin(verifier, 1_500, () =>
       verifier.publish("latchkey.keys.team_a.revoked", new Uint8Array([1])),
     );
-    const js = verifier.jetstream({ timeout: 1_000 });
+    const js = jetstream(verifier, { timeout: 1_000 });
     await expect(js.publish("latchkey.keys.team_a.enabled", new Uint8Array([2]))).rejects.toThrow();
-    expect(await errors).toContain("PERMISSIONS_VIOLATION");
+    expect(await violations).toContain("publish latchkey.keys.team_a.revoked");
     expect((await jsm.streams.info(KEY_EVENTS_STREAM)).state.last_seq).toBe(before);
   });
 
   it("is refused purging, deleting or changing the stream, which keeps its events", async () => {
-    const jsm = await (await asVerifier()).jetstreamManager({ timeout: 1_000 });
+    const jsm = await jetstreamManager(await asVerifier(), { timeout: 1_000 });
     const info = await jsm.streams.info(KEY_EVENTS_STREAM);
     await expect(jsm.streams.purge(KEY_EVENTS_STREAM)).rejects.toThrow();
     await expect(jsm.streams.delete(KEY_EVENTS_STREAM)).rejects.toThrow();
     await expect(jsm.streams.deleteMessage(KEY_EVENTS_STREAM, info.state.last_seq)).rejects.toThrow();
     await expect(jsm.streams.update(KEY_EVENTS_STREAM, { max_msgs: 1 })).rejects.toThrow();
-    const after = await (await (await asTokenService()).jetstreamManager()).streams.info(KEY_EVENTS_STREAM);
+    const after = await (await jetstreamManager(await asTokenService())).streams.info(KEY_EVENTS_STREAM);
     expect(after.state.messages).toBe(info.state.messages);
     expect(after.config.max_msgs).toBe(info.config.max_msgs);
   });
@@ -187,24 +201,32 @@ describe("NATS from the rendered dev config: the verifier role", () => {
     const tokenService = await asTokenService();
     const addressed = `${TOKEN_SERVICE_INBOX_PREFIX}.reply`;
     const delivered: string[] = [];
-    tokenService.subscribe(addressed, { callback: (_, message) => delivered.push(message.subject) });
+    tokenService.subscribe(addressed, {
+      callback: (_, message) => {
+        delivered.push(message.subject);
+      },
+    });
     tokenService.subscribe("latchkey.verifiers.>", {
-      callback: (_, message) => delivered.push(message.subject),
+      callback: (_, message) => {
+        delivered.push(message.subject);
+      },
     });
     await tokenService.flush();
     const verifier = await asVerifier();
     const refused: string[] = [];
     const onError = (error: Error | null) => {
-      const context = (error as { permissionContext?: { subject: string } } | null)?.permissionContext;
-      if (context !== undefined) refused.push(context.subject);
+      if (error instanceof PermissionViolationError) refused.push(`${error.operation} ${error.subject}`);
     };
-    const reported = await errorsWithin(verifier, 1_500, () => {
+    const reported = await violationsWithin(verifier, 1_500, () => {
       verifier.subscribe(`${TOKEN_SERVICE_INBOX_PREFIX}.>`, { callback: onError });
       verifier.subscribe("latchkey.verifiers.>", { callback: onError });
       verifier.publish(addressed, new Uint8Array([1]));
     });
-    expect(refused.sort()).toEqual([`${TOKEN_SERVICE_INBOX_PREFIX}.>`, "latchkey.verifiers.>"]);
-    expect(reported).toContain("PERMISSIONS_VIOLATION");
+    expect(refused.sort()).toEqual([
+      `subscription ${TOKEN_SERVICE_INBOX_PREFIX}.>`,
+      "subscription latchkey.verifiers.>",
+    ]);
+    expect(reported).toContain(`publish ${addressed}`);
     // Its own heartbeats do reach the token-service; the forged reply does not.
     verifier.publish("latchkey.verifiers.heartbeat.v_1", new Uint8Array([1]));
     await verifier.flush();
@@ -216,13 +238,13 @@ describe("NATS from the rendered dev config: the verifier role", () => {
 describe("NATS from the rendered dev config: everyone else", () => {
   it("refuses a client without credentials, and one with a key it does not know", async () => {
     await expect(client({ tls: { caFile: secrets.caFile } })).rejects.toMatchObject({
-      code: "AUTHORIZATION_VIOLATION",
+      name: "AuthorizationError",
     });
-    const stranger = nkeys.createUser().getSeed();
+    const stranger = createUser().getSeed();
     await expect(
       client({ tls: { caFile: secrets.caFile }, authenticator: nkeyAuthenticator(stranger) }),
     ).rejects.toMatchObject({
-      code: "AUTHORIZATION_VIOLATION",
+      name: "AuthorizationError",
     });
   });
 

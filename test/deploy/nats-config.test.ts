@@ -8,7 +8,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { create } from "@bufbuild/protobuf";
 import { createNatsKeyEventBus, KEY_EVENTS_STREAM, TOKEN_SERVICE_INBOX_PREFIX } from "@latchkey/events";
 import { KeyEventSchema, KeyEventType } from "@latchkey/proto";
-import { connect, Events, nkeyAuthenticator } from "nats";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect, nkeyAuthenticator } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { findFreePort, startNats, waitUntilAccepting } from "../harness/index.js";
 import { runCommand } from "../harness/run-command.js";
@@ -122,7 +123,7 @@ describe("overlay dev: the NATS preStop hook", () => {
       reconnect: false,
     });
     const lameDuck = (async () => {
-      for await (const status of client.status()) if (status.type === Events.LDM) return true;
+      for await (const status of client.status()) if (status.type === "ldm") return true;
       return false;
     })();
     const [command, ...args] = pod.preStop ?? [];
@@ -286,7 +287,7 @@ describe("overlay production: the three NATS servers on loopback", () => {
         tls: { caFile: secrets.caFile },
         inboxPrefix: TOKEN_SERVICE_INBOX_PREFIX,
       });
-      const info = await (await nc.jetstreamManager()).streams.info(KEY_EVENTS_STREAM);
+      const info = await (await jetstreamManager(nc)).streams.info(KEY_EVENTS_STREAM);
       await nc.close();
       expect(info.config.num_replicas).toBe(3);
       expect(info.cluster?.leader).toBeDefined();

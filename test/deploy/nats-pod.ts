@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { nkeys } from "nats";
+import { createUser } from "@nats-io/nkeys";
 import {
   createTestCertificates,
   ensureBinaries,
@@ -42,8 +42,8 @@ export async function createNatsTestSecrets(dir: string): Promise<NatsTestSecret
   await mkdir(dir, { recursive: true });
   const certs = await createTestCertificates(dir);
   const text = (path: string) => readFile(path, "utf8");
-  const tokenService = nkeys.createUser();
-  const verifier = nkeys.createUser();
+  const tokenService = createUser();
+  const verifier = createUser();
   const seed = (pair: typeof tokenService) => new TextDecoder().decode(pair.getSeed());
   const tokenServiceSeedFile = join(dir, "token-service.seed");
   const verifierSeedFile = join(dir, "verifier.seed");

@@ -1,9 +1,8 @@
-import { AckPolicy, connect, type NatsConnection, StringCodec } from "nats";
+import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
 import pg from "pg";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { freshDatabaseUrl, startNats } from "./index.js";
-
-const codec = StringCodec();
 
 async function query<T extends pg.QueryResultRow>(url: string, sql: string): Promise<T[]> {
   const client = new pg.Client({ connectionString: url });
@@ -44,17 +43,17 @@ describe("provided NATS", () => {
     const nc = await connect({ servers: inject("natsUrl") });
     const stream = `HARNESS_${process.pid}_${Date.now()}`;
     try {
-      const jsm = await nc.jetstreamManager();
+      const jsm = await jetstreamManager(nc);
       await jsm.streams.add({ name: stream, subjects: [`${stream}.>`] });
       await jsm.consumers.add(stream, { durable_name: "reader", ack_policy: AckPolicy.Explicit });
 
-      const ack = await nc.jetstream().publish(`${stream}.hello`, codec.encode("ping"));
+      const ack = await jetstream(nc).publish(`${stream}.hello`, "ping");
       expect(ack.seq).toBe(1);
 
-      const consumer = await nc.jetstream().consumers.get(stream, "reader");
+      const consumer = await jetstream(nc).consumers.get(stream, "reader");
       const message = await consumer.next({ expires: 5_000 });
       expect(message?.subject).toBe(`${stream}.hello`);
-      expect(message && codec.decode(message.data)).toBe("ping");
+      expect(message?.string()).toBe("ping");
       await message?.ackAck();
 
       await jsm.streams.delete(stream);
@@ -79,9 +78,9 @@ describe("private NATS", () => {
       reconnectTimeWait: 50,
     });
     cleanups.push(() => nc.close());
-    const jsm = await nc.jetstreamManager();
+    const jsm = await jetstreamManager(nc);
     await jsm.streams.add({ name: "OUTAGE", subjects: ["outage.>"] });
-    await nc.jetstream().publish("outage.before", codec.encode("before"));
+    await jetstream(nc).publish("outage.before", "before");
 
     const events: string[] = [];
     const reconnected = (async () => {
@@ -98,7 +97,7 @@ describe("private NATS", () => {
     await reconnected;
     expect(events).toContain("disconnect");
 
-    const ack = await nc.jetstream().publish("outage.after", codec.encode("after"));
+    const ack = await jetstream(nc).publish("outage.after", "after");
     expect(ack.seq).toBe(2);
     const info = await jsm.streams.info("OUTAGE");
     expect(info.state.messages).toBe(2);

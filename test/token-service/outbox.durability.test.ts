@@ -5,7 +5,8 @@ import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { KEY_EVENTS_STREAM, keyEventSubject } from "@latchkey/events";
 import { KeyEventSchema, KeyEventType, VerifyResult } from "@latchkey/proto";
 import { hashToken } from "@latchkey/token";
-import { connect, type NatsConnection, type StoredMsg } from "nats";
+import { jetstream, jetstreamManager, type StoredMsg } from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freshDatabaseUrl, type NatsServer, natsUrl, startNats } from "../harness/index.js";
@@ -27,23 +28,26 @@ const outboxRows = async (sql: pg.Pool, keyIds?: string[]): Promise<OutboxRow[]>
     )
   ).rows;
 
+/** The stream's message at `seq`; the client answers a missing one with null, a test with an error. */
 async function streamMessage(nc: NatsConnection, seq: number): Promise<StoredMsg> {
-  return (await nc.jetstreamManager()).streams.getMessage(KEY_EVENTS_STREAM, { seq });
+  const message = await (await jetstreamManager(nc)).streams.getMessage(KEY_EVENTS_STREAM, { seq });
+  if (message === null) throw new Error(`the stream holds no message ${seq}`);
+  return message;
 }
 
 /** Every message in the stream (a private NATS holds only this file's). */
 async function allStreamMessages(nc: NatsConnection): Promise<StoredMsg[]> {
-  const jsm = await nc.jetstreamManager();
+  const jsm = await jetstreamManager(nc);
   const { state } = await jsm.streams.info(KEY_EVENTS_STREAM);
   const messages: StoredMsg[] = [];
   for (let seq = state.first_seq; seq <= state.last_seq && state.messages > 0; seq++) {
-    messages.push(await jsm.streams.getMessage(KEY_EVENTS_STREAM, { seq }));
+    messages.push(await streamMessage(nc, seq));
   }
   return messages;
 }
 
 async function waitForStream(nc: NatsConnection): Promise<void> {
-  const jsm = await nc.jetstreamManager();
+  const jsm = await jetstreamManager(nc);
   await eventually(
     () =>
       jsm.streams.info(KEY_EVENTS_STREAM).then(
@@ -179,7 +183,7 @@ describe("on a NATS server of its own", () => {
         teamId,
       };
       const ack = await withNats((nc) =>
-        nc.jetstream().publish(
+        jetstream(nc).publish(
           keyEventSubject(teamId, KeyEventType.REVOKED),
           toBinary(KeyEventSchema, {
             $typeName: "latchkey.v1.KeyEvent",
@@ -216,7 +220,7 @@ describe("on a NATS server of its own", () => {
     try {
       await withNats(waitForStream);
       const before = await withNats(
-        async (nc) => (await (await nc.jetstreamManager()).streams.info(KEY_EVENTS_STREAM)).state.last_seq,
+        async (nc) => (await (await jetstreamManager(nc)).streams.info(KEY_EVENTS_STREAM)).state.last_seq,
       );
       const { teamId, keys } = await teamWithKeys(a, "two-publishers", 50);
       // Alternate replicas, all at once, so both publishers see pending rows together.

@@ -10,7 +10,7 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { VERIFIER_HEARTBEAT_SUBJECT_PREFIX, verifierSubject } from "@latchkey/events";
 import { TeamService, TokenService, VerifierHeartbeatSchema, VerifyResult } from "@latchkey/proto";
-import { connect } from "nats";
+import { connect } from "@nats-io/transport-node";
 import pg from "pg";
 import { describe, expect, it } from "vitest";
 import { migrations } from "../../services/token-service/src/db/migrations/index.js";

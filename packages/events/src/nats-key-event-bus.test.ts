@@ -7,7 +7,8 @@ import {
   VerifierAckSchema,
   VerifierHeartbeatSchema,
 } from "@latchkey/proto";
-import { connect, type NatsConnection } from "nats";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type NatsServer, startNats } from "../../../test/harness/nats.js";
 import { waitUntil } from "../../../test/harness/wait.js";
@@ -34,7 +35,7 @@ afterAll(async () => {
 });
 
 beforeEach(async () => {
-  const jsm = await admin.jetstreamManager();
+  const jsm = await jetstreamManager(admin);
   await jsm.streams.delete(KEY_EVENTS_STREAM).catch(() => {});
 });
 
@@ -121,7 +122,7 @@ describe("createNatsKeyEventBus", () => {
     const bus1 = bus();
     expect(await bus1.ensureStream()).toEqual({ created: true });
     expect(await bus1.ensureStream()).toEqual({ created: false });
-    const info = await (await admin.jetstreamManager()).streams.info(KEY_EVENTS_STREAM);
+    const info = await (await jetstreamManager(admin)).streams.info(KEY_EVENTS_STREAM);
     expect(info.config.subjects).toEqual(["latchkey.keys.>"]);
     expect(info.config.duplicate_window).toBe(120_000_000_000);
     expect(info.config.max_age).toBe(24 * 3600 * 1_000_000_000);
@@ -223,7 +224,7 @@ describe("createNatsKeyEventBus", () => {
     const publisher = bus();
     await publisher.ensureStream();
     for (const id of ["a", "b", "c", "d"]) await publisher.publish(revoked(), id);
-    await (await admin.jetstreamManager()).streams.purge(KEY_EVENTS_STREAM);
+    await (await jetstreamManager(admin)).streams.purge(KEY_EVENTS_STREAM);
     await publisher.publish(revoked("key_after"), "e");
     const gaps: Array<{ afterSequence: number; firstAvailable: number }> = [];
     const received: number[] = [];
@@ -324,7 +325,7 @@ describe("createNatsKeyEventBus", () => {
     const publisher = bus();
     await publisher.ensureStream();
     await publisher.publish(revoked(), "1");
-    await (await admin.jetstreamManager()).streams.delete(KEY_EVENTS_STREAM);
+    await (await jetstreamManager(admin)).streams.delete(KEY_EVENTS_STREAM);
     expect(await publisher.publish(revoked(), "2")).toEqual({ sequence: 1, duplicate: false });
   });
 
@@ -339,7 +340,7 @@ describe("createNatsKeyEventBus", () => {
     });
     for (const id of ["a", "b", "c"]) await publisher.publish(revoked(), id);
     await waitUntil(() => received.length === 3, { what: "the first events", timeoutMs: 15_000 });
-    await (await admin.jetstreamManager()).streams.delete(KEY_EVENTS_STREAM);
+    await (await jetstreamManager(admin)).streams.delete(KEY_EVENTS_STREAM);
     await publisher.ensureStream();
     for (const id of ["d", "e"]) await publisher.publish(revoked(), id);
     await waitUntil(() => received.length === 5, { what: "the events in the new stream", timeoutMs: 15_000 });

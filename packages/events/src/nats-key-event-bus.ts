@@ -9,16 +9,19 @@ import {
   VerifierHeartbeatSchema,
 } from "@latchkey/proto";
 import {
-  type ConnectionOptions,
-  connect,
-  Events,
+  jetstream as createJetStreamClient,
+  jetstreamManager as createJetStreamManager,
   type JetStreamClient,
   type JetStreamManager,
-  type NatsConnection,
-  nkeyAuthenticator,
   type StreamInfo,
+} from "@nats-io/jetstream";
+import {
+  connect,
+  type NatsConnection,
+  type NodeConnectionOptions,
+  nkeyAuthenticator,
   type Subscription,
-} from "nats";
+} from "@nats-io/transport-node";
 import type { KeyEventBus, KeyEventSubscription, VerifierMessage } from "./key-event-bus.js";
 import { ensureKeyEventStream, isNoStream } from "./nats-key-event-stream.js";
 import {
@@ -144,8 +147,8 @@ const noLogger: KeyEventBusLogger = { info() {}, warn() {} };
  * `LATCHKEY_KEY_EVENTS` on `latchkey.keys.<team>.<event>` as protobuf `KeyEvent`,
  * with the outbox id as `Nats-Msg-Id` so a re-publish is de-duplicated.
  * Subscribers read with an ordered consumer filtered on the single subject
- * `latchkey.keys.>` (an array of filters, or `deliver_policy: all`, hangs on
- * NATS server 2.9) starting at an explicit sequence; after every reconnect
+ * `latchkey.keys.>` (an array of filters needs NATS server 2.10; the client
+ * refuses it on 2.9) starting at an explicit sequence; after every reconnect
  * they resume at the sequence after the last one delivered, and report a gap
  * when the stream no longer holds it (dropped by retention, purged, or the
  * stream re-created). Acks and heartbeats are core NATS
@@ -197,13 +200,13 @@ export function createNatsKeyEventBus(options: NatsKeyEventBusOptions): NatsKeyE
 
   async function watchStatus(nc: NatsConnection): Promise<void> {
     for await (const status of nc.status()) {
-      if (status.type === Events.Disconnect) {
+      if (status.type === "disconnect") {
         setConnected(false);
-        logger.warn({ server: status.data }, "disconnected from NATS");
+        logger.warn({ server: status.server }, "disconnected from NATS");
         for (const subscription of subscriptions) subscription.disconnected();
-      } else if (status.type === Events.Reconnect) {
+      } else if (status.type === "reconnect") {
         setConnected(true);
-        logger.info({ server: status.data }, "reconnected to NATS");
+        logger.info({ server: status.server }, "reconnected to NATS");
         for (const subscription of subscriptions) subscription.reconnected();
       }
     }
@@ -240,7 +243,7 @@ export function createNatsKeyEventBus(options: NatsKeyEventBusOptions): NatsKeyE
 
   async function jetstreamManager(): Promise<JetStreamManager> {
     const nc = await connecting;
-    manager ??= nc.jetstreamManager({ timeout: requestTimeoutMs });
+    manager ??= createJetStreamManager(nc, { timeout: requestTimeoutMs });
     // A failed attempt (JetStream still starting after a restart) must not be cached.
     return manager.catch((error: unknown) => {
       manager = undefined;
@@ -250,7 +253,7 @@ export function createNatsKeyEventBus(options: NatsKeyEventBusOptions): NatsKeyE
 
   async function jetstream(): Promise<JetStreamClient> {
     const nc = await connecting;
-    client ??= nc.jetstream({ timeout: requestTimeoutMs });
+    client ??= createJetStreamClient(nc, { timeout: requestTimeoutMs });
     return client;
   }
 
@@ -394,7 +397,7 @@ export function createNatsKeyEventBus(options: NatsKeyEventBusOptions): NatsKeyE
 }
 
 /** The nats client's options for a bus: reconnect forever, credentials and TLS as given. */
-function connectionOptions(options: NatsKeyEventBusOptions): ConnectionOptions {
+function connectionOptions(options: NatsKeyEventBusOptions): NodeConnectionOptions {
   const { nkeySeedFile, tls, inboxPrefix } = options;
   return {
     servers: typeof options.servers === "string" ? options.servers : [...options.servers],

@@ -1,4 +1,12 @@
-import { DiscardPolicy, type JetStreamManager, nanos, RetentionPolicy, StorageType } from "nats";
+import {
+  DiscardPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  type JetStreamManager,
+  RetentionPolicy,
+  StorageType,
+} from "@nats-io/jetstream";
+import { NoRespondersError, nanos } from "@nats-io/transport-node";
 import { KEY_EVENTS_STREAM, KEY_EVENTS_SUBJECTS } from "./subjects.js";
 
 /** Retention of the key event stream; every limit has a default. */
@@ -60,7 +68,9 @@ export async function ensureKeyEventStream(
 
 /**
  * Whether a JetStream publish failed because no stream took the message:
- * nothing listens on the subject (503 no responders) or the stream is gone.
+ * nothing listens on the subject (no responders, which the client reports as
+ * "jetstream is not enabled" with the no-responders error as its cause) or the
+ * stream is gone.
  *
  * @example
  * ```ts
@@ -68,7 +78,11 @@ export async function ensureKeyEventStream(
  * ```
  */
 export function isNoStream(error: unknown): boolean {
-  return (error as { code?: string } | undefined)?.code === "503" || isStreamNotFound(error);
+  if (isStreamNotFound(error)) return true;
+  for (let cause = error; cause instanceof Error; cause = cause.cause) {
+    if (cause instanceof NoRespondersError) return true;
+  }
+  return false;
 }
 
 /**
@@ -80,6 +94,5 @@ export function isNoStream(error: unknown): boolean {
  * ```
  */
 export function isStreamNotFound(error: unknown): boolean {
-  const apiError = (error as { api_error?: { err_code?: number } } | undefined)?.api_error;
-  return apiError?.err_code === 10059 || (error instanceof Error && error.message === "stream not found");
+  return error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound;
 }

@@ -1,12 +1,6 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import { type KeyEvent, KeyEventSchema } from "@latchkey/proto";
-import {
-  ConsumerEvents,
-  type ConsumerMessages,
-  type JetStreamClient,
-  type JsMsg,
-  type StreamInfo,
-} from "nats";
+import type { ConsumerMessages, JetStreamClient, JsMsg, StreamInfo } from "@nats-io/jetstream";
 import type { KeyEventSubscriber, KeyEventSubscription } from "./key-event-bus.js";
 import { KEY_EVENTS_STREAM, KEY_EVENTS_SUBJECTS } from "./subjects.js";
 
@@ -37,8 +31,8 @@ export interface NatsKeyEventSubscription extends KeyEventSubscription {
 
 /**
  * Opens a subscription: an ordered consumer filtered on the one subject
- * `latchkey.keys.>` (an array of filters, or `deliver_policy: all`, hangs on
- * NATS server 2.9), starting at an explicit sequence. It tracks the last
+ * `latchkey.keys.>` (an array of filters needs NATS server 2.10; the client
+ * refuses it on 2.9), starting at an explicit sequence. It tracks the last
  * sequence delivered; after a reconnect, a consumer that ended, or one the
  * library re-created, it checks the stream and resumes at `last + 1`, first
  * reporting a gap when the stream no longer holds that sequence (retention,
@@ -99,7 +93,7 @@ export async function openNatsKeyEventSubscription(
     if (previous !== undefined) await previous.close().catch(() => {});
     const js = await context.jetstream();
     const consumer = await js.consumers.get(KEY_EVENTS_STREAM, {
-      filterSubjects: KEY_EVENTS_SUBJECTS,
+      filter_subjects: KEY_EVENTS_SUBJECTS,
       opt_start_seq: last + 1,
     });
     // Without abort_on_missing_resource, a deleted stream leaves the library re-creating the
@@ -123,11 +117,11 @@ export async function openNatsKeyEventSubscription(
       if (current()) requestResubscribe();
     })();
     void (async () => {
-      for await (const status of await started.status()) {
+      for await (const status of started.status()) {
         if (!current()) return;
         // The library re-created the consumer on its own (for example after missed heartbeats):
         // it resumes at the right sequence but does not check for a gap, so take over and check.
-        if (status.type === ConsumerEvents.OrderedConsumerRecreated) {
+        if (status.type === "ordered_consumer_recreated") {
           requestResubscribe();
           return;
         }
