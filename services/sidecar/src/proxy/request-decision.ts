@@ -98,8 +98,10 @@ export function logRequest(
     keyId: decision?.key?.id,
     teamId: decision?.key?.teamId,
     durationMs: Math.round((performance.now() - request.start) * 1000) / 1000,
-    ...(request.via === "proxy" ? {} : { via: request.via }),
-    ...(decision === undefined || decision.allow ? {} : { wouldRefuse: decision.refusal?.status }),
+    // Set or undefined rather than spread in: one object of one shape per request (the log drops
+    // undefined fields).
+    via: request.via === "proxy" ? undefined : request.via,
+    wouldRefuse: decision === undefined || decision.allow ? undefined : decision.refusal?.status,
   });
 }
 
