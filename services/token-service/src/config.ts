@@ -11,6 +11,29 @@ import { isValidPrefix } from "@latchkey/token";
 import { z } from "zod";
 
 /**
+ * Comma-separated browser origins, each exactly as a browser sends it in
+ * `Origin`: scheme, lower-case host, optional port, nothing else. `*` is
+ * refused: every origin must be named.
+ */
+const originList = z.string().transform((value, ctx) => {
+  const origins: string[] = [];
+  for (const raw of value.split(",")) {
+    const entry = raw.trim();
+    if (entry === "") continue;
+    const url = URL.canParse(entry) ? new URL(entry) : undefined;
+    if (url === undefined || !["http:", "https:"].includes(url.protocol) || url.origin !== entry) {
+      ctx.addIssue({
+        code: "custom",
+        message: `"${entry}" is not an origin like https://console.example.com (no path, lower-case host)`,
+      });
+      return z.NEVER;
+    }
+    origins.push(entry);
+  }
+  return origins;
+});
+
+/**
  * The token-service's settings. Each one says why it exists; the README's
  * configuration table lists the same names. Parsed once at start-up.
  */
@@ -80,6 +103,15 @@ export const tokenServiceConfigSchema = z
     expirySweepMs: integerSetting(100, 3_600_000).default(1_000),
     // Run migrations at start (off when a Job runs `latchkey-token-service migrate`).
     migrateOnStart: booleanSetting.default(true),
+    // ---- HTTP/1.1 and browsers on the Connect port (issue 18) ----
+    // In cleartext, HTTP/1.1 and h2c share `listen`, told apart by each connection's first bytes; a
+    // connection that sends nothing telling within this time is closed, so idle sockets cannot pile up.
+    sniffTimeoutMs: integerSetting(100, 300_000).default(10_000),
+    // Origins of browser pages allowed to call over CORS (`https://console.example.com`, comma
+    // separated); unset = none, so no page elsewhere can read an answer.
+    corsAllowedOrigins: originList.optional(),
+    // How long a browser may cache a preflight's answer (Chromium caps it at 7200).
+    corsMaxAgeS: integerSetting(0, 86_400).default(7_200),
   })
   .strict()
   .superRefine((value, ctx) => {
@@ -136,6 +168,9 @@ export const TOKEN_SERVICE_ENV = {
   verifyCacheTtlMs: "LATCHKEY_VERIFY_CACHE_TTL_MS",
   expirySweepMs: "LATCHKEY_EXPIRY_SWEEP_MS",
   migrateOnStart: "LATCHKEY_MIGRATE_ON_START",
+  sniffTimeoutMs: "LATCHKEY_SNIFF_TIMEOUT_MS",
+  corsAllowedOrigins: "LATCHKEY_CORS_ALLOWED_ORIGINS",
+  corsMaxAgeS: "LATCHKEY_CORS_MAX_AGE_S",
 } as const satisfies Record<keyof z.input<typeof tokenServiceConfigSchema>, string>;
 
 /**

@@ -178,6 +178,8 @@ export async function startTokenService(
       listen: config.listen,
       logger,
       onCallFinished: metrics.rpcFinished,
+      sniffTimeoutMs: config.sniffTimeoutMs,
+      cors: { allowedOrigins: config.corsAllowedOrigins ?? [], maxAgeS: config.corsMaxAgeS },
       ...(tls ? { tls } : {}),
     });
     servers.push(connect);

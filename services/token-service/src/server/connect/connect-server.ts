@@ -1,6 +1,7 @@
 import { setMaxListeners } from "node:events";
+import http from "node:http";
 import http2 from "node:http2";
-import type { AddressInfo } from "node:net";
+import net, { type AddressInfo } from "node:net";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
@@ -16,14 +17,27 @@ import {
 import type { ServiceRegistration } from "../shared/service-registration.js";
 import { type CallInfo, contextValuesFor } from "./connect-context.js";
 import { connectRoutes } from "./connect-routes.js";
-import { trackHttp2Server } from "./http2-drain.js";
+import { type CorsOptions, createCorsPolicy } from "./cors-policy.js";
+import { refuseGrpcOverHttp1 } from "./grpc-over-http1.js";
+import { trackHttpServers } from "./http-drain.js";
+import { sniffHttpVersion } from "./http-version-sniffer.js";
+
+/** How long a new cleartext connection may take to show which HTTP it speaks, unless told. */
+export const DEFAULT_SNIFF_TIMEOUT_MS = 10_000;
 
 /** Options of {@link createConnectServer}. */
 export interface ConnectServerOptions {
   readonly services: readonly ServiceRegistration[];
   readonly listen: ListenOptions;
-  /** Serve TLS (HTTP/2, and HTTP/1.1 for gRPC-Web and Connect from browsers); h2c without it. */
+  /**
+   * Serve TLS, HTTP/2 or HTTP/1.1 by ALPN. Without it, cleartext HTTP/2 (h2c)
+   * and HTTP/1.1 share the port, told apart by each connection's first bytes.
+   */
   readonly tls?: TlsOptions;
+  /** Cleartext only: how long a new connection may take to show which HTTP it speaks; 10 s by default. */
+  readonly sniffTimeoutMs?: number;
+  /** Browser origins allowed to call; none by default. */
+  readonly cors?: CorsOptions;
   readonly logger: Logger;
   /** Run inside the logging and error interceptors, so their failures are logged and made safe. */
   readonly interceptors?: readonly Interceptor[];
@@ -35,7 +49,9 @@ export interface ConnectServerOptions {
 
 /**
  * Starts the main listener: Connect, gRPC and gRPC-Web for `services` on one
- * port (connect-node on `node:http2`). Each call gets a request id (the
+ * port (connect-node on `node:http2`, and on `node:http` for HTTP/1.1: plain
+ * curl, browsers, proxies that speak HTTP/1.1 upstream). gRPC needs HTTP/2;
+ * over HTTP/1.1 it is refused with a clear error. Each call gets a request id (the
  * client's `x-request-id` when sane), echoed in the `x-request-id` response
  * header; errors that are not a `ConnectError` reach the client as
  * `internal error` and the log with their cause.
@@ -70,7 +86,11 @@ export async function createConnectServer(options: ConnectServerOptions): Promis
     contextValues: (req) =>
       contextValuesFor(callInfos.get(req) ?? { requestId: resolveRequestId(undefined) }),
   });
-  const listener = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+  const cors = createCorsPolicy(options.cors ?? { allowedOrigins: [], maxAgeS: 0 });
+  const listener = (
+    req: http.IncomingMessage | http2.Http2ServerRequest,
+    res: http.ServerResponse | http2.Http2ServerResponse,
+  ) => {
     const fromClient = req.headers[REQUEST_ID_HEADER];
     const { remoteAddress, remotePort } = req.socket ?? {};
     // Same form as grpc-js's getPeer(), so both listeners log peers alike.
@@ -82,12 +102,28 @@ export async function createConnectServer(options: ConnectServerOptions): Promis
     callInfos.set(req, info);
     // Set on the node response so error responses and 404s carry it as well.
     res.setHeader(REQUEST_ID_HEADER, info.requestId);
+    if (cors.handle(req, res) || refuseGrpcOverHttp1(req, res)) return;
     handler(req, res);
   };
-  const server = options.tls
-    ? http2.createSecureServer({ cert: options.tls.cert, key: options.tls.key, allowHTTP1: true }, listener)
-    : http2.createServer(listener);
-  const drain = trackHttp2Server(server);
+  let server: net.Server;
+  let drain: ReturnType<typeof trackHttpServers>;
+  if (options.tls) {
+    const secure = http2.createSecureServer(
+      { cert: options.tls.cert, key: options.tls.key, allowHTTP1: true },
+      listener,
+    );
+    server = secure;
+    drain = trackHttpServers(secure, [secure]);
+  } else {
+    const h2 = http2.createServer(listener);
+    const h1 = http.createServer(listener);
+    const sniffTimeoutMs = options.sniffTimeoutMs ?? DEFAULT_SNIFF_TIMEOUT_MS;
+    server = net.createServer(async (socket) => {
+      const version = await sniffHttpVersion(socket, sniffTimeoutMs);
+      if (version !== undefined) (version === "h2" ? h2 : h1).emit("connection", socket);
+    });
+    drain = trackHttpServers(server, [h2, h1]);
+  }
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
