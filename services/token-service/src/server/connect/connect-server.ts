@@ -120,7 +120,11 @@ export async function createConnectServer(options: ConnectServerOptions): Promis
     const sniffTimeoutMs = options.sniffTimeoutMs ?? DEFAULT_SNIFF_TIMEOUT_MS;
     server = net.createServer(async (socket) => {
       const version = await sniffHttpVersion(socket, sniffTimeoutMs);
-      if (version !== undefined) (version === "h2" ? h2 : h1).emit("connection", socket);
+      if (version === "bad-preface") {
+        socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+      } else if (version !== undefined) {
+        (version === "h2" ? h2 : h1).emit("connection", socket);
+      }
     });
     drain = trackHttpServers(server, [h2, h1]);
   }
