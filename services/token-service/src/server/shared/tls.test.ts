@@ -80,6 +80,27 @@ describe("with TLS", () => {
     expect((await createClient(Health, transport).check({})).status).toBe(ServingStatus.SERVING);
   });
 
+  it("ALPN picks HTTP/1.1 or HTTP/2 for curl, and gRPC over HTTP/1.1 is refused with 505", async () => {
+    const curl = async (...args: string[]) =>
+      (
+        await promisify(execFile)("curl", [
+          "-sS",
+          "--cacert",
+          join(dir, "cert.pem"),
+          "-o",
+          "/dev/null",
+          "-w",
+          "%{http_code} %{http_version}",
+          ...args,
+          `${baseUrl()}/latchkey.v1.TeamService/ListTeams`,
+        ])
+      ).stdout;
+    const json = ["-H", "content-type: application/json", "-d", "{}"];
+    expect(await curl("--http1.1", ...json)).toBe("200 1.1");
+    expect(await curl("--http2", ...json)).toBe("200 2");
+    expect(await curl("--http1.1", "-H", "content-type: application/grpc", "-d", "")).toBe("505 1.1");
+  });
+
   it("closes with an idle HTTP/1.1 keep-alive connection open, without waiting for its drain timeout", async () => {
     const agent = new Agent({ keepAlive: true, ca });
     const transport = createConnectTransport({
