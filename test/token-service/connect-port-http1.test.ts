@@ -193,6 +193,25 @@ describe("raw sockets on the Connect port", () => {
   });
 });
 
+describe("HTTP/1 after the sniff", () => {
+  it("closes a connection whose request headers never finish, after the headers timeout", async () => {
+    const own = await createConnectServer({
+      services: [createTestTeams()],
+      listen: { host: "127.0.0.1", port: 0 },
+      logger,
+      http1HeadersTimeoutMs: 300,
+    });
+    try {
+      // Decided HTTP/1 on its first byte, so the sniff timeout no longer applies; Node's does.
+      const exchange = await rawExchange(own.port, [`POST ${LIST_TEAMS} HTTP/1.1\r\nHost: x\r\n`]);
+      expect(exchange.received.toString("latin1")).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
+      expect(exchange.closedByServer).toBe(true);
+    } finally {
+      await own.close(1_000);
+    }
+  });
+});
+
 describe("close", () => {
   it("resolves promptly with an idle HTTP/1.1 keep-alive connection and a silent one open", async () => {
     const own = await createConnectServer({

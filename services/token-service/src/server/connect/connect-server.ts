@@ -36,6 +36,11 @@ export interface ConnectServerOptions {
   readonly tls?: TlsOptions;
   /** Cleartext only: how long a new connection may take to show which HTTP it speaks; 10 s by default. */
   readonly sniffTimeoutMs?: number;
+  /**
+   * Cleartext HTTP/1: how long a request's headers may take to arrive; Node's
+   * default (60 s) unless told. Tests shorten it.
+   */
+  readonly http1HeadersTimeoutMs?: number;
   /** Browser origins allowed to call; none by default. */
   readonly cors?: CorsOptions;
   readonly logger: Logger;
@@ -116,7 +121,14 @@ export async function createConnectServer(options: ConnectServerOptions): Promis
     drain = trackHttpServers(secure, [secure]);
   } else {
     const h2 = http2.createServer(listener);
-    const h1 = http.createServer(listener);
+    const headersTimeout = options.http1HeadersTimeoutMs;
+    const h1 = http.createServer(
+      // Node checks the headers timeout on this interval (30 s by default): never longer than it.
+      headersTimeout === undefined
+        ? {}
+        : { headersTimeout, connectionsCheckingInterval: Math.min(headersTimeout, 30_000) },
+      listener,
+    );
     const sniffTimeoutMs = options.sniffTimeoutMs ?? DEFAULT_SNIFF_TIMEOUT_MS;
     server = net.createServer(async (socket) => {
       const version = await sniffHttpVersion(socket, sniffTimeoutMs);
@@ -127,6 +139,10 @@ export async function createConnectServer(options: ConnectServerOptions): Promis
       }
     });
     drain = trackHttpServers(server, [h2, h1]);
+    // Node's HTTP/1 server starts tracking its connections (headers and request timeouts,
+    // closeIdleConnections) when it hears `listening`; this one never listens itself, so it is
+    // told once the real listener is up, or a client could dribble headers forever.
+    server.once("listening", () => h1.emit("listening"));
   }
 
   await new Promise<void>((resolve, reject) => {
