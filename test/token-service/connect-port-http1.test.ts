@@ -11,7 +11,10 @@ import {
 } from "@connectrpc/connect-node";
 import { TeamService } from "@latchkey/proto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createConnectServer } from "../../services/token-service/src/server/connect/connect-server.js";
+import {
+  type ConnectServerOptions,
+  createConnectServer,
+} from "../../services/token-service/src/server/connect/connect-server.js";
 import { GRPC_NEEDS_HTTP2 } from "../../services/token-service/src/server/connect/grpc-over-http1.js";
 import type { RunningServer } from "../../services/token-service/src/server/shared/running-server.js";
 import {
@@ -35,13 +38,15 @@ let server: RunningServer;
 let port: number;
 let baseUrl: string;
 const { logger, lines } = captureLogger();
+
+/** A Connect server of the test teams on a free port. */
+function startServer(options: Partial<ConnectServerOptions> = {}) {
+  const listen = { host: "127.0.0.1", port: 0 };
+  return createConnectServer({ services: [createTestTeams()], listen, logger, ...options });
+}
+
 beforeAll(async () => {
-  server = await createConnectServer({
-    services: [createTestTeams()],
-    listen: { host: "127.0.0.1", port: 0 },
-    logger,
-    sniffTimeoutMs: SNIFF_TIMEOUT_MS,
-  });
+  server = await startServer({ sniffTimeoutMs: SNIFF_TIMEOUT_MS });
   port = server.port;
   baseUrl = `http://127.0.0.1:${port}`;
 });
@@ -195,12 +200,7 @@ describe("raw sockets on the Connect port", () => {
 
 describe("HTTP/1 after the sniff", () => {
   it("closes a connection whose request headers never finish, after the headers timeout", async () => {
-    const own = await createConnectServer({
-      services: [createTestTeams()],
-      listen: { host: "127.0.0.1", port: 0 },
-      logger,
-      http1HeadersTimeoutMs: 300,
-    });
+    const own = await startServer({ http1HeadersTimeoutMs: 300 });
     try {
       // Decided HTTP/1 on its first byte, so the sniff timeout no longer applies; Node's does.
       const exchange = await rawExchange(own.port, [`POST ${LIST_TEAMS} HTTP/1.1\r\nHost: x\r\n`]);
@@ -214,11 +214,7 @@ describe("HTTP/1 after the sniff", () => {
 
 describe("close", () => {
   it("resolves promptly with an idle HTTP/1.1 keep-alive connection and a silent one open", async () => {
-    const own = await createConnectServer({
-      services: [createTestTeams()],
-      listen: { host: "127.0.0.1", port: 0 },
-      logger,
-    });
+    const own = await startServer();
     const keptAlive = rawExchange(own.port, [listTeamsRequest()], { giveUpMs: 20_000 });
     const silent = rawExchange(own.port, [], { giveUpMs: 20_000 });
     // Let both connections reach the server (the first is answered and kept alive).
