@@ -9,6 +9,7 @@ import {
 } from "@latchkey/config";
 import { isValidPrefix } from "@latchkey/token";
 import { z } from "zod";
+import { DEFAULT_SNIFF_TIMEOUT_MS } from "./server/connect/http-listener.js";
 
 /**
  * Comma-separated browser origins, each exactly as a browser sends it in
@@ -106,7 +107,7 @@ export const tokenServiceConfigSchema = z
     // ---- HTTP/1.1 and browsers on the Connect port (issue 18) ----
     // In cleartext, HTTP/1.1 and h2c share `listen`, told apart by each connection's first bytes; a
     // connection that sends nothing telling within this time is closed, so idle sockets cannot pile up.
-    sniffTimeoutMs: integerSetting(100, 300_000).default(10_000),
+    sniffTimeoutMs: integerSetting(100, 300_000).default(DEFAULT_SNIFF_TIMEOUT_MS),
     // Origins of browser pages allowed to call over CORS (`https://console.example.com`, comma
     // separated); unset = none, so no page elsewhere can read an answer.
     corsAllowedOrigins: originList.optional(),

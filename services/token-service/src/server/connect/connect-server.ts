@@ -1,7 +1,5 @@
 import { setMaxListeners } from "node:events";
-import http from "node:http";
-import http2 from "node:http2";
-import net, { type AddressInfo } from "node:net";
+import type { AddressInfo } from "node:net";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
@@ -12,35 +10,18 @@ import {
   DEFAULT_MAX_RECEIVE_MESSAGE_BYTES,
   type ListenOptions,
   type RunningServer,
-  type TlsOptions,
 } from "../shared/running-server.js";
 import type { ServiceRegistration } from "../shared/service-registration.js";
 import { type CallInfo, contextValuesFor } from "./connect-context.js";
 import { connectRoutes } from "./connect-routes.js";
 import { type CorsOptions, createCorsPolicy } from "./cors-policy.js";
 import { refuseGrpcOverHttp1 } from "./grpc-over-http1.js";
-import { trackHttpServers } from "./http-drain.js";
-import { sniffHttpVersion } from "./http-version-sniffer.js";
-
-/** How long a new cleartext connection may take to show which HTTP it speaks, unless told. */
-export const DEFAULT_SNIFF_TIMEOUT_MS = 10_000;
+import { createHttpListener, type HttpListenerOptions, type NodeRequestListener } from "./http-listener.js";
 
 /** Options of {@link createConnectServer}. */
-export interface ConnectServerOptions {
+export interface ConnectServerOptions extends HttpListenerOptions {
   readonly services: readonly ServiceRegistration[];
   readonly listen: ListenOptions;
-  /**
-   * Serve TLS, HTTP/2 or HTTP/1.1 by ALPN. Without it, cleartext HTTP/2 (h2c)
-   * and HTTP/1.1 share the port, told apart by each connection's first bytes.
-   */
-  readonly tls?: TlsOptions;
-  /** Cleartext only: how long a new connection may take to show which HTTP it speaks; 10 s by default. */
-  readonly sniffTimeoutMs?: number;
-  /**
-   * Cleartext HTTP/1: how long a request's headers may take to arrive; Node's
-   * default (60 s) unless told. Tests shorten it.
-   */
-  readonly http1HeadersTimeoutMs?: number;
   /** Browser origins allowed to call; none by default. */
   readonly cors?: CorsOptions;
   readonly logger: Logger;
@@ -92,10 +73,7 @@ export async function createConnectServer(options: ConnectServerOptions): Promis
       contextValuesFor(callInfos.get(req) ?? { requestId: resolveRequestId(undefined) }),
   });
   const cors = createCorsPolicy(options.cors ?? { allowedOrigins: [], maxAgeS: 0 });
-  const listener = (
-    req: http.IncomingMessage | http2.Http2ServerRequest,
-    res: http.ServerResponse | http2.Http2ServerResponse,
-  ) => {
+  const listener: NodeRequestListener = (req, res) => {
     const fromClient = req.headers[REQUEST_ID_HEADER];
     const { remoteAddress, remotePort } = req.socket ?? {};
     // Same form as grpc-js's getPeer(), so both listeners log peers alike.
@@ -110,40 +88,7 @@ export async function createConnectServer(options: ConnectServerOptions): Promis
     if (cors.handle(req, res) || refuseGrpcOverHttp1(req, res)) return;
     handler(req, res);
   };
-  let server: net.Server;
-  let drain: ReturnType<typeof trackHttpServers>;
-  if (options.tls) {
-    const secure = http2.createSecureServer(
-      { cert: options.tls.cert, key: options.tls.key, allowHTTP1: true },
-      listener,
-    );
-    server = secure;
-    drain = trackHttpServers(secure, [secure]);
-  } else {
-    const h2 = http2.createServer(listener);
-    const headersTimeout = options.http1HeadersTimeoutMs;
-    const h1 = http.createServer(
-      // Node checks the headers timeout on this interval (30 s by default): never longer than it.
-      headersTimeout === undefined
-        ? {}
-        : { headersTimeout, connectionsCheckingInterval: Math.min(headersTimeout, 30_000) },
-      listener,
-    );
-    const sniffTimeoutMs = options.sniffTimeoutMs ?? DEFAULT_SNIFF_TIMEOUT_MS;
-    server = net.createServer(async (socket) => {
-      const version = await sniffHttpVersion(socket, sniffTimeoutMs);
-      if (version === "bad-preface") {
-        socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
-      } else if (version !== undefined) {
-        (version === "h2" ? h2 : h1).emit("connection", socket);
-      }
-    });
-    drain = trackHttpServers(server, [h2, h1]);
-    // Node's HTTP/1 server starts tracking its connections (headers and request timeouts,
-    // closeIdleConnections) when it hears `listening`; this one never listens itself, so it is
-    // told once the real listener is up, or a client could dribble headers forever.
-    server.once("listening", () => h1.emit("listening"));
-  }
+  const { server, drain } = createHttpListener(options, listener);
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
