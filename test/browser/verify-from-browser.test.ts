@@ -1,7 +1,7 @@
 // A real browser (Debian's chromium, driven by playwright-core) loads a page from one origin that
 // calls Verify on the token-service's Connect port, another origin, with @connectrpc/connect-web:
-// over the Connect protocol and gRPC-Web, through a CORS preflight. A page from an origin not in
-// LATCHKEY_CORS_ALLOWED_ORIGINS cannot read the answer.
+// over the Connect protocol and gRPC-Web, and with the README's plain fetch, through a CORS
+// preflight. A page from an origin not in LATCHKEY_CORS_ALLOWED_ORIGINS cannot read the answer.
 import { existsSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -28,6 +28,8 @@ async function servePage(bundle: string): Promise<{ server: Server; origin: stri
 
 let service: TestService;
 let browser: Browser;
+/** One page per origin, loaded once: each call is then a function call in that page. */
+const pages = new Map<string, Page>();
 let allowed: { server: Server; origin: string };
 let other: { server: Server; origin: string };
 let token: string;
@@ -57,6 +59,11 @@ beforeAll(async () => {
   const issued = await service.tokens().issue({ teamId, name: "browser-key", scopes: ["read"] });
   token = issued.token;
   keyId = issued.key?.id ?? "";
+  for (const { origin } of [allowed, other]) {
+    const page = await browser.newPage();
+    await page.goto(`${origin}/`);
+    pages.set(origin, page);
+  }
 });
 
 afterAll(async () => {
@@ -65,26 +72,33 @@ afterAll(async () => {
   for (const page of [allowed, other]) page?.server.close();
 });
 
-async function verifyFrom(
+function pageOf(origin: string): Page {
+  const page = pages.get(origin);
+  if (page === undefined) throw new Error(`no page for ${origin}`);
+  return page;
+}
+
+function verifyFrom(
   origin: string,
   protocol: "connect" | "grpc-web",
   candidate: string,
 ): Promise<PageOutcome> {
-  const page: Page = await browser.newPage();
-  try {
-    await page.goto(`${origin}/`);
-    return await page.evaluate(
-      ([baseUrl, protocol, candidate]) =>
-        (globalThis as unknown as PageGlobals).verifyFromPage(
-          baseUrl,
-          protocol as "connect" | "grpc-web",
-          candidate,
-        ),
-      [service.connectUrl, protocol, candidate] as const,
-    );
-  } finally {
-    await page.close();
-  }
+  return pageOf(origin).evaluate(
+    ([baseUrl, protocol, candidate]) =>
+      (globalThis as unknown as PageGlobals).verifyFromPage(
+        baseUrl,
+        protocol as "connect" | "grpc-web",
+        candidate,
+      ),
+    [service.connectUrl, protocol, candidate] as const,
+  );
+}
+
+function fetchFrom(origin: string, candidate: string): Promise<string> {
+  return pageOf(origin).evaluate(
+    ([baseUrl, candidate]) => (globalThis as unknown as PageGlobals).fetchVerify(baseUrl, candidate),
+    [service.connectUrl, candidate] as const,
+  );
 }
 
 describe("Verify from a browser page on another origin", () => {
@@ -101,8 +115,13 @@ describe("Verify from a browser page on another origin", () => {
     });
   });
 
+  it("works with the README's plain fetch and JSON", async () => {
+    expect(await fetchFrom(allowed.origin, token)).toBe("VERIFY_RESULT_VALID");
+  });
+
   it("cannot read the answer from an origin that is not allowed", async () => {
     // The browser's preflight is refused, so fetch fails before the call is sent.
     expect(await verifyFrom(other.origin, "connect", token)).toEqual({ ok: false, code: "Unknown" });
+    expect(await fetchFrom(other.origin, token)).toBe("TypeError");
   });
 });

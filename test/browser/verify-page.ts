@@ -10,6 +10,8 @@ export type PageOutcome = { ok: true; result: string; keyId: string } | { ok: fa
 /** What the page puts on `globalThis` for the test to call (typed without the DOM library). */
 export interface PageGlobals {
   verifyFromPage(baseUrl: string, protocol: "connect" | "grpc-web", token: string): Promise<PageOutcome>;
+  /** The README's plain `fetch`: the result's JSON name, or the fetch error's name. */
+  fetchVerify(baseUrl: string, token: string): Promise<string>;
 }
 
 (globalThis as unknown as PageGlobals).verifyFromPage = async (baseUrl, protocol, token) => {
@@ -21,5 +23,19 @@ export interface PageGlobals {
   } catch (error) {
     // A CORS refusal reaches the page as a failed fetch, with no status or body to read.
     return { ok: false, code: Code[ConnectError.from(error).code] };
+  }
+};
+
+(globalThis as unknown as PageGlobals).fetchVerify = async (baseUrl, token) => {
+  try {
+    const response = await fetch(`${baseUrl}/latchkey.v1.TokenService/Verify`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ token, requiredScopes: ["read"] }),
+    });
+    const { result } = (await response.json()) as { result: string };
+    return result;
+  } catch (error) {
+    return (error as Error).name;
   }
 };
