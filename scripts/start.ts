@@ -68,6 +68,7 @@ Try it (paste in another terminal):
   ${buf} -H "Authorization: Bearer $ROOT" -d '{"teamId":"<team id>","name":"prod-worker","scopes":["write"]}' ${api}.TokenService/Issue
   export KEY='<token from Issue>'
   ${buf} -d "{\\"token\\":\\"$KEY\\"}" ${api}.TokenService/Verify
+  curl -H 'content-type: application/json' -d "{\\"token\\":\\"$KEY\\"}" http://127.0.0.1:${service.port}/latchkey.v1.TokenService/Verify   # plain curl, HTTP/1.1 + JSON
 
   curl -i http://127.0.0.1:${sidecar.port}/hello                                    # public (GET)
   curl -i -X POST http://127.0.0.1:${sidecar.port}/orders                           # 401: needs a key
