@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file latchkey/v1/key.proto.
  */
 export const file_latchkey_v1_key: GenFile = /*@__PURE__*/
-  fileDesc("ChVsYXRjaGtleS92MS9rZXkucHJvdG8SC2xhdGNoa2V5LnYxIt8DCgNLZXkSCgoCaWQYASABKAkSDwoHdGVhbV9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEg4KBnNjb3BlcxgEIAMoCRITCgtlbnZpcm9ubWVudBgFIAEoCRIMCgRoaW50GAYgASgJEi8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoObGFzdF91c2VkX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3Jldm9rZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1yZXZva2VfcmVhc29uGAsgASgJEg8KB2VuYWJsZWQYDCABKAgSMAoIbWV0YWRhdGEYDSADKAsyHi5sYXRjaGtleS52MS5LZXkuTWV0YWRhdGFFbnRyeRISCgpjcmVhdGVkX2J5GA4gASgJEhQKDHJvdGF0ZWRfZnJvbRgPIAEoCRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChVsYXRjaGtleS92MS9rZXkucHJvdG8SC2xhdGNoa2V5LnYxIvUDCgNLZXkSCgoCaWQYASABKAkSDwoHdGVhbV9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEg4KBnNjb3BlcxgEIAMoCRITCgtlbnZpcm9ubWVudBgFIAEoCRIMCgRoaW50GAYgASgJEi8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoObGFzdF91c2VkX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3Jldm9rZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1yZXZva2VfcmVhc29uGAsgASgJEg8KB2VuYWJsZWQYDCABKAgSMAoIbWV0YWRhdGEYDSADKAsyHi5sYXRjaGtleS52MS5LZXkuTWV0YWRhdGFFbnRyeRISCgpjcmVhdGVkX2J5GA4gASgJEhQKDHJvdGF0ZWRfZnJvbRgPIAEoCRIUCgxyZXF1ZXN0c18yNGgYECABKAMaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * Key holds the public fields of an API key. The plaintext token is never part
@@ -128,6 +128,14 @@ export type Key = Message<"latchkey.v1.Key"> & {
    * @generated from field: string rotated_from = 15;
    */
   rotatedFrom: string;
+
+  /**
+   * Requests counted over the last 24 hours (all outcomes); set by Get and
+   * List, 0 elsewhere (Verify answers do not carry it).
+   *
+   * @generated from field: int64 requests_24h = 16;
+   */
+  requests24h: bigint;
 };
 
 /**
