@@ -306,8 +306,8 @@ export function createNatsKeyEventBus(options: NatsKeyEventBusOptions): NatsKeyE
     },
 
     async publishUsage(report: UsageReport, messageId: string) {
-      // Fail at once while disconnected: the verifier keeps the batch and tries again next flush.
-      if (!connectedNow) throw new Error("NATS is not connected");
+      // Bounded: while NATS is away the verifier keeps the batch and tries again next flush.
+      await whenConnected(requestTimeoutMs);
       const js = await jetstream();
       const ack = await js.publish(usageSubject(report.verifierId), toBinary(UsageReportSchema, report), {
         msgID: messageId,

@@ -147,7 +147,10 @@ export function consumeUsageReports(
             });
             message.ack();
           } catch (error) {
-            deps.logger.warn({ err: error, verifierId: report.verifierId }, "usage report not stored; redelivering");
+            deps.logger.warn(
+              { err: error, verifierId: report.verifierId },
+              "usage report not stored; redelivering",
+            );
             message.nak(deps.retryMs);
           }
         }

@@ -12,7 +12,12 @@ export {
 } from "./grpc-js-verify-client.js";
 export { effectiveScopes, hasScopes } from "./has-scopes.js";
 export { createVerifier, type Verifier, type VerifierStatus } from "./verifier.js";
-export { createUsageRecorder, type UsageRecorder, type UsageRecorderOptions, type UsageRecorderStats } from "./usage-recorder.js";
+export {
+  createUsageRecorder,
+  type UsageRecorder,
+  type UsageRecorderOptions,
+  type UsageRecorderStats,
+} from "./usage-recorder.js";
 export { hashCacheKey, tokenCacheKey } from "./verifier-cache.js";
 export type { EvictionReason } from "./verifier-metrics.js";
 export type { VerifierOptions, VerifyOptions } from "./verifier-options.js";

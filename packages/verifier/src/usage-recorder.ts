@@ -1,7 +1,13 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type UsageReportTransport, usageMessageId } from "@latchkey/events";
-import { type UsageCount, UsageCountSchema, UsageOutcome, type UsageReport, UsageReportSchema } from "@latchkey/proto";
+import {
+  type UsageCount,
+  UsageCountSchema,
+  UsageOutcome,
+  type UsageReport,
+  UsageReportSchema,
+} from "@latchkey/proto";
 import { Counter, Gauge, type Registry } from "prom-client";
 
 /**
@@ -130,10 +136,11 @@ export function createUsageRecorder(options: UsageRecorderOptions): UsageRecorde
     const minute = timestampFromMs(Math.floor(intervalStart / MINUTE_MS) * MINUTE_MS);
     current = new Map();
     intervalStart = Date.now();
+    const endTime = timestampFromMs(intervalStart);
     let counts: UsageCount[] = [];
     const push = () => {
       sequence += 1n;
-      backlog.push(create(UsageReportSchema, { verifierId, sequence, minute, counts }));
+      backlog.push(create(UsageReportSchema, { verifierId, sequence, minute, counts, endTime }));
       counts = [];
       while (backlog.length > backlogMax) {
         const dropped = backlog.shift() as UsageReport;

@@ -15,6 +15,7 @@ import { KeyRowCache } from "./keys/key-row-cache.js";
 import { LastUsedRecorder } from "./keys/last-used-recorder.js";
 import { createRowCacheFeed } from "./keys/row-cache-feed.js";
 import { createLogger } from "./logger.js";
+import { startUsageIngest } from "./usage/usage-ingest.js";
 import { createTokenServiceMetrics } from "./metrics/token-service-metrics.js";
 import { OUTBOX_CHANNEL, pendingBacklog } from "./outbox/outbox.repository.js";
 import { createOutboxPublisher, type OutboxPublisher } from "./outbox/outbox-publisher.js";
@@ -143,6 +144,16 @@ export async function startTokenService(
     cleanups.push(stopSweeper);
     const lastUsed = new LastUsedRecorder(database.db, logger, config.lastUsedFlushMs);
     cleanups.push(() => lastUsed.close());
+    const stopUsage = await startUsageIngest({
+      db: database.db,
+      bus,
+      logger,
+      retentionMs: config.usageRetentionDays * 86_400_000,
+      // Longer than a report can wait in the stream, plus the publisher's own retries.
+      dedupeMs: config.usageStreamMaxAgeS * 1000 + 3_600_000,
+      sweepMs: config.usageSweepMs,
+    });
+    cleanups.push(stopUsage);
 
     const registry = new Registry();
     const metrics = createTokenServiceMetrics(registry, {

@@ -63,6 +63,22 @@ export interface RootCredentialTable {
   created_at: ColumnType<Date, Date | undefined, never>;
 }
 
+/** `usage_minutes`: requests per key, minute and outcome (`UsageOutcome`), from verifiers' reports. */
+export interface UsageMinuteTable {
+  key_id: string;
+  minute: Date;
+  outcome: number;
+  team_id: string;
+  // bigint: pg returns it as a string, PGlite as a number; normalize on read.
+  count: ColumnType<string | number, number, number>;
+}
+
+/** `usage_batches`: ids of the usage reports stored, so a redelivery is not counted twice. */
+export interface UsageBatchTable {
+  id: string;
+  received_at: ColumnType<Date, Date | undefined, never>;
+}
+
 /** The database as kysely sees it. */
 export interface Database {
   teams: TeamTable;
@@ -70,6 +86,8 @@ export interface Database {
   key_event_outbox: KeyEventOutboxTable;
   audit_log: AuditLogTable;
   root_credential: RootCredentialTable;
+  usage_minutes: UsageMinuteTable;
+  usage_batches: UsageBatchTable;
 }
 
 /** A key row as read. */

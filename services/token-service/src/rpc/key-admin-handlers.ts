@@ -19,6 +19,7 @@ import { enqueueKeyEvent } from "../outbox/outbox.repository.js";
 import type { RpcContext } from "../server/shared/rpc-context.js";
 import { beginAdminCall, keyNotFound, lockKey } from "./admin-call.js";
 import { decodePageToken, pageOf } from "./page-token.js";
+import { keyTraffic, requestsLast24h } from "../usage/usage-handlers.js";
 import type { ServiceDeps } from "./service-deps.js";
 import {
   invalidArgument,
@@ -41,7 +42,17 @@ export async function getKey(
   const keyId = requireKeyId(request.keyId);
   const row = await findKeyById(deps.db, keyId);
   if (!row || (principal.kind === "admin" && principal.teamId !== row.team_id)) throw keyNotFound(keyId);
-  return { key: keyFromRow(row) };
+  // The predecessor is read for its last use; it is the same team's key (Rotate keeps the team).
+  const predecessor = row.rotated_from ? await findKeyById(deps.db, row.rotated_from) : undefined;
+  const [counts, traffic] = await Promise.all([
+    requestsLast24h(deps, [row]),
+    keyTraffic(deps, predecessor ? [row, predecessor] : [row]),
+  ]);
+  return {
+    key: { ...keyFromRow(row), requests24h: BigInt(counts.get(row.id) ?? 0) },
+    traffic: traffic[0],
+    predecessorTraffic: traffic[1],
+  };
 }
 
 /** List: a team's keys, newest first, paged. */
@@ -62,7 +73,12 @@ export async function listTeamKeys(
     includeRevoked: request.includeRevoked,
   });
   const { page, nextPageToken } = pageOf(rows, limit);
-  return { keys: page.map(keyFromRow), nextPageToken };
+  // One grouped query for the whole page, not one per key.
+  const counts = await requestsLast24h(deps, page);
+  return {
+    keys: page.map((row) => ({ ...keyFromRow(row), requests24h: BigInt(counts.get(row.id) ?? 0) })),
+    nextPageToken,
+  };
 }
 
 /** Update: name, scopes, metadata, enabled; each kind of change becomes a key event. */

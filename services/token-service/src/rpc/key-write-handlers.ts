@@ -25,6 +25,7 @@ import { enqueueKeyEvent } from "../outbox/outbox.repository.js";
 import type { RpcContext } from "../server/shared/rpc-context.js";
 import { findTeam } from "../teams/team.repository.js";
 import { beginAdminCall, lockKey } from "./admin-call.js";
+import { keyTraffic } from "../usage/usage-handlers.js";
 import type { ServiceDeps } from "./service-deps.js";
 import {
   invalidArgument,
@@ -241,5 +242,11 @@ export async function rotateKey(
     { keyId, newKeyId: result.fresh.id, actor: principal.actor, requestId: ctx.requestId },
     "key rotated",
   );
-  return { key: keyFromRow(result.fresh), token: result.token, previousKey: keyFromRow(result.previous) };
+  const [previousKeyTraffic] = await keyTraffic(deps, [result.previous]);
+  return {
+    key: keyFromRow(result.fresh),
+    token: result.token,
+    previousKey: keyFromRow(result.previous),
+    previousKeyTraffic,
+  };
 }

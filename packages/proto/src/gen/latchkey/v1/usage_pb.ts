@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file latchkey/v1/usage.proto.
  */
 export const file_latchkey_v1_usage: GenFile = /*@__PURE__*/
-  fileDesc("ChdsYXRjaGtleS92MS91c2FnZS5wcm90bxILbGF0Y2hrZXkudjEiaAoKVXNhZ2VDb3VudBIOCgZrZXlfaWQYASABKAkSDwoHdGVhbV9pZBgCIAEoCRIqCgdvdXRjb21lGAMgASgOMhkubGF0Y2hrZXkudjEuVXNhZ2VPdXRjb21lEg0KBWNvdW50GAQgASgNIokBCgtVc2FnZVJlcG9ydBITCgt2ZXJpZmllcl9pZBgBIAEoCRIQCghzZXF1ZW5jZRgCIAEoBBIqCgZtaW51dGUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKBmNvdW50cxgEIAMoCzIXLmxhdGNoa2V5LnYxLlVzYWdlQ291bnQqsAEKDFVzYWdlT3V0Y29tZRIdChlVU0FHRV9PVVRDT01FX1VOU1BFQ0lGSUVEEAASGQoVVVNBR0VfT1VUQ09NRV9BTExPV0VEEAESJAogVVNBR0VfT1VUQ09NRV9JTlNVRkZJQ0lFTlRfU0NPUEUQAhIeChpVU0FHRV9PVVRDT01FX1JBVEVfTElNSVRFRBADEiAKHFVTQUdFX09VVENPTUVfVVNBR0VfRVhDRUVERUQQBGIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChdsYXRjaGtleS92MS91c2FnZS5wcm90bxILbGF0Y2hrZXkudjEiaAoKVXNhZ2VDb3VudBIOCgZrZXlfaWQYASABKAkSDwoHdGVhbV9pZBgCIAEoCRIqCgdvdXRjb21lGAMgASgOMhkubGF0Y2hrZXkudjEuVXNhZ2VPdXRjb21lEg0KBWNvdW50GAQgASgNIrcBCgtVc2FnZVJlcG9ydBITCgt2ZXJpZmllcl9pZBgBIAEoCRIQCghzZXF1ZW5jZRgCIAEoBBIqCgZtaW51dGUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKBmNvdW50cxgEIAMoCzIXLmxhdGNoa2V5LnYxLlVzYWdlQ291bnQSLAoIZW5kX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKrABCgxVc2FnZU91dGNvbWUSHQoZVVNBR0VfT1VUQ09NRV9VTlNQRUNJRklFRBAAEhkKFVVTQUdFX09VVENPTUVfQUxMT1dFRBABEiQKIFVTQUdFX09VVENPTUVfSU5TVUZGSUNJRU5UX1NDT1BFEAISHgoaVVNBR0VfT1VUQ09NRV9SQVRFX0xJTUlURUQQAxIgChxVU0FHRV9PVVRDT01FX1VTQUdFX0VYQ0VFREVEEARiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * Counts of one key and outcome in one minute.
@@ -82,6 +82,14 @@ export type UsageReport = Message<"latchkey.v1.UsageReport"> & {
    * @generated from field: repeated latchkey.v1.UsageCount counts = 4;
    */
   counts: UsageCount[];
+
+  /**
+   * When the interval ended: the last use of every key counted in it, as far
+   * as `last_used_at` is concerned.
+   *
+   * @generated from field: google.protobuf.Timestamp end_time = 5;
+   */
+  endTime?: Timestamp | undefined;
 };
 
 /**
