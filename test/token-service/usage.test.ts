@@ -28,7 +28,11 @@ const verifiers: Verifier[] = [];
 const SETTINGS = { lastUsedFlushMs: 600_000, usageSweepMs: 60_000 };
 
 function bus(): NatsKeyEventBus {
-  const created = createNatsKeyEventBus({ servers: nats.url, reconnectTimeWaitMs: 50, requestTimeoutMs: 1_000 });
+  const created = createNatsKeyEventBus({
+    servers: nats.url,
+    reconnectTimeWaitMs: 50,
+    requestTimeoutMs: 1_000,
+  });
   buses.push(created);
   return created;
 }
@@ -87,7 +91,11 @@ describe("usage counted by verifiers", () => {
     for (let i = 0; i < 50; i++) expect(v.verifyCached(token, ["admin"])?.code).toBe("INSUFFICIENT_SCOPE");
     v.usage.record(keyId, "ignored-team", UsageOutcome.RATE_LIMITED);
 
-    await eventually(() => usageTotal(keyId), (total) => total === 351n, { what: "351 requests counted" });
+    await eventually(
+      () => usageTotal(keyId),
+      (total) => total === 351n,
+      { what: "351 requests counted" },
+    );
     const response = await service.tokens().getUsage({
       keyId,
       startTime: timestampFromMs(Date.now() - 3_600_000),
@@ -128,7 +136,10 @@ describe("usage counted by verifiers", () => {
       { what: "107 requests for the team" },
     );
     const { keys } = await service.tokens().list({ teamId });
-    expect(Object.fromEntries(keys.map((k) => [k.name, k.requests24h]))).toEqual({ "team-sum": 100n, second: 7n });
+    expect(Object.fromEntries(keys.map((k) => [k.name, k.requests24h]))).toEqual({
+      "team-sum": 100n,
+      second: 7n,
+    });
   });
 
   it("does not count a report twice, whatever message id it arrives under", async () => {
@@ -149,7 +160,11 @@ describe("usage counted by verifiers", () => {
     expect((await publisher.publishUsage(report, "another-id")).duplicate).toBe(false);
     const next = create(UsageReportSchema, { ...report, sequence: 2n });
     await publisher.publishUsage(next, usageMessageId(next));
-    await eventually(() => usageTotal(keyId), (total) => total === 10n, { what: "two reports of 5" });
+    await eventually(
+      () => usageTotal(keyId),
+      (total) => total === 10n,
+      { what: "two reports of 5" },
+    );
     // Give the duplicate every chance to be (wrongly) counted.
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(await usageTotal(keyId)).toBe(10n);
@@ -174,8 +189,13 @@ describe("usage counted by verifiers", () => {
       ],
     });
     await publisher.publishUsage(report, usageMessageId(report));
-    await eventually(() => usageTotal(keyId), (total) => total === 3n);
-    const rows = await service.sql.query("select team_id, count from usage_minutes where key_id = $1", [keyId]);
+    await eventually(
+      () => usageTotal(keyId),
+      (total) => total === 3n,
+    );
+    const rows = await service.sql.query("select team_id, count from usage_minutes where key_id = $1", [
+      keyId,
+    ]);
     expect(rows.rows).toEqual([{ team_id: teamId, count: "3" }]);
   });
 });
@@ -186,7 +206,10 @@ describe("reports survive", () => {
     const v = verifier();
     await v.ready();
     expect((await v.verify(token)).ok).toBe(true);
-    await eventually(() => usageTotal(keyId), (total) => total === 1n);
+    await eventually(
+      () => usageTotal(keyId),
+      (total) => total === 1n,
+    );
     await service.handle.close();
     await service.sql.end();
     try {
@@ -199,7 +222,11 @@ describe("reports survive", () => {
     } finally {
       service = await startTestService({ databaseUrl, natsUrl: nats.url, settings: SETTINGS });
     }
-    await eventually(() => usageTotal(keyId), (total) => total === 121n, { what: "121 after restart" });
+    await eventually(
+      () => usageTotal(keyId),
+      (total) => total === 121n,
+      { what: "121 after restart" },
+    );
   });
 
   it("a NATS outage: the backlog grows and says so in a metric, then drains, counts exact", async () => {
@@ -207,26 +234,37 @@ describe("reports survive", () => {
     const v = verifier();
     await v.ready();
     expect((await v.verify(token)).ok).toBe(true);
-    await eventually(() => usageTotal(keyId), (total) => total === 1n);
+    await eventually(
+      () => usageTotal(keyId),
+      (total) => total === 1n,
+    );
     await nats.stop();
     try {
       for (let round = 0; round < 5; round++) {
         for (let i = 0; i < 20; i++) expect(v.verifyCached(token)?.ok).toBe(true);
         await new Promise((resolve) => setTimeout(resolve, 120));
       }
-      await eventually(() => v.usage.stats(), (s) => s.backlogBatches >= 2 && s.publishFailures >= 1, {
-        what: "a backlog",
-      });
+      await eventually(
+        () => v.usage.stats(),
+        (s) => s.backlogBatches >= 2 && s.publishFailures >= 1,
+        {
+          what: "a backlog",
+        },
+      );
       const metrics = await v.metrics.metrics();
       expect(metrics).toMatch(/latchkey_verifier_usage_backlog_batches [1-9]/);
       expect(metrics).toMatch(/latchkey_verifier_usage_publish_failures_total [1-9]/);
     } finally {
       await nats.restart();
     }
-    await eventually(() => usageTotal(keyId), (total) => total === 101n, {
-      what: "101 after the outage",
-      timeoutMs: 30_000,
-    });
+    await eventually(
+      () => usageTotal(keyId),
+      (total) => total === 101n,
+      {
+        what: "101 after the outage",
+        timeoutMs: 30_000,
+      },
+    );
     expect(v.usage.stats()).toMatchObject({ backlogBatches: 0, droppedBatches: 0 });
   });
 
@@ -235,7 +273,10 @@ describe("reports survive", () => {
     const v = verifier({ usageBacklogMax: 2 });
     await v.ready();
     expect((await v.verify(token)).ok).toBe(true);
-    await eventually(() => usageTotal(keyId), (total) => total === 1n);
+    await eventually(
+      () => usageTotal(keyId),
+      (total) => total === 1n,
+    );
     await nats.stop();
     try {
       for (let round = 0; round < 4; round++) {
@@ -247,7 +288,11 @@ describe("reports survive", () => {
     } finally {
       await nats.restart();
     }
-    await eventually(() => usageTotal(keyId), (total) => total === 21n, { timeoutMs: 30_000 });
+    await eventually(
+      () => usageTotal(keyId),
+      (total) => total === 21n,
+      { timeoutMs: 30_000 },
+    );
   });
 });
 
@@ -257,7 +302,10 @@ describe("rotate, then watch the old key", () => {
     const v = verifier();
     await v.ready();
     for (let i = 0; i < 12; i++) expect((await v.verify(token)).ok).toBe(true);
-    await eventually(() => usageTotal(keyId), (total) => total === 12n);
+    await eventually(
+      () => usageTotal(keyId),
+      (total) => total === 12n,
+    );
     const rotated = await service.tokens().rotate({ keyId });
     expect(rotated.previousKeyTraffic?.keyId).toBe(keyId);
     expect(rotated.previousKeyTraffic?.requestsLast5m).toBe(12n);
@@ -280,7 +328,10 @@ describe("the token-service's own Verify", () => {
     const v = verifier();
     await v.ready();
     expect((await v.verify(token)).ok).toBe(true);
-    await eventually(() => usageTotal(keyId), (total) => total === 1n);
+    await eventually(
+      () => usageTotal(keyId),
+      (total) => total === 1n,
+    );
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(await usageTotal(keyId)).toBe(1n);
   });

@@ -14,6 +14,7 @@ export {
   type NatsKeyEventBusOptions,
   type NatsTlsFiles,
 } from "./nats-key-event-bus.js";
+export { ensureUsageStream, type UsageStreamLimits, usageMessageId } from "./nats-usage-stream.js";
 export {
   KEY_EVENTS_STREAM,
   KEY_EVENTS_SUBJECT_PREFIX,
@@ -31,4 +32,3 @@ export {
   verifierSubject,
 } from "./subjects.js";
 export type { UsageDelivery, UsageReportTransport } from "./usage-report-transport.js";
-export { ensureUsageStream, type UsageStreamLimits, usageMessageId } from "./nats-usage-stream.js";

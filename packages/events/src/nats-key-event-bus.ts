@@ -3,10 +3,10 @@ import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
   type KeyEvent,
   KeyEventSchema,
-  type VerifierAck,
-  VerifierAckSchema,
   type UsageReport,
   UsageReportSchema,
+  type VerifierAck,
+  VerifierAckSchema,
   type VerifierHeartbeat,
   VerifierHeartbeatSchema,
 } from "@latchkey/proto";

@@ -26,6 +26,7 @@ const EVENT_NAMES: Record<KeyEventType, string> = {
   [KeyEventType.METADATA_CHANGED]: "metadata_changed",
   [KeyEventType.ROTATED]: "rotated",
   [KeyEventType.EXPIRED]: "expired",
+  [KeyEventType.USAGE_LIMIT_CHANGED]: "usage_limit_changed",
 };
 
 const SUBJECT_TOKEN = /^[A-Za-z0-9_-]{1,64}$/;

@@ -11,13 +11,13 @@ export {
   VERIFY_METHOD_PATH,
 } from "./grpc-js-verify-client.js";
 export { effectiveScopes, hasScopes } from "./has-scopes.js";
-export { createVerifier, type Verifier, type VerifierStatus } from "./verifier.js";
 export {
   createUsageRecorder,
   type UsageRecorder,
   type UsageRecorderOptions,
   type UsageRecorderStats,
 } from "./usage-recorder.js";
+export { createVerifier, type Verifier, type VerifierStatus } from "./verifier.js";
 export { hashCacheKey, tokenCacheKey } from "./verifier-cache.js";
 export type { EvictionReason } from "./verifier-metrics.js";
 export type { VerifierOptions, VerifyOptions } from "./verifier-options.js";
@@ -26,6 +26,7 @@ export type {
   KeyInvalidation,
   OutcomeSource,
   VerifiedKey,
+  VerifiedUsageLimit,
   VerifyCode,
   VerifyOutcome,
 } from "./verify-outcome.js";

@@ -87,6 +87,7 @@ const USAGE_OUTCOME: Partial<Record<VerifyCode, UsageOutcome>> = {
   VALID: UsageOutcome.ALLOWED,
   INSUFFICIENT_SCOPE: UsageOutcome.INSUFFICIENT_SCOPE,
   RATE_LIMITED: UsageOutcome.RATE_LIMITED,
+  USAGE_EXCEEDED: UsageOutcome.USAGE_EXCEEDED,
 };
 
 const MALFORMED: VerifyOutcome = Object.freeze({ ok: false, code: "MALFORMED", cached: false, stale: false });

@@ -17,6 +17,7 @@ import {
   rateLimited,
   UNAVAILABLE,
   UNSTRIPPABLE_HEADERS,
+  usageExceeded,
 } from "./refusal.js";
 
 /** The parts of a request a decision is made from. */
@@ -192,6 +193,18 @@ function fromOutcome(
         rule,
         path,
         query,
+        credential: value,
+        credentialSource: source,
+      });
+    case "USAGE_EXCEEDED":
+      return decision({
+        allow: false,
+        label: "usage_exceeded",
+        refusal: usageExceeded(outcome.key?.usageLimit?.refillsAt),
+        rule,
+        path,
+        query,
+        key: outcome.key,
         credential: value,
         credentialSource: source,
       });

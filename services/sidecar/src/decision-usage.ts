@@ -7,6 +7,7 @@ const USAGE_OUTCOMES: Partial<Record<DecisionLabel, UsageOutcome>> = {
   key: UsageOutcome.ALLOWED,
   insufficient_scope: UsageOutcome.INSUFFICIENT_SCOPE,
   rate_limited: UsageOutcome.RATE_LIMITED,
+  usage_exceeded: UsageOutcome.USAGE_EXCEEDED,
 };
 
 /**

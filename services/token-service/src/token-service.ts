@@ -15,7 +15,6 @@ import { KeyRowCache } from "./keys/key-row-cache.js";
 import { LastUsedRecorder } from "./keys/last-used-recorder.js";
 import { createRowCacheFeed } from "./keys/row-cache-feed.js";
 import { createLogger } from "./logger.js";
-import { startUsageIngest } from "./usage/usage-ingest.js";
 import { createTokenServiceMetrics } from "./metrics/token-service-metrics.js";
 import { OUTBOX_CHANNEL, pendingBacklog } from "./outbox/outbox.repository.js";
 import { createOutboxPublisher, type OutboxPublisher } from "./outbox/outbox-publisher.js";
@@ -29,6 +28,7 @@ import { createMetricsServer } from "./server/metrics/metrics-server.js";
 import { createHealthService, ServingStatus } from "./server/shared/health.js";
 import { createReflectionServices } from "./server/shared/reflection.js";
 import type { RunningServer, TlsOptions } from "./server/shared/running-server.js";
+import { startUsageIngest } from "./usage/usage-ingest.js";
 
 /** Options of {@link startTokenService} that are not configuration. */
 export interface StartOptions {

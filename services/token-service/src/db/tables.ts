@@ -28,6 +28,17 @@ export interface ApiKeyTable {
   metadata: ColumnType<Record<string, string>, string, string>;
   rotated_from: string | null;
   expiry_announced: ColumnType<boolean, boolean | undefined, boolean>;
+  /** Uses left of a usage-limited key; null: no limit. bigint: a string from pg, a number from PGlite. */
+  remaining: ColumnType<string | number | null, number | null | undefined, number | null>;
+  /** `day` or `month`: when `remaining` is topped up to `refill_amount`; null: never. */
+  refill_interval: ColumnType<
+    "day" | "month" | null,
+    "day" | "month" | null | undefined,
+    "day" | "month" | null
+  >;
+  refill_amount: ColumnType<string | number | null, number | null | undefined, number | null>;
+  /** Start of the UTC day or month of the last refill (or of when the limit was set). */
+  refilled_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
 }
 
 /** `key_event_outbox`: key changes waiting to be published, written in the change's transaction. */

@@ -17,9 +17,10 @@ import { invalidateKeys } from "../keys/key-invalidation.js";
 import { keyFromRow } from "../keys/key-mapper.js";
 import { enqueueKeyEvent } from "../outbox/outbox.repository.js";
 import type { RpcContext } from "../server/shared/rpc-context.js";
+import { keyTraffic, requestsLast24h } from "../usage/usage-handlers.js";
+import { NO_USAGE_LIMIT, requireUsageLimit } from "../usage/usage-limit.js";
 import { beginAdminCall, keyNotFound, lockKey } from "./admin-call.js";
 import { decodePageToken, pageOf } from "./page-token.js";
-import { keyTraffic, requestsLast24h } from "../usage/usage-handlers.js";
 import type { ServiceDeps } from "./service-deps.js";
 import {
   invalidArgument,
@@ -96,8 +97,16 @@ export async function updateKeyFields(
   if (request.scopes) changes.scopes = requireScopes(request.scopes.values, "scopes.values");
   if (request.metadata) changes.metadata = requireMetadata(request.metadata.entries, "metadata.entries");
   if (request.enabled !== undefined) changes.enabled = request.enabled;
+  if (request.usageLimit && request.removeUsageLimit) {
+    throw invalidArgument("remove_usage_limit", "cannot be set together with usage_limit");
+  }
+  if (request.usageLimit) changes.usageLimit = requireUsageLimit(request.usageLimit, "usage_limit");
+  if (request.removeUsageLimit) changes.usageLimit = { ...NO_USAGE_LIMIT };
   if (Object.keys(changes).length === 0) {
-    throw invalidArgument("UpdateRequest", "set at least one of name, scopes, metadata, enabled");
+    throw invalidArgument(
+      "UpdateRequest",
+      "set at least one of name, scopes, metadata, enabled, usage_limit, remove_usage_limit",
+    );
   }
   const row = await deps.db.transaction().execute(async (trx) => {
     const current = await lockKey(trx, principal, keyId);
@@ -121,6 +130,8 @@ export async function updateKeyFields(
     ) {
       events.push(KeyEventType.METADATA_CHANGED);
     }
+    // Caches must drop the key: a limited key is never answered from a cache, an unlimited one may be.
+    if (changes.usageLimit) events.push(KeyEventType.USAGE_LIMIT_CHANGED);
     for (const type of events) await enqueueKeyEvent(trx, type, updated);
     await recordAudit(trx, {
       actor: principal.actor,

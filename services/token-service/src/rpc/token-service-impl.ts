@@ -1,8 +1,8 @@
 import { TokenService } from "@latchkey/proto";
 import { registerService, type ServiceRegistration } from "../server/shared/service-registration.js";
+import { getUsage } from "../usage/usage-handlers.js";
 import { getKey, listTeamKeys, updateKeyFields } from "./key-admin-handlers.js";
 import { issueKey, revokeKey, rotateKey } from "./key-write-handlers.js";
-import { getUsage } from "../usage/usage-handlers.js";
 import type { ServiceDeps } from "./service-deps.js";
 import { createVerifyHandler } from "./verify-handler.js";
 
