@@ -4,6 +4,8 @@
  * `maxStaleMs` when the event feed is cut off.
  */
 
+/** The outcomes {@link UsageRecorder.record} counts (re-exported from `@latchkey/proto`). */
+export { UsageOutcome } from "@latchkey/proto";
 export {
   createGrpcJsVerifyClient,
   type GrpcJsVerifyClientOptions,
