@@ -14,8 +14,11 @@ import {
   KEY_EVENTS_STREAM,
   type NatsKeyEventBus,
   TOKEN_SERVICE_INBOX_PREFIX,
+  USAGE_CONSUMER,
+  USAGE_STREAM,
+  type UsageDelivery,
 } from "@latchkey/events";
-import { KeyEventSchema, KeyEventType, VerifierAckSchema } from "@latchkey/proto";
+import { KeyEventSchema, KeyEventType, UsageReportSchema, VerifierAckSchema } from "@latchkey/proto";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { createUser } from "@nats-io/nkeys";
 import {
@@ -330,5 +333,34 @@ describe("overlay dev: the services connect as the role their manifests give the
     expect(received).toEqual(["key_wired"]);
     // The sidecar's user is the verifier's: it may not publish key events.
     await expect(sidecar.publish(revoked("key_forged"), "forged-1")).rejects.toThrow();
+  });
+});
+
+describe("NATS from the rendered dev config: usage reports", () => {
+  it("go from the verifier role to the token-service role's durable consumer, and to no one else", async () => {
+    const tokenService = bus({
+      servers: server.pod.url,
+      nkeySeedFile: secrets.tokenServiceSeedFile,
+      tls: { caFile: secrets.caFile },
+      inboxPrefix: TOKEN_SERVICE_INBOX_PREFIX,
+    });
+    expect((await tokenService.ensureUsageStream()).created).toBe(true);
+    const verifier = bus({
+      servers: server.pod.url,
+      nkeySeedFile: secrets.verifierSeedFile,
+      tls: { caFile: secrets.caFile },
+    });
+    const report = create(UsageReportSchema, { verifierId: "v_usage", sequence: 1n });
+    expect(await verifier.publishUsage(report, "v_usage-1")).toEqual({ duplicate: false });
+    const received: UsageDelivery[] = [];
+    opened.push(await tokenService.consumeUsage(async (delivery) => void received.push(delivery)));
+    const until = Date.now() + 10_000;
+    while (received.length === 0 && Date.now() < until) await sleep(25);
+    expect(received.map((d) => d.messageId)).toEqual(["v_usage-1"]);
+    // A verifier cannot read the reports (nor make a consumer to), nor change the stream.
+    const jsm = await jetstreamManager(await asVerifier(), { timeout: 1_000 });
+    await expect(jsm.consumers.info(USAGE_STREAM, USAGE_CONSUMER)).rejects.toThrow();
+    await expect(jsm.consumers.add(USAGE_STREAM, { durable_name: "thief" })).rejects.toThrow();
+    await expect(jsm.streams.purge(USAGE_STREAM)).rejects.toThrow();
   });
 });
