@@ -13,6 +13,7 @@ import {
 } from "@latchkey/proto";
 import { createVerifier, type Verifier } from "@latchkey/verifier";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sweepUsage } from "../../services/token-service/src/usage/usage.repository.js";
 import { freshDatabaseUrl, type NatsServer, startNats } from "../harness/index.js";
 import { eventually } from "../harness/wait.js";
 import { startTestService, type TestService } from "./start.js";
@@ -168,6 +169,8 @@ describe("usage counted by verifiers", () => {
     // Give the duplicate every chance to be (wrongly) counted.
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(await usageTotal(keyId)).toBe(10n);
+    const scraped = await service.handle.metrics.metrics();
+    expect(scraped).toMatch(/latchkey_token_service_usage_reports_total\{result="duplicate"\} [1-9]/);
     const batches = await service.sql.query("select count(*)::int as n from usage_batches where id like $1", [
       "v_duplicatetest01-%",
     ]);
@@ -197,6 +200,37 @@ describe("usage counted by verifiers", () => {
       keyId,
     ]);
     expect(rows.rows).toEqual([{ team_id: teamId, count: "3" }]);
+  });
+});
+
+describe("several token-service replicas", () => {
+  it("share the one durable consumer and count every report once", async () => {
+    const second = await startTestService({ databaseUrl, natsUrl: nats.url, settings: SETTINGS });
+    try {
+      const { teamId, keyId } = await issue("replicas");
+      const publisher = bus();
+      const minute = timestampFromMs(Math.floor(Date.now() / 60_000) * 60_000);
+      const reports = Array.from({ length: 40 }, (_, i) =>
+        create(UsageReportSchema, {
+          verifierId: `v_replicas${i % 4}`,
+          sequence: BigInt(i + 1),
+          minute,
+          counts: [create(UsageCountSchema, { keyId, teamId, outcome: UsageOutcome.ALLOWED, count: i + 1 })],
+        }),
+      );
+      // Every report twice: once under its own id, once under another (past JetStream's window).
+      for (const report of reports) await publisher.publishUsage(report, usageMessageId(report));
+      for (const report of reports) await publisher.publishUsage(report, `${usageMessageId(report)}-again`);
+      await eventually(
+        () => usageTotal(keyId),
+        (total) => total === 820n,
+        { what: "1 + 2 + … + 40" },
+      );
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(await usageTotal(keyId)).toBe(820n);
+    } finally {
+      await second.close();
+    }
   });
 });
 
@@ -334,5 +368,29 @@ describe("the token-service's own Verify", () => {
     );
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(await usageTotal(keyId)).toBe(1n);
+  });
+});
+
+describe("retention", () => {
+  it("sweeps minute buckets past usageRetentionDays and report ids past the stream's age", async () => {
+    const { teamId, keyId } = await issue("retention");
+    await service.sql.query(
+      `insert into usage_minutes (key_id, minute, outcome, team_id, count) values
+         ($1, date_trunc('minute', now()) - interval '40 days', 1, $2, 7),
+         ($1, date_trunc('minute', now()) - interval '1 day', 1, $2, 5)`,
+      [keyId, teamId],
+    );
+    await service.sql.query(
+      "insert into usage_batches (id, received_at) values ('v_old-1', now() - interval '3 days'), ('v_new-1', now())",
+    );
+    const deleted = await sweepUsage(service.handle.database.db, {
+      retentionMs: 35 * 86_400_000,
+      dedupeMs: 86_400_000 + 3_600_000,
+    });
+    expect(deleted.minutes).toBeGreaterThanOrEqual(1);
+    const left = await service.sql.query("select count from usage_minutes where key_id = $1", [keyId]);
+    expect(left.rows).toEqual([{ count: "5" }]);
+    const ids = await service.sql.query("select id from usage_batches where id in ('v_old-1', 'v_new-1')");
+    expect(ids.rows).toEqual([{ id: "v_new-1" }]);
   });
 });

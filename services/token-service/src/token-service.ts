@@ -144,6 +144,12 @@ export async function startTokenService(
     cleanups.push(stopSweeper);
     const lastUsed = new LastUsedRecorder(database.db, logger, config.lastUsedFlushMs);
     cleanups.push(() => lastUsed.close());
+
+    const registry = new Registry();
+    const metrics = createTokenServiceMetrics(registry, {
+      outboxBacklog: () => pendingBacklog(database.db),
+      eventsConnected: feed.connected,
+    });
     const stopUsage = await startUsageIngest({
       db: database.db,
       bus,
@@ -152,14 +158,9 @@ export async function startTokenService(
       // Longer than a report can wait in the stream, plus the publisher's own retries.
       dedupeMs: config.usageStreamMaxAgeS * 1000 + 3_600_000,
       sweepMs: config.usageSweepMs,
+      registry,
     });
     cleanups.push(stopUsage);
-
-    const registry = new Registry();
-    const metrics = createTokenServiceMetrics(registry, {
-      outboxBacklog: () => pendingBacklog(database.db),
-      eventsConnected: feed.connected,
-    });
     const deps: ServiceDeps = {
       db: database.db,
       logger,

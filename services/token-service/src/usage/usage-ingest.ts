@@ -1,6 +1,7 @@
 import type { KeyEventBus } from "@latchkey/events";
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
+import { Counter, type Registry } from "prom-client";
 import type { Database } from "../db/tables.js";
 import { storeUsageReport, sweepUsage } from "./usage.repository.js";
 
@@ -15,8 +16,8 @@ export interface UsageIngestOptions {
   readonly dedupeMs: number;
   /** How often the retention sweep runs (`usageSweepMs`). */
   readonly sweepMs: number;
-  /** Told about every report handled, for metrics. */
-  readonly onReport?: (result: "stored" | "duplicate" | "rejected") => void;
+  /** Where `latchkey_token_service_usage_reports_total{result}` goes. */
+  readonly registry: Registry;
 }
 
 /**
@@ -31,9 +32,16 @@ export interface UsageIngestOptions {
  */
 export async function startUsageIngest(options: UsageIngestOptions): Promise<() => Promise<void>> {
   const { db, logger } = options;
+  const reports = new Counter({
+    name: "latchkey_token_service_usage_reports_total",
+    help: "Usage reports handled: stored, duplicate (already stored: a redelivery) or rejected (unusable)",
+    labelNames: ["result"],
+    registers: [options.registry],
+  });
+  for (const result of ["stored", "duplicate", "rejected"]) reports.inc({ result }, 0);
   const consumer = await options.bus.consumeUsage(async ({ messageId, report, deliveryCount }) => {
     const result = await storeUsageReport(db, messageId, report, { retentionMs: options.retentionMs });
-    options.onReport?.(result.kind);
+    reports.inc({ result: result.kind });
     if (result.kind === "rejected") {
       logger.warn({ verifierId: report.verifierId, reason: result.reason }, "usage report rejected");
     } else if (result.kind === "duplicate") {
