@@ -1,15 +1,11 @@
-import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { UsageGranularity } from "@latchkey/proto";
 import { Pool } from "undici";
 import { startDemoApp } from "../../services/sidecar/demo/demo-app.js";
-import { findFreePort } from "../harness/free-port.js";
-import { startNats } from "../harness/nats.js";
-import { startPostgres } from "../harness/postgres.js";
 import { type SidecarProcess, spawnSidecar } from "../sidecar/sidecar-process.js";
 import { adminClients } from "./admin-client.js";
-import { spawnService } from "./service-process.js";
+import { startBenchTokenService } from "./bench-token-service.js";
 
 // npm run bench:usage -- --sidecars 4 --requests 20000
 // Starts the token-service on real PostgreSQL and NATS and N sidecar processes
@@ -32,28 +28,12 @@ const flushMs = flag("flush-ms", 1_000);
 const concurrency = flag("concurrency", 32);
 const KEYS = 8;
 
-const postgres = await startPostgres();
-const nats = await startNats();
+const stack = await startBenchTokenService(/usage stream ready/);
 const app = await startDemoApp({ port: 0, host: "127.0.0.1" });
-const rootKey = randomBytes(32).toString("base64url");
-const stops: Array<() => Promise<void>> = [() => postgres.stop(), () => nats.dispose(), () => app.close()];
+const stops: Array<() => Promise<void>> = [() => stack.stop(), () => app.close()];
 const sidecars: SidecarProcess[] = [];
 try {
-  const [port, grpcPort] = [await findFreePort(), await findFreePort()];
-  const service = await spawnService(
-    "services/token-service/src/main.ts",
-    {
-      LATCHKEY_LOG_LEVEL: "info",
-      DATABASE_URL: postgres.url,
-      NATS_URL: nats.url,
-      LATCHKEY_ROOT_KEY: rootKey,
-      LATCHKEY_LISTEN: `127.0.0.1:${port}`,
-      LATCHKEY_GRPC_LISTEN: `127.0.0.1:${grpcPort}`,
-    },
-    /usage stream ready/,
-  );
-  stops.unshift(() => service.stop());
-  const { teams, tokens } = adminClients(`http://127.0.0.1:${grpcPort}`, rootKey);
+  const { teams, tokens } = adminClients(stack.grpcUrl, stack.rootKey);
   const teamId = (await teams.createTeam({ name: "bench-usage" })).team?.id ?? "";
   const keys: string[] = [];
   for (let i = 0; i < KEYS; i++)
@@ -63,8 +43,8 @@ try {
     sidecars.push(
       await spawnSidecar({
         upstream: `http://127.0.0.1:${app.port}`,
-        tokenServiceUrl: `http://127.0.0.1:${grpcPort}`,
-        natsUrl: nats.url,
+        tokenServiceUrl: stack.grpcUrl,
+        natsUrl: stack.nats.url,
         env: { LATCHKEY_USAGE_FLUSH_MS: String(flushMs) },
       }),
     );

@@ -66,6 +66,27 @@ async function issue(name: string, scopes = ["read"]) {
   return { teamId, keyId: issued.key?.id ?? "", token: issued.token };
 }
 
+/** A key in a team of its own and a verifier that has verified it once, that one use already counted. */
+async function countedOnce(name: string, options: { usageBacklogMax?: number } = {}) {
+  const issued = await issue(name);
+  const v = verifier(options);
+  await v.ready();
+  expect((await v.verify(issued.token)).ok).toBe(true);
+  await waitForTotal(issued.keyId, 1n);
+  return { ...issued, v };
+}
+
+function waitForTotal(keyId: string, total: bigint, timeoutMs = 10_000): Promise<bigint> {
+  return eventually(
+    () => usageTotal(keyId),
+    (counted) => counted === total,
+    {
+      what: `${total} requests counted`,
+      timeoutMs,
+    },
+  );
+}
+
 beforeAll(async () => {
   nats = await startNats();
   databaseUrl = await freshDatabaseUrl("usage");
@@ -92,11 +113,7 @@ describe("usage counted by verifiers", () => {
     for (let i = 0; i < 50; i++) expect(v.verifyCached(token, ["admin"])?.code).toBe("INSUFFICIENT_SCOPE");
     v.usage.record(keyId, "ignored-team", UsageOutcome.RATE_LIMITED);
 
-    await eventually(
-      () => usageTotal(keyId),
-      (total) => total === 351n,
-      { what: "351 requests counted" },
-    );
+    await waitForTotal(keyId, 351n);
     const response = await service.tokens().getUsage({
       keyId,
       startTime: timestampFromMs(Date.now() - 3_600_000),
@@ -161,11 +178,7 @@ describe("usage counted by verifiers", () => {
     expect((await publisher.publishUsage(report, "another-id")).duplicate).toBe(false);
     const next = create(UsageReportSchema, { ...report, sequence: 2n });
     await publisher.publishUsage(next, usageMessageId(next));
-    await eventually(
-      () => usageTotal(keyId),
-      (total) => total === 10n,
-      { what: "two reports of 5" },
-    );
+    await waitForTotal(keyId, 10n);
     // Give the duplicate every chance to be (wrongly) counted.
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(await usageTotal(keyId)).toBe(10n);
@@ -192,10 +205,7 @@ describe("usage counted by verifiers", () => {
       ],
     });
     await publisher.publishUsage(report, usageMessageId(report));
-    await eventually(
-      () => usageTotal(keyId),
-      (total) => total === 3n,
-    );
+    await waitForTotal(keyId, 3n);
     const rows = await service.sql.query("select team_id, count from usage_minutes where key_id = $1", [
       keyId,
     ]);
@@ -221,11 +231,7 @@ describe("several token-service replicas", () => {
       // Every report twice: once under its own id, once under another (past JetStream's window).
       for (const report of reports) await publisher.publishUsage(report, usageMessageId(report));
       for (const report of reports) await publisher.publishUsage(report, `${usageMessageId(report)}-again`);
-      await eventually(
-        () => usageTotal(keyId),
-        (total) => total === 820n,
-        { what: "1 + 2 + … + 40" },
-      );
+      await waitForTotal(keyId, 820n);
       await new Promise((resolve) => setTimeout(resolve, 500));
       expect(await usageTotal(keyId)).toBe(820n);
     } finally {
@@ -236,14 +242,7 @@ describe("several token-service replicas", () => {
 
 describe("reports survive", () => {
   it("a token-service restart: reports sent while it is down are counted once it is back", async () => {
-    const { keyId, token } = await issue("restart");
-    const v = verifier();
-    await v.ready();
-    expect((await v.verify(token)).ok).toBe(true);
-    await eventually(
-      () => usageTotal(keyId),
-      (total) => total === 1n,
-    );
+    const { keyId, token, v } = await countedOnce("restart");
     await service.handle.close();
     await service.sql.end();
     try {
@@ -256,22 +255,11 @@ describe("reports survive", () => {
     } finally {
       service = await startTestService({ databaseUrl, natsUrl: nats.url, settings: SETTINGS });
     }
-    await eventually(
-      () => usageTotal(keyId),
-      (total) => total === 121n,
-      { what: "121 after restart" },
-    );
+    await waitForTotal(keyId, 121n);
   });
 
   it("a NATS outage: the backlog grows and says so in a metric, then drains, counts exact", async () => {
-    const { keyId, token } = await issue("outage");
-    const v = verifier();
-    await v.ready();
-    expect((await v.verify(token)).ok).toBe(true);
-    await eventually(
-      () => usageTotal(keyId),
-      (total) => total === 1n,
-    );
+    const { keyId, token, v } = await countedOnce("outage");
     await nats.stop();
     try {
       for (let round = 0; round < 5; round++) {
@@ -291,26 +279,12 @@ describe("reports survive", () => {
     } finally {
       await nats.restart();
     }
-    await eventually(
-      () => usageTotal(keyId),
-      (total) => total === 101n,
-      {
-        what: "101 after the outage",
-        timeoutMs: 30_000,
-      },
-    );
+    await waitForTotal(keyId, 101n, 30_000);
     expect(v.usage.stats()).toMatchObject({ backlogBatches: 0, droppedBatches: 0 });
   });
 
   it("a full backlog drops the oldest batch and counts what it dropped", async () => {
-    const { keyId, token } = await issue("dropped");
-    const v = verifier({ usageBacklogMax: 2 });
-    await v.ready();
-    expect((await v.verify(token)).ok).toBe(true);
-    await eventually(
-      () => usageTotal(keyId),
-      (total) => total === 1n,
-    );
+    const { keyId, token, v } = await countedOnce("dropped", { usageBacklogMax: 2 });
     await nats.stop();
     try {
       for (let round = 0; round < 4; round++) {
@@ -322,11 +296,7 @@ describe("reports survive", () => {
     } finally {
       await nats.restart();
     }
-    await eventually(
-      () => usageTotal(keyId),
-      (total) => total === 21n,
-      { timeoutMs: 30_000 },
-    );
+    await waitForTotal(keyId, 21n, 30_000);
   });
 });
 
@@ -336,10 +306,7 @@ describe("rotate, then watch the old key", () => {
     const v = verifier();
     await v.ready();
     for (let i = 0; i < 12; i++) expect((await v.verify(token)).ok).toBe(true);
-    await eventually(
-      () => usageTotal(keyId),
-      (total) => total === 12n,
-    );
+    await waitForTotal(keyId, 12n);
     const rotated = await service.tokens().rotate({ keyId });
     expect(rotated.previousKeyTraffic?.keyId).toBe(keyId);
     expect(rotated.previousKeyTraffic?.requestsLast5m).toBe(12n);
@@ -362,10 +329,7 @@ describe("the token-service's own Verify", () => {
     const v = verifier();
     await v.ready();
     expect((await v.verify(token)).ok).toBe(true);
-    await eventually(
-      () => usageTotal(keyId),
-      (total) => total === 1n,
-    );
+    await waitForTotal(keyId, 1n);
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(await usageTotal(keyId)).toBe(1n);
   });

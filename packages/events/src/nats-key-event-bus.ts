@@ -323,10 +323,7 @@ export function createNatsKeyEventBus(options: NatsKeyEventBusOptions): NatsKeyE
         {
           jetstream,
           jetstreamManager,
-          whenConnected: async () => {
-            await connecting;
-            await whenConnected(requestTimeoutMs);
-          },
+          isConnected: () => connectedNow && !closed,
           logger,
           retryMs: 1_000,
         },

@@ -8,11 +8,10 @@ import {
   type JetStreamClient,
   type JetStreamManager,
   RetentionPolicy,
-  StorageType,
 } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
 import type { KeyEventBusLogger } from "./nats-key-event-bus.js";
-import { isStreamNotFound } from "./nats-key-event-stream.js";
+import { ensureFileStream } from "./nats-key-event-stream.js";
 import { USAGE_CONSUMER, USAGE_STREAM, USAGE_SUBJECTS } from "./subjects.js";
 import type { UsageDelivery } from "./usage-report-transport.js";
 
@@ -57,20 +56,7 @@ export async function ensureUsageStream(
     num_replicas: limits.replicas ?? 1,
     discard: DiscardPolicy.Old,
   };
-  try {
-    await jsm.streams.info(USAGE_STREAM);
-  } catch (error) {
-    if (!isStreamNotFound(error)) throw error;
-    await jsm.streams.add({
-      name: USAGE_STREAM,
-      retention: RetentionPolicy.Workqueue,
-      storage: StorageType.File,
-      ...config,
-    });
-    return { created: true };
-  }
-  await jsm.streams.update(USAGE_STREAM, config);
-  return { created: false };
+  return ensureFileStream(jsm, USAGE_STREAM, RetentionPolicy.Workqueue, config);
 }
 
 /** The message id of a report: `<verifier_id>-<sequence>`. */
@@ -82,7 +68,8 @@ export function usageMessageId(report: { verifierId: string; sequence: bigint })
 export interface UsageConsumerDeps {
   readonly jetstream: () => Promise<JetStreamClient>;
   readonly jetstreamManager: () => Promise<JetStreamManager>;
-  readonly whenConnected: () => Promise<void>;
+  /** Whether the connection is up now; while it is not, the consumer waits (a wait `close` cuts short). */
+  readonly isConnected: () => boolean;
   readonly logger: KeyEventBusLogger;
   readonly retryMs: number;
 }
@@ -118,7 +105,10 @@ export function consumeUsageReports(
   async function run(): Promise<void> {
     while (!closed) {
       try {
-        await deps.whenConnected();
+        if (!deps.isConnected()) {
+          await pause();
+          continue;
+        }
         const jsm = await deps.jetstreamManager();
         await jsm.consumers.add(USAGE_STREAM, {
           durable_name: USAGE_CONSUMER,

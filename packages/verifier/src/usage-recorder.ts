@@ -8,7 +8,8 @@ import {
   type UsageReport,
   UsageReportSchema,
 } from "@latchkey/proto";
-import { Counter, Gauge, type Registry } from "prom-client";
+import { Gauge, type Registry } from "prom-client";
+import { registerTotalCounter } from "./verifier-metrics.js";
 
 /**
  * Counts requests per key and outcome, and reports the counts in batches.
@@ -214,19 +215,8 @@ function registerMetrics(registry: Registry, read: () => UsageRecorderStats): vo
       this.set(read().backlogBatches);
     },
   });
-  const counter = (name: string, help: string, pick: (stats: UsageRecorderStats) => number) => {
-    let reported = 0;
-    new Counter({
-      name,
-      help,
-      registers,
-      collect() {
-        const total = pick(read());
-        this.inc(total - reported);
-        reported = total;
-      },
-    });
-  };
+  const counter = (name: string, help: string, pick: (stats: UsageRecorderStats) => number) =>
+    registerTotalCounter(registry, name, help, () => pick(read()));
   counter(
     "latchkey_verifier_usage_published_batches_total",
     "Usage reports accepted by JetStream",

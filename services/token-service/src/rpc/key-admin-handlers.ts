@@ -19,7 +19,7 @@ import { enqueueKeyEvent } from "../outbox/outbox.repository.js";
 import type { RpcContext } from "../server/shared/rpc-context.js";
 import { keyTraffic, requestsLast24h } from "../usage/usage-handlers.js";
 import { NO_USAGE_LIMIT, requireUsageLimit } from "../usage/usage-limit.js";
-import { beginAdminCall, keyNotFound, lockKey } from "./admin-call.js";
+import { beginAdminCall, lockKey, visibleKey } from "./admin-call.js";
 import { decodePageToken, pageOf } from "./page-token.js";
 import type { ServiceDeps } from "./service-deps.js";
 import {
@@ -41,8 +41,7 @@ export async function getKey(
 ): Promise<MessageInitShape<typeof GetResponseSchema>> {
   const principal = await beginAdminCall(deps, ctx, request);
   const keyId = requireKeyId(request.keyId);
-  const row = await findKeyById(deps.db, keyId);
-  if (!row || (principal.kind === "admin" && principal.teamId !== row.team_id)) throw keyNotFound(keyId);
+  const row = await visibleKey(deps.db, principal, keyId);
   // The predecessor is read for its last use; it is the same team's key (Rotate keeps the team).
   const predecessor = row.rotated_from ? await findKeyById(deps.db, row.rotated_from) : undefined;
   const [counts, traffic] = await Promise.all([

@@ -8,8 +8,7 @@ import {
 } from "@latchkey/proto";
 import { assertTeamAccess } from "../auth/admin-authenticator.js";
 import type { ApiKeyRow } from "../db/tables.js";
-import { findKeyById } from "../keys/key.repository.js";
-import { beginAdminCall, keyNotFound } from "../rpc/admin-call.js";
+import { beginAdminCall, visibleKey } from "../rpc/admin-call.js";
 import type { ServiceDeps } from "../rpc/service-deps.js";
 import { invalidArgument, requireKeyId, requireTeamId } from "../rpc/validate.js";
 import type { RpcContext } from "../server/shared/rpc-context.js";
@@ -61,8 +60,7 @@ export async function getUsage(
   let subject: { keyId: string } | { teamId: string };
   if (request.keyId !== "") {
     const keyId = requireKeyId(request.keyId);
-    const row = await findKeyById(deps.db, keyId);
-    if (!row || (principal.kind === "admin" && principal.teamId !== row.team_id)) throw keyNotFound(keyId);
+    await visibleKey(deps.db, principal, keyId);
     subject = { keyId };
   } else {
     const teamId = requireTeamId(request.teamId);
