@@ -114,6 +114,20 @@ describe("GetUsage refuses bad input", () => {
         .getUsage({ keyId: "key_0000000000000000000000", startTime: ago(HOUR), granularity: 1 }),
     );
     expect(missing.code).toBe(Code.NotFound);
+    // The widest windows are allowed, whatever their start rounds down to.
+    for (const [granularity, width] of [
+      [UsageGranularity.MINUTE, DAY],
+      [UsageGranularity.HOUR, 31 * DAY],
+      [UsageGranularity.DAY, 366 * DAY],
+    ] as const) {
+      const end = Date.now();
+      await service.tokens().getUsage({
+        keyId,
+        startTime: timestampFromMs(end - width + 1_234),
+        endTime: timestampFromMs(end),
+        granularity,
+      });
+    }
     const empty = await service
       .tokens()
       .getUsage({ keyId, startTime: ago(HOUR), granularity: UsageGranularity.MINUTE });

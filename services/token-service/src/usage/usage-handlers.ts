@@ -52,9 +52,7 @@ export async function getUsage(
   if (startMs === undefined) throw invalidArgument("start_time", "is required");
   if (endMs === undefined) throw invalidArgument("end_time", "is invalid");
   if (endMs <= startMs) throw invalidArgument("end_time", "must be after start_time");
-  // Buckets are whole units: the window starts at the start of its first one.
-  const start = Math.floor(startMs / granularity.ms) * granularity.ms;
-  if (endMs - start > granularity.maxWindowMs) {
+  if (endMs - startMs > granularity.maxWindowMs) {
     throw invalidArgument("start_time", `the window must be at most ${granularity.max} at this granularity`);
   }
   let subject: { keyId: string } | { teamId: string };
@@ -67,6 +65,8 @@ export async function getUsage(
     assertTeamAccess(principal, teamId);
     subject = { teamId };
   }
+  // Buckets are whole units: the window starts at the start of its first one.
+  const start = Math.floor(startMs / granularity.ms) * granularity.ms;
   const rows = await usageBuckets(deps.db, subject, {
     unit: granularity.unit,
     start: new Date(start),

@@ -81,7 +81,9 @@ export type Key = Message<"latchkey.v1.Key"> & {
   expireTime?: Timestamp | undefined;
 
   /**
-   * Last successful verification, batched, so it may trail by a few seconds; unset if never used.
+   * Last use: a verification the token-service answered, or a request a
+   * verifier counted (cache hits included, through usage reports). Batched, so
+   * it may trail by a few seconds; unset if never used.
    *
    * @generated from field: google.protobuf.Timestamp last_used_time = 9;
    */
