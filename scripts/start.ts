@@ -75,6 +75,9 @@ Try it (paste in another terminal):
   curl -i -X POST -H "Authorization: Bearer $KEY" http://127.0.0.1:${sidecar.port}/orders
   curl -N "http://127.0.0.1:${sidecar.port}/events?token=$KEY"                      # SSE; ends when the key is revoked
 
+  # what the sidecar counted for the key, per minute (a second after the requests)
+  ${buf} -H "Authorization: Bearer $ROOT" -d "{\\"keyId\\":\\"<key id>\\",\\"startTime\\":\\"$(date -u -d '-1 hour' +%FT%TZ)\\",\\"granularity\\":\\"USAGE_GRANULARITY_MINUTE\\"}" ${api}.TokenService/GetUsage
+
   ${buf} -H "Authorization: Bearer $ROOT" -d '{"keyId":"<key id>","waitTimeout":"2s"}' ${api}.TokenService/Revoke
 
 Ctrl-C stops everything.

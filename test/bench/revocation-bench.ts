@@ -1,11 +1,7 @@
 import { type ChildProcess, fork } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
-import { findFreePort } from "../harness/free-port.js";
-import { startNats } from "../harness/nats.js";
-import { startPostgres } from "../harness/postgres.js";
 import { adminClients } from "./admin-client.js";
-import { spawnService } from "./service-process.js";
+import { startBenchTokenService } from "./bench-token-service.js";
 
 // npm run bench:revocation -- --verifiers 20 --keys 200
 // Starts the token-service on real PostgreSQL and NATS and N verifier
@@ -36,27 +32,11 @@ interface Rejection {
   code?: string;
 }
 
-const postgres = await startPostgres();
-const nats = await startNats();
-const rootKey = randomBytes(32).toString("base64url");
-const stops: Array<() => Promise<void>> = [() => postgres.stop(), () => nats.dispose()];
+const stack = await startBenchTokenService(/key event stream ready/);
+const stops: Array<() => Promise<void>> = [() => stack.stop()];
 const children: ChildProcess[] = [];
 try {
-  const [port, grpcPort] = [await findFreePort(), await findFreePort()];
-  const service = await spawnService(
-    "services/token-service/src/main.ts",
-    {
-      LATCHKEY_LOG_LEVEL: "info",
-      DATABASE_URL: postgres.url,
-      NATS_URL: nats.url,
-      LATCHKEY_ROOT_KEY: rootKey,
-      LATCHKEY_LISTEN: `127.0.0.1:${port}`,
-      LATCHKEY_GRPC_LISTEN: `127.0.0.1:${grpcPort}`,
-    },
-    /key event stream ready/,
-  );
-  stops.unshift(() => service.stop());
-  const { teams, tokens } = adminClients(`http://127.0.0.1:${grpcPort}`, rootKey);
+  const { teams, tokens } = adminClients(stack.grpcUrl, stack.rootKey);
   const { team } = await teams.createTeam({ name: "bench-revocation" });
   const keys: Array<{ keyId: string; token: string }> = [];
   for (let i = 0; i < keyCount; i++) {
@@ -72,7 +52,7 @@ try {
     Array.from({ length: verifierCount }, async () => {
       const child = fork(verifierEntry, [], {
         execArgv: ["--conditions=@latchkey/source", "--import", "tsx"],
-        env: { ...process.env, NATS_URL: nats.url, TOKEN_SERVICE_URL: `http://127.0.0.1:${grpcPort}` },
+        env: { ...process.env, NATS_URL: stack.nats.url, TOKEN_SERVICE_URL: stack.grpcUrl },
         stdio: ["ignore", "inherit", "inherit", "ipc"],
       });
       children.push(child);

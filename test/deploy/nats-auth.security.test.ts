@@ -14,8 +14,11 @@ import {
   KEY_EVENTS_STREAM,
   type NatsKeyEventBus,
   TOKEN_SERVICE_INBOX_PREFIX,
+  USAGE_CONSUMER,
+  USAGE_STREAM,
+  type UsageDelivery,
 } from "@latchkey/events";
-import { KeyEventSchema, KeyEventType, VerifierAckSchema } from "@latchkey/proto";
+import { KeyEventSchema, KeyEventType, UsageReportSchema, VerifierAckSchema } from "@latchkey/proto";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { createUser } from "@nats-io/nkeys";
 import {
@@ -113,17 +116,25 @@ function bus(options: Parameters<typeof createNatsKeyEventBus>[0]): NatsKeyEvent
   return created;
 }
 
+/** The event bus as the token-service role connects it. */
+const tokenServiceBus = () =>
+  bus({
+    servers: server.pod.url,
+    nkeySeedFile: secrets.tokenServiceSeedFile,
+    tls: { caFile: secrets.caFile },
+    inboxPrefix: TOKEN_SERVICE_INBOX_PREFIX,
+  });
+
+/** The event bus as the verifier role connects it. */
+const verifierBus = () =>
+  bus({ servers: server.pod.url, nkeySeedFile: secrets.verifierSeedFile, tls: { caFile: secrets.caFile } });
+
 const revoked = (keyId: string) =>
   create(KeyEventSchema, { teamId: "team_a", keyId, type: KeyEventType.REVOKED });
 
 describe("NATS from the rendered dev config: the token-service role", () => {
   it("creates, updates and reads the stream, and publishes key events to it", async () => {
-    const tokenService = bus({
-      servers: server.pod.url,
-      nkeySeedFile: secrets.tokenServiceSeedFile,
-      tls: { caFile: secrets.caFile },
-      inboxPrefix: TOKEN_SERVICE_INBOX_PREFIX,
-    });
+    const tokenService = tokenServiceBus();
     expect(await tokenService.ensureStream()).toEqual({ created: true });
     expect(await tokenService.ensureStream()).toEqual({ created: false });
     const { sequence } = await tokenService.publish(revoked("key_ts"), "ts-1");
@@ -140,23 +151,14 @@ describe("NATS from the rendered dev config: the token-service role", () => {
 
 describe("NATS from the rendered dev config: the verifier role", () => {
   it("follows key events with the event bus and acks them to the token-service", async () => {
-    const tokenService = bus({
-      servers: server.pod.url,
-      nkeySeedFile: secrets.tokenServiceSeedFile,
-      tls: { caFile: secrets.caFile },
-      inboxPrefix: TOKEN_SERVICE_INBOX_PREFIX,
-    });
+    const tokenService = tokenServiceBus();
     await tokenService.ensureStream();
     const acks: bigint[] = [];
     const heard = tokenService.onVerifierMessage((message) => {
       if (message.kind === "ack") acks.push(message.ack.appliedSequence);
     });
     opened.push(heard);
-    const verifier = bus({
-      servers: server.pod.url,
-      nkeySeedFile: secrets.verifierSeedFile,
-      tls: { caFile: secrets.caFile },
-    });
+    const verifier = verifierBus();
     const received: string[] = [];
     const subscription = await verifier.subscribe({
       onEvent: ({ sequence, event }) => {
@@ -330,5 +332,25 @@ describe("overlay dev: the services connect as the role their manifests give the
     expect(received).toEqual(["key_wired"]);
     // The sidecar's user is the verifier's: it may not publish key events.
     await expect(sidecar.publish(revoked("key_forged"), "forged-1")).rejects.toThrow();
+  });
+});
+
+describe("NATS from the rendered dev config: usage reports", () => {
+  it("go from the verifier role to the token-service role's durable consumer, and to no one else", async () => {
+    const tokenService = tokenServiceBus();
+    expect((await tokenService.ensureUsageStream()).created).toBe(true);
+    const verifier = verifierBus();
+    const report = create(UsageReportSchema, { verifierId: "v_usage", sequence: 1n });
+    expect(await verifier.publishUsage(report, "v_usage-1")).toEqual({ duplicate: false });
+    const received: UsageDelivery[] = [];
+    opened.push(await tokenService.consumeUsage(async (delivery) => void received.push(delivery)));
+    const until = Date.now() + 10_000;
+    while (received.length === 0 && Date.now() < until) await sleep(25);
+    expect(received.map((d) => d.messageId)).toEqual(["v_usage-1"]);
+    // A verifier cannot read the reports (nor make a consumer to), nor change the stream.
+    const jsm = await jetstreamManager(await asVerifier(), { timeout: 1_000 });
+    await expect(jsm.consumers.info(USAGE_STREAM, USAGE_CONSUMER)).rejects.toThrow();
+    await expect(jsm.consumers.add(USAGE_STREAM, { durable_name: "thief" })).rejects.toThrow();
+    await expect(jsm.streams.purge(USAGE_STREAM)).rejects.toThrow();
   });
 });

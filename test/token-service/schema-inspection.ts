@@ -8,7 +8,15 @@ import type { Database } from "../../services/token-service/src/db/tables.js";
 export const ALL_MIGRATIONS = Object.keys(migrations);
 
 /** The tables the migrations create. */
-export const TABLES = ["api_keys", "audit_log", "key_event_outbox", "root_credential", "teams"];
+export const TABLES = [
+  "api_keys",
+  "audit_log",
+  "key_event_outbox",
+  "root_credential",
+  "teams",
+  "usage_batches",
+  "usage_minutes",
+];
 
 /** The application's tables (kysely's own left out), sorted. */
 export async function tables(db: Kysely<Database>): Promise<string[]> {

@@ -14,6 +14,7 @@ export {
   type NatsKeyEventBusOptions,
   type NatsTlsFiles,
 } from "./nats-key-event-bus.js";
+export { ensureUsageStream, type UsageStreamLimits, usageMessageId } from "./nats-usage-stream.js";
 export {
   KEY_EVENTS_STREAM,
   KEY_EVENTS_SUBJECT_PREFIX,
@@ -21,7 +22,13 @@ export {
   keyEventName,
   keyEventSubject,
   TOKEN_SERVICE_INBOX_PREFIX,
+  USAGE_CONSUMER,
+  USAGE_STREAM,
+  USAGE_SUBJECT_PREFIX,
+  USAGE_SUBJECTS,
+  usageSubject,
   VERIFIER_ACK_SUBJECT_PREFIX,
   VERIFIER_HEARTBEAT_SUBJECT_PREFIX,
   verifierSubject,
 } from "./subjects.js";
+export type { UsageDelivery, UsageReportTransport } from "./usage-report-transport.js";

@@ -1,4 +1,5 @@
 import type { KeyEvent, VerifierAck, VerifierHeartbeat } from "@latchkey/proto";
+import type { UsageReportTransport } from "./usage-report-transport.js";
 
 /** A key event as delivered to a subscriber, with its position in the stream. */
 export interface KeyEventDelivery {
@@ -30,10 +31,10 @@ export interface KeyEventSubscription {
 
 /**
  * Carries key events from the token-service's outbox to every verifier, and
- * verifier acks and heartbeats back. Implemented by the in-process bus (the
- * embedded default) and by NATS JetStream.
+ * verifier acks, heartbeats and usage reports back. Implemented by the
+ * in-process bus (the embedded default) and by NATS JetStream.
  */
-export interface KeyEventBus {
+export interface KeyEventBus extends UsageReportTransport {
   /**
    * Publishes one event. `messageId` de-duplicates re-publication of the same
    * outbox row. Resolves once the bus has durably accepted it.

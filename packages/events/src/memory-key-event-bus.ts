@@ -1,4 +1,4 @@
-import type { KeyEvent, VerifierAck, VerifierHeartbeat } from "@latchkey/proto";
+import type { KeyEvent, UsageReport, VerifierAck, VerifierHeartbeat } from "@latchkey/proto";
 import type {
   KeyEventBus,
   KeyEventDelivery,
@@ -6,6 +6,7 @@ import type {
   KeyEventSubscription,
   VerifierMessage,
 } from "./key-event-bus.js";
+import type { UsageDelivery } from "./usage-report-transport.js";
 
 /** Options of {@link createMemoryKeyEventBus}. */
 export interface MemoryKeyEventBusOptions {
@@ -42,6 +43,7 @@ export function createMemoryKeyEventBus(options: MemoryKeyEventBusOptions = {}):
   const verifierHandlers = new Set<(message: VerifierMessage) => void>();
   let sequence = 0;
   let closed = false;
+  const usage = createMemoryUsageQueue(retain);
 
   function deliver(entry: MemorySubscriber, delivery: KeyEventDelivery): void {
     entry.chain = entry.chain.then(async () => {
@@ -123,15 +125,93 @@ export function createMemoryKeyEventBus(options: MemoryKeyEventBusOptions = {}):
       };
     },
 
+    async publishUsage(report: UsageReport, messageId: string) {
+      if (closed) throw new Error("key event bus is closed");
+      return usage.publish(report, messageId);
+    },
+
+    async consumeUsage(handler) {
+      if (closed) throw new Error("key event bus is closed");
+      return usage.consume(handler);
+    },
+
     isConnected() {
       return !closed;
     },
 
     async close() {
       closed = true;
+      usage.close();
       for (const entry of subscribers) entry.closed = true;
       subscribers.clear();
       verifierHandlers.clear();
+    },
+  };
+}
+
+/**
+ * The in-process stand-in for the usage stream and its durable consumer: reports
+ * wait in a queue (at most `retain`, oldest dropped) until a consumer takes
+ * them, ids already accepted are refused as duplicates, and a report whose
+ * handler rejects goes back to the front of the queue and is tried again a
+ * second later.
+ */
+function createMemoryUsageQueue(retain: number) {
+  const queue: UsageDelivery[] = [];
+  const seen = new Set<string>();
+  const handlers: Array<(delivery: UsageDelivery) => Promise<void>> = [];
+  let next = 0;
+  let pumping = false;
+  let retry: ReturnType<typeof setTimeout> | undefined;
+
+  async function pump(): Promise<void> {
+    if (pumping) return;
+    pumping = true;
+    try {
+      while (queue.length > 0 && handlers.length > 0) {
+        const delivery = queue[0] as UsageDelivery;
+        const handler = handlers[next++ % handlers.length] as (d: UsageDelivery) => Promise<void>;
+        try {
+          await handler(delivery);
+          queue.shift();
+        } catch {
+          queue[0] = { ...delivery, deliveryCount: delivery.deliveryCount + 1 };
+          retry ??= setTimeout(() => {
+            retry = undefined;
+            void pump();
+          }, 1_000);
+          retry.unref();
+          return;
+        }
+      }
+    } finally {
+      pumping = false;
+    }
+  }
+
+  return {
+    publish(report: UsageReport, messageId: string): { duplicate: boolean } {
+      if (seen.has(messageId)) return { duplicate: true };
+      seen.add(messageId);
+      if (seen.size > retain * 4) seen.delete(seen.values().next().value as string);
+      queue.push({ messageId, report, deliveryCount: 1 });
+      if (queue.length > retain) queue.shift();
+      queueMicrotask(() => void pump());
+      return { duplicate: false };
+    },
+    consume(handler: (delivery: UsageDelivery) => Promise<void>): { close(): Promise<void> } {
+      handlers.push(handler);
+      queueMicrotask(() => void pump());
+      return {
+        async close() {
+          const index = handlers.indexOf(handler);
+          if (index !== -1) handlers.splice(index, 1);
+        },
+      };
+    },
+    close(): void {
+      clearTimeout(retry);
+      handlers.length = 0;
     },
   };
 }

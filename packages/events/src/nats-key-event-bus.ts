@@ -3,6 +3,8 @@ import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
   type KeyEvent,
   KeyEventSchema,
+  type UsageReport,
+  UsageReportSchema,
   type VerifierAck,
   VerifierAckSchema,
   type VerifierHeartbeat,
@@ -28,9 +30,12 @@ import {
   type NatsKeyEventSubscription,
   openNatsKeyEventSubscription,
 } from "./nats-key-event-subscription.js";
+import { consumeUsageReports, ensureUsageStream } from "./nats-usage-stream.js";
 import {
   KEY_EVENTS_STREAM,
   keyEventSubject,
+  USAGE_STREAM,
+  usageSubject,
   VERIFIER_ACK_SUBJECT_PREFIX,
   VERIFIER_HEARTBEAT_SUBJECT_PREFIX,
   verifierSubject,
@@ -69,8 +74,10 @@ export interface NatsKeyEventBusOptions {
   readonly streamMaxBytes?: number;
   /** Stream retention by count, for {@link NatsKeyEventBus.ensureStream} (default unlimited). */
   readonly streamMaxMessages?: number;
-  /** Stream replicas in a NATS cluster (default 1). */
+  /** Stream replicas in a NATS cluster (default 1), for both streams. */
   readonly replicas?: number;
+  /** Usage reports not consumed within this long are dropped, for {@link NatsKeyEventBus.ensureUsageStream} (default 24 h). */
+  readonly usageStreamMaxAgeMs?: number;
   /** Wait between reconnect attempts, in ms (default 250). Reconnection never gives up. */
   readonly reconnectTimeWaitMs?: number;
   /**
@@ -136,6 +143,12 @@ export interface NatsKeyEventBus extends KeyEventBus {
    * stream back if it disappears (a NATS server restarted without its store).
    */
   ensureStream(): Promise<{ created: boolean }>;
+  /**
+   * Creates the stream `LATCHKEY_USAGE` or updates its limits (work-queue
+   * retention, 10-minute duplicate window). Called by the token-service at
+   * start; verifiers only publish to it.
+   */
+  ensureUsageStream(): Promise<{ created: boolean }>;
   /** Resolves once the first connection is up (connecting never gives up on its own). */
   connected(): Promise<void>;
 }
@@ -168,6 +181,7 @@ export function createNatsKeyEventBus(options: NatsKeyEventBusOptions): NatsKeyE
   const logger = options.logger ?? noLogger;
   const requestTimeoutMs = options.requestTimeoutMs ?? 5_000;
   const subscriptions = new Set<NatsKeyEventSubscription>();
+  const usageConsumers = new Set<{ close(): Promise<void> }>();
   let closed = false;
   let connectedNow = false;
   let connection: NatsConnection | undefined;
@@ -282,6 +296,48 @@ export function createNatsKeyEventBus(options: NatsKeyEventBusOptions): NatsKeyE
 
     ensureStream,
 
+    async ensureUsageStream() {
+      await connecting;
+      await whenConnected(requestTimeoutMs);
+      return ensureUsageStream(await jetstreamManager(), {
+        ...(options.usageStreamMaxAgeMs !== undefined ? { maxAgeMs: options.usageStreamMaxAgeMs } : {}),
+        ...(options.replicas !== undefined ? { replicas: options.replicas } : {}),
+      });
+    },
+
+    async publishUsage(report: UsageReport, messageId: string) {
+      // Bounded: while NATS is away the verifier keeps the batch and tries again next flush.
+      await whenConnected(requestTimeoutMs);
+      const js = await jetstream();
+      const ack = await js.publish(usageSubject(report.verifierId), toBinary(UsageReportSchema, report), {
+        msgID: messageId,
+        expect: { streamName: USAGE_STREAM },
+        timeout: requestTimeoutMs,
+      });
+      return { duplicate: ack.duplicate };
+    },
+
+    async consumeUsage(handler) {
+      if (closed) throw new Error("key event bus is closed");
+      const consumer = consumeUsageReports(
+        {
+          jetstream,
+          jetstreamManager,
+          isConnected: () => connectedNow && !closed,
+          logger,
+          retryMs: 1_000,
+        },
+        handler,
+      );
+      usageConsumers.add(consumer);
+      return {
+        async close() {
+          usageConsumers.delete(consumer);
+          await consumer.close();
+        },
+      };
+    },
+
     async publish(event: KeyEvent, messageId: string) {
       const subject = keyEventSubject(event.teamId, event.type);
       const payload = toBinary(KeyEventSchema, event);
@@ -373,8 +429,9 @@ export function createNatsKeyEventBus(options: NatsKeyEventBusOptions): NatsKeyE
       if (closed) return;
       closed = true;
       connectedNow = false;
-      await Promise.all([...subscriptions].map((subscription) => subscription.close()));
+      await Promise.all([...subscriptions, ...usageConsumers].map((subscription) => subscription.close()));
       subscriptions.clear();
+      usageConsumers.clear();
       // Still connecting for the first time: `connecting.then` closes the connection when it comes.
       const nc = connection;
       if (nc !== undefined && !nc.isClosed()) await nc.drain().catch(() => nc.close());

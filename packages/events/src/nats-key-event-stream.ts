@@ -5,6 +5,7 @@ import {
   type JetStreamManager,
   RetentionPolicy,
   StorageType,
+  type StreamConfig,
 } from "@nats-io/jetstream";
 import { NoRespondersError, nanos } from "@nats-io/transport-node";
 import { KEY_EVENTS_STREAM, KEY_EVENTS_SUBJECTS } from "./subjects.js";
@@ -50,19 +51,32 @@ export async function ensureKeyEventStream(
     num_replicas: limits.replicas ?? 1,
     discard: DiscardPolicy.Old,
   };
+  return ensureFileStream(jsm, KEY_EVENTS_STREAM, RetentionPolicy.Limits, config);
+}
+
+/**
+ * Creates a file-backed stream with `retention` and `config`, or updates the
+ * limits of the one that exists (retention cannot change on a live stream).
+ *
+ * @example
+ * ```ts
+ * await ensureFileStream(jsm, "LATCHKEY_USAGE", RetentionPolicy.Workqueue, { subjects: ["latchkey.usage.>"] });
+ * ```
+ */
+export async function ensureFileStream(
+  jsm: JetStreamManager,
+  name: string,
+  retention: RetentionPolicy,
+  config: Partial<StreamConfig>,
+): Promise<{ created: boolean }> {
   try {
-    await jsm.streams.info(KEY_EVENTS_STREAM);
+    await jsm.streams.info(name);
   } catch (error) {
     if (!isStreamNotFound(error)) throw error;
-    await jsm.streams.add({
-      name: KEY_EVENTS_STREAM,
-      retention: RetentionPolicy.Limits,
-      storage: StorageType.File,
-      ...config,
-    });
+    await jsm.streams.add({ ...config, name, retention, storage: StorageType.File });
     return { created: true };
   }
-  await jsm.streams.update(KEY_EVENTS_STREAM, config);
+  await jsm.streams.update(name, config);
   return { created: false };
 }
 

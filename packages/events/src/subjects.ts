@@ -26,6 +26,7 @@ const EVENT_NAMES: Record<KeyEventType, string> = {
   [KeyEventType.METADATA_CHANGED]: "metadata_changed",
   [KeyEventType.ROTATED]: "rotated",
   [KeyEventType.EXPIRED]: "expired",
+  [KeyEventType.USAGE_LIMIT_CHANGED]: "usage_limit_changed",
 };
 
 const SUBJECT_TOKEN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -67,4 +68,26 @@ export function keyEventSubject(teamId: string, type: KeyEventType): string {
 export function verifierSubject(prefix: string, verifierId: string): string {
   if (!SUBJECT_TOKEN.test(verifierId)) throw new RangeError("verifier id is not a safe subject token");
   return `${prefix}.${verifierId}`;
+}
+
+/** The JetStream stream of usage reports (work queue: a report leaves once the token-service acks it). */
+export const USAGE_STREAM = "LATCHKEY_USAGE";
+/** Subject prefix of usage reports: `latchkey.usage.<verifier_id>`. */
+export const USAGE_SUBJECT_PREFIX = "latchkey.usage";
+/** Wildcard covering every usage report, the stream's subject filter. */
+export const USAGE_SUBJECTS = `${USAGE_SUBJECT_PREFIX}.>`;
+/** The durable consumer every token-service replica reads usage reports through (they share its work). */
+export const USAGE_CONSUMER = "latchkey-token-service-usage";
+
+/**
+ * The subject a verifier's usage reports are published on.
+ *
+ * @example
+ * ```ts
+ * usageSubject("v_1"); // "latchkey.usage.v_1"
+ * ```
+ * @throws RangeError when the verifier id could inject subject tokens.
+ */
+export function usageSubject(verifierId: string): string {
+  return verifierSubject(USAGE_SUBJECT_PREFIX, verifierId);
 }

@@ -59,6 +59,16 @@ function toVerifiedKey(key: Key): VerifiedKey {
     environment: key.environment,
     expiresAt: key.expireTime === undefined ? undefined : new Date(timestampMs(key.expireTime)),
     metadata: Object.freeze({ ...key.metadata }),
+    usageLimit:
+      key.usageLimit === undefined
+        ? undefined
+        : Object.freeze({
+            remaining: Number(key.usageLimit.remaining),
+            refillsAt:
+              key.usageLimit.nextRefillTime === undefined
+                ? undefined
+                : new Date(timestampMs(key.usageLimit.nextRefillTime)),
+          }),
   });
 }
 
@@ -73,8 +83,11 @@ function sizeOf(hash: string, key: VerifiedKey | undefined): number {
 
 /**
  * Turns a Verify response into a cache entry, or into an answer that must not
- * be cached (RATE_LIMITED: it depends on the moment, not the key). Unknown
- * results throw, so that the caller reports UNAVAILABLE rather than guess.
+ * be cached (RATE_LIMITED: it depends on the moment, not the key). An answer
+ * for a usage-limited key is `metered`: its entry serves the callers of this
+ * RPC only and is never cached, since every use must reach the token-service;
+ * USAGE_EXCEEDED is such an answer too. Unknown results throw, so that the
+ * caller reports UNAVAILABLE rather than guess.
  *
  * @example
  * ```ts
@@ -87,9 +100,20 @@ export function createCacheEntry(
   response: VerifyResponse,
   requestedAt: number,
   lifetimes: EntryLifetimes,
-): { entry: CacheEntry } | { uncached: VerifyOutcome } {
+): { entry: CacheEntry; metered: boolean } | { uncached: VerifyOutcome; metered: boolean } {
   if (response.result === VerifyResult.RATE_LIMITED) {
-    return { uncached: Object.freeze({ ok: false, code: "RATE_LIMITED", cached: false, stale: false }) };
+    return {
+      uncached: Object.freeze({ ok: false, code: "RATE_LIMITED", cached: false, stale: false }),
+      metered: false,
+    };
+  }
+  if (response.result === VerifyResult.USAGE_EXCEEDED) {
+    if (response.key === undefined) throw new Error("USAGE_EXCEEDED without a key");
+    const key = toVerifiedKey(response.key);
+    return {
+      uncached: Object.freeze({ ok: false, code: "USAGE_EXCEEDED", key, cached: false, stale: false }),
+      metered: true,
+    };
   }
   const code = CODES[response.result];
   if (code === undefined || (code === "VALID" && response.key === undefined)) {
@@ -112,7 +136,7 @@ export function createCacheEntry(
     fresh: outcome(code, key, false),
     size: sizeOf(hash, key),
   });
-  return { entry };
+  return { entry, metered: key?.usageLimit !== undefined };
 }
 
 function outcome(code: CachedCode, key: VerifiedKey | undefined, cached: boolean): VerifyOutcome {

@@ -4,6 +4,8 @@
  * `maxStaleMs` when the event feed is cut off.
  */
 
+/** The outcomes {@link UsageRecorder.record} counts (re-exported from `@latchkey/proto`). */
+export { UsageOutcome } from "@latchkey/proto";
 export {
   createGrpcJsVerifyClient,
   type GrpcJsVerifyClientOptions,
@@ -11,6 +13,12 @@ export {
   VERIFY_METHOD_PATH,
 } from "./grpc-js-verify-client.js";
 export { effectiveScopes, hasScopes } from "./has-scopes.js";
+export {
+  createUsageRecorder,
+  type UsageRecorder,
+  type UsageRecorderOptions,
+  type UsageRecorderStats,
+} from "./usage-recorder.js";
 export { createVerifier, type Verifier, type VerifierStatus } from "./verifier.js";
 export { hashCacheKey, tokenCacheKey } from "./verifier-cache.js";
 export type { EvictionReason } from "./verifier-metrics.js";
@@ -20,6 +28,7 @@ export type {
   KeyInvalidation,
   OutcomeSource,
   VerifiedKey,
+  VerifiedUsageLimit,
   VerifyCode,
   VerifyOutcome,
 } from "./verify-outcome.js";

@@ -87,19 +87,8 @@ export function createVerifierMetrics(
     }),
   };
   // Each counter reports the running total kept in `metrics` at scrape time.
-  const counter = (name: string, help: string, read: () => number) => {
-    let reported = 0;
-    new Counter({
-      name,
-      help,
-      registers,
-      collect() {
-        const total = read();
-        this.inc(total - reported);
-        reported = total;
-      },
-    });
-  };
+  const counter = (name: string, help: string, read: () => number) =>
+    registerTotalCounter(registry, name, help, read);
   counter("latchkey_verifier_cache_hits_total", "Verifications answered from the cache", () => metrics.hits);
   counter(
     "latchkey_verifier_cache_misses_total",
@@ -138,4 +127,32 @@ export function createVerifierMetrics(
     },
   });
   return metrics;
+}
+
+/**
+ * A counter whose running total is kept as a plain number and read at scrape
+ * time, so the code that counts pays one increment and no label lookup.
+ *
+ * @example
+ * ```ts
+ * registerTotalCounter(registry, "latchkey_verifier_cache_hits_total", "Hits", () => metrics.hits);
+ * ```
+ */
+export function registerTotalCounter(
+  registry: Registry,
+  name: string,
+  help: string,
+  read: () => number,
+): void {
+  let reported = 0;
+  new Counter({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      const total = read();
+      this.inc(total - reported);
+      reported = total;
+    },
+  });
 }

@@ -70,6 +70,25 @@ export interface VerifierOptions {
   readonly heartbeatIntervalMs?: number;
   /** While the token-service is unreachable, probe it this often to notice its return (default 1,000 ms). */
   readonly healthProbeIntervalMs?: number;
+  /**
+   * Usage batches are published this often (default 1,000 ms): one report per
+   * interval (on `events`), never one message per request. Without `events`
+   * no usage is counted.
+   */
+  readonly usageFlushMs?: number;
+  /**
+   * Most usage batches kept while NATS cannot take them (default 600: ten
+   * minutes at the default interval); beyond it the oldest is dropped and
+   * counted in `latchkey_verifier_usage_dropped_batches_total`.
+   */
+  readonly usageBacklogMax?: number;
+  /**
+   * Who counts usage (default `"verify"`): the verifier counts each answer of
+   * `verify`/`verifyCached` that names a key; `"caller"`: it counts nothing and
+   * the caller calls `verifier.usage.record` once per request (the sidecar,
+   * which knows the final outcome).
+   */
+  readonly usageCounting?: "verify" | "caller";
   /** Sent with heartbeats (service or pod name). */
   readonly label?: string;
   /** Registry for the `latchkey_verifier_*` metrics (default: a new one, see {@link Verifier.metrics}). */

@@ -1,3 +1,4 @@
+import { UsageOutcome } from "@latchkey/proto";
 import { MAX_TOKEN_LENGTH, parseToken, randomBase62 } from "@latchkey/token";
 import type { Registry } from "prom-client";
 import { answerFor, type CacheEntry } from "./cache-entry.js";
@@ -5,13 +6,14 @@ import { createGrpcJsVerifyClient } from "./grpc-js-verify-client.js";
 import { createKeyEventFollower, type KeyEventFollower } from "./key-event-follower.js";
 import { createKeyInvalidator } from "./key-invalidator.js";
 import { createSingleFlight } from "./single-flight.js";
+import { createUsageRecorder, type UsageRecorder } from "./usage-recorder.js";
 import { createVerifierCache, tokenCacheKey } from "./verifier-cache.js";
 import { createVerifierCurrency } from "./verifier-currency.js";
 import { createVerifierMetrics, type VerifierMetrics } from "./verifier-metrics.js";
 import type { VerifierOptions, VerifyOptions } from "./verifier-options.js";
 import { createConnectVerifyClient, type VerifyClient } from "./verify-client.js";
 import { createVerifyLookups, type LookupResult, unavailable } from "./verify-lookups.js";
-import type { KeyInvalidation, VerifyOutcome } from "./verify-outcome.js";
+import type { KeyInvalidation, VerifyCode, VerifyOutcome } from "./verify-outcome.js";
 
 /**
  * A snapshot of a verifier's state, for admin endpoints and tests.
@@ -48,6 +50,15 @@ export interface Verifier {
   /** The registry holding this verifier's metrics. */
   readonly metrics: Registry;
   /**
+   * Per-key usage, reported to the token-service every `usageFlushMs`. With
+   * `usageCounting: "verify"` (the default) `verify` and `verifyCached` count
+   * every answer that names a key (VALID, INSUFFICIENT_SCOPE); callers record
+   * what only they decide (`RATE_LIMITED` by their own limits). With
+   * `"caller"` the verifier counts nothing itself and the caller records each
+   * request once (the sidecar does, at its decision).
+   */
+  readonly usage: UsageRecorder;
+  /**
    * Verifies a token. Never throws: a failing key is an outcome, and
    * `UNAVAILABLE` (no answer from the token-service and nothing usable cached)
    * means the caller must fail closed.
@@ -70,6 +81,14 @@ export interface Verifier {
   /** Stops timers, flushes acks and closes the subscription (and a client it created). */
   close(): Promise<void>;
 }
+
+/** The usage outcome of each answer that names a key; the others are not counted per key. */
+const USAGE_OUTCOME: Partial<Record<VerifyCode, UsageOutcome>> = {
+  VALID: UsageOutcome.ALLOWED,
+  INSUFFICIENT_SCOPE: UsageOutcome.INSUFFICIENT_SCOPE,
+  RATE_LIMITED: UsageOutcome.RATE_LIMITED,
+  USAGE_EXCEEDED: UsageOutcome.USAGE_EXCEEDED,
+};
 
 const MALFORMED: VerifyOutcome = Object.freeze({ ok: false, code: "MALFORMED", cached: false, stale: false });
 const NO_SCOPES: readonly string[] = Object.freeze([]);
@@ -146,6 +165,23 @@ export function createVerifier(options: VerifierOptions): Verifier {
     maxStaleMs: options.maxStaleMs ?? 2_000,
     ...(follower !== undefined ? { coveredAt: follower.coveredAt } : {}),
   });
+  const usage = createUsageRecorder({
+    verifierId,
+    transport: options.events,
+    flushMs: options.usageFlushMs ?? 1_000,
+    backlogMax: options.usageBacklogMax ?? 600,
+    registry: metrics.registry,
+    ...onError,
+  });
+  const countsUsage = (options.usageCounting ?? "verify") === "verify";
+  /** Counts an answer's use of its key when the verifier counts usage itself. */
+  function counted(outcome: VerifyOutcome): VerifyOutcome {
+    if (countsUsage && outcome.code !== "UNAVAILABLE" && outcome.key !== undefined) {
+      const usageOutcome = USAGE_OUTCOME[outcome.code];
+      if (usageOutcome !== undefined) usage.record(outcome.key.id, outcome.key.teamId, usageOutcome);
+    }
+    return outcome;
+  }
   const lookups = createVerifyLookups({
     client,
     ownsClient: owned,
@@ -174,7 +210,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
     }
     if (currency.state(entry, Date.now()) !== "usable") return undefined;
     metrics.hits += 1;
-    return answerFor(entry, requiredScopes, "hit");
+    return counted(answerFor(entry, requiredScopes, "hit"));
   }
 
   async function verify(token: string, verifyOptions: VerifyOptions = {}): Promise<VerifyOutcome> {
@@ -189,7 +225,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
         const state = currency.state(entry, Date.now());
         if (state === "usable") {
           metrics.hits += 1;
-          return answerFor(entry, requiredScopes, "hit");
+          return counted(answerFor(entry, requiredScopes, "hit"));
         }
         if (state === "key-expired") invalidator.expire(entry);
         else fallback = entry;
@@ -198,7 +234,9 @@ export function createVerifier(options: VerifierOptions): Verifier {
         // Only well-formed tokens are ever cached, so this check is needed on a miss alone.
         return MALFORMED;
       }
-      return await lookups.verify({ token, hash, requiredScopes, fallback, signal: verifyOptions.signal });
+      return counted(
+        await lookups.verify({ token, hash, requiredScopes, fallback, signal: verifyOptions.signal }),
+      );
     } catch (error) {
       return unavailable(error);
     }
@@ -207,6 +245,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
   return {
     id: verifierId,
     metrics: metrics.registry,
+    usage,
     verify,
     verifyCached,
     onInvalidate: invalidator.onInvalidate,
@@ -232,6 +271,8 @@ export function createVerifier(options: VerifierOptions): Verifier {
       closed = true;
       lookups.close();
       invalidator.close();
+      // Before the follower: a bus the verifier was given is still open to carry the last batch.
+      await usage.close();
       await follower?.close();
     },
   };

@@ -7,8 +7,19 @@ import type { VerifierMetrics } from "./verifier-metrics.js";
 import type { VerifyClient } from "./verify-client.js";
 import type { VerifyOutcome } from "./verify-outcome.js";
 
-/** What one Verify RPC yields: an answer to cache, one that must not be cached, or a failure. */
-export type LookupResult = { entry: CacheEntry } | { uncached: VerifyOutcome } | { error: unknown };
+/**
+ * What one Verify RPC yields: an answer to cache, one that must not be cached,
+ * or a failure. `metered`: the answer is about a usage-limited key, so it
+ * belongs to the one caller whose request took the use.
+ */
+export type LookupResult =
+  | { entry: CacheEntry; metered: boolean }
+  | { uncached: VerifyOutcome; metered: boolean }
+  | { error: unknown };
+
+/** Tokens of usage-limited keys remembered, so their lookups skip single-flight from the start. */
+const MAX_METERED = 10_000;
+const NEVER_STORE: InvalidatedSince = () => true;
 
 /** Options of {@link createVerifyLookups}. */
 export interface VerifyLookupsOptions {
@@ -135,7 +146,7 @@ export function createVerifyLookups(options: VerifyLookupsOptions): VerifyLookup
       const result = createCacheEntry(hash, response, requestedAt, lifetimes);
       const code = "entry" in result ? result.entry.code : result.uncached.code;
       metrics.rpcDuration.observe({ result: code }, (performance.now() - started) / 1000);
-      if ("entry" in result) {
+      if ("entry" in result && !result.metered) {
         const { entry } = result;
         if (!closed && entry.freshUntil > Date.now() && !invalidatedSince(entry.key?.id))
           options.store(entry);
@@ -154,12 +165,37 @@ export function createVerifyLookups(options: VerifyLookupsOptions): VerifyLookup
     return grace > 0 && now < entry.freshUntil + grace && now < entry.keyExpiresAt;
   }
 
+  /**
+   * Tokens seen to belong to usage-limited keys (insertion order, oldest
+   * dropped first). Each use of such a key must reach the token-service, so
+   * their lookups are never shared: one RPC per request.
+   */
+  const metered = new Set<string>();
+  function noteMetered(hash: string, isMetered: boolean): void {
+    if (!isMetered) {
+      metered.delete(hash);
+      return;
+    }
+    metered.add(hash);
+    if (metered.size > MAX_METERED) metered.delete(metered.values().next().value as string);
+  }
+
   return {
     async verify({ token, hash, requiredScopes, fallback, signal }) {
       metrics.misses += 1;
-      const flight = flights.run(hash, (invalidatedSince) => lookup(token, hash, invalidatedSince));
-      if (flight.joined) metrics.coalesced += 1;
-      const result = await abortable(flight.promise, signal);
+      let result: LookupResult;
+      if (metered.has(hash)) {
+        result = await abortable(lookup(token, hash, NEVER_STORE), signal);
+      } else {
+        const flight = flights.run(hash, (invalidatedSince) => lookup(token, hash, invalidatedSince));
+        if (flight.joined) metrics.coalesced += 1;
+        result = await abortable(flight.promise, signal);
+        // A shared answer about a usage-limited key took one use for the caller that started it:
+        // every other caller asks for its own.
+        if ("metered" in result && result.metered && flight.joined)
+          result = await abortable(lookup(token, hash, NEVER_STORE), signal);
+      }
+      if ("metered" in result) noteMetered(hash, result.metered);
       if ("entry" in result) return answerFor(result.entry, requiredScopes, "fresh");
       if ("uncached" in result) return result.uncached;
       if (fallback !== undefined && !signal?.aborted && servableStale(fallback, Date.now())) {

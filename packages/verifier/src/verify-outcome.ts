@@ -9,7 +9,8 @@ export type VerifyCode =
   | "EXPIRED"
   | "DISABLED"
   | "INSUFFICIENT_SCOPE"
-  | "RATE_LIMITED";
+  | "RATE_LIMITED"
+  | "USAGE_EXCEEDED";
 
 /** The public fields of a verified key that callers act on. */
 export interface VerifiedKey {
@@ -21,6 +22,18 @@ export interface VerifiedKey {
   /** When the key stops being valid; undefined when it never expires. */
   readonly expiresAt: Date | undefined;
   readonly metadata: Readonly<Record<string, string>>;
+  /**
+   * A usage-limited key's budget after this verification; undefined for a key
+   * without a limit. Answers for such keys are never cached.
+   */
+  readonly usageLimit?: VerifiedUsageLimit | undefined;
+}
+
+/** The uses a usage-limited key has left, and when it is topped up. */
+export interface VerifiedUsageLimit {
+  readonly remaining: number;
+  /** The next refill; undefined when the key is never refilled. */
+  readonly refillsAt: Date | undefined;
 }
 
 /** Where an answer came from. */
@@ -53,7 +66,7 @@ export type VerifyOutcome =
   | ({
       readonly ok: false;
       readonly code: Exclude<VerifyCode, "VALID">;
-      /** Present for INSUFFICIENT_SCOPE only. */
+      /** Present for INSUFFICIENT_SCOPE and USAGE_EXCEEDED only. */
       readonly key?: VerifiedKey;
       /** Present for INSUFFICIENT_SCOPE only. */
       readonly missingScopes?: readonly string[];

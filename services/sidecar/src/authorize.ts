@@ -17,6 +17,7 @@ import {
   rateLimited,
   UNAVAILABLE,
   UNSTRIPPABLE_HEADERS,
+  usageExceeded,
 } from "./refusal.js";
 
 /** The parts of a request a decision is made from. */
@@ -169,21 +170,25 @@ function fromOutcome(
       credential: value,
       credentialSource: source,
     });
+  // A refusal that names the key: it is logged and its use is counted.
+  const refusedKey = (label: DecisionLabel, refusal: Refusal) =>
+    decision({
+      allow: false,
+      label,
+      refusal,
+      rule,
+      path,
+      query,
+      key: "key" in outcome ? outcome.key : undefined,
+      credential: value,
+      credentialSource: source,
+    });
   switch (outcome.code) {
-    case "INSUFFICIENT_SCOPE": {
-      const scopes = rule.access.kind === "key" ? rule.access.scopes : [];
-      return decision({
-        allow: false,
-        label: "insufficient_scope",
-        refusal: insufficientScope(scopes),
-        rule,
-        path,
-        query,
-        key: outcome.key,
-        credential: value,
-        credentialSource: source,
-      });
-    }
+    case "INSUFFICIENT_SCOPE":
+      return refusedKey(
+        "insufficient_scope",
+        insufficientScope(rule.access.kind === "key" ? rule.access.scopes : []),
+      );
     case "RATE_LIMITED":
       return decision({
         allow: false,
@@ -195,6 +200,8 @@ function fromOutcome(
         credential: value,
         credentialSource: source,
       });
+    case "USAGE_EXCEEDED":
+      return refusedKey("usage_exceeded", usageExceeded(outcome.key?.usageLimit?.refillsAt));
     case "UNAVAILABLE":
       return decision({
         allow: false,

@@ -92,6 +92,10 @@ export const sidecarConfigSchema = z
     maxStaleMs: integerSetting(0, 3_600_000).default(2_000),
     // When the token-service is unreachable, serve a cached VALID answer up to this old (0: never).
     serveStaleOnErrorMs: integerSetting(0, 86_400_000).default(0),
+    // Per-key usage is reported to the token-service in one batch this often (needs NATS_URL).
+    usageFlushMs: integerSetting(100, 60_000).default(1_000),
+    // Usage batches kept while NATS cannot take them; beyond this the oldest is dropped (and counted).
+    usageBacklogMax: integerSetting(1, 1_000_000).default(600),
     // Credentials longer than this are refused without a lookup (Latchkey keys are far shorter).
     maxCredentialBytes: integerSetting(16, 8192).default(512),
     // Keep-alive connections to the upstream.
@@ -136,6 +140,8 @@ export const SIDECAR_ENV = {
   cacheTtlMs: "LATCHKEY_CACHE_TTL_MS",
   maxStaleMs: "LATCHKEY_MAX_STALE_MS",
   serveStaleOnErrorMs: "LATCHKEY_SERVE_STALE_ON_ERROR_MS",
+  usageFlushMs: "LATCHKEY_USAGE_FLUSH_MS",
+  usageBacklogMax: "LATCHKEY_USAGE_BACKLOG_MAX",
   maxCredentialBytes: "LATCHKEY_MAX_CREDENTIAL_BYTES",
   upstreamConnections: "LATCHKEY_UPSTREAM_CONNECTIONS",
   upstreamHeadersTimeoutMs: "LATCHKEY_UPSTREAM_HEADERS_TIMEOUT_MS",

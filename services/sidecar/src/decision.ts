@@ -16,6 +16,7 @@ export type DecisionLabel =
   | "invalid_credential"
   | "insufficient_scope"
   | "rate_limited"
+  | "usage_exceeded"
   | "unavailable"
   | "not_checked";
 
@@ -29,6 +30,7 @@ export const DECISION_LABELS: readonly DecisionLabel[] = [
   "invalid_credential",
   "insufficient_scope",
   "rate_limited",
+  "usage_exceeded",
   "unavailable",
   "not_checked",
 ];

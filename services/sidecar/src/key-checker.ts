@@ -1,3 +1,4 @@
+import type { UsageOutcome } from "@latchkey/proto";
 import type { KeyInvalidation, VerifyOutcome } from "@latchkey/verifier";
 
 export type { KeyInvalidation, VerifiedKey, VerifyOutcome } from "@latchkey/verifier";
@@ -26,6 +27,8 @@ export interface KeyChecker {
   verifyCached?(token: string, requiredScopes: readonly string[]): VerifyOutcome | undefined;
   /** Calls `listener` for every key the verifier drops because of a key event; returns an unsubscribe. */
   onInvalidate(listener: (invalidation: KeyInvalidation) => void): () => void;
+  /** Per-key usage: the sidecar records each decided request here (`@latchkey/verifier`'s `usage`). */
+  readonly usage?: { record(keyId: string, teamId: string, outcome: UsageOutcome): void };
   /** False when the verifier cannot currently reach the token-service; reported by /readyz and a gauge. */
   isHealthy(): boolean;
 }

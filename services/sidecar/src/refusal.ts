@@ -8,6 +8,7 @@ export type RefusalCode =
   | "invalid_token"
   | "insufficient_scope"
   | "rate_limited"
+  | "usage_exceeded"
   | "unavailable"
   | "bad_gateway"
   | "forbidden";
@@ -160,6 +161,25 @@ export function rateLimited(retryAfterSeconds = 1): Refusal {
     code: "rate_limited",
     message: "The key is over its rate limit; retry later.",
     headers: [["retry-after", String(Math.max(1, Math.ceil(retryAfterSeconds)))]],
+  };
+}
+
+/**
+ * 429 `usage_exceeded`: a usage-limited key has no uses left. `Retry-After`
+ * points at its next refill when it has one; without one, retrying will not help.
+ */
+export function usageExceeded(refillsAt: Date | undefined, now = Date.now()): Refusal {
+  return {
+    status: 429,
+    code: "usage_exceeded",
+    message:
+      refillsAt === undefined
+        ? "The key has used all of its allowed requests."
+        : `The key has used all of its allowed requests until ${refillsAt.toISOString()}.`,
+    headers:
+      refillsAt === undefined
+        ? []
+        : [["retry-after", String(Math.max(1, Math.ceil((refillsAt.getTime() - now) / 1000)))]],
   };
 }
 

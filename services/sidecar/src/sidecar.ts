@@ -11,6 +11,7 @@ import { createAccessLog, createSidecarLogger } from "./access-log.js";
 import { createAdminServer } from "./admin-server.js";
 import { createAuthorizer } from "./authorize.js";
 import type { SidecarConfig } from "./config.js";
+import { createDecisionUsage } from "./decision-usage.js";
 import { createForwardAuthRoute, FORWARD_AUTH_PATH } from "./forward-auth.js";
 import type { KeyChecker } from "./key-checker.js";
 import { LiveConnections } from "./live-connections.js";
@@ -105,6 +106,10 @@ export async function startSidecar(
       ttlMs: config.cacheTtlMs,
       maxStaleMs: config.maxStaleMs,
       serveStaleOnErrorMs: config.serveStaleOnErrorMs,
+      // The sidecar records each request once, at its decision (decision-usage.ts).
+      usageCounting: "caller",
+      usageFlushMs: config.usageFlushMs,
+      usageBacklogMax: config.usageBacklogMax,
       registry,
       label: "latchkey-sidecar",
       onError: (error) => logger.warn({ err: error }, "verifier error"),
@@ -140,6 +145,7 @@ export async function startSidecar(
       address !== "" && config.trustedProxies.list.check(address, address.includes(":") ? "ipv6" : "ipv4"),
     liveConnections,
     metrics,
+    recordUsage: createDecisionUsage(keyChecker),
     accessLog: createAccessLog(logger),
     logger,
   };

@@ -100,6 +100,12 @@ export const tokenServiceConfigSchema = z
     // Server-side cache of key rows for Verify; invalidated by every key event.
     verifyCacheMaxEntries: integerSetting(0, 10_000_000).default(100_000),
     verifyCacheTtlMs: integerSetting(0, 3_600_000).default(30_000),
+    // Minute buckets of usage are kept this many days, then swept (GetUsage reaches no further back).
+    usageRetentionDays: integerSetting(1, 3_660).default(35),
+    // How often old usage buckets and report ids are swept.
+    usageSweepMs: integerSetting(1_000, 86_400_000).default(60_000),
+    // How long a usage report may wait in the LATCHKEY_USAGE stream for a token-service to take it.
+    usageStreamMaxAgeS: integerSetting(60, 30 * 86_400).default(86_400),
     // How often expired keys are looked for, to announce them with an EXPIRED key event.
     expirySweepMs: integerSetting(100, 3_600_000).default(1_000),
     // Run migrations at start (off when a Job runs `latchkey-token-service migrate`).
@@ -167,6 +173,9 @@ export const TOKEN_SERVICE_ENV = {
   streamReplicas: "LATCHKEY_STREAM_REPLICAS",
   verifyCacheMaxEntries: "LATCHKEY_VERIFY_CACHE_MAX_ENTRIES",
   verifyCacheTtlMs: "LATCHKEY_VERIFY_CACHE_TTL_MS",
+  usageRetentionDays: "LATCHKEY_USAGE_RETENTION_DAYS",
+  usageSweepMs: "LATCHKEY_USAGE_SWEEP_MS",
+  usageStreamMaxAgeS: "LATCHKEY_USAGE_STREAM_MAX_AGE_S",
   expirySweepMs: "LATCHKEY_EXPIRY_SWEEP_MS",
   migrateOnStart: "LATCHKEY_MIGRATE_ON_START",
   sniffTimeoutMs: "LATCHKEY_SNIFF_TIMEOUT_MS",

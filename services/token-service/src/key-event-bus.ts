@@ -36,6 +36,7 @@ export function openKeyEventBus(config: TokenServiceConfig, logger: Logger): Ope
     streamMaxAgeMs: config.streamMaxAgeS * 1000,
     streamMaxBytes: config.streamMaxBytes,
     replicas: config.streamReplicas,
+    usageStreamMaxAgeMs: config.usageStreamMaxAgeS * 1000,
     logger,
   });
   return { bus, streamReady: natsStreamReady(bus, logger) };
@@ -48,6 +49,8 @@ function natsStreamReady(bus: NatsKeyEventBus, logger: Logger): (closed: AbortSi
     if (closed.aborted || streamReady) return;
     const { created } = await bus.ensureStream();
     logger.info({ created }, "key event stream ready");
+    const usage = await bus.ensureUsageStream();
+    logger.info({ created: usage.created }, "usage stream ready");
     streamReady = true;
   };
 }

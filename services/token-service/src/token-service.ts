@@ -28,6 +28,7 @@ import { createMetricsServer } from "./server/metrics/metrics-server.js";
 import { createHealthService, ServingStatus } from "./server/shared/health.js";
 import { createReflectionServices } from "./server/shared/reflection.js";
 import type { RunningServer, TlsOptions } from "./server/shared/running-server.js";
+import { startUsageIngest } from "./usage/usage-ingest.js";
 
 /** Options of {@link startTokenService} that are not configuration. */
 export interface StartOptions {
@@ -149,6 +150,17 @@ export async function startTokenService(
       outboxBacklog: () => pendingBacklog(database.db),
       eventsConnected: feed.connected,
     });
+    const stopUsage = await startUsageIngest({
+      db: database.db,
+      bus,
+      logger,
+      retentionMs: config.usageRetentionDays * 86_400_000,
+      // Longer than a report can wait in the stream, plus the publisher's own retries.
+      dedupeMs: config.usageStreamMaxAgeS * 1000 + 3_600_000,
+      sweepMs: config.usageSweepMs,
+      registry,
+    });
+    cleanups.push(stopUsage);
     const deps: ServiceDeps = {
       db: database.db,
       logger,

@@ -3,6 +3,7 @@ import type { Dispatcher } from "undici";
 import type { AccessLog } from "../access-log.js";
 import type { Authorize } from "../authorize.js";
 import type { EnforcementMode } from "../config.js";
+import type { Decision } from "../decision.js";
 import type { LiveConnections } from "../live-connections.js";
 import type { SidecarMetrics } from "../metrics.js";
 
@@ -19,6 +20,8 @@ export interface ProxyContext {
   readonly isTrusted: (address: string) => boolean;
   readonly liveConnections: LiveConnections;
   readonly metrics: SidecarMetrics;
+  /** Counts a decided request's use of its key (`decision-usage.ts`); called once per decision. */
+  readonly recordUsage: (decision: Decision) => void;
   readonly accessLog: AccessLog;
   readonly logger: Logger;
 }

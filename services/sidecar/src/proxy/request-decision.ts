@@ -53,7 +53,7 @@ export interface DecisionReceiver {
 }
 
 /**
- * Counts a decision once it is made and hands it to `receiver`: at once when
+ * Counts a decision once it is made (metrics, and the key's usage) and hands it to `receiver`: at once when
  * it was synchronous (no closure, no promise on the cache-hit path), or when
  * the verifier answers.
  */
@@ -66,12 +66,14 @@ export function whenDecided(
     decision.then(
       (decided) => {
         context.metrics.decision(decided.label);
+        context.recordUsage(decided);
         receiver.decided(decided);
       },
       (error: unknown) => receiver.failed(error),
     );
   } else {
     context.metrics.decision(decision.label);
+    context.recordUsage(decision);
     receiver.decided(decision);
   }
 }

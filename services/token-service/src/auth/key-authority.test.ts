@@ -27,6 +27,10 @@ function row(fields: Partial<ApiKeyRow> = {}): ApiKeyRow {
     metadata: { owner: "ops" },
     rotated_from: null,
     expiry_announced: false,
+    remaining: null,
+    refill_interval: null,
+    refill_amount: null,
+    refilled_at: null,
     ...fields,
   };
 }

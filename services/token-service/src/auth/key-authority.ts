@@ -93,11 +93,29 @@ function grantOf(write: KeyWrite): Grant | undefined {
         reEnables(write) && "enabled",
         changes.name !== undefined && changes.name !== key.name && "name",
         changes.metadata !== undefined && !sameEntries(changes.metadata, key.metadata) && "metadata.entries",
+        changes.usageLimit !== undefined &&
+          !limitsUsage(key, changes.usageLimit) &&
+          (changes.usageLimit.remaining === null ? "remove_usage_limit" : "usage_limit"),
       ].find((each) => typeof each === "string");
       if (field === undefined) return undefined;
       return { field, scopes: changes.scopes ?? key.scopes, refusal: BEYOND_REDUCTION };
     }
   }
+}
+
+/**
+ * Whether a usage limit only reduces what the key may do: any limit on an
+ * unlimited key, or no more uses and no more generous a refill than it has.
+ * Removing a limit, or raising one, is not a reduction.
+ */
+function limitsUsage(key: ApiKeyRow, limit: NonNullable<KeyChanges["usageLimit"]>): boolean {
+  if (limit.remaining === null) return key.remaining === null;
+  if (key.remaining === null) return true;
+  if (limit.remaining > Number(key.remaining)) return false;
+  if (limit.refill_interval === null) return true;
+  return (
+    limit.refill_interval === key.refill_interval && Number(limit.refill_amount) <= Number(key.refill_amount)
+  );
 }
 
 function reEnables(write: { readonly key: ApiKeyRow; readonly changes: KeyChanges }): boolean {

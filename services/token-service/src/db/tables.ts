@@ -28,6 +28,17 @@ export interface ApiKeyTable {
   metadata: ColumnType<Record<string, string>, string, string>;
   rotated_from: string | null;
   expiry_announced: ColumnType<boolean, boolean | undefined, boolean>;
+  /** Uses left of a usage-limited key; null: no limit. bigint: a string from pg, a number from PGlite. */
+  remaining: ColumnType<string | number | null, number | null | undefined, number | null>;
+  /** `day` or `month`: when `remaining` is topped up to `refill_amount`; null: never. */
+  refill_interval: ColumnType<
+    "day" | "month" | null,
+    "day" | "month" | null | undefined,
+    "day" | "month" | null
+  >;
+  refill_amount: ColumnType<string | number | null, number | null | undefined, number | null>;
+  /** Start of the UTC day or month of the last refill (or of when the limit was set). */
+  refilled_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
 }
 
 /** `key_event_outbox`: key changes waiting to be published, written in the change's transaction. */
@@ -63,6 +74,22 @@ export interface RootCredentialTable {
   created_at: ColumnType<Date, Date | undefined, never>;
 }
 
+/** `usage_minutes`: requests per key, minute and outcome (`UsageOutcome`), from verifiers' reports. */
+export interface UsageMinuteTable {
+  key_id: string;
+  minute: Date;
+  outcome: number;
+  team_id: string;
+  // bigint: pg returns it as a string, PGlite as a number; normalize on read.
+  count: ColumnType<string | number, number, number>;
+}
+
+/** `usage_batches`: ids of the usage reports stored, so a redelivery is not counted twice. */
+export interface UsageBatchTable {
+  id: string;
+  received_at: ColumnType<Date, Date | undefined, never>;
+}
+
 /** The database as kysely sees it. */
 export interface Database {
   teams: TeamTable;
@@ -70,6 +97,8 @@ export interface Database {
   key_event_outbox: KeyEventOutboxTable;
   audit_log: AuditLogTable;
   root_credential: RootCredentialTable;
+  usage_minutes: UsageMinuteTable;
+  usage_batches: UsageBatchTable;
 }
 
 /** A key row as read. */

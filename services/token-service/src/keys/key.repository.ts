@@ -1,5 +1,6 @@
 import type { Kysely, Transaction } from "kysely";
 import type { ApiKeyRow, Database, NewApiKeyRow } from "../db/tables.js";
+import type { UsageLimitColumns } from "../usage/usage-limit.js";
 
 type Db = Kysely<Database> | Transaction<Database>;
 
@@ -57,14 +58,22 @@ export type KeyChanges = Partial<
     ApiKeyRow,
     "name" | "scopes" | "enabled" | "disabled_by" | "revoked_at" | "revoked_reason" | "expires_at"
   >
-> & { metadata?: Record<string, string> };
+> & {
+  metadata?: Record<string, string>;
+  /** A usage limit to set, or every column null to remove it (`usage/usage-limit.ts`). */
+  usageLimit?: UsageLimitColumns;
+};
 
 /** Applies changes to a key and returns the new row. */
 export async function updateKey(db: Db, id: string, changes: KeyChanges): Promise<ApiKeyRow> {
-  const { metadata, ...rest } = changes;
+  const { metadata, usageLimit, ...rest } = changes;
   return db
     .updateTable("api_keys")
-    .set({ ...rest, ...(metadata !== undefined ? { metadata: JSON.stringify(metadata) } : {}) })
+    .set({
+      ...rest,
+      ...(metadata !== undefined ? { metadata: JSON.stringify(metadata) } : {}),
+      ...(usageLimit ?? {}),
+    })
     .where("id", "=", id)
     .returningAll()
     .executeTakeFirstOrThrow();

@@ -3,9 +3,10 @@ import type { Logger } from "pino";
 import type { Database } from "../db/tables.js";
 
 /**
- * Batches `last_used_at`: Verify records use in memory, and one UPDATE per
- * interval writes the newest time of every key used, instead of one write per
- * verification.
+ * Batches `last_used_at` for the Verify RPC: Verify records use in memory, and
+ * one UPDATE per interval writes the newest time of every key used, instead of
+ * one write per verification. Uses that never reach the service (verifier cache
+ * hits) move `last_used_at` through usage reports (`usage/usage.repository.ts`).
  */
 export class LastUsedRecorder {
   readonly #db: Kysely<Database>;

@@ -25,13 +25,23 @@ export function keyNotFound(keyId: string): ConnectError {
   return new ConnectError(`key ${keyId} not found`, Code.NotFound);
 }
 
+/** Loads a key the caller may see (a team admin sees its own team's keys only), or NOT_FOUND. */
+export async function visibleKey(
+  db: Parameters<typeof findKeyById>[0],
+  principal: Principal,
+  keyId: string,
+  forUpdate = false,
+): Promise<ApiKeyRow> {
+  const row = await findKeyById(db, keyId, forUpdate);
+  if (!row || (principal.kind === "admin" && principal.teamId !== row.team_id)) throw keyNotFound(keyId);
+  return row;
+}
+
 /** Loads and locks a key for change inside a transaction, hiding other teams' keys. */
-export async function lockKey(
+export function lockKey(
   trx: Parameters<typeof findKeyById>[0],
   principal: Principal,
   keyId: string,
 ): Promise<ApiKeyRow> {
-  const row = await findKeyById(trx, keyId, true);
-  if (!row || (principal.kind === "admin" && principal.teamId !== row.team_id)) throw keyNotFound(keyId);
-  return row;
+  return visibleKey(trx, principal, keyId, true);
 }

@@ -17,7 +17,9 @@ import { invalidateKeys } from "../keys/key-invalidation.js";
 import { keyFromRow } from "../keys/key-mapper.js";
 import { enqueueKeyEvent } from "../outbox/outbox.repository.js";
 import type { RpcContext } from "../server/shared/rpc-context.js";
-import { beginAdminCall, keyNotFound, lockKey } from "./admin-call.js";
+import { keyTraffic, requestsLast24h } from "../usage/usage-handlers.js";
+import { NO_USAGE_LIMIT, requireUsageLimit } from "../usage/usage-limit.js";
+import { beginAdminCall, lockKey, visibleKey } from "./admin-call.js";
 import { decodePageToken, pageOf } from "./page-token.js";
 import type { ServiceDeps } from "./service-deps.js";
 import {
@@ -39,9 +41,18 @@ export async function getKey(
 ): Promise<MessageInitShape<typeof GetResponseSchema>> {
   const principal = await beginAdminCall(deps, ctx, request);
   const keyId = requireKeyId(request.keyId);
-  const row = await findKeyById(deps.db, keyId);
-  if (!row || (principal.kind === "admin" && principal.teamId !== row.team_id)) throw keyNotFound(keyId);
-  return { key: keyFromRow(row) };
+  const row = await visibleKey(deps.db, principal, keyId);
+  // The predecessor is read for its last use; it is the same team's key (Rotate keeps the team).
+  const predecessor = row.rotated_from ? await findKeyById(deps.db, row.rotated_from) : undefined;
+  const [counts, traffic] = await Promise.all([
+    requestsLast24h(deps, [row]),
+    keyTraffic(deps, predecessor ? [row, predecessor] : [row]),
+  ]);
+  return {
+    key: { ...keyFromRow(row), requests24h: BigInt(counts.get(row.id) ?? 0) },
+    traffic: traffic[0],
+    predecessorTraffic: traffic[1],
+  };
 }
 
 /** List: a team's keys, newest first, paged. */
@@ -62,7 +73,12 @@ export async function listTeamKeys(
     includeRevoked: request.includeRevoked,
   });
   const { page, nextPageToken } = pageOf(rows, limit);
-  return { keys: page.map(keyFromRow), nextPageToken };
+  // One grouped query for the whole page, not one per key.
+  const counts = await requestsLast24h(deps, page);
+  return {
+    keys: page.map((row) => ({ ...keyFromRow(row), requests24h: BigInt(counts.get(row.id) ?? 0) })),
+    nextPageToken,
+  };
 }
 
 /** Update: name, scopes, metadata, enabled; each kind of change becomes a key event. */
@@ -80,8 +96,16 @@ export async function updateKeyFields(
   if (request.scopes) changes.scopes = requireScopes(request.scopes.values, "scopes.values");
   if (request.metadata) changes.metadata = requireMetadata(request.metadata.entries, "metadata.entries");
   if (request.enabled !== undefined) changes.enabled = request.enabled;
+  if (request.usageLimit && request.removeUsageLimit) {
+    throw invalidArgument("remove_usage_limit", "cannot be set together with usage_limit");
+  }
+  if (request.usageLimit) changes.usageLimit = requireUsageLimit(request.usageLimit, "usage_limit");
+  if (request.removeUsageLimit) changes.usageLimit = { ...NO_USAGE_LIMIT };
   if (Object.keys(changes).length === 0) {
-    throw invalidArgument("UpdateRequest", "set at least one of name, scopes, metadata, enabled");
+    throw invalidArgument(
+      "UpdateRequest",
+      "set at least one of name, scopes, metadata, enabled, usage_limit, remove_usage_limit",
+    );
   }
   const row = await deps.db.transaction().execute(async (trx) => {
     const current = await lockKey(trx, principal, keyId);
@@ -105,6 +129,8 @@ export async function updateKeyFields(
     ) {
       events.push(KeyEventType.METADATA_CHANGED);
     }
+    // Caches must drop the key: a limited key is never answered from a cache, an unlimited one may be.
+    if (changes.usageLimit) events.push(KeyEventType.USAGE_LIMIT_CHANGED);
     for (const type of events) await enqueueKeyEvent(trx, type, updated);
     await recordAudit(trx, {
       actor: principal.actor,

@@ -24,6 +24,8 @@ import { type KeyUnusableReason, type KeyUsabilityOptions, keyUsability } from "
 import { enqueueKeyEvent } from "../outbox/outbox.repository.js";
 import type { RpcContext } from "../server/shared/rpc-context.js";
 import { findTeam } from "../teams/team.repository.js";
+import { keyTraffic } from "../usage/usage-handlers.js";
+import { NO_USAGE_LIMIT, requireUsageLimit } from "../usage/usage-limit.js";
 import { beginAdminCall, lockKey } from "./admin-call.js";
 import type { ServiceDeps } from "./service-deps.js";
 import {
@@ -98,6 +100,9 @@ export async function issueKey(
     if (ahead > MAX_LIFETIME_MS) throw invalidArgument("expire_time", "must be within 100 years");
   }
   const metadata = requireMetadata(request.metadata);
+  const usageLimit = request.usageLimit
+    ? requireUsageLimit(request.usageLimit, "usage_limit")
+    : NO_USAGE_LIMIT;
   const token = generateToken({ prefix: deps.keyPrefix, environment: environment as KeyEnvironment });
   const row = await deps.db.transaction().execute(async (trx) => {
     if (!(await findTeam(trx, teamId))) throw new ConnectError(`team ${teamId} not found`, Code.NotFound);
@@ -115,6 +120,7 @@ export async function issueKey(
         disabled_by: null,
         metadata,
         rotated_from: null,
+        ...usageLimit,
       }),
     );
     await recordAudit(trx, {
@@ -123,7 +129,12 @@ export async function issueKey(
       teamId,
       keyId: inserted.id,
       requestId: ctx.requestId,
-      details: { name, scopes, environment },
+      details: {
+        name,
+        scopes,
+        environment,
+        ...(usageLimit.remaining !== null ? { usageLimited: true } : {}),
+      },
     });
     return inserted;
   });
@@ -220,6 +231,11 @@ export async function rotateKey(
         disabled_by: old.disabled_by,
         metadata: old.metadata ?? {},
         rotated_from: old.id,
+        // The replacement carries the budget on; the old key's remaining uses in its grace period are its own.
+        remaining: old.remaining === null ? null : Number(old.remaining),
+        refill_interval: old.refill_interval,
+        refill_amount: old.refill_amount === null ? null : Number(old.refill_amount),
+        refilled_at: old.refilled_at,
       }),
     );
     const graceEnd = new Date(now.getTime() + graceMs);
@@ -241,5 +257,11 @@ export async function rotateKey(
     { keyId, newKeyId: result.fresh.id, actor: principal.actor, requestId: ctx.requestId },
     "key rotated",
   );
-  return { key: keyFromRow(result.fresh), token: result.token, previousKey: keyFromRow(result.previous) };
+  const [previousKeyTraffic] = await keyTraffic(deps, [result.previous]);
+  return {
+    key: keyFromRow(result.fresh),
+    token: result.token,
+    previousKey: keyFromRow(result.previous),
+    previousKeyTraffic,
+  };
 }

@@ -1,5 +1,6 @@
 import { TokenService } from "@latchkey/proto";
 import { registerService, type ServiceRegistration } from "../server/shared/service-registration.js";
+import { getUsage } from "../usage/usage-handlers.js";
 import { getKey, listTeamKeys, updateKeyFields } from "./key-admin-handlers.js";
 import { issueKey, revokeKey, rotateKey } from "./key-write-handlers.js";
 import type { ServiceDeps } from "./service-deps.js";
@@ -23,5 +24,6 @@ export function createTokenService(deps: ServiceDeps): ServiceRegistration {
     get: (request, ctx) => getKey(deps, request, ctx),
     list: (request, ctx) => listTeamKeys(deps, request, ctx),
     update: (request, ctx) => updateKeyFields(deps, request, ctx),
+    getUsage: (request, ctx) => getUsage(deps, request, ctx),
   });
 }

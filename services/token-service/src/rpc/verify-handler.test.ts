@@ -95,6 +95,10 @@ function setup() {
     metadata: {},
     rotated_from: null,
     expiry_announced: false,
+    remaining: null,
+    refill_interval: null,
+    refill_amount: null,
+    refilled_at: null,
   });
   const cache = new KeyRowCache({ maxEntries: 10, ttlMs: 60_000 });
   cache.clear(5); // subscribed at stream sequence 5

@@ -1,5 +1,11 @@
 import { create } from "@bufbuild/protobuf";
-import { type VerifyRequest, type VerifyResponse, VerifyResponseSchema, VerifyResult } from "@latchkey/proto";
+import {
+  KeySchema,
+  type VerifyRequest,
+  type VerifyResponse,
+  VerifyResponseSchema,
+  VerifyResult,
+} from "@latchkey/proto";
 import { effectiveScopes, hashToken, MAX_TOKEN_LENGTH, missingScopes, parseToken } from "@latchkey/token";
 import type { ApiKeyRow } from "../db/tables.js";
 import { findKeyByHash } from "../keys/key.repository.js";
@@ -7,6 +13,7 @@ import { keyFromRow } from "../keys/key-mapper.js";
 import { type CachedKey, tokenHashHex } from "../keys/key-row-cache.js";
 import { type KeyUnusableReason, keyUsability } from "../keys/key-usability.js";
 import { markImmutable } from "../server/shared/immutable-message.js";
+import { takeUse, usageLimitOf } from "../usage/usage-limit.js";
 import type { ServiceDeps } from "./service-deps.js";
 import { invalidArgument, rejectUnknownFields, requireScopes } from "./validate.js";
 
@@ -95,11 +102,17 @@ export function createVerifyHandler(
     const bypass = !deps.eventsConnected() || minSequence > deps.cache.appliedSequence;
     const hit = bypass ? undefined : deps.cache.get(hashHex, minSequence);
     metrics?.rowCache(bypass ? "bypass" : hit ? "hit" : "miss");
-    if (hit) return counted(verdict(hit.value, required));
-    return load(hashHex, hash, minSequence).then((found) => counted(verdict(found, required)));
+    if (hit) {
+      const answer = verdict(hit.value, required);
+      return answer instanceof Promise ? answer.then(counted) : counted(answer);
+    }
+    return load(hashHex, hash, minSequence)
+      .then((found) => verdict(found, required))
+      .then(counted);
   };
 
-  function verdict(found: CachedKey, required: readonly string[]): VerifyResponse {
+  /** A verdict; a promise only for a usage-limited key, whose use is taken in the database. */
+  function verdict(found: CachedKey, required: readonly string[]): VerifyResponse | Promise<VerifyResponse> {
     if (!found) return NOT_FOUND;
     const { row, key, valid, scopes } = found;
     const usability = keyUsability(row, Date.now());
@@ -113,7 +126,23 @@ export function createVerifyHandler(
         missingScopes: missing,
       });
     }
+    if (row.remaining !== null) return metered(found);
     return valid;
+  }
+
+  /**
+   * Takes one use of a usage-limited key (`usage/usage-limit.ts`: one atomic
+   * UPDATE, exact across replicas). The answer carries the uses left, so it is
+   * built per call; verifiers never cache it.
+   */
+  async function metered({ row, key, valid }: NonNullable<CachedKey>): Promise<VerifyResponse> {
+    const taken = await takeUse(deps.db, row.id);
+    if (taken.kind === "unlimited") return valid;
+    const remaining = taken.kind === "taken" ? taken.remaining : 0;
+    return create(VerifyResponseSchema, {
+      result: taken.kind === "taken" ? VerifyResult.VALID : VerifyResult.USAGE_EXCEEDED,
+      key: create(KeySchema, { ...key, usageLimit: usageLimitOf(row, remaining) }),
+    });
   }
 }
 

@@ -2,8 +2,8 @@
 // @generated from file latchkey/v1/key.proto (package latchkey.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file latchkey/v1/key.proto.
  */
 export const file_latchkey_v1_key: GenFile = /*@__PURE__*/
-  fileDesc("ChVsYXRjaGtleS92MS9rZXkucHJvdG8SC2xhdGNoa2V5LnYxIt8DCgNLZXkSCgoCaWQYASABKAkSDwoHdGVhbV9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEg4KBnNjb3BlcxgEIAMoCRITCgtlbnZpcm9ubWVudBgFIAEoCRIMCgRoaW50GAYgASgJEi8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoObGFzdF91c2VkX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3Jldm9rZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1yZXZva2VfcmVhc29uGAsgASgJEg8KB2VuYWJsZWQYDCABKAgSMAoIbWV0YWRhdGEYDSADKAsyHi5sYXRjaGtleS52MS5LZXkuTWV0YWRhdGFFbnRyeRISCgpjcmVhdGVkX2J5GA4gASgJEhQKDHJvdGF0ZWRfZnJvbRgPIAEoCRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChVsYXRjaGtleS92MS9rZXkucHJvdG8SC2xhdGNoa2V5LnYxIqMECgNLZXkSCgoCaWQYASABKAkSDwoHdGVhbV9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEg4KBnNjb3BlcxgEIAMoCRITCgtlbnZpcm9ubWVudBgFIAEoCRIMCgRoaW50GAYgASgJEi8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoObGFzdF91c2VkX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3Jldm9rZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1yZXZva2VfcmVhc29uGAsgASgJEg8KB2VuYWJsZWQYDCABKAgSMAoIbWV0YWRhdGEYDSADKAsyHi5sYXRjaGtleS52MS5LZXkuTWV0YWRhdGFFbnRyeRISCgpjcmVhdGVkX2J5GA4gASgJEhQKDHJvdGF0ZWRfZnJvbRgPIAEoCRIUCgxyZXF1ZXN0c18yNGgYECABKAMSLAoLdXNhZ2VfbGltaXQYESABKAsyFy5sYXRjaGtleS52MS5Vc2FnZUxpbWl0Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKnAQoKVXNhZ2VMaW1pdBIRCglyZW1haW5pbmcYASABKAMSOQoPcmVmaWxsX2ludGVydmFsGAIgASgOMiAubGF0Y2hrZXkudjEuVXNhZ2VSZWZpbGxJbnRlcnZhbBIVCg1yZWZpbGxfYW1vdW50GAMgASgDEjQKEG5leHRfcmVmaWxsX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKoABChNVc2FnZVJlZmlsbEludGVydmFsEiUKIVVTQUdFX1JFRklMTF9JTlRFUlZBTF9VTlNQRUNJRklFRBAAEh8KG1VTQUdFX1JFRklMTF9JTlRFUlZBTF9EQUlMWRABEiEKHVVTQUdFX1JFRklMTF9JTlRFUlZBTF9NT05USExZEAJiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * Key holds the public fields of an API key. The plaintext token is never part
@@ -81,7 +81,9 @@ export type Key = Message<"latchkey.v1.Key"> & {
   expireTime?: Timestamp | undefined;
 
   /**
-   * Last successful verification, batched, so it may trail by a few seconds; unset if never used.
+   * Last use: a verification the token-service answered, or a request a
+   * verifier counted (cache hits included, through usage reports). Batched, so
+   * it may trail by a few seconds; unset if never used.
    *
    * @generated from field: google.protobuf.Timestamp last_used_time = 9;
    */
@@ -128,6 +130,22 @@ export type Key = Message<"latchkey.v1.Key"> & {
    * @generated from field: string rotated_from = 15;
    */
   rotatedFrom: string;
+
+  /**
+   * Requests counted over the last 24 hours (all outcomes); set by Get and
+   * List, 0 elsewhere (Verify answers do not carry it).
+   *
+   * @generated from field: int64 requests_24h = 16;
+   */
+  requests24h: bigint;
+
+  /**
+   * A usage-limited key's budget (Unkey's "remaining"); unset for a key
+   * without one. Verify answers carry the uses left after that verification.
+   *
+   * @generated from field: latchkey.v1.UsageLimit usage_limit = 17;
+   */
+  usageLimit?: UsageLimit | undefined;
 };
 
 /**
@@ -136,4 +154,83 @@ export type Key = Message<"latchkey.v1.Key"> & {
  */
 export const KeySchema: GenMessage<Key> = /*@__PURE__*/
   messageDesc(file_latchkey_v1_key, 0);
+
+/**
+ * A key that may be used a fixed number of times, checked and counted by the
+ * token-service on every Verify, exactly (no overshoot): such keys are never
+ * answered from a verifier's or sidecar's cache.
+ *
+ * @generated from message latchkey.v1.UsageLimit
+ */
+export type UsageLimit = Message<"latchkey.v1.UsageLimit"> & {
+  /**
+   * Uses left (0 to 10^12). A VALID Verify takes one; with none left Verify
+   * answers USAGE_EXCEEDED.
+   *
+   * @generated from field: int64 remaining = 1;
+   */
+  remaining: bigint;
+
+  /**
+   * When uses are topped up (unset: never).
+   *
+   * @generated from field: latchkey.v1.UsageRefillInterval refill_interval = 2;
+   */
+  refillInterval: UsageRefillInterval;
+
+  /**
+   * What `remaining` is set to at each refill (1 to 10^12; 0 without a refill interval).
+   *
+   * @generated from field: int64 refill_amount = 3;
+   */
+  refillAmount: bigint;
+
+  /**
+   * Output only: when the next refill happens (unset without a refill interval).
+   *
+   * @generated from field: google.protobuf.Timestamp next_refill_time = 4;
+   */
+  nextRefillTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message latchkey.v1.UsageLimit.
+ * Use `create(UsageLimitSchema)` to create a new message.
+ */
+export const UsageLimitSchema: GenMessage<UsageLimit> = /*@__PURE__*/
+  messageDesc(file_latchkey_v1_key, 1);
+
+/**
+ * How often a usage-limited key's uses are topped up.
+ *
+ * @generated from enum latchkey.v1.UsageRefillInterval
+ */
+export enum UsageRefillInterval {
+  /**
+   * Never: the key has `remaining` uses, then USAGE_EXCEEDED for good.
+   *
+   * @generated from enum value: USAGE_REFILL_INTERVAL_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * At the start of every UTC day.
+   *
+   * @generated from enum value: USAGE_REFILL_INTERVAL_DAILY = 1;
+   */
+  DAILY = 1,
+
+  /**
+   * At the start of every UTC month.
+   *
+   * @generated from enum value: USAGE_REFILL_INTERVAL_MONTHLY = 2;
+   */
+  MONTHLY = 2,
+}
+
+/**
+ * Describes the enum latchkey.v1.UsageRefillInterval.
+ */
+export const UsageRefillIntervalSchema: GenEnum<UsageRefillInterval> = /*@__PURE__*/
+  enumDesc(file_latchkey_v1_key, 0);
 

@@ -6,15 +6,17 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Key } from "./key_pb.js";
+import type { Key, UsageLimit } from "./key_pb.js";
 import { file_latchkey_v1_key } from "./key_pb.js";
+import type { UsageOutcome } from "./usage_pb.js";
+import { file_latchkey_v1_usage } from "./usage_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file latchkey/v1/token_service.proto.
  */
 export const file_latchkey_v1_token_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch9sYXRjaGtleS92MS90b2tlbl9zZXJ2aWNlLnByb3RvEgtsYXRjaGtleS52MSLvAQoMSXNzdWVSZXF1ZXN0Eg8KB3RlYW1faWQYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZzY29wZXMYAyADKAkSEwoLZW52aXJvbm1lbnQYBCABKAkSLwoLZXhwaXJlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjkKCG1ldGFkYXRhGAYgAygLMicubGF0Y2hrZXkudjEuSXNzdWVSZXF1ZXN0Lk1ldGFkYXRhRW50cnkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIj0KDUlzc3VlUmVzcG9uc2USHQoDa2V5GAEgASgLMhAubGF0Y2hrZXkudjEuS2V5Eg0KBXRva2VuGAIgASgJIlMKDVZlcmlmeVJlcXVlc3QSDQoFdG9rZW4YASABKAkSFwoPcmVxdWlyZWRfc2NvcGVzGAIgAygJEhoKEm1pbl9ldmVudF9zZXF1ZW5jZRgDIAEoBCJyCg5WZXJpZnlSZXNwb25zZRIpCgZyZXN1bHQYASABKA4yGS5sYXRjaGtleS52MS5WZXJpZnlSZXN1bHQSHQoDa2V5GAIgASgLMhAubGF0Y2hrZXkudjEuS2V5EhYKDm1pc3Npbmdfc2NvcGVzGAMgAygJImAKDVJldm9rZVJlcXVlc3QSDgoGa2V5X2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCRIvCgx3YWl0X3RpbWVvdXQYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iXgoOUmV2b2tlUmVzcG9uc2USHQoDa2V5GAEgASgLMhAubGF0Y2hrZXkudjEuS2V5Ei0KC3Byb3BhZ2F0aW9uGAIgASgLMhgubGF0Y2hrZXkudjEuUHJvcGFnYXRpb24idgoLUHJvcGFnYXRpb24SFgoObGl2ZV92ZXJpZmllcnMYASABKAUSEQoJY29uZmlybWVkGAIgASgFEioKB3Nsb3dlc3QYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEAoIY29tcGxldGUYBCABKAgiUAoNUm90YXRlUmVxdWVzdBIOCgZrZXlfaWQYASABKAkSLwoMZ3JhY2VfcGVyaW9kGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uImYKDlJvdGF0ZVJlc3BvbnNlEh0KA2tleRgBIAEoCzIQLmxhdGNoa2V5LnYxLktleRINCgV0b2tlbhgCIAEoCRImCgxwcmV2aW91c19rZXkYAyABKAsyEC5sYXRjaGtleS52MS5LZXkiHAoKR2V0UmVxdWVzdBIOCgZrZXlfaWQYASABKAkiLAoLR2V0UmVzcG9uc2USHQoDa2V5GAEgASgLMhAubGF0Y2hrZXkudjEuS2V5Il4KC0xpc3RSZXF1ZXN0Eg8KB3RlYW1faWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSFwoPaW5jbHVkZV9yZXZva2VkGAQgASgIIkcKDExpc3RSZXNwb25zZRIeCgRrZXlzGAEgAygLMhAubGF0Y2hrZXkudjEuS2V5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKuAQoNVXBkYXRlUmVxdWVzdBIOCgZrZXlfaWQYASABKAkSEQoEbmFtZRgCIAEoCUgAiAEBEiYKBnNjb3BlcxgDIAEoCzIWLmxhdGNoa2V5LnYxLlNjb3BlTGlzdBInCghtZXRhZGF0YRgEIAEoCzIVLmxhdGNoa2V5LnYxLk1ldGFkYXRhEhQKB2VuYWJsZWQYBSABKAhIAYgBAUIHCgVfbmFtZUIKCghfZW5hYmxlZCIbCglTY29wZUxpc3QSDgoGdmFsdWVzGAEgAygJIm8KCE1ldGFkYXRhEjMKB2VudHJpZXMYASADKAsyIi5sYXRjaGtleS52MS5NZXRhZGF0YS5FbnRyaWVzRW50cnkaLgoMRW50cmllc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiLwoOVXBkYXRlUmVzcG9uc2USHQoDa2V5GAEgASgLMhAubGF0Y2hrZXkudjEuS2V5KpgCCgxWZXJpZnlSZXN1bHQSHQoZVkVSSUZZX1JFU1VMVF9VTlNQRUNJRklFRBAAEhcKE1ZFUklGWV9SRVNVTFRfVkFMSUQQARIbChdWRVJJRllfUkVTVUxUX01BTEZPUk1FRBACEhsKF1ZFUklGWV9SRVNVTFRfTk9UX0ZPVU5EEAMSGQoVVkVSSUZZX1JFU1VMVF9SRVZPS0VEEAQSGQoVVkVSSUZZX1JFU1VMVF9FWFBJUkVEEAUSGgoWVkVSSUZZX1JFU1VMVF9ESVNBQkxFRBAGEiQKIFZFUklGWV9SRVNVTFRfSU5TVUZGSUNJRU5UX1NDT1BFEAcSHgoaVkVSSUZZX1JFU1VMVF9SQVRFX0xJTUlURUQQCDLgAwoMVG9rZW5TZXJ2aWNlEj4KBUlzc3VlEhkubGF0Y2hrZXkudjEuSXNzdWVSZXF1ZXN0GhoubGF0Y2hrZXkudjEuSXNzdWVSZXNwb25zZRJGCgZWZXJpZnkSGi5sYXRjaGtleS52MS5WZXJpZnlSZXF1ZXN0GhsubGF0Y2hrZXkudjEuVmVyaWZ5UmVzcG9uc2UiA5ACAhJBCgZSZXZva2USGi5sYXRjaGtleS52MS5SZXZva2VSZXF1ZXN0GhsubGF0Y2hrZXkudjEuUmV2b2tlUmVzcG9uc2USQQoGUm90YXRlEhoubGF0Y2hrZXkudjEuUm90YXRlUmVxdWVzdBobLmxhdGNoa2V5LnYxLlJvdGF0ZVJlc3BvbnNlEj0KA0dldBIXLmxhdGNoa2V5LnYxLkdldFJlcXVlc3QaGC5sYXRjaGtleS52MS5HZXRSZXNwb25zZSIDkAIBEkAKBExpc3QSGC5sYXRjaGtleS52MS5MaXN0UmVxdWVzdBoZLmxhdGNoa2V5LnYxLkxpc3RSZXNwb25zZSIDkAIBEkEKBlVwZGF0ZRIaLmxhdGNoa2V5LnYxLlVwZGF0ZVJlcXVlc3QaGy5sYXRjaGtleS52MS5VcGRhdGVSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_latchkey_v1_key]);
+  fileDesc("Ch9sYXRjaGtleS92MS90b2tlbl9zZXJ2aWNlLnByb3RvEgtsYXRjaGtleS52MSKdAgoMSXNzdWVSZXF1ZXN0Eg8KB3RlYW1faWQYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZzY29wZXMYAyADKAkSEwoLZW52aXJvbm1lbnQYBCABKAkSLwoLZXhwaXJlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjkKCG1ldGFkYXRhGAYgAygLMicubGF0Y2hrZXkudjEuSXNzdWVSZXF1ZXN0Lk1ldGFkYXRhRW50cnkSLAoLdXNhZ2VfbGltaXQYByABKAsyFy5sYXRjaGtleS52MS5Vc2FnZUxpbWl0Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI9Cg1Jc3N1ZVJlc3BvbnNlEh0KA2tleRgBIAEoCzIQLmxhdGNoa2V5LnYxLktleRINCgV0b2tlbhgCIAEoCSJTCg1WZXJpZnlSZXF1ZXN0Eg0KBXRva2VuGAEgASgJEhcKD3JlcXVpcmVkX3Njb3BlcxgCIAMoCRIaChJtaW5fZXZlbnRfc2VxdWVuY2UYAyABKAQicgoOVmVyaWZ5UmVzcG9uc2USKQoGcmVzdWx0GAEgASgOMhkubGF0Y2hrZXkudjEuVmVyaWZ5UmVzdWx0Eh0KA2tleRgCIAEoCzIQLmxhdGNoa2V5LnYxLktleRIWCg5taXNzaW5nX3Njb3BlcxgDIAMoCSJgCg1SZXZva2VSZXF1ZXN0Eg4KBmtleV9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkSLwoMd2FpdF90aW1lb3V0GAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIl4KDlJldm9rZVJlc3BvbnNlEh0KA2tleRgBIAEoCzIQLmxhdGNoa2V5LnYxLktleRItCgtwcm9wYWdhdGlvbhgCIAEoCzIYLmxhdGNoa2V5LnYxLlByb3BhZ2F0aW9uInYKC1Byb3BhZ2F0aW9uEhYKDmxpdmVfdmVyaWZpZXJzGAEgASgFEhEKCWNvbmZpcm1lZBgCIAEoBRIqCgdzbG93ZXN0GAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhAKCGNvbXBsZXRlGAQgASgIIlAKDVJvdGF0ZVJlcXVlc3QSDgoGa2V5X2lkGAEgASgJEi8KDGdyYWNlX3BlcmlvZBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiKdAQoOUm90YXRlUmVzcG9uc2USHQoDa2V5GAEgASgLMhAubGF0Y2hrZXkudjEuS2V5Eg0KBXRva2VuGAIgASgJEiYKDHByZXZpb3VzX2tleRgDIAEoCzIQLmxhdGNoa2V5LnYxLktleRI1ChRwcmV2aW91c19rZXlfdHJhZmZpYxgEIAEoCzIXLmxhdGNoa2V5LnYxLktleVRyYWZmaWMiHAoKR2V0UmVxdWVzdBIOCgZrZXlfaWQYASABKAkijAEKC0dldFJlc3BvbnNlEh0KA2tleRgBIAEoCzIQLmxhdGNoa2V5LnYxLktleRIoCgd0cmFmZmljGAIgASgLMhcubGF0Y2hrZXkudjEuS2V5VHJhZmZpYxI0ChNwcmVkZWNlc3Nvcl90cmFmZmljGAMgASgLMhcubGF0Y2hrZXkudjEuS2V5VHJhZmZpYyJeCgtMaXN0UmVxdWVzdBIPCgd0ZWFtX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEhcKD2luY2x1ZGVfcmV2b2tlZBgEIAEoCCJHCgxMaXN0UmVzcG9uc2USHgoEa2V5cxgBIAMoCzIQLmxhdGNoa2V5LnYxLktleRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAki+AEKDVVwZGF0ZVJlcXVlc3QSDgoGa2V5X2lkGAEgASgJEhEKBG5hbWUYAiABKAlIAIgBARImCgZzY29wZXMYAyABKAsyFi5sYXRjaGtleS52MS5TY29wZUxpc3QSJwoIbWV0YWRhdGEYBCABKAsyFS5sYXRjaGtleS52MS5NZXRhZGF0YRIUCgdlbmFibGVkGAUgASgISAGIAQESLAoLdXNhZ2VfbGltaXQYBiABKAsyFy5sYXRjaGtleS52MS5Vc2FnZUxpbWl0EhoKEnJlbW92ZV91c2FnZV9saW1pdBgHIAEoCEIHCgVfbmFtZUIKCghfZW5hYmxlZCIbCglTY29wZUxpc3QSDgoGdmFsdWVzGAEgAygJIm8KCE1ldGFkYXRhEjMKB2VudHJpZXMYASADKAsyIi5sYXRjaGtleS52MS5NZXRhZGF0YS5FbnRyaWVzRW50cnkaLgoMRW50cmllc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiLwoOVXBkYXRlUmVzcG9uc2USHQoDa2V5GAEgASgLMhAubGF0Y2hrZXkudjEuS2V5ImoKCktleVRyYWZmaWMSDgoGa2V5X2lkGAEgASgJEhgKEHJlcXVlc3RzX2xhc3RfNW0YAiABKAMSMgoObGFzdF91c2VkX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIsQBCg9HZXRVc2FnZVJlcXVlc3QSDgoGa2V5X2lkGAEgASgJEg8KB3RlYW1faWQYAiABKAkSLgoKc3RhcnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKC2dyYW51bGFyaXR5GAUgASgOMh0ubGF0Y2hrZXkudjEuVXNhZ2VHcmFudWxhcml0eSJOChFVc2FnZU91dGNvbWVDb3VudBIqCgdvdXRjb21lGAEgASgOMhkubGF0Y2hrZXkudjEuVXNhZ2VPdXRjb21lEg0KBWNvdW50GAIgASgDInwKC1VzYWdlQnVja2V0Ei4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBXRvdGFsGAIgASgDEi4KBmNvdW50cxgDIAMoCzIeLmxhdGNoa2V5LnYxLlVzYWdlT3V0Y29tZUNvdW50IkwKEEdldFVzYWdlUmVzcG9uc2USKQoHYnVja2V0cxgBIAMoCzIYLmxhdGNoa2V5LnYxLlVzYWdlQnVja2V0Eg0KBXRvdGFsGAIgASgDKroCCgxWZXJpZnlSZXN1bHQSHQoZVkVSSUZZX1JFU1VMVF9VTlNQRUNJRklFRBAAEhcKE1ZFUklGWV9SRVNVTFRfVkFMSUQQARIbChdWRVJJRllfUkVTVUxUX01BTEZPUk1FRBACEhsKF1ZFUklGWV9SRVNVTFRfTk9UX0ZPVU5EEAMSGQoVVkVSSUZZX1JFU1VMVF9SRVZPS0VEEAQSGQoVVkVSSUZZX1JFU1VMVF9FWFBJUkVEEAUSGgoWVkVSSUZZX1JFU1VMVF9ESVNBQkxFRBAGEiQKIFZFUklGWV9SRVNVTFRfSU5TVUZGSUNJRU5UX1NDT1BFEAcSHgoaVkVSSUZZX1JFU1VMVF9SQVRFX0xJTUlURUQQCBIgChxWRVJJRllfUkVTVUxUX1VTQUdFX0VYQ0VFREVEEAkqigEKEFVzYWdlR3JhbnVsYXJpdHkSIQodVVNBR0VfR1JBTlVMQVJJVFlfVU5TUEVDSUZJRUQQABIcChhVU0FHRV9HUkFOVUxBUklUWV9NSU5VVEUQARIaChZVU0FHRV9HUkFOVUxBUklUWV9IT1VSEAISGQoVVVNBR0VfR1JBTlVMQVJJVFlfREFZEAMyrgQKDFRva2VuU2VydmljZRI+CgVJc3N1ZRIZLmxhdGNoa2V5LnYxLklzc3VlUmVxdWVzdBoaLmxhdGNoa2V5LnYxLklzc3VlUmVzcG9uc2USRgoGVmVyaWZ5EhoubGF0Y2hrZXkudjEuVmVyaWZ5UmVxdWVzdBobLmxhdGNoa2V5LnYxLlZlcmlmeVJlc3BvbnNlIgOQAgISQQoGUmV2b2tlEhoubGF0Y2hrZXkudjEuUmV2b2tlUmVxdWVzdBobLmxhdGNoa2V5LnYxLlJldm9rZVJlc3BvbnNlEkEKBlJvdGF0ZRIaLmxhdGNoa2V5LnYxLlJvdGF0ZVJlcXVlc3QaGy5sYXRjaGtleS52MS5Sb3RhdGVSZXNwb25zZRI9CgNHZXQSFy5sYXRjaGtleS52MS5HZXRSZXF1ZXN0GhgubGF0Y2hrZXkudjEuR2V0UmVzcG9uc2UiA5ACARJACgRMaXN0EhgubGF0Y2hrZXkudjEuTGlzdFJlcXVlc3QaGS5sYXRjaGtleS52MS5MaXN0UmVzcG9uc2UiA5ACARJBCgZVcGRhdGUSGi5sYXRjaGtleS52MS5VcGRhdGVSZXF1ZXN0GhsubGF0Y2hrZXkudjEuVXBkYXRlUmVzcG9uc2USTAoIR2V0VXNhZ2USHC5sYXRjaGtleS52MS5HZXRVc2FnZVJlcXVlc3QaHS5sYXRjaGtleS52MS5HZXRVc2FnZVJlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_latchkey_v1_key, file_latchkey_v1_usage]);
 
 /**
  * IssueRequest describes the key to create.
@@ -64,6 +66,14 @@ export type IssueRequest = Message<"latchkey.v1.IssueRequest"> & {
    * @generated from field: map<string, string> metadata = 6;
    */
   metadata: { [key: string]: string };
+
+  /**
+   * Makes the key usage-limited: `remaining` uses, optionally refilled daily
+   * or monthly (`next_refill_time` is ignored). Unset: unlimited.
+   *
+   * @generated from field: latchkey.v1.UsageLimit usage_limit = 7;
+   */
+  usageLimit?: UsageLimit | undefined;
 };
 
 /**
@@ -159,7 +169,7 @@ export type VerifyResponse = Message<"latchkey.v1.VerifyResponse"> & {
   result: VerifyResult;
 
   /**
-   * The key's public fields when the key exists (VALID and INSUFFICIENT_SCOPE),
+   * The key's public fields when the key exists (VALID, INSUFFICIENT_SCOPE and USAGE_EXCEEDED),
    * unset otherwise, so a failed verification says nothing about other keys.
    *
    * @generated from field: latchkey.v1.Key key = 2;
@@ -342,6 +352,14 @@ export type RotateResponse = Message<"latchkey.v1.RotateResponse"> & {
    * @generated from field: latchkey.v1.Key previous_key = 3;
    */
   previousKey?: Key | undefined;
+
+  /**
+   * The replaced key's recent traffic at the moment of the rotation: watch it
+   * (Get on the new key) drop to zero before revoking the old key.
+   *
+   * @generated from field: latchkey.v1.KeyTraffic previous_key_traffic = 4;
+   */
+  previousKeyTraffic?: KeyTraffic | undefined;
 };
 
 /**
@@ -384,6 +402,21 @@ export type GetResponse = Message<"latchkey.v1.GetResponse"> & {
    * @generated from field: latchkey.v1.Key key = 1;
    */
   key?: Key | undefined;
+
+  /**
+   * This key's recent traffic.
+   *
+   * @generated from field: latchkey.v1.KeyTraffic traffic = 2;
+   */
+  traffic?: KeyTraffic | undefined;
+
+  /**
+   * When the key replaced another (Rotate), that key's recent traffic: how
+   * much still uses the old key.
+   *
+   * @generated from field: latchkey.v1.KeyTraffic predecessor_traffic = 3;
+   */
+  predecessorTraffic?: KeyTraffic | undefined;
 };
 
 /**
@@ -504,6 +537,20 @@ export type UpdateRequest = Message<"latchkey.v1.UpdateRequest"> & {
    * @generated from field: optional bool enabled = 5;
    */
   enabled?: boolean | undefined;
+
+  /**
+   * Sets (or replaces) the key's usage limit; `remaining` starts over.
+   *
+   * @generated from field: latchkey.v1.UsageLimit usage_limit = 6;
+   */
+  usageLimit?: UsageLimit | undefined;
+
+  /**
+   * Removes the key's usage limit. Not together with `usage_limit`.
+   *
+   * @generated from field: bool remove_usage_limit = 7;
+   */
+  removeUsageLimit: boolean;
 };
 
 /**
@@ -577,6 +624,181 @@ export const UpdateResponseSchema: GenMessage<UpdateResponse> = /*@__PURE__*/
   messageDesc(file_latchkey_v1_token_service, 16);
 
 /**
+ * How much a key is used right now, from the usage buckets.
+ *
+ * @generated from message latchkey.v1.KeyTraffic
+ */
+export type KeyTraffic = Message<"latchkey.v1.KeyTraffic"> & {
+  /**
+   * The key this is about.
+   *
+   * @generated from field: string key_id = 1;
+   */
+  keyId: string;
+
+  /**
+   * Requests counted in the last five minutes (the current minute included).
+   *
+   * @generated from field: int64 requests_last_5m = 2;
+   */
+  requestsLast5m: bigint;
+
+  /**
+   * The key's last use (unset when never used).
+   *
+   * @generated from field: google.protobuf.Timestamp last_used_time = 3;
+   */
+  lastUsedTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message latchkey.v1.KeyTraffic.
+ * Use `create(KeyTrafficSchema)` to create a new message.
+ */
+export const KeyTrafficSchema: GenMessage<KeyTraffic> = /*@__PURE__*/
+  messageDesc(file_latchkey_v1_token_service, 17);
+
+/**
+ * GetUsageRequest names exactly one of a key or a team, and a window.
+ *
+ * @generated from message latchkey.v1.GetUsageRequest
+ */
+export type GetUsageRequest = Message<"latchkey.v1.GetUsageRequest"> & {
+  /**
+   * One key's usage. A team admin may ask only for its team's keys.
+   *
+   * @generated from field: string key_id = 1;
+   */
+  keyId: string;
+
+  /**
+   * A team's usage, every key summed. A team admin may ask only for its team.
+   *
+   * @generated from field: string team_id = 2;
+   */
+  teamId: string;
+
+  /**
+   * Start of the window (inclusive), rounded down to the granularity.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 3;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * End of the window (exclusive); unset means now.
+   *
+   * @generated from field: google.protobuf.Timestamp end_time = 4;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * Bucket size.
+   *
+   * @generated from field: latchkey.v1.UsageGranularity granularity = 5;
+   */
+  granularity: UsageGranularity;
+};
+
+/**
+ * Describes the message latchkey.v1.GetUsageRequest.
+ * Use `create(GetUsageRequestSchema)` to create a new message.
+ */
+export const GetUsageRequestSchema: GenMessage<GetUsageRequest> = /*@__PURE__*/
+  messageDesc(file_latchkey_v1_token_service, 18);
+
+/**
+ * Requests of one outcome.
+ *
+ * @generated from message latchkey.v1.UsageOutcomeCount
+ */
+export type UsageOutcomeCount = Message<"latchkey.v1.UsageOutcomeCount"> & {
+  /**
+   * The outcome.
+   *
+   * @generated from field: latchkey.v1.UsageOutcome outcome = 1;
+   */
+  outcome: UsageOutcome;
+
+  /**
+   * Requests counted.
+   *
+   * @generated from field: int64 count = 2;
+   */
+  count: bigint;
+};
+
+/**
+ * Describes the message latchkey.v1.UsageOutcomeCount.
+ * Use `create(UsageOutcomeCountSchema)` to create a new message.
+ */
+export const UsageOutcomeCountSchema: GenMessage<UsageOutcomeCount> = /*@__PURE__*/
+  messageDesc(file_latchkey_v1_token_service, 19);
+
+/**
+ * One bucket of GetUsage.
+ *
+ * @generated from message latchkey.v1.UsageBucket
+ */
+export type UsageBucket = Message<"latchkey.v1.UsageBucket"> & {
+  /**
+   * Start of the bucket (UTC).
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 1;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * Requests in the bucket, all outcomes.
+   *
+   * @generated from field: int64 total = 2;
+   */
+  total: bigint;
+
+  /**
+   * Requests by outcome (outcomes with none are left out).
+   *
+   * @generated from field: repeated latchkey.v1.UsageOutcomeCount counts = 3;
+   */
+  counts: UsageOutcomeCount[];
+};
+
+/**
+ * Describes the message latchkey.v1.UsageBucket.
+ * Use `create(UsageBucketSchema)` to create a new message.
+ */
+export const UsageBucketSchema: GenMessage<UsageBucket> = /*@__PURE__*/
+  messageDesc(file_latchkey_v1_token_service, 20);
+
+/**
+ * GetUsageResponse holds the non-empty buckets of the window, oldest first.
+ *
+ * @generated from message latchkey.v1.GetUsageResponse
+ */
+export type GetUsageResponse = Message<"latchkey.v1.GetUsageResponse"> & {
+  /**
+   * Buckets with at least one request.
+   *
+   * @generated from field: repeated latchkey.v1.UsageBucket buckets = 1;
+   */
+  buckets: UsageBucket[];
+
+  /**
+   * Requests in the whole window, all outcomes.
+   *
+   * @generated from field: int64 total = 2;
+   */
+  total: bigint;
+};
+
+/**
+ * Describes the message latchkey.v1.GetUsageResponse.
+ * Use `create(GetUsageResponseSchema)` to create a new message.
+ */
+export const GetUsageResponseSchema: GenMessage<GetUsageResponse> = /*@__PURE__*/
+  messageDesc(file_latchkey_v1_token_service, 21);
+
+/**
  * VerifyResult is the outcome of a verification.
  *
  * @generated from enum latchkey.v1.VerifyResult
@@ -644,6 +866,14 @@ export enum VerifyResult {
    * @generated from enum value: VERIFY_RESULT_RATE_LIMITED = 8;
    */
   RATE_LIMITED = 8,
+
+  /**
+   * A usage-limited key has no uses left (until its next refill, if any).
+   * The key's public fields come with it.
+   *
+   * @generated from enum value: VERIFY_RESULT_USAGE_EXCEEDED = 9;
+   */
+  USAGE_EXCEEDED = 9,
 }
 
 /**
@@ -651,6 +881,45 @@ export enum VerifyResult {
  */
 export const VerifyResultSchema: GenEnum<VerifyResult> = /*@__PURE__*/
   enumDesc(file_latchkey_v1_token_service, 0);
+
+/**
+ * Granularity of GetUsage buckets.
+ *
+ * @generated from enum latchkey.v1.UsageGranularity
+ */
+export enum UsageGranularity {
+  /**
+   * @generated from enum value: USAGE_GRANULARITY_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Minute buckets; a window of at most 24 hours.
+   *
+   * @generated from enum value: USAGE_GRANULARITY_MINUTE = 1;
+   */
+  MINUTE = 1,
+
+  /**
+   * Hour buckets; a window of at most 31 days.
+   *
+   * @generated from enum value: USAGE_GRANULARITY_HOUR = 2;
+   */
+  HOUR = 2,
+
+  /**
+   * Day buckets (UTC); a window of at most 366 days.
+   *
+   * @generated from enum value: USAGE_GRANULARITY_DAY = 3;
+   */
+  DAY = 3,
+}
+
+/**
+ * Describes the enum latchkey.v1.UsageGranularity.
+ */
+export const UsageGranularitySchema: GenEnum<UsageGranularity> = /*@__PURE__*/
+  enumDesc(file_latchkey_v1_token_service, 1);
 
 /**
  * TokenService issues, verifies, rotates and revokes API keys.
@@ -738,6 +1007,18 @@ export const TokenService: GenService<{
     methodKind: "unary";
     input: typeof UpdateRequestSchema;
     output: typeof UpdateResponseSchema;
+  },
+  /**
+   * Requests counted by every verifier for one key or one team, per minute,
+   * hour or day, by outcome. Counts are at most one flush interval
+   * (`usageFlushMs`, 1 s by default) plus the consumer's delay behind.
+   *
+   * @generated from rpc latchkey.v1.TokenService.GetUsage
+   */
+  getUsage: {
+    methodKind: "unary";
+    input: typeof GetUsageRequestSchema;
+    output: typeof GetUsageResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_latchkey_v1_token_service, 0);
