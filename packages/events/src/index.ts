@@ -13,6 +13,7 @@ export {
   type NatsKeyEventBus,
   type NatsKeyEventBusOptions,
   type NatsTlsFiles,
+  natsConnectionOptions,
 } from "./nats-key-event-bus.js";
 export {
   KEY_EVENTS_STREAM,
