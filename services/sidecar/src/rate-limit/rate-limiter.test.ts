@@ -195,3 +195,32 @@ describe("rate limiter", () => {
 function baseOptions(): RateLimiterOptions {
   return { file: FILE, policy: POLICY, isTrusted: () => false, maxCounters: 1_000, expectedPeers: 1 };
 }
+
+describe("the seed examples", () => {
+  it("load, and hold the seeds' figures", async () => {
+    const { loadRateLimits } = await import("./load-rate-limits.js");
+    const { loadPolicy } = await import("../policy/policy.js");
+    const scopes = loadRateLimits("services/sidecar/examples/ratelimit-001-scopes.yaml").scopes;
+    expect([scopes.read?.[0]?.limit, scopes.write?.[0]?.limit, scopes.admin?.[0]?.limit]).toEqual([
+      1000, 2000, 5000,
+    ]);
+    expect(scopes.read?.[0]?.windowMs).toBe(3_600_000);
+    const tiers = loadRateLimits("services/sidecar/examples/ratelimit-003-trust-tiers.yaml");
+    expect(tiers.tiers.connected).toEqual([{ name: "minute", limit: 300, windowMs: 60_000 }]);
+    expect(tiers.tiers.unverified).toEqual([{ name: "five-minutes", limit: 1, windowMs: 300_000 }]);
+    const policy = loadPolicy("services/sidecar/examples/policy-003-trust-gateway.yaml", {
+      CRON_SECRET: "0123456789abcdef0123",
+    });
+    const limits = createRateLimiter({ ...baseOptions(), file: tiers, policy });
+    const register = policy.match("POST", "/agents");
+    const anonymous = decision({
+      allow: true,
+      label: "public",
+      rule: register,
+      path: "/api/agents",
+      query: "",
+    });
+    expect(limits.check(anonymous, from("198.51.100.3")).allow).toBe(true);
+    expect(limits.check(anonymous, from("198.51.100.3")).allow).toBe(false);
+  });
+});
