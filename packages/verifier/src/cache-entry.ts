@@ -59,6 +59,16 @@ function toVerifiedKey(key: Key): VerifiedKey {
     environment: key.environment,
     expiresAt: key.expireTime === undefined ? undefined : new Date(timestampMs(key.expireTime)),
     metadata: Object.freeze({ ...key.metadata }),
+    rateLimits: Object.freeze(
+      key.rateLimits.map((limit) =>
+        Object.freeze({
+          name: limit.name,
+          limit: Number(limit.limit),
+          windowMs: limit.window === undefined ? 0 : Number(limit.window.seconds) * 1000,
+        }),
+      ),
+    ),
+    tier: key.tier === "" ? undefined : key.tier,
   });
 }
 

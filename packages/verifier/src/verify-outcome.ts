@@ -21,6 +21,24 @@ export interface VerifiedKey {
   /** When the key stops being valid; undefined when it never expires. */
   readonly expiresAt: Date | undefined;
   readonly metadata: Readonly<Record<string, string>>;
+  /** The key's own rate limits (set at Issue/Update); empty or absent when it has none. */
+  readonly rateLimits?: readonly KeyRateLimit[];
+  /** The key's trust tier (`verified`, `connected`, …); undefined when it has none. */
+  readonly tier?: string | undefined;
+}
+
+/**
+ * One of a key's own rate limits: at most `limit` requests per `windowMs`.
+ *
+ * @example
+ * ```ts
+ * const hourly: KeyRateLimit = { name: "hourly", limit: 1000, windowMs: 3_600_000 };
+ * ```
+ */
+export interface KeyRateLimit {
+  readonly name: string;
+  readonly limit: number;
+  readonly windowMs: number;
 }
 
 /** Where an answer came from. */

@@ -139,7 +139,10 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   }
 
   function keyLimits(key: VerifiedKey): readonly RateLimitSpec[] | undefined {
-    const tier = key.metadata.tier;
+    // The key's own limits (Issue/Update) first; the token-service validated them.
+    const own = key.rateLimits;
+    if (own !== undefined && own.length > 0) return own;
+    const tier = key.tier ?? key.metadata.tier;
     if (tier !== undefined && tier !== "") {
       const limits = tiers[tier];
       if (limits !== undefined) return limits;

@@ -27,6 +27,8 @@ function row(fields: Partial<ApiKeyRow> = {}): ApiKeyRow {
     metadata: { owner: "ops" },
     rotated_from: null,
     expiry_announced: false,
+    rate_limits: [],
+    tier: null,
     ...fields,
   };
 }

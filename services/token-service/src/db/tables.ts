@@ -28,6 +28,26 @@ export interface ApiKeyTable {
   metadata: ColumnType<Record<string, string>, string, string>;
   rotated_from: string | null;
   expiry_announced: ColumnType<boolean, boolean | undefined, boolean>;
+  /** The key's own rate limits (`[{ name, limit, windowSeconds }]`); `[]` for none. */
+  rate_limits: ColumnType<StoredRateLimit[], string | undefined, string>;
+  /** Its trust tier, mapped to limits by each sidecar's configuration; null for none. */
+  tier: ColumnType<string | null, string | null | undefined, string | null>;
+}
+
+/** One of a key's rate limits as stored in `api_keys.rate_limits`. */
+export interface StoredRateLimit {
+  readonly name: string;
+  readonly limit: number;
+  readonly windowSeconds: number;
+}
+
+/** `rate_limit_counts`: Verify calls counted against a key's limit, per fixed window. */
+export interface RateLimitCountTable {
+  key_id: string;
+  name: string;
+  // bigint: pg returns it as a string, PGlite as a number.
+  window_index: ColumnType<string | number, number, number>;
+  count: number;
 }
 
 /** `key_event_outbox`: key changes waiting to be published, written in the change's transaction. */
@@ -70,6 +90,7 @@ export interface Database {
   key_event_outbox: KeyEventOutboxTable;
   audit_log: AuditLogTable;
   root_credential: RootCredentialTable;
+  rate_limit_counts: RateLimitCountTable;
 }
 
 /** A key row as read. */

@@ -2,6 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type Key, KeySchema } from "@latchkey/proto";
 import type { ApiKeyRow } from "../db/tables.js";
+import { rateLimitsToProto } from "./key-rate-limits.js";
 
 /**
  * The public fields of a key row, as the API returns them. The token hash is
@@ -24,5 +25,7 @@ export function keyFromRow(row: ApiKeyRow): Key {
     metadata: row.metadata ?? {},
     createdBy: row.created_by,
     rotatedFrom: row.rotated_from ?? "",
+    rateLimits: rateLimitsToProto(row.rate_limits),
+    tier: row.tier ?? "",
   });
 }

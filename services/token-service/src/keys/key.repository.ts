@@ -1,5 +1,5 @@
 import type { Kysely, Transaction } from "kysely";
-import type { ApiKeyRow, Database, NewApiKeyRow } from "../db/tables.js";
+import type { ApiKeyRow, Database, NewApiKeyRow, StoredRateLimit } from "../db/tables.js";
 
 type Db = Kysely<Database> | Transaction<Database>;
 
@@ -55,16 +55,20 @@ export async function listKeys(
 export type KeyChanges = Partial<
   Pick<
     ApiKeyRow,
-    "name" | "scopes" | "enabled" | "disabled_by" | "revoked_at" | "revoked_reason" | "expires_at"
+    "name" | "scopes" | "enabled" | "disabled_by" | "revoked_at" | "revoked_reason" | "expires_at" | "tier"
   >
-> & { metadata?: Record<string, string> };
+> & { metadata?: Record<string, string>; rate_limits?: StoredRateLimit[] };
 
 /** Applies changes to a key and returns the new row. */
 export async function updateKey(db: Db, id: string, changes: KeyChanges): Promise<ApiKeyRow> {
-  const { metadata, ...rest } = changes;
+  const { metadata, rate_limits, ...rest } = changes;
   return db
     .updateTable("api_keys")
-    .set({ ...rest, ...(metadata !== undefined ? { metadata: JSON.stringify(metadata) } : {}) })
+    .set({
+      ...rest,
+      ...(metadata !== undefined ? { metadata: JSON.stringify(metadata) } : {}),
+      ...(rate_limits !== undefined ? { rate_limits: JSON.stringify(rate_limits) } : {}),
+    })
     .where("id", "=", id)
     .returningAll()
     .executeTakeFirstOrThrow();

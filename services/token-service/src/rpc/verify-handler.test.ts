@@ -95,6 +95,8 @@ function setup() {
     metadata: {},
     rotated_from: null,
     expiry_announced: false,
+    rate_limits: [],
+    tier: null,
   });
   const cache = new KeyRowCache({ maxEntries: 10, ttlMs: 60_000 });
   cache.clear(5); // subscribed at stream sequence 5

@@ -6,6 +6,7 @@ import { findKeyByHash } from "../keys/key.repository.js";
 import { keyFromRow } from "../keys/key-mapper.js";
 import { type CachedKey, tokenHashHex } from "../keys/key-row-cache.js";
 import { type KeyUnusableReason, keyUsability } from "../keys/key-usability.js";
+import { countVerifyCall } from "../keys/verify-rate-limits.js";
 import { markImmutable } from "../server/shared/immutable-message.js";
 import type { ServiceDeps } from "./service-deps.js";
 import { invalidArgument, rejectUnknownFields, requireScopes } from "./validate.js";
@@ -95,9 +96,36 @@ export function createVerifyHandler(
     const bypass = !deps.eventsConnected() || minSequence > deps.cache.appliedSequence;
     const hit = bypass ? undefined : deps.cache.get(hashHex, minSequence);
     metrics?.rowCache(bypass ? "bypass" : hit ? "hit" : "miss");
-    if (hit) return counted(verdict(hit.value, required));
-    return load(hashHex, hash, minSequence).then((found) => counted(verdict(found, required)));
+    const count = request.countRateLimit;
+    if (hit) return answer(hit.value, required, count);
+    return load(hashHex, hash, minSequence).then((found) => answer(found, required, count));
   };
+
+  /**
+   * The verdict, counted against the key's own limits when the caller asks
+   * (`count_rate_limit`) and the key has some: one statement per limit in
+   * PostgreSQL, so only such calls pay a round trip. (Usage recording of
+   * RATE_LIMITED outcomes is wired here at merge.)
+   */
+  function answer(
+    found: CachedKey,
+    required: readonly string[],
+    count: boolean,
+  ): VerifyResponse | Promise<VerifyResponse> {
+    const response = verdict(found, required);
+    const limits = found?.row.rate_limits ?? [];
+    if (!count || response.result !== VerifyResult.VALID || !found || limits.length === 0)
+      return counted(response);
+    return countVerifyCall(deps.db, found.row.id, limits, Date.now()).then(({ admitted, states }) =>
+      counted(
+        create(VerifyResponseSchema, {
+          result: admitted ? VerifyResult.VALID : VerifyResult.RATE_LIMITED,
+          key: found.key,
+          rateLimits: states,
+        }),
+      ),
+    );
+  }
 
   function verdict(found: CachedKey, required: readonly string[]): VerifyResponse {
     if (!found) return NOT_FOUND;

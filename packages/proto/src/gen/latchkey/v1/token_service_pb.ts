@@ -6,7 +6,7 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Key } from "./key_pb.js";
+import type { Key, RateLimit } from "./key_pb.js";
 import { file_latchkey_v1_key } from "./key_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file latchkey/v1/token_service.proto.
  */
 export const file_latchkey_v1_token_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch9sYXRjaGtleS92MS90b2tlbl9zZXJ2aWNlLnByb3RvEgtsYXRjaGtleS52MSLvAQoMSXNzdWVSZXF1ZXN0Eg8KB3RlYW1faWQYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZzY29wZXMYAyADKAkSEwoLZW52aXJvbm1lbnQYBCABKAkSLwoLZXhwaXJlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjkKCG1ldGFkYXRhGAYgAygLMicubGF0Y2hrZXkudjEuSXNzdWVSZXF1ZXN0Lk1ldGFkYXRhRW50cnkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIj0KDUlzc3VlUmVzcG9uc2USHQoDa2V5GAEgASgLMhAubGF0Y2hrZXkudjEuS2V5Eg0KBXRva2VuGAIgASgJIlMKDVZlcmlmeVJlcXVlc3QSDQoFdG9rZW4YASABKAkSFwoPcmVxdWlyZWRfc2NvcGVzGAIgAygJEhoKEm1pbl9ldmVudF9zZXF1ZW5jZRgDIAEoBCJyCg5WZXJpZnlSZXNwb25zZRIpCgZyZXN1bHQYASABKA4yGS5sYXRjaGtleS52MS5WZXJpZnlSZXN1bHQSHQoDa2V5GAIgASgLMhAubGF0Y2hrZXkudjEuS2V5EhYKDm1pc3Npbmdfc2NvcGVzGAMgAygJImAKDVJldm9rZVJlcXVlc3QSDgoGa2V5X2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCRIvCgx3YWl0X3RpbWVvdXQYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iXgoOUmV2b2tlUmVzcG9uc2USHQoDa2V5GAEgASgLMhAubGF0Y2hrZXkudjEuS2V5Ei0KC3Byb3BhZ2F0aW9uGAIgASgLMhgubGF0Y2hrZXkudjEuUHJvcGFnYXRpb24idgoLUHJvcGFnYXRpb24SFgoObGl2ZV92ZXJpZmllcnMYASABKAUSEQoJY29uZmlybWVkGAIgASgFEioKB3Nsb3dlc3QYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEAoIY29tcGxldGUYBCABKAgiUAoNUm90YXRlUmVxdWVzdBIOCgZrZXlfaWQYASABKAkSLwoMZ3JhY2VfcGVyaW9kGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uImYKDlJvdGF0ZVJlc3BvbnNlEh0KA2tleRgBIAEoCzIQLmxhdGNoa2V5LnYxLktleRINCgV0b2tlbhgCIAEoCRImCgxwcmV2aW91c19rZXkYAyABKAsyEC5sYXRjaGtleS52MS5LZXkiHAoKR2V0UmVxdWVzdBIOCgZrZXlfaWQYASABKAkiLAoLR2V0UmVzcG9uc2USHQoDa2V5GAEgASgLMhAubGF0Y2hrZXkudjEuS2V5Il4KC0xpc3RSZXF1ZXN0Eg8KB3RlYW1faWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSFwoPaW5jbHVkZV9yZXZva2VkGAQgASgIIkcKDExpc3RSZXNwb25zZRIeCgRrZXlzGAEgAygLMhAubGF0Y2hrZXkudjEuS2V5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKuAQoNVXBkYXRlUmVxdWVzdBIOCgZrZXlfaWQYASABKAkSEQoEbmFtZRgCIAEoCUgAiAEBEiYKBnNjb3BlcxgDIAEoCzIWLmxhdGNoa2V5LnYxLlNjb3BlTGlzdBInCghtZXRhZGF0YRgEIAEoCzIVLmxhdGNoa2V5LnYxLk1ldGFkYXRhEhQKB2VuYWJsZWQYBSABKAhIAYgBAUIHCgVfbmFtZUIKCghfZW5hYmxlZCIbCglTY29wZUxpc3QSDgoGdmFsdWVzGAEgAygJIm8KCE1ldGFkYXRhEjMKB2VudHJpZXMYASADKAsyIi5sYXRjaGtleS52MS5NZXRhZGF0YS5FbnRyaWVzRW50cnkaLgoMRW50cmllc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiLwoOVXBkYXRlUmVzcG9uc2USHQoDa2V5GAEgASgLMhAubGF0Y2hrZXkudjEuS2V5KpgCCgxWZXJpZnlSZXN1bHQSHQoZVkVSSUZZX1JFU1VMVF9VTlNQRUNJRklFRBAAEhcKE1ZFUklGWV9SRVNVTFRfVkFMSUQQARIbChdWRVJJRllfUkVTVUxUX01BTEZPUk1FRBACEhsKF1ZFUklGWV9SRVNVTFRfTk9UX0ZPVU5EEAMSGQoVVkVSSUZZX1JFU1VMVF9SRVZPS0VEEAQSGQoVVkVSSUZZX1JFU1VMVF9FWFBJUkVEEAUSGgoWVkVSSUZZX1JFU1VMVF9ESVNBQkxFRBAGEiQKIFZFUklGWV9SRVNVTFRfSU5TVUZGSUNJRU5UX1NDT1BFEAcSHgoaVkVSSUZZX1JFU1VMVF9SQVRFX0xJTUlURUQQCDLgAwoMVG9rZW5TZXJ2aWNlEj4KBUlzc3VlEhkubGF0Y2hrZXkudjEuSXNzdWVSZXF1ZXN0GhoubGF0Y2hrZXkudjEuSXNzdWVSZXNwb25zZRJGCgZWZXJpZnkSGi5sYXRjaGtleS52MS5WZXJpZnlSZXF1ZXN0GhsubGF0Y2hrZXkudjEuVmVyaWZ5UmVzcG9uc2UiA5ACAhJBCgZSZXZva2USGi5sYXRjaGtleS52MS5SZXZva2VSZXF1ZXN0GhsubGF0Y2hrZXkudjEuUmV2b2tlUmVzcG9uc2USQQoGUm90YXRlEhoubGF0Y2hrZXkudjEuUm90YXRlUmVxdWVzdBobLmxhdGNoa2V5LnYxLlJvdGF0ZVJlc3BvbnNlEj0KA0dldBIXLmxhdGNoa2V5LnYxLkdldFJlcXVlc3QaGC5sYXRjaGtleS52MS5HZXRSZXNwb25zZSIDkAIBEkAKBExpc3QSGC5sYXRjaGtleS52MS5MaXN0UmVxdWVzdBoZLmxhdGNoa2V5LnYxLkxpc3RSZXNwb25zZSIDkAIBEkEKBlVwZGF0ZRIaLmxhdGNoa2V5LnYxLlVwZGF0ZVJlcXVlc3QaGy5sYXRjaGtleS52MS5VcGRhdGVSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_latchkey_v1_key]);
+  fileDesc("Ch9sYXRjaGtleS92MS90b2tlbl9zZXJ2aWNlLnByb3RvEgtsYXRjaGtleS52MSKqAgoMSXNzdWVSZXF1ZXN0Eg8KB3RlYW1faWQYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZzY29wZXMYAyADKAkSEwoLZW52aXJvbm1lbnQYBCABKAkSLwoLZXhwaXJlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjkKCG1ldGFkYXRhGAYgAygLMicubGF0Y2hrZXkudjEuSXNzdWVSZXF1ZXN0Lk1ldGFkYXRhRW50cnkSKwoLcmF0ZV9saW1pdHMYByADKAsyFi5sYXRjaGtleS52MS5SYXRlTGltaXQSDAoEdGllchgIIAEoCRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiPQoNSXNzdWVSZXNwb25zZRIdCgNrZXkYASABKAsyEC5sYXRjaGtleS52MS5LZXkSDQoFdG9rZW4YAiABKAkibQoNVmVyaWZ5UmVxdWVzdBINCgV0b2tlbhgBIAEoCRIXCg9yZXF1aXJlZF9zY29wZXMYAiADKAkSGgoSbWluX2V2ZW50X3NlcXVlbmNlGAMgASgEEhgKEGNvdW50X3JhdGVfbGltaXQYBCABKAgipAEKDlZlcmlmeVJlc3BvbnNlEikKBnJlc3VsdBgBIAEoDjIZLmxhdGNoa2V5LnYxLlZlcmlmeVJlc3VsdBIdCgNrZXkYAiABKAsyEC5sYXRjaGtleS52MS5LZXkSFgoObWlzc2luZ19zY29wZXMYAyADKAkSMAoLcmF0ZV9saW1pdHMYBCADKAsyGy5sYXRjaGtleS52MS5SYXRlTGltaXRTdGF0ZSJqCg5SYXRlTGltaXRTdGF0ZRIMCgRuYW1lGAEgASgJEg0KBWxpbWl0GAIgASgDEhEKCXJlbWFpbmluZxgDIAEoAxIoCgVyZXNldBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJgCg1SZXZva2VSZXF1ZXN0Eg4KBmtleV9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkSLwoMd2FpdF90aW1lb3V0GAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIl4KDlJldm9rZVJlc3BvbnNlEh0KA2tleRgBIAEoCzIQLmxhdGNoa2V5LnYxLktleRItCgtwcm9wYWdhdGlvbhgCIAEoCzIYLmxhdGNoa2V5LnYxLlByb3BhZ2F0aW9uInYKC1Byb3BhZ2F0aW9uEhYKDmxpdmVfdmVyaWZpZXJzGAEgASgFEhEKCWNvbmZpcm1lZBgCIAEoBRIqCgdzbG93ZXN0GAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhAKCGNvbXBsZXRlGAQgASgIIlAKDVJvdGF0ZVJlcXVlc3QSDgoGa2V5X2lkGAEgASgJEi8KDGdyYWNlX3BlcmlvZBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJmCg5Sb3RhdGVSZXNwb25zZRIdCgNrZXkYASABKAsyEC5sYXRjaGtleS52MS5LZXkSDQoFdG9rZW4YAiABKAkSJgoMcHJldmlvdXNfa2V5GAMgASgLMhAubGF0Y2hrZXkudjEuS2V5IhwKCkdldFJlcXVlc3QSDgoGa2V5X2lkGAEgASgJIiwKC0dldFJlc3BvbnNlEh0KA2tleRgBIAEoCzIQLmxhdGNoa2V5LnYxLktleSJeCgtMaXN0UmVxdWVzdBIPCgd0ZWFtX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEhcKD2luY2x1ZGVfcmV2b2tlZBgEIAEoCCJHCgxMaXN0UmVzcG9uc2USHgoEa2V5cxgBIAMoCzIQLmxhdGNoa2V5LnYxLktleRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAki+wEKDVVwZGF0ZVJlcXVlc3QSDgoGa2V5X2lkGAEgASgJEhEKBG5hbWUYAiABKAlIAIgBARImCgZzY29wZXMYAyABKAsyFi5sYXRjaGtleS52MS5TY29wZUxpc3QSJwoIbWV0YWRhdGEYBCABKAsyFS5sYXRjaGtleS52MS5NZXRhZGF0YRIUCgdlbmFibGVkGAUgASgISAGIAQESLwoLcmF0ZV9saW1pdHMYBiABKAsyGi5sYXRjaGtleS52MS5SYXRlTGltaXRMaXN0EhEKBHRpZXIYByABKAlIAogBAUIHCgVfbmFtZUIKCghfZW5hYmxlZEIHCgVfdGllciI3Cg1SYXRlTGltaXRMaXN0EiYKBnZhbHVlcxgBIAMoCzIWLmxhdGNoa2V5LnYxLlJhdGVMaW1pdCIbCglTY29wZUxpc3QSDgoGdmFsdWVzGAEgAygJIm8KCE1ldGFkYXRhEjMKB2VudHJpZXMYASADKAsyIi5sYXRjaGtleS52MS5NZXRhZGF0YS5FbnRyaWVzRW50cnkaLgoMRW50cmllc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiLwoOVXBkYXRlUmVzcG9uc2USHQoDa2V5GAEgASgLMhAubGF0Y2hrZXkudjEuS2V5KpgCCgxWZXJpZnlSZXN1bHQSHQoZVkVSSUZZX1JFU1VMVF9VTlNQRUNJRklFRBAAEhcKE1ZFUklGWV9SRVNVTFRfVkFMSUQQARIbChdWRVJJRllfUkVTVUxUX01BTEZPUk1FRBACEhsKF1ZFUklGWV9SRVNVTFRfTk9UX0ZPVU5EEAMSGQoVVkVSSUZZX1JFU1VMVF9SRVZPS0VEEAQSGQoVVkVSSUZZX1JFU1VMVF9FWFBJUkVEEAUSGgoWVkVSSUZZX1JFU1VMVF9ESVNBQkxFRBAGEiQKIFZFUklGWV9SRVNVTFRfSU5TVUZGSUNJRU5UX1NDT1BFEAcSHgoaVkVSSUZZX1JFU1VMVF9SQVRFX0xJTUlURUQQCDLgAwoMVG9rZW5TZXJ2aWNlEj4KBUlzc3VlEhkubGF0Y2hrZXkudjEuSXNzdWVSZXF1ZXN0GhoubGF0Y2hrZXkudjEuSXNzdWVSZXNwb25zZRJGCgZWZXJpZnkSGi5sYXRjaGtleS52MS5WZXJpZnlSZXF1ZXN0GhsubGF0Y2hrZXkudjEuVmVyaWZ5UmVzcG9uc2UiA5ACAhJBCgZSZXZva2USGi5sYXRjaGtleS52MS5SZXZva2VSZXF1ZXN0GhsubGF0Y2hrZXkudjEuUmV2b2tlUmVzcG9uc2USQQoGUm90YXRlEhoubGF0Y2hrZXkudjEuUm90YXRlUmVxdWVzdBobLmxhdGNoa2V5LnYxLlJvdGF0ZVJlc3BvbnNlEj0KA0dldBIXLmxhdGNoa2V5LnYxLkdldFJlcXVlc3QaGC5sYXRjaGtleS52MS5HZXRSZXNwb25zZSIDkAIBEkAKBExpc3QSGC5sYXRjaGtleS52MS5MaXN0UmVxdWVzdBoZLmxhdGNoa2V5LnYxLkxpc3RSZXNwb25zZSIDkAIBEkEKBlVwZGF0ZRIaLmxhdGNoa2V5LnYxLlVwZGF0ZVJlcXVlc3QaGy5sYXRjaGtleS52MS5VcGRhdGVSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_latchkey_v1_key]);
 
 /**
  * IssueRequest describes the key to create.
@@ -64,6 +64,20 @@ export type IssueRequest = Message<"latchkey.v1.IssueRequest"> & {
    * @generated from field: map<string, string> metadata = 6;
    */
   metadata: { [key: string]: string };
+
+  /**
+   * Optional rate limits of the key itself (at most 8, distinct names).
+   *
+   * @generated from field: repeated latchkey.v1.RateLimit rate_limits = 7;
+   */
+  rateLimits: RateLimit[];
+
+  /**
+   * Optional trust tier (1–32 of a-z, 0-9, `_`, `-`); empty means none.
+   *
+   * @generated from field: string tier = 8;
+   */
+  tier: string;
 };
 
 /**
@@ -136,6 +150,15 @@ export type VerifyRequest = Message<"latchkey.v1.VerifyRequest"> & {
    * @generated from field: uint64 min_event_sequence = 3;
    */
   minEventSequence: bigint;
+
+  /**
+   * Count this call against the key's own rate limits (Key.rate_limits),
+   * exactly across replicas; over one, the answer is RATE_LIMITED with
+   * `rate_limits` saying when to retry. A key without limits is not counted.
+   *
+   * @generated from field: bool count_rate_limit = 4;
+   */
+  countRateLimit: boolean;
 };
 
 /**
@@ -159,7 +182,7 @@ export type VerifyResponse = Message<"latchkey.v1.VerifyResponse"> & {
   result: VerifyResult;
 
   /**
-   * The key's public fields when the key exists (VALID and INSUFFICIENT_SCOPE),
+   * The key's public fields when the key exists (VALID, INSUFFICIENT_SCOPE and RATE_LIMITED),
    * unset otherwise, so a failed verification says nothing about other keys.
    *
    * @generated from field: latchkey.v1.Key key = 2;
@@ -172,6 +195,14 @@ export type VerifyResponse = Message<"latchkey.v1.VerifyResponse"> & {
    * @generated from field: repeated string missing_scopes = 3;
    */
   missingScopes: string[];
+
+  /**
+   * With `count_rate_limit`, the state of each of the key's limits after this
+   * call (VALID and RATE_LIMITED).
+   *
+   * @generated from field: repeated latchkey.v1.RateLimitState rate_limits = 4;
+   */
+  rateLimits: RateLimitState[];
 };
 
 /**
@@ -180,6 +211,49 @@ export type VerifyResponse = Message<"latchkey.v1.VerifyResponse"> & {
  */
 export const VerifyResponseSchema: GenMessage<VerifyResponse> = /*@__PURE__*/
   messageDesc(file_latchkey_v1_token_service, 3);
+
+/**
+ * RateLimitState is where one limit stands after a counted Verify.
+ *
+ * @generated from message latchkey.v1.RateLimitState
+ */
+export type RateLimitState = Message<"latchkey.v1.RateLimitState"> & {
+  /**
+   * The limit's name.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Requests per window.
+   *
+   * @generated from field: int64 limit = 2;
+   */
+  limit: bigint;
+
+  /**
+   * Requests still allowed now.
+   *
+   * @generated from field: int64 remaining = 3;
+   */
+  remaining: bigint;
+
+  /**
+   * For a limit with none remaining, how long until one more call fits;
+   * otherwise until the current window ends.
+   *
+   * @generated from field: google.protobuf.Duration reset = 4;
+   */
+  reset?: Duration | undefined;
+};
+
+/**
+ * Describes the message latchkey.v1.RateLimitState.
+ * Use `create(RateLimitStateSchema)` to create a new message.
+ */
+export const RateLimitStateSchema: GenMessage<RateLimitState> = /*@__PURE__*/
+  messageDesc(file_latchkey_v1_token_service, 4);
 
 /**
  * RevokeRequest names the key to revoke.
@@ -215,7 +289,7 @@ export type RevokeRequest = Message<"latchkey.v1.RevokeRequest"> & {
  * Use `create(RevokeRequestSchema)` to create a new message.
  */
 export const RevokeRequestSchema: GenMessage<RevokeRequest> = /*@__PURE__*/
-  messageDesc(file_latchkey_v1_token_service, 4);
+  messageDesc(file_latchkey_v1_token_service, 5);
 
 /**
  * RevokeResponse returns the revoked key and, when asked, how far the revocation reached.
@@ -243,7 +317,7 @@ export type RevokeResponse = Message<"latchkey.v1.RevokeResponse"> & {
  * Use `create(RevokeResponseSchema)` to create a new message.
  */
 export const RevokeResponseSchema: GenMessage<RevokeResponse> = /*@__PURE__*/
-  messageDesc(file_latchkey_v1_token_service, 5);
+  messageDesc(file_latchkey_v1_token_service, 6);
 
 /**
  * Propagation reports how many live verifiers confirmed a key event.
@@ -285,7 +359,7 @@ export type Propagation = Message<"latchkey.v1.Propagation"> & {
  * Use `create(PropagationSchema)` to create a new message.
  */
 export const PropagationSchema: GenMessage<Propagation> = /*@__PURE__*/
-  messageDesc(file_latchkey_v1_token_service, 6);
+  messageDesc(file_latchkey_v1_token_service, 7);
 
 /**
  * RotateRequest names the key to replace.
@@ -314,7 +388,7 @@ export type RotateRequest = Message<"latchkey.v1.RotateRequest"> & {
  * Use `create(RotateRequestSchema)` to create a new message.
  */
 export const RotateRequestSchema: GenMessage<RotateRequest> = /*@__PURE__*/
-  messageDesc(file_latchkey_v1_token_service, 7);
+  messageDesc(file_latchkey_v1_token_service, 8);
 
 /**
  * RotateResponse returns the replacement and the old key's new state.
@@ -349,7 +423,7 @@ export type RotateResponse = Message<"latchkey.v1.RotateResponse"> & {
  * Use `create(RotateResponseSchema)` to create a new message.
  */
 export const RotateResponseSchema: GenMessage<RotateResponse> = /*@__PURE__*/
-  messageDesc(file_latchkey_v1_token_service, 8);
+  messageDesc(file_latchkey_v1_token_service, 9);
 
 /**
  * GetRequest names a key.
@@ -370,7 +444,7 @@ export type GetRequest = Message<"latchkey.v1.GetRequest"> & {
  * Use `create(GetRequestSchema)` to create a new message.
  */
 export const GetRequestSchema: GenMessage<GetRequest> = /*@__PURE__*/
-  messageDesc(file_latchkey_v1_token_service, 9);
+  messageDesc(file_latchkey_v1_token_service, 10);
 
 /**
  * GetResponse returns the key.
@@ -391,7 +465,7 @@ export type GetResponse = Message<"latchkey.v1.GetResponse"> & {
  * Use `create(GetResponseSchema)` to create a new message.
  */
 export const GetResponseSchema: GenMessage<GetResponse> = /*@__PURE__*/
-  messageDesc(file_latchkey_v1_token_service, 10);
+  messageDesc(file_latchkey_v1_token_service, 11);
 
 /**
  * ListRequest asks for one page of a team's keys.
@@ -434,7 +508,7 @@ export type ListRequest = Message<"latchkey.v1.ListRequest"> & {
  * Use `create(ListRequestSchema)` to create a new message.
  */
 export const ListRequestSchema: GenMessage<ListRequest> = /*@__PURE__*/
-  messageDesc(file_latchkey_v1_token_service, 11);
+  messageDesc(file_latchkey_v1_token_service, 12);
 
 /**
  * ListResponse is one page of keys.
@@ -462,7 +536,7 @@ export type ListResponse = Message<"latchkey.v1.ListResponse"> & {
  * Use `create(ListResponseSchema)` to create a new message.
  */
 export const ListResponseSchema: GenMessage<ListResponse> = /*@__PURE__*/
-  messageDesc(file_latchkey_v1_token_service, 12);
+  messageDesc(file_latchkey_v1_token_service, 13);
 
 /**
  * UpdateRequest changes some of a key's fields.
@@ -504,6 +578,20 @@ export type UpdateRequest = Message<"latchkey.v1.UpdateRequest"> & {
    * @generated from field: optional bool enabled = 5;
    */
   enabled?: boolean | undefined;
+
+  /**
+   * New rate limits, when set (replaces the old list; an empty list removes them).
+   *
+   * @generated from field: latchkey.v1.RateLimitList rate_limits = 6;
+   */
+  rateLimits?: RateLimitList | undefined;
+
+  /**
+   * New trust tier, when set ("" removes it).
+   *
+   * @generated from field: optional string tier = 7;
+   */
+  tier?: string | undefined;
 };
 
 /**
@@ -511,7 +599,28 @@ export type UpdateRequest = Message<"latchkey.v1.UpdateRequest"> & {
  * Use `create(UpdateRequestSchema)` to create a new message.
  */
 export const UpdateRequestSchema: GenMessage<UpdateRequest> = /*@__PURE__*/
-  messageDesc(file_latchkey_v1_token_service, 13);
+  messageDesc(file_latchkey_v1_token_service, 14);
+
+/**
+ * RateLimitList wraps a list of rate limits so that "unset" and "empty" differ.
+ *
+ * @generated from message latchkey.v1.RateLimitList
+ */
+export type RateLimitList = Message<"latchkey.v1.RateLimitList"> & {
+  /**
+   * The limits.
+   *
+   * @generated from field: repeated latchkey.v1.RateLimit values = 1;
+   */
+  values: RateLimit[];
+};
+
+/**
+ * Describes the message latchkey.v1.RateLimitList.
+ * Use `create(RateLimitListSchema)` to create a new message.
+ */
+export const RateLimitListSchema: GenMessage<RateLimitList> = /*@__PURE__*/
+  messageDesc(file_latchkey_v1_token_service, 15);
 
 /**
  * ScopeList wraps a list of scopes so that "unset" and "empty" differ.
@@ -532,7 +641,7 @@ export type ScopeList = Message<"latchkey.v1.ScopeList"> & {
  * Use `create(ScopeListSchema)` to create a new message.
  */
 export const ScopeListSchema: GenMessage<ScopeList> = /*@__PURE__*/
-  messageDesc(file_latchkey_v1_token_service, 14);
+  messageDesc(file_latchkey_v1_token_service, 16);
 
 /**
  * Metadata wraps a metadata map so that "unset" and "empty" differ.
@@ -553,7 +662,7 @@ export type Metadata = Message<"latchkey.v1.Metadata"> & {
  * Use `create(MetadataSchema)` to create a new message.
  */
 export const MetadataSchema: GenMessage<Metadata> = /*@__PURE__*/
-  messageDesc(file_latchkey_v1_token_service, 15);
+  messageDesc(file_latchkey_v1_token_service, 17);
 
 /**
  * UpdateResponse returns the key after the change.
@@ -574,7 +683,7 @@ export type UpdateResponse = Message<"latchkey.v1.UpdateResponse"> & {
  * Use `create(UpdateResponseSchema)` to create a new message.
  */
 export const UpdateResponseSchema: GenMessage<UpdateResponse> = /*@__PURE__*/
-  messageDesc(file_latchkey_v1_token_service, 16);
+  messageDesc(file_latchkey_v1_token_service, 18);
 
 /**
  * VerifyResult is the outcome of a verification.
