@@ -177,6 +177,25 @@ describe("rate limits across sidecars", () => {
   });
 });
 
+describe("a key's own limits", () => {
+  it("reach the sidecars in Verify answers and replace its tier's", async () => {
+    const issued = await service.tokens().issue({
+      teamId,
+      name: "rl-own",
+      scopes: ["read"],
+      metadata: { tier: "verified" },
+      rateLimits: [{ name: "own", limit: 2n, window: { seconds: 3600n, nanos: 0 } }],
+    });
+    const [a, b] = sidecars as [SidecarProcess, SidecarProcess];
+    const first = await send(a.url, "GET", "/tiered/x", bearer(issued.token));
+    expect(first.headers["ratelimit-policy"]).toBe('"own";q=2;w=3600');
+    expect(first.headers.ratelimit).toMatch(/^"own";r=1;t=\d+$/);
+    expect((await send(a.url, "GET", "/tiered/x", bearer(issued.token))).status).toBe(200);
+    await sleep(SYNC_WAIT_MS);
+    expect((await send(b.url, "GET", "/tiered/x", bearer(issued.token))).status).toBe(429);
+  });
+});
+
 describe("a NATS outage", () => {
   it("makes each sidecar admit its local share (limit / peers) and say so, until NATS is back", async () => {
     const token = await issue("rl-outage", ["read"]);
