@@ -4,13 +4,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Pool } from "undici";
-import { findFreePort } from "../harness/free-port.js";
 import { startNats } from "../harness/nats.js";
 import { startPostgres } from "../harness/postgres.js";
 import { startRecordingUpstream } from "../sidecar/recording-upstream.js";
 import { type SidecarProcess, spawnSidecar } from "../sidecar/sidecar-process.js";
 import { adminClients } from "./admin-client.js";
-import { spawnService } from "./service-process.js";
+import { spawnBenchTokenService } from "./bench-token-service.js";
 
 // npm run bench:ratelimit -- --sidecars 4 --limit 1000 --window 10s
 // N sidecar processes share one key's limit (its tier's, from LATCHKEY_RATE_LIMITS) over a real
@@ -53,21 +52,12 @@ const stops: Array<() => Promise<void>> = [
   () => rm(dir, { recursive: true, force: true }),
 ];
 try {
-  const [port, grpcPort] = [await findFreePort(), await findFreePort()];
-  const service = await spawnService(
-    "services/token-service/src/main.ts",
-    {
-      LATCHKEY_LOG_LEVEL: "info",
-      DATABASE_URL: postgres.url,
-      NATS_URL: nats.url,
-      LATCHKEY_ROOT_KEY: rootKey,
-      LATCHKEY_LISTEN: `127.0.0.1:${port}`,
-      LATCHKEY_GRPC_LISTEN: `127.0.0.1:${grpcPort}`,
-    },
-    /grpc server listening/,
-  );
+  const { process: service, grpcUrl: tokenServiceUrl } = await spawnBenchTokenService({
+    databaseUrl: postgres.url,
+    natsUrl: nats.url,
+    rootKey,
+  });
   stops.unshift(() => service.stop());
-  const tokenServiceUrl = `http://127.0.0.1:${grpcPort}`;
   const { teams, tokens } = adminClients(tokenServiceUrl, rootKey);
   const teamId = (await teams.createTeam({ name: "bench-ratelimit" })).team?.id ?? "";
   const limitsFile = join(dir, "rate-limits.yaml");

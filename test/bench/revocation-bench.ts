@@ -1,11 +1,10 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
-import { findFreePort } from "../harness/free-port.js";
 import { startNats } from "../harness/nats.js";
 import { startPostgres } from "../harness/postgres.js";
 import { adminClients } from "./admin-client.js";
-import { spawnService } from "./service-process.js";
+import { spawnBenchTokenService } from "./bench-token-service.js";
 
 // npm run bench:revocation -- --verifiers 20 --keys 200
 // Starts the token-service on real PostgreSQL and NATS and N verifier
@@ -42,21 +41,14 @@ const rootKey = randomBytes(32).toString("base64url");
 const stops: Array<() => Promise<void>> = [() => postgres.stop(), () => nats.dispose()];
 const children: ChildProcess[] = [];
 try {
-  const [port, grpcPort] = [await findFreePort(), await findFreePort()];
-  const service = await spawnService(
-    "services/token-service/src/main.ts",
-    {
-      LATCHKEY_LOG_LEVEL: "info",
-      DATABASE_URL: postgres.url,
-      NATS_URL: nats.url,
-      LATCHKEY_ROOT_KEY: rootKey,
-      LATCHKEY_LISTEN: `127.0.0.1:${port}`,
-      LATCHKEY_GRPC_LISTEN: `127.0.0.1:${grpcPort}`,
-    },
-    /key event stream ready/,
-  );
+  const { process: service, grpcUrl } = await spawnBenchTokenService({
+    databaseUrl: postgres.url,
+    natsUrl: nats.url,
+    rootKey,
+    ready: /key event stream ready/,
+  });
   stops.unshift(() => service.stop());
-  const { teams, tokens } = adminClients(`http://127.0.0.1:${grpcPort}`, rootKey);
+  const { teams, tokens } = adminClients(grpcUrl, rootKey);
   const { team } = await teams.createTeam({ name: "bench-revocation" });
   const keys: Array<{ keyId: string; token: string }> = [];
   for (let i = 0; i < keyCount; i++) {
@@ -72,7 +64,7 @@ try {
     Array.from({ length: verifierCount }, async () => {
       const child = fork(verifierEntry, [], {
         execArgv: ["--conditions=@latchkey/source", "--import", "tsx"],
-        env: { ...process.env, NATS_URL: nats.url, TOKEN_SERVICE_URL: `http://127.0.0.1:${grpcPort}` },
+        env: { ...process.env, NATS_URL: nats.url, TOKEN_SERVICE_URL: grpcUrl },
         stdio: ["ignore", "inherit", "inherit", "ipc"],
       });
       children.push(child);

@@ -67,6 +67,14 @@ async function until(check: () => Promise<boolean>, what: string, timeoutMs = 15
   }
 }
 
+/** Waits until the gauge `name` reads `value` on every sidecar. */
+async function untilEvery(name: string, value: number): Promise<void> {
+  await until(
+    async () => (await Promise.all(sidecars.map((s) => gauge(s, name)))).every((n) => n === value),
+    `${name} ${value} on every sidecar`,
+  );
+}
+
 async function admittedOf(sidecar: SidecarProcess, count: number, token: string, path: string) {
   let admitted = 0;
   for (let i = 0; i < count; i += 1) {
@@ -97,13 +105,7 @@ beforeAll(async () => {
     spawnSidecar({ ...common, env: { ...env, LATCHKEY_TRUSTED_PROXIES: "192.0.2.1" } }),
   ]);
   // Each hears the other two (an empty count message at least once a second).
-  await until(
-    async () =>
-      (await Promise.all(sidecars.map((s) => gauge(s, "latchkey_sidecar_rate_limit_peers")))).every(
-        (n) => n === 3,
-      ),
-    "three peers on every sidecar",
-  );
+  await untilEvery("latchkey_sidecar_rate_limit_peers", 3);
 });
 
 afterAll(async () => {
@@ -200,13 +202,7 @@ describe("a NATS outage", () => {
   it("makes each sidecar admit its local share (limit / peers) and say so, until NATS is back", async () => {
     const token = await issue("rl-outage", ["read"]);
     await nats.stop();
-    await until(
-      async () =>
-        (await Promise.all(sidecars.map((s) => gauge(s, "latchkey_sidecar_rate_limit_shared")))).every(
-          (n) => n === 0,
-        ),
-      "every sidecar counting alone",
-    );
+    await untilEvery("latchkey_sidecar_rate_limit_shared", 0);
     // The log is flushed once a second.
     await until(
       async () => sidecars.every((s) => s.output().includes("rate limits: NATS unreachable")),
@@ -220,12 +216,6 @@ describe("a NATS outage", () => {
     expect(await admittedOf(a, 14, token, "/limited/y")).toBe(ROUTE_LIMIT / 3);
     expect(await admittedOf(b, 14, token, "/limited/y")).toBe(ROUTE_LIMIT / 3);
     await nats.restart();
-    await until(
-      async () =>
-        (await Promise.all(sidecars.map((s) => gauge(s, "latchkey_sidecar_rate_limit_shared")))).every(
-          (n) => n === 1,
-        ),
-      "counting shared again",
-    );
+    await untilEvery("latchkey_sidecar_rate_limit_shared", 1);
   });
 });
