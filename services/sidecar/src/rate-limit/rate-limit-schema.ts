@@ -16,7 +16,7 @@ export const LIMIT_NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 
 /**
  * Parses a window such as `10s`, `1m`, `5m`, `1h`, `1d` (or a number of
- * milliseconds) into milliseconds; undefined when it is not one.
+ * milliseconds) into milliseconds; undefined unless it is whole seconds from 1 s to 1 d.
  *
  * @example
  * ```ts
@@ -31,7 +31,10 @@ export function parseWindow(value: string | number): number | undefined {
     if (match === null) return undefined;
     ms = Number(match[1]) * (UNIT_MS[match[2] as string] as number);
   }
-  return Number.isInteger(ms) && ms >= MIN_WINDOW_MS && ms <= MAX_WINDOW_MS ? ms : undefined;
+  // Whole seconds: `RateLimit-Policy` states the window as an integer `w`.
+  return Number.isInteger(ms) && ms % 1_000 === 0 && ms >= MIN_WINDOW_MS && ms <= MAX_WINDOW_MS
+    ? ms
+    : undefined;
 }
 
 /** A named window as written: `{ name: hourly, limit: 1000, window: 1h }`. */
@@ -48,7 +51,7 @@ export const rateLimitSchema = z
       if (ms === undefined) {
         ctx.addIssue({
           code: "custom",
-          message: `must be a duration such as 10s, 1m, 1h between 1s and 1d (got ${JSON.stringify(value)})`,
+          message: `must be whole seconds such as 10s, 1m, 1h, from 1s to 1d (got ${JSON.stringify(value)})`,
         });
         return z.NEVER;
       }
