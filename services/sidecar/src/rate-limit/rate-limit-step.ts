@@ -13,9 +13,9 @@ export const NO_RATE_LIMITS: RateLimitStep = (decision) => decision;
 /**
  * The step for a limiter: synchronous on a synchronous decision (the cache-hit
  * path allocates no promise or closure), after the verifier's answer otherwise.
+ * Always on outside `disabled` mode: any key may carry limits of its own.
  */
 export function rateLimitStep(limiter: RateLimiter): RateLimitStep {
-  if (!limiter.active) return NO_RATE_LIMITS;
   return (decision, request) =>
     decision instanceof Promise
       ? decision.then((decided) => limiter.check(decided, request))

@@ -185,8 +185,14 @@ describe("rate limiter", () => {
   });
 
   it("passes refusals and unlimited decisions through untouched", () => {
-    const limits = createRateLimiter({ ...baseOptions(), file: undefined, policy: compilePolicy({}) });
-    expect(limits.active).toBe(false);
+    const none = createRateLimiter({ ...baseOptions(), file: undefined, policy: compilePolicy({}) });
+    const unlimited = allowed("/other", key("key_n", ["read"]));
+    expect(none.check(unlimited, from("x"))).toBe(unlimited);
+    // A key's own limits apply even with no rate-limit file.
+    const own = key("key_own", ["read"]);
+    const withOwn = { ...own, rateLimits: [{ name: "own", limit: 1, windowMs: 60_000 }] };
+    expect(none.check(allowed("/other", withOwn), from("x")).allow).toBe(true);
+    expect(none.check(allowed("/other", withOwn), from("x")).refusal?.status).toBe(429);
     const refused = decision({ allow: false, label: "no_credential", path: "/", query: "" });
     expect(limiter({ now: WINDOW_START }).check(refused, from("x"))).toBe(refused);
   });

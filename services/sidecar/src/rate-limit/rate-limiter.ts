@@ -70,8 +70,6 @@ export interface RateLimiter {
   setShared(shared: boolean, peers: number): void;
   /** Drops counters whose windows have passed; returns how many are left. */
   sweep(): number;
-  /** Whether any limit is configured at all (else `check` is never needed). */
-  readonly active: boolean;
 }
 
 const BUILT_IN = ["admin", "write", "read"] as const;
@@ -110,10 +108,6 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     }
     ruleLimits.set(rule, { id: rule === options.policy.fallback ? "rd" : `r${index}`, limits });
   }
-  const active =
-    ruleLimits.size > 0 ||
-    Object.keys(tiers).length > 0 ||
-    Object.values(scopes).some((v) => v !== undefined);
 
   function counter(id: string, windowMs: number): WindowCounter {
     let found = counters.get(id);
@@ -219,7 +213,6 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   }
 
   return {
-    active,
     check(decision, request) {
       if (!decision.allow || decision.rule === undefined) return decision;
       const rule = decision.rule;

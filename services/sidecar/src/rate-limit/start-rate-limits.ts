@@ -5,7 +5,7 @@ import type { SidecarConfig } from "../config.js";
 import type { Policy } from "../policy/policy.js";
 import { loadRateLimits } from "./load-rate-limits.js";
 import { createNatsCountExchange } from "./nats-count-exchange.js";
-import { NO_RATE_LIMITS, type RateLimitStep, rateLimitStep } from "./rate-limit-step.js";
+import { type RateLimitStep, rateLimitStep } from "./rate-limit-step.js";
 import { createRateLimiter } from "./rate-limiter.js";
 
 /** The sidecar's rate limiting, started. */
@@ -43,7 +43,6 @@ export function startRateLimits(options: StartRateLimitsOptions): RateLimits {
     onUnknownTier: (tier) =>
       logger.warn({ tier }, "rate limits: a key names a tier LATCHKEY_RATE_LIMITS does not define"),
   });
-  if (!limiter.active) return { step: NO_RATE_LIMITS, close: async () => {} };
   let shared = false;
   let peers = config.rateLimitExpectedPeers;
   new Gauge({
