@@ -75,8 +75,9 @@ describe("on PostgreSQL", () => {
     });
     try {
       await migrateToLatest(handle.db);
-      await migrateDown(handle.db);
-      expect((await appliedNames(handle.db)).at(-1)).not.toBe("2026-11-28T0000_disabled_by");
+      // Down to just before disabled_by, whatever came after it.
+      while ((await appliedNames(handle.db)).includes("2026-11-28T0000_disabled_by"))
+        await migrateDown(handle.db);
       await sql`insert into teams (id, name) values ('team_m', 'm')`.execute(handle.db);
       await sql`
         insert into api_keys (id, team_id, name, environment, token_hash, hint, created_by, enabled)
@@ -88,6 +89,13 @@ describe("on PostgreSQL", () => {
       expect(rows).toEqual([
         { id: "key_off", disabled_by: "root" },
         { id: "key_on", disabled_by: null },
+      ]);
+      // Keys from before 2026-12-02T0100_rate_limits have no limits of their own and no tier.
+      const limits = await sql<{ rate_limits: unknown; tier: string | null }>`
+        select rate_limits, tier from api_keys order by id`.execute(handle.db);
+      expect(limits.rows).toEqual([
+        { rate_limits: [], tier: null },
+        { rate_limits: [], tier: null },
       ]);
     } finally {
       await handle.close();

@@ -8,7 +8,14 @@ import type { Database } from "../../services/token-service/src/db/tables.js";
 export const ALL_MIGRATIONS = Object.keys(migrations);
 
 /** The tables the migrations create. */
-export const TABLES = ["api_keys", "audit_log", "key_event_outbox", "root_credential", "teams"];
+export const TABLES = [
+  "api_keys",
+  "audit_log",
+  "key_event_outbox",
+  "rate_limit_counts",
+  "root_credential",
+  "teams",
+];
 
 /** The application's tables (kysely's own left out), sorted. */
 export async function tables(db: Kysely<Database>): Promise<string[]> {
