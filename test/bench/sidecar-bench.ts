@@ -20,6 +20,7 @@ import { adminClients } from "./admin-client.js";
 //   direct       wrk → upstream (a trivial Node HTTP server)
 //   bare proxy   wrk → node:http + undici Pool.stream proxy → upstream (no auth)
 //   sidecar      wrk → latchkey-sidecar (cached key, access log on) → upstream
+//   sidecar, key with a rate limit: the same, with a key whose own limit (never reached) is counted
 //   nginx        wrk → nginx auth_request (+ proxy_cache) → sidecar forward-auth; nginx → upstream
 // Each is measured `rounds` times, interleaved, and the median round is reported. Then a fixed
 // 1,000 req/s open-loop run (a Node client in its own process; Debian has no wrk2) gives the p99
@@ -342,22 +343,34 @@ async function main(): Promise<void> {
     const { teams, tokens } = adminClients(`http://127.0.0.1:${tokenGrpcPort}`, rootKey);
     const { team } = await teams.createTeam({ name: "bench" });
     const { token } = await tokens.issue({ teamId: team?.id ?? "", name: "bench", scopes: ["read"] });
+    // The same sidecar with a key that has a rate limit of its own (never reached): what counting costs.
+    const limited = await tokens.issue({
+      teamId: team?.id ?? "",
+      name: "bench-limited",
+      scopes: ["read"],
+      rateLimits: [{ name: "bench", limit: 1_000_000_000n, window: { seconds: 3600n, nanos: 0 } }],
+    });
 
-    const targets = [
+    const targets: Array<{ name: string; url: string; token?: string }> = [
       { name: "direct", url: `http://127.0.0.1:${upstreamPort}/` },
       { name: "bare undici proxy", url: `http://127.0.0.1:${bareProxyPort}/` },
       { name: "sidecar (cached key)", url: `http://127.0.0.1:${sidecarPort}/` },
+      {
+        name: "sidecar (key with a rate limit)",
+        url: `http://127.0.0.1:${sidecarPort}/`,
+        token: limited.token,
+      },
       { name: "nginx auth_request + proxy_cache", url: `http://127.0.0.1:${nginx.port}/` },
     ];
     // Warm-up: fills the caches and lets the JIT settle.
     for (const target of targets) {
-      const warm = await wrk(target.url, 2, connections, token);
+      const warm = await wrk(target.url, 2, connections, target.token ?? token);
       if (warm.non2xx > 0 || warm.rps === 0) throw new Error(`${target.name}: warm-up got non-2xx answers`);
     }
     const results = new Map<string, WrkResult[]>(targets.map((target) => [target.name, []]));
     for (let round = 0; round < rounds; round++) {
       for (const target of targets) {
-        const result = await wrk(target.url, seconds, connections, token);
+        const result = await wrk(target.url, seconds, connections, target.token ?? token);
         if (result.non2xx > 0) throw new Error(`${target.name}: ${result.non2xx} non-2xx answers`);
         results.get(target.name)?.push(result);
       }
@@ -373,7 +386,7 @@ async function main(): Promise<void> {
     );
     for (let round = 0; round < rateRounds; round++) {
       for (const target of targets) {
-        const run = await openLoop(target.url, rate, rateSeconds, token);
+        const run = await openLoop(target.url, rate, rateSeconds, target.token ?? token);
         if (run.errors > 0) throw new Error(`${target.name}: ${run.errors} failed requests at ${rate} req/s`);
         latencyRuns.get(target.name)?.push(run);
       }
@@ -407,6 +420,7 @@ async function main(): Promise<void> {
     const addedP99 = (latency.get("sidecar (cached key)")?.p99 ?? 0) - (latency.get("direct")?.p99 ?? 0);
     const vsBare = sidecarResult.rps / medianOf("bare undici proxy").rps;
     const vsNginx = sidecarResult.rps / medianOf("nginx auth_request + proxy_cache").rps;
+    const limitedVsUnlimited = medianOf("sidecar (key with a rate limit)").rps / sidecarResult.rps;
     const metrics = await (await fetch(`http://127.0.0.1:${sidecarAdminPort}/metrics`)).text();
     const counterValue = (name: string) =>
       /^(\S+) (\S+)$/m.exec(metrics.split("\n").find((line) => line.startsWith(`${name} `)) ?? "")?.[2];
@@ -416,7 +430,7 @@ async function main(): Promise<void> {
     console.log(`added p99 at ${rate} req/s (sidecar vs direct): ${addedP99.toFixed(2)} ms`);
     if (process.env.BENCH_SIDECAR_NODE_FLAGS) console.log(`sidecar log: ${sidecar.logFile}`);
     console.log(
-      `sidecar ratio_vs_bare_proxy=${vsBare.toFixed(2)} ratio_vs_nginx=${vsNginx.toFixed(2)} added_p99_ms_at_${rate}rps=${addedP99.toFixed(2)}`,
+      `sidecar ratio_vs_bare_proxy=${vsBare.toFixed(2)} ratio_vs_nginx=${vsNginx.toFixed(2)} added_p99_ms_at_${rate}rps=${addedP99.toFixed(2)} rate_limited_key_vs_unlimited=${limitedVsUnlimited.toFixed(2)}`,
     );
   } finally {
     for (const stop of stops) await stop().catch(() => {});

@@ -235,6 +235,24 @@ describe("NATS from the rendered dev config: the verifier role", () => {
     await sleep(200);
     expect(delivered).toEqual(["latchkey.verifiers.heartbeat.v_1"]);
   });
+
+  it("shares rate-limit counts with the other sidecars on latchkey.ratelimit.counts.* and nowhere else", async () => {
+    const [listener, sender] = await Promise.all([asVerifier(), asVerifier()]);
+    const delivered: string[] = [];
+    listener.subscribe("latchkey.ratelimit.counts.*", {
+      callback: (_, message) => {
+        delivered.push(message.subject);
+      },
+    });
+    await listener.flush();
+    const reported = await violationsWithin(sender, 1_500, () => {
+      sender.publish("latchkey.ratelimit.counts.s_1", new Uint8Array([1]));
+      sender.publish("latchkey.ratelimit.other", new Uint8Array([1]));
+    });
+    await sleep(200);
+    expect(delivered).toEqual(["latchkey.ratelimit.counts.s_1"]);
+    expect(reported).toContain("publish latchkey.ratelimit.other");
+  });
 });
 
 describe("NATS from the rendered dev config: everyone else", () => {

@@ -91,6 +91,13 @@ describe("on PostgreSQL", () => {
         { id: "key_off", disabled_by: "root" },
         { id: "key_on", disabled_by: null },
       ]);
+      // Keys from before 2026-12-02T0100_rate_limits have no limits of their own and no tier.
+      const limits = await sql<{ rate_limits: unknown; tier: string | null }>`
+        select rate_limits, tier from api_keys order by id`.execute(handle.db);
+      expect(limits.rows).toEqual([
+        { rate_limits: [], tier: null },
+        { rate_limits: [], tier: null },
+      ]);
     } finally {
       await handle.close();
     }

@@ -12,6 +12,7 @@ export const TABLES = [
   "api_keys",
   "audit_log",
   "key_event_outbox",
+  "rate_limit_counts",
   "root_credential",
   "teams",
   "usage_batches",

@@ -13,6 +13,7 @@ export {
   type NatsKeyEventBus,
   type NatsKeyEventBusOptions,
   type NatsTlsFiles,
+  natsConnectionOptions,
 } from "./nats-key-event-bus.js";
 export { ensureUsageStream, type UsageStreamLimits, usageMessageId } from "./nats-usage-stream.js";
 export {

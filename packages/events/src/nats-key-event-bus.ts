@@ -454,6 +454,20 @@ export function createNatsKeyEventBus(options: NatsKeyEventBusOptions): NatsKeyE
 }
 
 /** The nats client's options for a bus: reconnect forever, credentials and TLS as given. */
+/**
+ * The connection options every Latchkey NATS client uses (reconnect forever,
+ * nkey and TLS files read at each connect), for clients beside the bus such
+ * as the sidecar's rate-limit count exchange.
+ *
+ * @example
+ * ```ts
+ * const nc = await connect(natsConnectionOptions({ servers: "nats://127.0.0.1:4222", name: "x" }));
+ * ```
+ */
+export function natsConnectionOptions(options: NatsKeyEventBusOptions): NodeConnectionOptions {
+  return connectionOptions(options);
+}
+
 function connectionOptions(options: NatsKeyEventBusOptions): NodeConnectionOptions {
   const { nkeySeedFile, tls, inboxPrefix } = options;
   return {

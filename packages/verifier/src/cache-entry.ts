@@ -69,6 +69,16 @@ function toVerifiedKey(key: Key): VerifiedKey {
                 ? undefined
                 : new Date(timestampMs(key.usageLimit.nextRefillTime)),
           }),
+    rateLimits: Object.freeze(
+      key.rateLimits.map((limit) =>
+        Object.freeze({
+          name: limit.name,
+          limit: Number(limit.limit),
+          windowMs: limit.window === undefined ? 0 : Number(limit.window.seconds) * 1000,
+        }),
+      ),
+    ),
+    tier: key.tier === "" ? undefined : key.tier,
   });
 }
 

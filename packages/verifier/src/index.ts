@@ -26,6 +26,7 @@ export type { VerifierOptions, VerifyOptions } from "./verifier-options.js";
 export { createConnectVerifyClient, type VerifyCallOptions, type VerifyClient } from "./verify-client.js";
 export type {
   KeyInvalidation,
+  KeyRateLimit,
   OutcomeSource,
   VerifiedKey,
   VerifiedUsageLimit,

@@ -27,6 +27,10 @@ export interface VerifiedKey {
    * without a limit. Answers for such keys are never cached.
    */
   readonly usageLimit?: VerifiedUsageLimit | undefined;
+  /** The key's own rate limits (set at Issue/Update); empty or absent when it has none. */
+  readonly rateLimits?: readonly KeyRateLimit[];
+  /** The key's trust tier (`verified`, `connected`, …); undefined when it has none. */
+  readonly tier?: string | undefined;
 }
 
 /** The uses a usage-limited key has left, and when it is topped up. */
@@ -34,6 +38,20 @@ export interface VerifiedUsageLimit {
   readonly remaining: number;
   /** The next refill; undefined when the key is never refilled. */
   readonly refillsAt: Date | undefined;
+}
+
+/**
+ * One of a key's own rate limits: at most `limit` requests per `windowMs`.
+ *
+ * @example
+ * ```ts
+ * const hourly: KeyRateLimit = { name: "hourly", limit: 1000, windowMs: 3_600_000 };
+ * ```
+ */
+export interface KeyRateLimit {
+  readonly name: string;
+  readonly limit: number;
+  readonly windowMs: number;
 }
 
 /** Where an answer came from. */

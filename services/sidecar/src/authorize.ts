@@ -190,16 +190,7 @@ function fromOutcome(
         insufficientScope(rule.access.kind === "key" ? rule.access.scopes : []),
       );
     case "RATE_LIMITED":
-      return decision({
-        allow: false,
-        label: "rate_limited",
-        refusal: rateLimited(),
-        rule,
-        path,
-        query,
-        credential: value,
-        credentialSource: source,
-      });
+      return refusedKey("rate_limited", rateLimited());
     case "USAGE_EXCEEDED":
       return refusedKey("usage_exceeded", usageExceeded(outcome.key?.usageLimit?.refillsAt));
     case "UNAVAILABLE":

@@ -102,6 +102,18 @@ export const sidecarConfigSchema = z
     upstreamConnections: integerSetting(1, 10_000).default(128),
     // How long to wait for the upstream's response headers; bodies (SSE) have no idle limit.
     upstreamHeadersTimeoutMs: integerSetting(100, 3_600_000).default(60_000),
+    // YAML rate-limit file: tiers (a key's `tier` metadata) and per-scope defaults; unset means only
+    // the policy rules' own `rateLimit` limits apply.
+    rateLimits: z.string().min(1).optional(),
+    // How often each sidecar publishes its rate-limit counts to the others over NATS; the overshoot
+    // of a limit across sidecars is about (sidecars − 1) × per-sidecar rate × this.
+    rateLimitSyncMs: integerSetting(10, 10_000).default(50),
+    // Sidecars assumed to share limits, at least: while NATS is down each admits limit / peers
+    // (the peers it last heard, or this if more), and without NATS it always does.
+    rateLimitExpectedPeers: integerSetting(1, 10_000).default(1),
+    // Rate-limit counters kept in memory at most (keys × limits, client addresses × limits); the
+    // oldest is dropped beyond it, so a flood of addresses cannot exhaust memory.
+    rateLimitMaxCounters: integerSetting(1_000, 10_000_000).default(100_000),
     // How long SIGTERM waits for in-flight requests before closing connections.
     shutdownTimeoutMs: integerSetting(0, 300_000).default(10_000),
   })
@@ -145,6 +157,10 @@ export const SIDECAR_ENV = {
   maxCredentialBytes: "LATCHKEY_MAX_CREDENTIAL_BYTES",
   upstreamConnections: "LATCHKEY_UPSTREAM_CONNECTIONS",
   upstreamHeadersTimeoutMs: "LATCHKEY_UPSTREAM_HEADERS_TIMEOUT_MS",
+  rateLimits: "LATCHKEY_RATE_LIMITS",
+  rateLimitSyncMs: "LATCHKEY_RATE_LIMIT_SYNC_MS",
+  rateLimitExpectedPeers: "LATCHKEY_RATE_LIMIT_EXPECTED_PEERS",
+  rateLimitMaxCounters: "LATCHKEY_RATE_LIMIT_MAX_COUNTERS",
   shutdownTimeoutMs: "LATCHKEY_SHUTDOWN_TIMEOUT_MS",
 } as const satisfies Record<keyof SidecarConfigInput, string>;
 

@@ -55,6 +55,8 @@ export interface Decision {
   readonly passCredential: boolean;
   /** Whether method-override headers go upstream (the rule allows them, and the named method matches it too). */
   readonly passMethodOverride: boolean;
+  /** Flat `RateLimit-Policy`/`RateLimit` headers for the client's response; undefined when no limit applies. */
+  readonly rateLimitHeaders: readonly string[] | undefined;
 }
 
 /** What {@link decision} is given: a decision without the fields it derives from the rule. */
@@ -88,6 +90,32 @@ export function decision(fields: DecisionFields): Decision {
     credentialSource: fields.credentialSource,
     passCredential: rule === undefined ? false : rule.access.passCredential,
     passMethodOverride: rule === undefined ? false : rule.access.passMethodOverride,
+    rateLimitHeaders: undefined,
+  };
+}
+
+/**
+ * The decision with its rate-limit headers, and turned into a `rate_limited`
+ * refusal when `refusal` is given (see `rate-limit/rate-limiter.ts`).
+ */
+export function withRateLimit(
+  decided: Decision,
+  rateLimitHeaders: readonly string[],
+  refusal: Refusal | undefined,
+): Decision {
+  return {
+    allow: refusal === undefined,
+    label: refusal === undefined ? decided.label : "rate_limited",
+    refusal: refusal ?? decided.refusal,
+    rule: decided.rule,
+    path: decided.path,
+    query: decided.query,
+    key: decided.key,
+    credential: decided.credential,
+    credentialSource: decided.credentialSource,
+    passCredential: decided.passCredential,
+    passMethodOverride: decided.passMethodOverride,
+    rateLimitHeaders,
   };
 }
 

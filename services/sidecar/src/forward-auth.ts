@@ -47,6 +47,7 @@ export function createForwardAuthRoute(context: ProxyContext): LocalRoute {
       query,
       scanned,
       requestId,
+      peer: req.socket.remoteAddress ?? "",
       start,
     };
     const refusedEarly = !context.isTrusted(req.socket.remoteAddress ?? "")
@@ -86,6 +87,7 @@ export function createForwardAuthRoute(context: ProxyContext): LocalRoute {
 function grant(res: ServerResponse, decision: Decision, requestId: string): void {
   const headers = ["content-length", "0", "cache-control", "no-store", "x-request-id", requestId];
   if (decision.allow && decision.key !== undefined) headers.push(...identityHeaders(decision.key));
+  if (decision.rateLimitHeaders !== undefined) headers.push(...decision.rateLimitHeaders);
   res.writeHead(200, headers);
   res.end();
 }

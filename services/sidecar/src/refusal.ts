@@ -154,13 +154,20 @@ export const QUERY_TOKEN_NOT_ACCEPTED: Refusal = {
   headers: [],
 };
 
-/** 429 with `Retry-After`. */
-export function rateLimited(retryAfterSeconds = 1): Refusal {
+/**
+ * 429 with `Retry-After` (whole seconds, at least 1) and, from the sidecar's
+ * own limiter, its `RateLimit-Policy`/`RateLimit` headers (flat name, value).
+ */
+export function rateLimited(retryAfterSeconds = 1, rateLimitHeaders: readonly string[] = []): Refusal {
+  const headers: [string, string][] = [["retry-after", String(Math.max(1, Math.ceil(retryAfterSeconds)))]];
+  for (let i = 0; i + 1 < rateLimitHeaders.length; i += 2) {
+    headers.push([rateLimitHeaders[i] as string, rateLimitHeaders[i + 1] as string]);
+  }
   return {
     status: 429,
     code: "rate_limited",
-    message: "The key is over its rate limit; retry later.",
-    headers: [["retry-after", String(Math.max(1, Math.ceil(retryAfterSeconds)))]],
+    message: "The request is over a rate limit; retry after the time Retry-After gives.",
+    headers,
   };
 }
 

@@ -20,6 +20,8 @@ import { loadPolicy, type Policy } from "./policy/policy.js";
 import { createRequestHandler, type LocalRoute } from "./proxy/http-proxy.js";
 import type { ProxyContext } from "./proxy/proxy-context.js";
 import { createUpgradeHandler } from "./proxy/websocket-proxy.js";
+import { NO_RATE_LIMITS } from "./rate-limit/rate-limit-step.js";
+import { startRateLimits } from "./rate-limit/start-rate-limits.js";
 
 /** Options of {@link startSidecar} that are not configuration. */
 export interface StartSidecarOptions {
@@ -134,15 +136,19 @@ export async function startSidecar(
     bodyTimeout: 0,
   });
   const basePath = config.upstream.pathname.replace(/\/+$/, "");
+  const isTrusted = (address: string): boolean =>
+    address !== "" && config.trustedProxies.list.check(address, address.includes(":") ? "ipv6" : "ipv4");
+  const rateLimits = startRateLimits({ config, policy, registry, logger, isTrusted });
+  cleanups.push(() => rateLimits.close());
   const context: ProxyContext = {
     upstream,
     upstreamUrl: config.upstream,
     basePath,
     upstreamHeadersTimeoutMs: config.upstreamHeadersTimeoutMs,
     authorize: createAuthorizer({ policy, keyChecker, maxCredentialBytes: config.maxCredentialBytes }),
+    rateLimit: config.enforcement === "disabled" ? NO_RATE_LIMITS : rateLimits.step,
     mode: config.enforcement,
-    isTrusted: (address) =>
-      address !== "" && config.trustedProxies.list.check(address, address.includes(":") ? "ipv6" : "ipv4"),
+    isTrusted,
     liveConnections,
     metrics,
     recordUsage: createDecisionUsage(keyChecker),

@@ -1,5 +1,6 @@
 import { scopeListError } from "@latchkey/token";
 import { z } from "zod";
+import { ruleRateLimitSchema } from "../rate-limit/rate-limit-schema.js";
 
 const METHOD = /^[A-Z]{1,20}$/;
 
@@ -73,6 +74,9 @@ const match = {
   // Path globs (`*` one segment, `**` any); `path` is a shorthand for one.
   paths: paths.optional(),
   path: z.string().optional(),
+  // Limits on this route: a list of `{ name, limit, window }` or `{ tier: <name> }` from the
+  // rate-limit file. Counted per key on key routes, per client address on public routes.
+  rateLimit: ruleRateLimitSchema.optional(),
 };
 
 /** One rule of a policy file. */

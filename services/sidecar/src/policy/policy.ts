@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { hashToken } from "@latchkey/token";
 import { parse as parseYaml } from "yaml";
+import type { RuleRateLimit } from "../rate-limit/rate-limit-schema.js";
 import { compilePathGlob } from "./path-glob.js";
 import { type AccessInput, type PolicyRuleInput, policyFileSchema } from "./policy-schema.js";
 import { PRESETS } from "./presets.js";
@@ -37,6 +38,8 @@ export interface RouteRule {
   readonly methods: ReadonlySet<string> | undefined;
   readonly patterns: readonly RegExp[];
   readonly access: RouteAccess;
+  /** The rule's `rateLimit` as written (a tier is resolved by the rate limiter); undefined when none. */
+  readonly rateLimit: RuleRateLimit | undefined;
 }
 
 /** A compiled policy: ordered rules, then a default. */
@@ -107,7 +110,13 @@ export function compilePolicy(document: unknown, options: CompilePolicyOptions =
       rule.methods?.includes("*") === false
         ? new Set(rule.methods.includes("GET") ? [...rule.methods, "HEAD"] : rule.methods)
         : undefined;
-    return { label, methods, patterns, access: compileAccess(rule, label, env, problems) };
+    return {
+      label,
+      methods,
+      patterns,
+      access: compileAccess(rule, label, env, problems),
+      rateLimit: rule.rateLimit,
+    };
   };
   const rules = file.rules.map((rule, index) =>
     compile(rule, `rules[${index}]${rule.name === undefined ? "" : ` (${JSON.stringify(rule.name)})`}`),
@@ -119,6 +128,7 @@ export function compilePolicy(document: unknown, options: CompilePolicyOptions =
     methods: undefined,
     patterns: [],
     access: compileAccess(fallbackAccess, "default", env, problems),
+    rateLimit: undefined,
   };
   if (problems.length > 0) throw new PolicyError(`invalid ${source}:\n  ${problems.join("\n  ")}`, problems);
   const match = (method: string, matchPath: string): RouteRule => {

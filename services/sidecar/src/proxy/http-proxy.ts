@@ -95,6 +95,11 @@ class HttpExchange implements Dispatcher.DispatchHandler, IncomingRequest, Decis
     this.method = req.method ?? "GET";
   }
 
+  /** The TCP peer, for per-client rate limits. */
+  get peer(): string {
+    return this.req.socket.remoteAddress ?? "";
+  }
+
   /** The lookup's abort signal comes from here (see {@link HttpExchange.signal}). */
   get abortable(): { readonly signal: AbortSignal } {
     return this;
@@ -163,6 +168,8 @@ class HttpExchange implements Dispatcher.DispatchHandler, IncomingRequest, Decis
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (statusCode < 200) return true;
     const { headers, eventStream } = filterResponseHeaders(rawHeaders);
+    const rateLimitHeaders = this.#decision?.rateLimitHeaders;
+    if (rateLimitHeaders !== undefined) for (const value of rateLimitHeaders) headers.push(value);
     this.#status = statusCode;
     this.#resume = resume;
     if (statusText === "") this.res.writeHead(statusCode, headers);

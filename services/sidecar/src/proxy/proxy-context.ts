@@ -6,6 +6,7 @@ import type { EnforcementMode } from "../config.js";
 import type { Decision } from "../decision.js";
 import type { LiveConnections } from "../live-connections.js";
 import type { SidecarMetrics } from "../metrics.js";
+import type { RateLimitStep } from "../rate-limit/rate-limit-step.js";
 
 /** What the request, upgrade and forward-auth handlers share. */
 export interface ProxyContext {
@@ -16,6 +17,8 @@ export interface ProxyContext {
   readonly basePath: string;
   readonly upstreamHeadersTimeoutMs: number;
   readonly authorize: Authorize;
+  /** Applies the rate limits to a decision (see `rate-limit/rate-limit-step.ts`). */
+  readonly rateLimit: RateLimitStep;
   readonly mode: EnforcementMode;
   readonly isTrusted: (address: string) => boolean;
   readonly liveConnections: LiveConnections;

@@ -17,6 +17,8 @@ export interface IncomingRequest {
   readonly query: string;
   readonly scanned: ScannedRequest;
   readonly requestId: string;
+  /** The TCP peer's address (the client, or the proxy in front). */
+  readonly peer: string;
   /** `performance.now()` when it arrived. */
   readonly start: number;
   /** See `RequestFacts.abortable`. */
@@ -33,7 +35,7 @@ export interface IncomingRequest {
 export function decideRequest(context: ProxyContext, request: IncomingRequest): Decision | Promise<Decision> {
   if (context.mode === "disabled") return notChecked(request.rawPath, request.query);
   const { scanned } = request;
-  return context.authorize({
+  const decided = context.authorize({
     method: request.method,
     rawPath: request.rawPath,
     query: request.query,
@@ -44,6 +46,9 @@ export function decideRequest(context: ProxyContext, request: IncomingRequest): 
     forwardedAsSent: request.via === "forward-auth",
     abortable: request.abortable,
   });
+  // Rate limits: one synchronous call per decision (rate-limit/rate-limit-step.ts). A request it
+  // refuses keeps its key, so `whenDecided` counts it as RATE_LIMITED in the key's usage.
+  return context.rateLimit(decided, request);
 }
 
 /** What waits for a decision: the entry point's handling of it, or of a failure to decide. */

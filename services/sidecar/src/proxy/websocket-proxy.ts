@@ -59,6 +59,7 @@ export function createUpgradeHandler(
       query,
       scanned,
       requestId: scanned.requestId ?? nextRequestId(),
+      peer: socket.remoteAddress ?? "",
       start: performance.now(),
     };
     socket.on("error", () => socket.destroy());

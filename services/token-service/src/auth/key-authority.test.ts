@@ -31,6 +31,8 @@ function row(fields: Partial<ApiKeyRow> = {}): ApiKeyRow {
     refill_interval: null,
     refill_amount: null,
     refilled_at: null,
+    rate_limits: [],
+    tier: null,
     ...fields,
   };
 }

@@ -96,6 +96,11 @@ function grantOf(write: KeyWrite): Grant | undefined {
         changes.usageLimit !== undefined &&
           !limitsUsage(key, changes.usageLimit) &&
           (changes.usageLimit.remaining === null ? "remove_usage_limit" : "usage_limit"),
+        // Raising a limit is a grant too: only for keys within this admin key's scopes.
+        changes.rate_limits !== undefined &&
+          JSON.stringify(changes.rate_limits) !== JSON.stringify(key.rate_limits ?? []) &&
+          "rate_limits.values",
+        changes.tier !== undefined && changes.tier !== key.tier && "tier",
       ].find((each) => typeof each === "string");
       if (field === undefined) return undefined;
       return { field, scopes: changes.scopes ?? key.scopes, refusal: BEYOND_REDUCTION };

@@ -39,6 +39,26 @@ export interface ApiKeyTable {
   refill_amount: ColumnType<string | number | null, number | null | undefined, number | null>;
   /** Start of the UTC day or month of the last refill (or of when the limit was set). */
   refilled_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  /** The key's own rate limits (`[{ name, limit, windowSeconds }]`); `[]` for none. */
+  rate_limits: ColumnType<StoredRateLimit[], string | undefined, string>;
+  /** Its trust tier, mapped to limits by each sidecar's configuration; null for none. */
+  tier: ColumnType<string | null, string | null | undefined, string | null>;
+}
+
+/** One of a key's rate limits as stored in `api_keys.rate_limits`. */
+export interface StoredRateLimit {
+  readonly name: string;
+  readonly limit: number;
+  readonly windowSeconds: number;
+}
+
+/** `rate_limit_counts`: Verify calls counted against a key's limit, per fixed window. */
+export interface RateLimitCountTable {
+  key_id: string;
+  name: string;
+  // bigint: pg returns it as a string, PGlite as a number.
+  window_index: ColumnType<string | number, number, number>;
+  count: number;
 }
 
 /** `key_event_outbox`: key changes waiting to be published, written in the change's transaction. */
@@ -99,6 +119,7 @@ export interface Database {
   root_credential: RootCredentialTable;
   usage_minutes: UsageMinuteTable;
   usage_batches: UsageBatchTable;
+  rate_limit_counts: RateLimitCountTable;
 }
 
 /** A key row as read. */

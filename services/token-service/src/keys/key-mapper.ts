@@ -3,6 +3,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type Key, KeySchema } from "@latchkey/proto";
 import type { ApiKeyRow } from "../db/tables.js";
 import { usageLimitOf } from "../usage/usage-limit.js";
+import { rateLimitsToProto } from "./key-rate-limits.js";
 
 /**
  * The public fields of a key row, as the API returns them. The token hash is
@@ -26,5 +27,7 @@ export function keyFromRow(row: ApiKeyRow): Key {
     createdBy: row.created_by,
     rotatedFrom: row.rotated_from ?? "",
     usageLimit: usageLimitOf(row),
+    rateLimits: rateLimitsToProto(row.rate_limits),
+    tier: row.tier ?? "",
   });
 }

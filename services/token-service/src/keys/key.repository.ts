@@ -1,5 +1,5 @@
 import type { Kysely, Transaction } from "kysely";
-import type { ApiKeyRow, Database, NewApiKeyRow } from "../db/tables.js";
+import type { ApiKeyRow, Database, NewApiKeyRow, StoredRateLimit } from "../db/tables.js";
 import type { UsageLimitColumns } from "../usage/usage-limit.js";
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -56,23 +56,25 @@ export async function listKeys(
 export type KeyChanges = Partial<
   Pick<
     ApiKeyRow,
-    "name" | "scopes" | "enabled" | "disabled_by" | "revoked_at" | "revoked_reason" | "expires_at"
+    "name" | "scopes" | "enabled" | "disabled_by" | "revoked_at" | "revoked_reason" | "expires_at" | "tier"
   >
 > & {
   metadata?: Record<string, string>;
+  rate_limits?: StoredRateLimit[];
   /** A usage limit to set, or every column null to remove it (`usage/usage-limit.ts`). */
   usageLimit?: UsageLimitColumns;
 };
 
 /** Applies changes to a key and returns the new row. */
 export async function updateKey(db: Db, id: string, changes: KeyChanges): Promise<ApiKeyRow> {
-  const { metadata, usageLimit, ...rest } = changes;
+  const { metadata, usageLimit, rate_limits, ...rest } = changes;
   return db
     .updateTable("api_keys")
     .set({
       ...rest,
       ...(metadata !== undefined ? { metadata: JSON.stringify(metadata) } : {}),
       ...(usageLimit ?? {}),
+      ...(rate_limits !== undefined ? { rate_limits: JSON.stringify(rate_limits) } : {}),
     })
     .where("id", "=", id)
     .returningAll()

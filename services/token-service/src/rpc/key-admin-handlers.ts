@@ -15,6 +15,7 @@ import { authorizeKeyWrite } from "../auth/key-authority.js";
 import { findKeyById, type KeyChanges, listKeys, updateKey } from "../keys/key.repository.js";
 import { invalidateKeys } from "../keys/key-invalidation.js";
 import { keyFromRow } from "../keys/key-mapper.js";
+import { requireRateLimits, requireTier } from "../keys/key-rate-limits.js";
 import { enqueueKeyEvent } from "../outbox/outbox.repository.js";
 import type { RpcContext } from "../server/shared/rpc-context.js";
 import { keyTraffic, requestsLast24h } from "../usage/usage-handlers.js";
@@ -90,6 +91,7 @@ export async function updateKeyFields(
   const principal = await beginAdminCall(deps, ctx, request);
   if (request.scopes) rejectUnknownFields(request.scopes, "UpdateRequest.scopes");
   if (request.metadata) rejectUnknownFields(request.metadata, "UpdateRequest.metadata");
+  if (request.rateLimits) rejectUnknownFields(request.rateLimits, "UpdateRequest.rate_limits");
   const keyId = requireKeyId(request.keyId);
   const changes: KeyChanges = {};
   if (request.name !== undefined) changes.name = requireName(request.name);
@@ -101,10 +103,13 @@ export async function updateKeyFields(
   }
   if (request.usageLimit) changes.usageLimit = requireUsageLimit(request.usageLimit, "usage_limit");
   if (request.removeUsageLimit) changes.usageLimit = { ...NO_USAGE_LIMIT };
+  if (request.rateLimits)
+    changes.rate_limits = requireRateLimits(request.rateLimits.values, "rate_limits.values");
+  if (request.tier !== undefined) changes.tier = requireTier(request.tier);
   if (Object.keys(changes).length === 0) {
     throw invalidArgument(
       "UpdateRequest",
-      "set at least one of name, scopes, metadata, enabled, usage_limit, remove_usage_limit",
+      "set at least one of name, scopes, metadata, enabled, usage_limit, remove_usage_limit, rate_limits, tier",
     );
   }
   const row = await deps.db.transaction().execute(async (trx) => {
@@ -125,7 +130,10 @@ export async function updateKeyFields(
     if (changes.scopes && !sameSet(changes.scopes, current.scopes)) events.push(KeyEventType.SCOPES_CHANGED);
     if (
       (changes.name !== undefined && changes.name !== current.name) ||
-      (changes.metadata && JSON.stringify(changes.metadata) !== JSON.stringify(current.metadata))
+      (changes.metadata && JSON.stringify(changes.metadata) !== JSON.stringify(current.metadata)) ||
+      // Verifiers drop the key on this event and get its new limits with the next Verify.
+      (changes.rate_limits && JSON.stringify(changes.rate_limits) !== JSON.stringify(current.rate_limits)) ||
+      (changes.tier !== undefined && changes.tier !== current.tier)
     ) {
       events.push(KeyEventType.METADATA_CHANGED);
     }

@@ -15,11 +15,12 @@ import { generateToken, hashToken, type KeyEnvironment, tokenHint } from "@latch
 import { recordAudit } from "../audit/audit.repository.js";
 import { assertTeamAccess } from "../auth/admin-authenticator.js";
 import { authorizeKeyWrite } from "../auth/key-authority.js";
-import type { NewApiKeyRow } from "../db/tables.js";
+import type { NewApiKeyRow, StoredRateLimit } from "../db/tables.js";
 import { newKeyId } from "../ids.js";
 import { insertKey, updateKey } from "../keys/key.repository.js";
 import { invalidateKeys } from "../keys/key-invalidation.js";
 import { keyFromRow } from "../keys/key-mapper.js";
+import { requireRateLimits, requireTier } from "../keys/key-rate-limits.js";
 import { type KeyUnusableReason, type KeyUsabilityOptions, keyUsability } from "../keys/key-usability.js";
 import { enqueueKeyEvent } from "../outbox/outbox.repository.js";
 import type { RpcContext } from "../server/shared/rpc-context.js";
@@ -54,8 +55,15 @@ function newKeyRow(
   token: string,
   fields: Omit<
     NewApiKeyRow,
-    "id" | "token_hash" | "hint" | "revoked_at" | "revoked_reason" | "last_used_at" | "metadata"
-  > & { readonly metadata: Record<string, string> },
+    | "id"
+    | "token_hash"
+    | "hint"
+    | "revoked_at"
+    | "revoked_reason"
+    | "last_used_at"
+    | "metadata"
+    | "rate_limits"
+  > & { readonly metadata: Record<string, string>; readonly rate_limits: readonly StoredRateLimit[] },
 ): NewApiKeyRow {
   return {
     ...fields,
@@ -66,6 +74,7 @@ function newKeyRow(
     revoked_reason: null,
     last_used_at: null,
     metadata: JSON.stringify(fields.metadata),
+    rate_limits: JSON.stringify(fields.rate_limits),
   };
 }
 
@@ -103,6 +112,8 @@ export async function issueKey(
   const usageLimit = request.usageLimit
     ? requireUsageLimit(request.usageLimit, "usage_limit")
     : NO_USAGE_LIMIT;
+  const rateLimits = requireRateLimits(request.rateLimits);
+  const tier = requireTier(request.tier);
   const token = generateToken({ prefix: deps.keyPrefix, environment: environment as KeyEnvironment });
   const row = await deps.db.transaction().execute(async (trx) => {
     if (!(await findTeam(trx, teamId))) throw new ConnectError(`team ${teamId} not found`, Code.NotFound);
@@ -121,6 +132,8 @@ export async function issueKey(
         metadata,
         rotated_from: null,
         ...usageLimit,
+        rate_limits: rateLimits,
+        tier,
       }),
     );
     await recordAudit(trx, {
@@ -134,6 +147,8 @@ export async function issueKey(
         scopes,
         environment,
         ...(usageLimit.remaining !== null ? { usageLimited: true } : {}),
+        ...(rateLimits.length > 0 ? { rateLimits } : {}),
+        ...(tier ? { tier } : {}),
       },
     });
     return inserted;
@@ -236,6 +251,9 @@ export async function rotateKey(
         refill_interval: old.refill_interval,
         refill_amount: old.refill_amount === null ? null : Number(old.refill_amount),
         refilled_at: old.refilled_at,
+        // The replacement is limited as the old key was.
+        rate_limits: old.rate_limits ?? [],
+        tier: old.tier,
       }),
     );
     const graceEnd = new Date(now.getTime() + graceMs);

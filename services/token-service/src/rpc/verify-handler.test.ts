@@ -99,6 +99,8 @@ function setup() {
     refill_interval: null,
     refill_amount: null,
     refilled_at: null,
+    rate_limits: [],
+    tier: null,
   });
   const cache = new KeyRowCache({ maxEntries: 10, ttlMs: 60_000 });
   cache.clear(5); // subscribed at stream sequence 5

@@ -12,6 +12,7 @@ import { findKeyByHash } from "../keys/key.repository.js";
 import { keyFromRow } from "../keys/key-mapper.js";
 import { type CachedKey, tokenHashHex } from "../keys/key-row-cache.js";
 import { type KeyUnusableReason, keyUsability } from "../keys/key-usability.js";
+import { countVerifyCall } from "../keys/verify-rate-limits.js";
 import { markImmutable } from "../server/shared/immutable-message.js";
 import { takeUse, usageLimitOf } from "../usage/usage-limit.js";
 import type { ServiceDeps } from "./service-deps.js";
@@ -102,17 +103,53 @@ export function createVerifyHandler(
     const bypass = !deps.eventsConnected() || minSequence > deps.cache.appliedSequence;
     const hit = bypass ? undefined : deps.cache.get(hashHex, minSequence);
     metrics?.rowCache(bypass ? "bypass" : hit ? "hit" : "miss");
+    const count = request.countRateLimit;
     if (hit) {
-      const answer = verdict(hit.value, required);
-      return answer instanceof Promise ? answer.then(counted) : counted(answer);
+      const answered = answer(hit.value, required, count);
+      return answered instanceof Promise ? answered.then(counted) : counted(answered);
     }
     return load(hashHex, hash, minSequence)
-      .then((found) => verdict(found, required))
+      .then((found) => answer(found, required, count))
       .then(counted);
   };
 
-  /** A verdict; a promise only for a usage-limited key, whose use is taken in the database. */
-  function verdict(found: CachedKey, required: readonly string[]): VerifyResponse | Promise<VerifyResponse> {
+  /**
+   * The verdict, then the two checks that need the database, in this order:
+   * the key's own rate limits when the caller asks (`count_rate_limit`; one
+   * statement per limit, exact across replicas), and a usage-limited key's use
+   * (taken only when the call is admitted). A promise only for those keys.
+   */
+  function answer(
+    found: CachedKey,
+    required: readonly string[],
+    count: boolean,
+  ): VerifyResponse | Promise<VerifyResponse> {
+    const response = verdict(found, required);
+    if (response.result !== VerifyResult.VALID || !found) return response;
+    const limits = found.row.rate_limits ?? [];
+    if (count && limits.length > 0) {
+      return countVerifyCall(deps.db, found.row.id, limits, Date.now()).then(({ admitted, states }) => {
+        if (!admitted) {
+          return create(VerifyResponseSchema, {
+            result: VerifyResult.RATE_LIMITED,
+            key: found.key,
+            rateLimits: states,
+          });
+        }
+        if (found.row.remaining !== null) return metered(found, states);
+        return create(VerifyResponseSchema, {
+          result: VerifyResult.VALID,
+          key: found.key,
+          rateLimits: states,
+        });
+      });
+    }
+    if (found.row.remaining !== null) return metered(found, []);
+    return response;
+  }
+
+  /** The answer before anything is counted: NOT_FOUND, unusable, INSUFFICIENT_SCOPE or VALID. */
+  function verdict(found: CachedKey, required: readonly string[]): VerifyResponse {
     if (!found) return NOT_FOUND;
     const { row, key, valid, scopes } = found;
     const usability = keyUsability(row, Date.now());
@@ -126,7 +163,6 @@ export function createVerifyHandler(
         missingScopes: missing,
       });
     }
-    if (row.remaining !== null) return metered(found);
     return valid;
   }
 
@@ -135,13 +171,21 @@ export function createVerifyHandler(
    * UPDATE, exact across replicas). The answer carries the uses left, so it is
    * built per call; verifiers never cache it.
    */
-  async function metered({ row, key, valid }: NonNullable<CachedKey>): Promise<VerifyResponse> {
+  async function metered(
+    { row, key, valid }: NonNullable<CachedKey>,
+    rateLimits: VerifyResponse["rateLimits"],
+  ): Promise<VerifyResponse> {
     const taken = await takeUse(deps.db, row.id);
-    if (taken.kind === "unlimited") return valid;
+    if (taken.kind === "unlimited") {
+      return rateLimits.length === 0
+        ? valid
+        : create(VerifyResponseSchema, { result: VerifyResult.VALID, key, rateLimits });
+    }
     const remaining = taken.kind === "taken" ? taken.remaining : 0;
     return create(VerifyResponseSchema, {
       result: taken.kind === "taken" ? VerifyResult.VALID : VerifyResult.USAGE_EXCEEDED,
       key: create(KeySchema, { ...key, usageLimit: usageLimitOf(row, remaining) }),
+      rateLimits,
     });
   }
 }

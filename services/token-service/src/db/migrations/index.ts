@@ -4,6 +4,7 @@ import * as outboxRandomStart from "./2026-11-27T0000_outbox_random_start.js";
 import * as expiryAnnounced from "./2026-11-27T0100_expiry_announced.js";
 import * as disabledBy from "./2026-11-28T0000_disabled_by.js";
 import * as usage from "./2026-12-02T0000_usage.js";
+import * as rateLimits from "./2026-12-02T0100_rate_limits.js";
 
 /**
  * Every migration, by name. Names are timestamps so they sort in order; kept
@@ -16,4 +17,5 @@ export const migrations: Record<string, Migration> = {
   "2026-11-27T0100_expiry_announced": expiryAnnounced,
   "2026-11-28T0000_disabled_by": disabledBy,
   "2026-12-02T0000_usage": usage,
+  "2026-12-02T0100_rate_limits": rateLimits,
 };

@@ -4,15 +4,15 @@
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file latchkey/v1/key.proto.
  */
 export const file_latchkey_v1_key: GenFile = /*@__PURE__*/
-  fileDesc("ChVsYXRjaGtleS92MS9rZXkucHJvdG8SC2xhdGNoa2V5LnYxIqMECgNLZXkSCgoCaWQYASABKAkSDwoHdGVhbV9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEg4KBnNjb3BlcxgEIAMoCRITCgtlbnZpcm9ubWVudBgFIAEoCRIMCgRoaW50GAYgASgJEi8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoObGFzdF91c2VkX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3Jldm9rZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1yZXZva2VfcmVhc29uGAsgASgJEg8KB2VuYWJsZWQYDCABKAgSMAoIbWV0YWRhdGEYDSADKAsyHi5sYXRjaGtleS52MS5LZXkuTWV0YWRhdGFFbnRyeRISCgpjcmVhdGVkX2J5GA4gASgJEhQKDHJvdGF0ZWRfZnJvbRgPIAEoCRIUCgxyZXF1ZXN0c18yNGgYECABKAMSLAoLdXNhZ2VfbGltaXQYESABKAsyFy5sYXRjaGtleS52MS5Vc2FnZUxpbWl0Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKnAQoKVXNhZ2VMaW1pdBIRCglyZW1haW5pbmcYASABKAMSOQoPcmVmaWxsX2ludGVydmFsGAIgASgOMiAubGF0Y2hrZXkudjEuVXNhZ2VSZWZpbGxJbnRlcnZhbBIVCg1yZWZpbGxfYW1vdW50GAMgASgDEjQKEG5leHRfcmVmaWxsX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKoABChNVc2FnZVJlZmlsbEludGVydmFsEiUKIVVTQUdFX1JFRklMTF9JTlRFUlZBTF9VTlNQRUNJRklFRBAAEh8KG1VTQUdFX1JFRklMTF9JTlRFUlZBTF9EQUlMWRABEiEKHVVTQUdFX1JFRklMTF9JTlRFUlZBTF9NT05USExZEAJiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChVsYXRjaGtleS92MS9rZXkucHJvdG8SC2xhdGNoa2V5LnYxIt4ECgNLZXkSCgoCaWQYASABKAkSDwoHdGVhbV9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEg4KBnNjb3BlcxgEIAMoCRITCgtlbnZpcm9ubWVudBgFIAEoCRIMCgRoaW50GAYgASgJEi8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoObGFzdF91c2VkX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3Jldm9rZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1yZXZva2VfcmVhc29uGAsgASgJEg8KB2VuYWJsZWQYDCABKAgSMAoIbWV0YWRhdGEYDSADKAsyHi5sYXRjaGtleS52MS5LZXkuTWV0YWRhdGFFbnRyeRISCgpjcmVhdGVkX2J5GA4gASgJEhQKDHJvdGF0ZWRfZnJvbRgPIAEoCRIUCgxyZXF1ZXN0c18yNGgYECABKAMSLAoLdXNhZ2VfbGltaXQYESABKAsyFy5sYXRjaGtleS52MS5Vc2FnZUxpbWl0EisKC3JhdGVfbGltaXRzGBIgAygLMhYubGF0Y2hrZXkudjEuUmF0ZUxpbWl0EgwKBHRpZXIYEyABKAkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIqcBCgpVc2FnZUxpbWl0EhEKCXJlbWFpbmluZxgBIAEoAxI5Cg9yZWZpbGxfaW50ZXJ2YWwYAiABKA4yIC5sYXRjaGtleS52MS5Vc2FnZVJlZmlsbEludGVydmFsEhUKDXJlZmlsbF9hbW91bnQYAyABKAMSNAoQbmV4dF9yZWZpbGxfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiUwoJUmF0ZUxpbWl0EgwKBG5hbWUYASABKAkSDQoFbGltaXQYAiABKAMSKQoGd2luZG93GAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uKoABChNVc2FnZVJlZmlsbEludGVydmFsEiUKIVVTQUdFX1JFRklMTF9JTlRFUlZBTF9VTlNQRUNJRklFRBAAEh8KG1VTQUdFX1JFRklMTF9JTlRFUlZBTF9EQUlMWRABEiEKHVVTQUdFX1JFRklMTF9JTlRFUlZBTF9NT05USExZEAJiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Key holds the public fields of an API key. The plaintext token is never part
@@ -146,6 +146,23 @@ export type Key = Message<"latchkey.v1.Key"> & {
    * @generated from field: latchkey.v1.UsageLimit usage_limit = 17;
    */
   usageLimit?: UsageLimit | undefined;
+
+  /**
+   * The key's own rate limits (at most 8). Set, they replace the limits of its
+   * tier and scopes in every sidecar; Verify counts against them when asked.
+   *
+   * @generated from field: repeated latchkey.v1.RateLimit rate_limits = 18;
+   */
+  rateLimits: RateLimit[];
+
+  /**
+   * The key's trust tier (`unverified`, `verified`, `connected`, …), mapped to
+   * limits by each sidecar's rate-limit file; empty means none (the `tier`
+   * metadata entry is read then).
+   *
+   * @generated from field: string tier = 19;
+   */
+  tier: string;
 };
 
 /**
@@ -199,6 +216,41 @@ export type UsageLimit = Message<"latchkey.v1.UsageLimit"> & {
  */
 export const UsageLimitSchema: GenMessage<UsageLimit> = /*@__PURE__*/
   messageDesc(file_latchkey_v1_key, 1);
+
+/**
+ * RateLimit is a named sliding window: at most `limit` requests per `window`.
+ *
+ * @generated from message latchkey.v1.RateLimit
+ */
+export type RateLimit = Message<"latchkey.v1.RateLimit"> & {
+  /**
+   * 1–32 of a-z, 0-9, `_` and `-`, starting with a letter or digit; unique per key.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Requests per window, 1 to 1,000,000,000.
+   *
+   * @generated from field: int64 limit = 2;
+   */
+  limit: bigint;
+
+  /**
+   * Whole seconds from 1 s to 1 day.
+   *
+   * @generated from field: google.protobuf.Duration window = 3;
+   */
+  window?: Duration | undefined;
+};
+
+/**
+ * Describes the message latchkey.v1.RateLimit.
+ * Use `create(RateLimitSchema)` to create a new message.
+ */
+export const RateLimitSchema: GenMessage<RateLimit> = /*@__PURE__*/
+  messageDesc(file_latchkey_v1_key, 2);
 
 /**
  * How often a usage-limited key's uses are topped up.

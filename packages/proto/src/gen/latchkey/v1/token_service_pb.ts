@@ -6,7 +6,7 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Key, UsageLimit } from "./key_pb.js";
+import type { Key, RateLimit, UsageLimit } from "./key_pb.js";
 import { file_latchkey_v1_key } from "./key_pb.js";
 import type { UsageOutcome } from "./usage_pb.js";
 import { file_latchkey_v1_usage } from "./usage_pb.js";
@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file latchkey/v1/token_service.proto.
  */
 export const file_latchkey_v1_token_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch9sYXRjaGtleS92MS90b2tlbl9zZXJ2aWNlLnByb3RvEgtsYXRjaGtleS52MSKdAgoMSXNzdWVSZXF1ZXN0Eg8KB3RlYW1faWQYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZzY29wZXMYAyADKAkSEwoLZW52aXJvbm1lbnQYBCABKAkSLwoLZXhwaXJlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjkKCG1ldGFkYXRhGAYgAygLMicubGF0Y2hrZXkudjEuSXNzdWVSZXF1ZXN0Lk1ldGFkYXRhRW50cnkSLAoLdXNhZ2VfbGltaXQYByABKAsyFy5sYXRjaGtleS52MS5Vc2FnZUxpbWl0Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI9Cg1Jc3N1ZVJlc3BvbnNlEh0KA2tleRgBIAEoCzIQLmxhdGNoa2V5LnYxLktleRINCgV0b2tlbhgCIAEoCSJTCg1WZXJpZnlSZXF1ZXN0Eg0KBXRva2VuGAEgASgJEhcKD3JlcXVpcmVkX3Njb3BlcxgCIAMoCRIaChJtaW5fZXZlbnRfc2VxdWVuY2UYAyABKAQicgoOVmVyaWZ5UmVzcG9uc2USKQoGcmVzdWx0GAEgASgOMhkubGF0Y2hrZXkudjEuVmVyaWZ5UmVzdWx0Eh0KA2tleRgCIAEoCzIQLmxhdGNoa2V5LnYxLktleRIWCg5taXNzaW5nX3Njb3BlcxgDIAMoCSJgCg1SZXZva2VSZXF1ZXN0Eg4KBmtleV9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkSLwoMd2FpdF90aW1lb3V0GAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIl4KDlJldm9rZVJlc3BvbnNlEh0KA2tleRgBIAEoCzIQLmxhdGNoa2V5LnYxLktleRItCgtwcm9wYWdhdGlvbhgCIAEoCzIYLmxhdGNoa2V5LnYxLlByb3BhZ2F0aW9uInYKC1Byb3BhZ2F0aW9uEhYKDmxpdmVfdmVyaWZpZXJzGAEgASgFEhEKCWNvbmZpcm1lZBgCIAEoBRIqCgdzbG93ZXN0GAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhAKCGNvbXBsZXRlGAQgASgIIlAKDVJvdGF0ZVJlcXVlc3QSDgoGa2V5X2lkGAEgASgJEi8KDGdyYWNlX3BlcmlvZBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiKdAQoOUm90YXRlUmVzcG9uc2USHQoDa2V5GAEgASgLMhAubGF0Y2hrZXkudjEuS2V5Eg0KBXRva2VuGAIgASgJEiYKDHByZXZpb3VzX2tleRgDIAEoCzIQLmxhdGNoa2V5LnYxLktleRI1ChRwcmV2aW91c19rZXlfdHJhZmZpYxgEIAEoCzIXLmxhdGNoa2V5LnYxLktleVRyYWZmaWMiHAoKR2V0UmVxdWVzdBIOCgZrZXlfaWQYASABKAkijAEKC0dldFJlc3BvbnNlEh0KA2tleRgBIAEoCzIQLmxhdGNoa2V5LnYxLktleRIoCgd0cmFmZmljGAIgASgLMhcubGF0Y2hrZXkudjEuS2V5VHJhZmZpYxI0ChNwcmVkZWNlc3Nvcl90cmFmZmljGAMgASgLMhcubGF0Y2hrZXkudjEuS2V5VHJhZmZpYyJeCgtMaXN0UmVxdWVzdBIPCgd0ZWFtX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEhcKD2luY2x1ZGVfcmV2b2tlZBgEIAEoCCJHCgxMaXN0UmVzcG9uc2USHgoEa2V5cxgBIAMoCzIQLmxhdGNoa2V5LnYxLktleRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAki+AEKDVVwZGF0ZVJlcXVlc3QSDgoGa2V5X2lkGAEgASgJEhEKBG5hbWUYAiABKAlIAIgBARImCgZzY29wZXMYAyABKAsyFi5sYXRjaGtleS52MS5TY29wZUxpc3QSJwoIbWV0YWRhdGEYBCABKAsyFS5sYXRjaGtleS52MS5NZXRhZGF0YRIUCgdlbmFibGVkGAUgASgISAGIAQESLAoLdXNhZ2VfbGltaXQYBiABKAsyFy5sYXRjaGtleS52MS5Vc2FnZUxpbWl0EhoKEnJlbW92ZV91c2FnZV9saW1pdBgHIAEoCEIHCgVfbmFtZUIKCghfZW5hYmxlZCIbCglTY29wZUxpc3QSDgoGdmFsdWVzGAEgAygJIm8KCE1ldGFkYXRhEjMKB2VudHJpZXMYASADKAsyIi5sYXRjaGtleS52MS5NZXRhZGF0YS5FbnRyaWVzRW50cnkaLgoMRW50cmllc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiLwoOVXBkYXRlUmVzcG9uc2USHQoDa2V5GAEgASgLMhAubGF0Y2hrZXkudjEuS2V5ImoKCktleVRyYWZmaWMSDgoGa2V5X2lkGAEgASgJEhgKEHJlcXVlc3RzX2xhc3RfNW0YAiABKAMSMgoObGFzdF91c2VkX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIsQBCg9HZXRVc2FnZVJlcXVlc3QSDgoGa2V5X2lkGAEgASgJEg8KB3RlYW1faWQYAiABKAkSLgoKc3RhcnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKC2dyYW51bGFyaXR5GAUgASgOMh0ubGF0Y2hrZXkudjEuVXNhZ2VHcmFudWxhcml0eSJOChFVc2FnZU91dGNvbWVDb3VudBIqCgdvdXRjb21lGAEgASgOMhkubGF0Y2hrZXkudjEuVXNhZ2VPdXRjb21lEg0KBWNvdW50GAIgASgDInwKC1VzYWdlQnVja2V0Ei4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBXRvdGFsGAIgASgDEi4KBmNvdW50cxgDIAMoCzIeLmxhdGNoa2V5LnYxLlVzYWdlT3V0Y29tZUNvdW50IkwKEEdldFVzYWdlUmVzcG9uc2USKQoHYnVja2V0cxgBIAMoCzIYLmxhdGNoa2V5LnYxLlVzYWdlQnVja2V0Eg0KBXRvdGFsGAIgASgDKroCCgxWZXJpZnlSZXN1bHQSHQoZVkVSSUZZX1JFU1VMVF9VTlNQRUNJRklFRBAAEhcKE1ZFUklGWV9SRVNVTFRfVkFMSUQQARIbChdWRVJJRllfUkVTVUxUX01BTEZPUk1FRBACEhsKF1ZFUklGWV9SRVNVTFRfTk9UX0ZPVU5EEAMSGQoVVkVSSUZZX1JFU1VMVF9SRVZPS0VEEAQSGQoVVkVSSUZZX1JFU1VMVF9FWFBJUkVEEAUSGgoWVkVSSUZZX1JFU1VMVF9ESVNBQkxFRBAGEiQKIFZFUklGWV9SRVNVTFRfSU5TVUZGSUNJRU5UX1NDT1BFEAcSHgoaVkVSSUZZX1JFU1VMVF9SQVRFX0xJTUlURUQQCBIgChxWRVJJRllfUkVTVUxUX1VTQUdFX0VYQ0VFREVEEAkqigEKEFVzYWdlR3JhbnVsYXJpdHkSIQodVVNBR0VfR1JBTlVMQVJJVFlfVU5TUEVDSUZJRUQQABIcChhVU0FHRV9HUkFOVUxBUklUWV9NSU5VVEUQARIaChZVU0FHRV9HUkFOVUxBUklUWV9IT1VSEAISGQoVVVNBR0VfR1JBTlVMQVJJVFlfREFZEAMyrgQKDFRva2VuU2VydmljZRI+CgVJc3N1ZRIZLmxhdGNoa2V5LnYxLklzc3VlUmVxdWVzdBoaLmxhdGNoa2V5LnYxLklzc3VlUmVzcG9uc2USRgoGVmVyaWZ5EhoubGF0Y2hrZXkudjEuVmVyaWZ5UmVxdWVzdBobLmxhdGNoa2V5LnYxLlZlcmlmeVJlc3BvbnNlIgOQAgISQQoGUmV2b2tlEhoubGF0Y2hrZXkudjEuUmV2b2tlUmVxdWVzdBobLmxhdGNoa2V5LnYxLlJldm9rZVJlc3BvbnNlEkEKBlJvdGF0ZRIaLmxhdGNoa2V5LnYxLlJvdGF0ZVJlcXVlc3QaGy5sYXRjaGtleS52MS5Sb3RhdGVSZXNwb25zZRI9CgNHZXQSFy5sYXRjaGtleS52MS5HZXRSZXF1ZXN0GhgubGF0Y2hrZXkudjEuR2V0UmVzcG9uc2UiA5ACARJACgRMaXN0EhgubGF0Y2hrZXkudjEuTGlzdFJlcXVlc3QaGS5sYXRjaGtleS52MS5MaXN0UmVzcG9uc2UiA5ACARJBCgZVcGRhdGUSGi5sYXRjaGtleS52MS5VcGRhdGVSZXF1ZXN0GhsubGF0Y2hrZXkudjEuVXBkYXRlUmVzcG9uc2USTAoIR2V0VXNhZ2USHC5sYXRjaGtleS52MS5HZXRVc2FnZVJlcXVlc3QaHS5sYXRjaGtleS52MS5HZXRVc2FnZVJlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_latchkey_v1_key, file_latchkey_v1_usage]);
+  fileDesc("Ch9sYXRjaGtleS92MS90b2tlbl9zZXJ2aWNlLnByb3RvEgtsYXRjaGtleS52MSLYAgoMSXNzdWVSZXF1ZXN0Eg8KB3RlYW1faWQYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZzY29wZXMYAyADKAkSEwoLZW52aXJvbm1lbnQYBCABKAkSLwoLZXhwaXJlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjkKCG1ldGFkYXRhGAYgAygLMicubGF0Y2hrZXkudjEuSXNzdWVSZXF1ZXN0Lk1ldGFkYXRhRW50cnkSLAoLdXNhZ2VfbGltaXQYByABKAsyFy5sYXRjaGtleS52MS5Vc2FnZUxpbWl0EisKC3JhdGVfbGltaXRzGAggAygLMhYubGF0Y2hrZXkudjEuUmF0ZUxpbWl0EgwKBHRpZXIYCSABKAkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIj0KDUlzc3VlUmVzcG9uc2USHQoDa2V5GAEgASgLMhAubGF0Y2hrZXkudjEuS2V5Eg0KBXRva2VuGAIgASgJIm0KDVZlcmlmeVJlcXVlc3QSDQoFdG9rZW4YASABKAkSFwoPcmVxdWlyZWRfc2NvcGVzGAIgAygJEhoKEm1pbl9ldmVudF9zZXF1ZW5jZRgDIAEoBBIYChBjb3VudF9yYXRlX2xpbWl0GAQgASgIIqQBCg5WZXJpZnlSZXNwb25zZRIpCgZyZXN1bHQYASABKA4yGS5sYXRjaGtleS52MS5WZXJpZnlSZXN1bHQSHQoDa2V5GAIgASgLMhAubGF0Y2hrZXkudjEuS2V5EhYKDm1pc3Npbmdfc2NvcGVzGAMgAygJEjAKC3JhdGVfbGltaXRzGAQgAygLMhsubGF0Y2hrZXkudjEuUmF0ZUxpbWl0U3RhdGUiagoOUmF0ZUxpbWl0U3RhdGUSDAoEbmFtZRgBIAEoCRINCgVsaW1pdBgCIAEoAxIRCglyZW1haW5pbmcYAyABKAMSKAoFcmVzZXQYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iYAoNUmV2b2tlUmVxdWVzdBIOCgZrZXlfaWQYASABKAkSDgoGcmVhc29uGAIgASgJEi8KDHdhaXRfdGltZW91dBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJeCg5SZXZva2VSZXNwb25zZRIdCgNrZXkYASABKAsyEC5sYXRjaGtleS52MS5LZXkSLQoLcHJvcGFnYXRpb24YAiABKAsyGC5sYXRjaGtleS52MS5Qcm9wYWdhdGlvbiJ2CgtQcm9wYWdhdGlvbhIWCg5saXZlX3ZlcmlmaWVycxgBIAEoBRIRCgljb25maXJtZWQYAiABKAUSKgoHc2xvd2VzdBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIQCghjb21wbGV0ZRgEIAEoCCJQCg1Sb3RhdGVSZXF1ZXN0Eg4KBmtleV9pZBgBIAEoCRIvCgxncmFjZV9wZXJpb2QYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24inQEKDlJvdGF0ZVJlc3BvbnNlEh0KA2tleRgBIAEoCzIQLmxhdGNoa2V5LnYxLktleRINCgV0b2tlbhgCIAEoCRImCgxwcmV2aW91c19rZXkYAyABKAsyEC5sYXRjaGtleS52MS5LZXkSNQoUcHJldmlvdXNfa2V5X3RyYWZmaWMYBCABKAsyFy5sYXRjaGtleS52MS5LZXlUcmFmZmljIhwKCkdldFJlcXVlc3QSDgoGa2V5X2lkGAEgASgJIowBCgtHZXRSZXNwb25zZRIdCgNrZXkYASABKAsyEC5sYXRjaGtleS52MS5LZXkSKAoHdHJhZmZpYxgCIAEoCzIXLmxhdGNoa2V5LnYxLktleVRyYWZmaWMSNAoTcHJlZGVjZXNzb3JfdHJhZmZpYxgDIAEoCzIXLmxhdGNoa2V5LnYxLktleVRyYWZmaWMiXgoLTGlzdFJlcXVlc3QSDwoHdGVhbV9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIXCg9pbmNsdWRlX3Jldm9rZWQYBCABKAgiRwoMTGlzdFJlc3BvbnNlEh4KBGtleXMYASADKAsyEC5sYXRjaGtleS52MS5LZXkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIsUCCg1VcGRhdGVSZXF1ZXN0Eg4KBmtleV9pZBgBIAEoCRIRCgRuYW1lGAIgASgJSACIAQESJgoGc2NvcGVzGAMgASgLMhYubGF0Y2hrZXkudjEuU2NvcGVMaXN0EicKCG1ldGFkYXRhGAQgASgLMhUubGF0Y2hrZXkudjEuTWV0YWRhdGESFAoHZW5hYmxlZBgFIAEoCEgBiAEBEiwKC3VzYWdlX2xpbWl0GAYgASgLMhcubGF0Y2hrZXkudjEuVXNhZ2VMaW1pdBIaChJyZW1vdmVfdXNhZ2VfbGltaXQYByABKAgSLwoLcmF0ZV9saW1pdHMYCCABKAsyGi5sYXRjaGtleS52MS5SYXRlTGltaXRMaXN0EhEKBHRpZXIYCSABKAlIAogBAUIHCgVfbmFtZUIKCghfZW5hYmxlZEIHCgVfdGllciI3Cg1SYXRlTGltaXRMaXN0EiYKBnZhbHVlcxgBIAMoCzIWLmxhdGNoa2V5LnYxLlJhdGVMaW1pdCIbCglTY29wZUxpc3QSDgoGdmFsdWVzGAEgAygJIm8KCE1ldGFkYXRhEjMKB2VudHJpZXMYASADKAsyIi5sYXRjaGtleS52MS5NZXRhZGF0YS5FbnRyaWVzRW50cnkaLgoMRW50cmllc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiLwoOVXBkYXRlUmVzcG9uc2USHQoDa2V5GAEgASgLMhAubGF0Y2hrZXkudjEuS2V5ImoKCktleVRyYWZmaWMSDgoGa2V5X2lkGAEgASgJEhgKEHJlcXVlc3RzX2xhc3RfNW0YAiABKAMSMgoObGFzdF91c2VkX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIsQBCg9HZXRVc2FnZVJlcXVlc3QSDgoGa2V5X2lkGAEgASgJEg8KB3RlYW1faWQYAiABKAkSLgoKc3RhcnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKC2dyYW51bGFyaXR5GAUgASgOMh0ubGF0Y2hrZXkudjEuVXNhZ2VHcmFudWxhcml0eSJOChFVc2FnZU91dGNvbWVDb3VudBIqCgdvdXRjb21lGAEgASgOMhkubGF0Y2hrZXkudjEuVXNhZ2VPdXRjb21lEg0KBWNvdW50GAIgASgDInwKC1VzYWdlQnVja2V0Ei4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBXRvdGFsGAIgASgDEi4KBmNvdW50cxgDIAMoCzIeLmxhdGNoa2V5LnYxLlVzYWdlT3V0Y29tZUNvdW50IkwKEEdldFVzYWdlUmVzcG9uc2USKQoHYnVja2V0cxgBIAMoCzIYLmxhdGNoa2V5LnYxLlVzYWdlQnVja2V0Eg0KBXRvdGFsGAIgASgDKroCCgxWZXJpZnlSZXN1bHQSHQoZVkVSSUZZX1JFU1VMVF9VTlNQRUNJRklFRBAAEhcKE1ZFUklGWV9SRVNVTFRfVkFMSUQQARIbChdWRVJJRllfUkVTVUxUX01BTEZPUk1FRBACEhsKF1ZFUklGWV9SRVNVTFRfTk9UX0ZPVU5EEAMSGQoVVkVSSUZZX1JFU1VMVF9SRVZPS0VEEAQSGQoVVkVSSUZZX1JFU1VMVF9FWFBJUkVEEAUSGgoWVkVSSUZZX1JFU1VMVF9ESVNBQkxFRBAGEiQKIFZFUklGWV9SRVNVTFRfSU5TVUZGSUNJRU5UX1NDT1BFEAcSHgoaVkVSSUZZX1JFU1VMVF9SQVRFX0xJTUlURUQQCBIgChxWRVJJRllfUkVTVUxUX1VTQUdFX0VYQ0VFREVEEAkqigEKEFVzYWdlR3JhbnVsYXJpdHkSIQodVVNBR0VfR1JBTlVMQVJJVFlfVU5TUEVDSUZJRUQQABIcChhVU0FHRV9HUkFOVUxBUklUWV9NSU5VVEUQARIaChZVU0FHRV9HUkFOVUxBUklUWV9IT1VSEAISGQoVVVNBR0VfR1JBTlVMQVJJVFlfREFZEAMyrgQKDFRva2VuU2VydmljZRI+CgVJc3N1ZRIZLmxhdGNoa2V5LnYxLklzc3VlUmVxdWVzdBoaLmxhdGNoa2V5LnYxLklzc3VlUmVzcG9uc2USRgoGVmVyaWZ5EhoubGF0Y2hrZXkudjEuVmVyaWZ5UmVxdWVzdBobLmxhdGNoa2V5LnYxLlZlcmlmeVJlc3BvbnNlIgOQAgISQQoGUmV2b2tlEhoubGF0Y2hrZXkudjEuUmV2b2tlUmVxdWVzdBobLmxhdGNoa2V5LnYxLlJldm9rZVJlc3BvbnNlEkEKBlJvdGF0ZRIaLmxhdGNoa2V5LnYxLlJvdGF0ZVJlcXVlc3QaGy5sYXRjaGtleS52MS5Sb3RhdGVSZXNwb25zZRI9CgNHZXQSFy5sYXRjaGtleS52MS5HZXRSZXF1ZXN0GhgubGF0Y2hrZXkudjEuR2V0UmVzcG9uc2UiA5ACARJACgRMaXN0EhgubGF0Y2hrZXkudjEuTGlzdFJlcXVlc3QaGS5sYXRjaGtleS52MS5MaXN0UmVzcG9uc2UiA5ACARJBCgZVcGRhdGUSGi5sYXRjaGtleS52MS5VcGRhdGVSZXF1ZXN0GhsubGF0Y2hrZXkudjEuVXBkYXRlUmVzcG9uc2USTAoIR2V0VXNhZ2USHC5sYXRjaGtleS52MS5HZXRVc2FnZVJlcXVlc3QaHS5sYXRjaGtleS52MS5HZXRVc2FnZVJlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_latchkey_v1_key, file_latchkey_v1_usage]);
 
 /**
  * IssueRequest describes the key to create.
@@ -74,6 +74,20 @@ export type IssueRequest = Message<"latchkey.v1.IssueRequest"> & {
    * @generated from field: latchkey.v1.UsageLimit usage_limit = 7;
    */
   usageLimit?: UsageLimit | undefined;
+
+  /**
+   * Optional rate limits of the key itself (at most 8, distinct names).
+   *
+   * @generated from field: repeated latchkey.v1.RateLimit rate_limits = 8;
+   */
+  rateLimits: RateLimit[];
+
+  /**
+   * Optional trust tier (1–32 of a-z, 0-9, `_`, `-`); empty means none.
+   *
+   * @generated from field: string tier = 9;
+   */
+  tier: string;
 };
 
 /**
@@ -146,6 +160,15 @@ export type VerifyRequest = Message<"latchkey.v1.VerifyRequest"> & {
    * @generated from field: uint64 min_event_sequence = 3;
    */
   minEventSequence: bigint;
+
+  /**
+   * Count this call against the key's own rate limits (Key.rate_limits),
+   * exactly across replicas; over one, the answer is RATE_LIMITED with
+   * `rate_limits` saying when to retry. A key without limits is not counted.
+   *
+   * @generated from field: bool count_rate_limit = 4;
+   */
+  countRateLimit: boolean;
 };
 
 /**
@@ -169,7 +192,7 @@ export type VerifyResponse = Message<"latchkey.v1.VerifyResponse"> & {
   result: VerifyResult;
 
   /**
-   * The key's public fields when the key exists (VALID, INSUFFICIENT_SCOPE and USAGE_EXCEEDED),
+   * The key's public fields when the key exists (VALID, INSUFFICIENT_SCOPE, RATE_LIMITED and USAGE_EXCEEDED),
    * unset otherwise, so a failed verification says nothing about other keys.
    *
    * @generated from field: latchkey.v1.Key key = 2;
@@ -182,6 +205,14 @@ export type VerifyResponse = Message<"latchkey.v1.VerifyResponse"> & {
    * @generated from field: repeated string missing_scopes = 3;
    */
   missingScopes: string[];
+
+  /**
+   * With `count_rate_limit`, the state of each of the key's limits after this
+   * call (VALID and RATE_LIMITED).
+   *
+   * @generated from field: repeated latchkey.v1.RateLimitState rate_limits = 4;
+   */
+  rateLimits: RateLimitState[];
 };
 
 /**
@@ -190,6 +221,49 @@ export type VerifyResponse = Message<"latchkey.v1.VerifyResponse"> & {
  */
 export const VerifyResponseSchema: GenMessage<VerifyResponse> = /*@__PURE__*/
   messageDesc(file_latchkey_v1_token_service, 3);
+
+/**
+ * RateLimitState is where one limit stands after a counted Verify.
+ *
+ * @generated from message latchkey.v1.RateLimitState
+ */
+export type RateLimitState = Message<"latchkey.v1.RateLimitState"> & {
+  /**
+   * The limit's name.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Requests per window.
+   *
+   * @generated from field: int64 limit = 2;
+   */
+  limit: bigint;
+
+  /**
+   * Requests still allowed now.
+   *
+   * @generated from field: int64 remaining = 3;
+   */
+  remaining: bigint;
+
+  /**
+   * For a limit with none remaining, how long until one more call fits;
+   * otherwise until the current window ends.
+   *
+   * @generated from field: google.protobuf.Duration reset = 4;
+   */
+  reset?: Duration | undefined;
+};
+
+/**
+ * Describes the message latchkey.v1.RateLimitState.
+ * Use `create(RateLimitStateSchema)` to create a new message.
+ */
+export const RateLimitStateSchema: GenMessage<RateLimitState> = /*@__PURE__*/
+  messageDesc(file_latchkey_v1_token_service, 4);
 
 /**
  * RevokeRequest names the key to revoke.
@@ -225,7 +299,7 @@ export type RevokeRequest = Message<"latchkey.v1.RevokeRequest"> & {
  * Use `create(RevokeRequestSchema)` to create a new message.
  */
 export const RevokeRequestSchema: GenMessage<RevokeRequest> = /*@__PURE__*/
-  messageDesc(file_latchkey_v1_token_service, 4);
+  messageDesc(file_latchkey_v1_token_service, 5);
 
 /**
  * RevokeResponse returns the revoked key and, when asked, how far the revocation reached.
@@ -253,7 +327,7 @@ export type RevokeResponse = Message<"latchkey.v1.RevokeResponse"> & {
  * Use `create(RevokeResponseSchema)` to create a new message.
  */
 export const RevokeResponseSchema: GenMessage<RevokeResponse> = /*@__PURE__*/
-  messageDesc(file_latchkey_v1_token_service, 5);
+  messageDesc(file_latchkey_v1_token_service, 6);
 
 /**
  * Propagation reports how many live verifiers confirmed a key event.
@@ -295,7 +369,7 @@ export type Propagation = Message<"latchkey.v1.Propagation"> & {
  * Use `create(PropagationSchema)` to create a new message.
  */
 export const PropagationSchema: GenMessage<Propagation> = /*@__PURE__*/
-  messageDesc(file_latchkey_v1_token_service, 6);
+  messageDesc(file_latchkey_v1_token_service, 7);
 
 /**
  * RotateRequest names the key to replace.
@@ -324,7 +398,7 @@ export type RotateRequest = Message<"latchkey.v1.RotateRequest"> & {
  * Use `create(RotateRequestSchema)` to create a new message.
  */
 export const RotateRequestSchema: GenMessage<RotateRequest> = /*@__PURE__*/
-  messageDesc(file_latchkey_v1_token_service, 7);
+  messageDesc(file_latchkey_v1_token_service, 8);
 
 /**
  * RotateResponse returns the replacement and the old key's new state.
@@ -367,7 +441,7 @@ export type RotateResponse = Message<"latchkey.v1.RotateResponse"> & {
  * Use `create(RotateResponseSchema)` to create a new message.
  */
 export const RotateResponseSchema: GenMessage<RotateResponse> = /*@__PURE__*/
-  messageDesc(file_latchkey_v1_token_service, 8);
+  messageDesc(file_latchkey_v1_token_service, 9);
 
 /**
  * GetRequest names a key.
@@ -388,7 +462,7 @@ export type GetRequest = Message<"latchkey.v1.GetRequest"> & {
  * Use `create(GetRequestSchema)` to create a new message.
  */
 export const GetRequestSchema: GenMessage<GetRequest> = /*@__PURE__*/
-  messageDesc(file_latchkey_v1_token_service, 9);
+  messageDesc(file_latchkey_v1_token_service, 10);
 
 /**
  * GetResponse returns the key.
@@ -424,7 +498,7 @@ export type GetResponse = Message<"latchkey.v1.GetResponse"> & {
  * Use `create(GetResponseSchema)` to create a new message.
  */
 export const GetResponseSchema: GenMessage<GetResponse> = /*@__PURE__*/
-  messageDesc(file_latchkey_v1_token_service, 10);
+  messageDesc(file_latchkey_v1_token_service, 11);
 
 /**
  * ListRequest asks for one page of a team's keys.
@@ -467,7 +541,7 @@ export type ListRequest = Message<"latchkey.v1.ListRequest"> & {
  * Use `create(ListRequestSchema)` to create a new message.
  */
 export const ListRequestSchema: GenMessage<ListRequest> = /*@__PURE__*/
-  messageDesc(file_latchkey_v1_token_service, 11);
+  messageDesc(file_latchkey_v1_token_service, 12);
 
 /**
  * ListResponse is one page of keys.
@@ -495,7 +569,7 @@ export type ListResponse = Message<"latchkey.v1.ListResponse"> & {
  * Use `create(ListResponseSchema)` to create a new message.
  */
 export const ListResponseSchema: GenMessage<ListResponse> = /*@__PURE__*/
-  messageDesc(file_latchkey_v1_token_service, 12);
+  messageDesc(file_latchkey_v1_token_service, 13);
 
 /**
  * UpdateRequest changes some of a key's fields.
@@ -551,6 +625,20 @@ export type UpdateRequest = Message<"latchkey.v1.UpdateRequest"> & {
    * @generated from field: bool remove_usage_limit = 7;
    */
   removeUsageLimit: boolean;
+
+  /**
+   * New rate limits, when set (replaces the old list; an empty list removes them).
+   *
+   * @generated from field: latchkey.v1.RateLimitList rate_limits = 8;
+   */
+  rateLimits?: RateLimitList | undefined;
+
+  /**
+   * New trust tier, when set ("" removes it).
+   *
+   * @generated from field: optional string tier = 9;
+   */
+  tier?: string | undefined;
 };
 
 /**
@@ -558,7 +646,28 @@ export type UpdateRequest = Message<"latchkey.v1.UpdateRequest"> & {
  * Use `create(UpdateRequestSchema)` to create a new message.
  */
 export const UpdateRequestSchema: GenMessage<UpdateRequest> = /*@__PURE__*/
-  messageDesc(file_latchkey_v1_token_service, 13);
+  messageDesc(file_latchkey_v1_token_service, 14);
+
+/**
+ * RateLimitList wraps a list of rate limits so that "unset" and "empty" differ.
+ *
+ * @generated from message latchkey.v1.RateLimitList
+ */
+export type RateLimitList = Message<"latchkey.v1.RateLimitList"> & {
+  /**
+   * The limits.
+   *
+   * @generated from field: repeated latchkey.v1.RateLimit values = 1;
+   */
+  values: RateLimit[];
+};
+
+/**
+ * Describes the message latchkey.v1.RateLimitList.
+ * Use `create(RateLimitListSchema)` to create a new message.
+ */
+export const RateLimitListSchema: GenMessage<RateLimitList> = /*@__PURE__*/
+  messageDesc(file_latchkey_v1_token_service, 15);
 
 /**
  * ScopeList wraps a list of scopes so that "unset" and "empty" differ.
@@ -579,7 +688,7 @@ export type ScopeList = Message<"latchkey.v1.ScopeList"> & {
  * Use `create(ScopeListSchema)` to create a new message.
  */
 export const ScopeListSchema: GenMessage<ScopeList> = /*@__PURE__*/
-  messageDesc(file_latchkey_v1_token_service, 14);
+  messageDesc(file_latchkey_v1_token_service, 16);
 
 /**
  * Metadata wraps a metadata map so that "unset" and "empty" differ.
@@ -600,7 +709,7 @@ export type Metadata = Message<"latchkey.v1.Metadata"> & {
  * Use `create(MetadataSchema)` to create a new message.
  */
 export const MetadataSchema: GenMessage<Metadata> = /*@__PURE__*/
-  messageDesc(file_latchkey_v1_token_service, 15);
+  messageDesc(file_latchkey_v1_token_service, 17);
 
 /**
  * UpdateResponse returns the key after the change.
@@ -621,7 +730,7 @@ export type UpdateResponse = Message<"latchkey.v1.UpdateResponse"> & {
  * Use `create(UpdateResponseSchema)` to create a new message.
  */
 export const UpdateResponseSchema: GenMessage<UpdateResponse> = /*@__PURE__*/
-  messageDesc(file_latchkey_v1_token_service, 16);
+  messageDesc(file_latchkey_v1_token_service, 18);
 
 /**
  * How much a key is used right now, from the usage buckets.
@@ -656,7 +765,7 @@ export type KeyTraffic = Message<"latchkey.v1.KeyTraffic"> & {
  * Use `create(KeyTrafficSchema)` to create a new message.
  */
 export const KeyTrafficSchema: GenMessage<KeyTraffic> = /*@__PURE__*/
-  messageDesc(file_latchkey_v1_token_service, 17);
+  messageDesc(file_latchkey_v1_token_service, 19);
 
 /**
  * GetUsageRequest names exactly one of a key or a team, and a window.
@@ -705,7 +814,7 @@ export type GetUsageRequest = Message<"latchkey.v1.GetUsageRequest"> & {
  * Use `create(GetUsageRequestSchema)` to create a new message.
  */
 export const GetUsageRequestSchema: GenMessage<GetUsageRequest> = /*@__PURE__*/
-  messageDesc(file_latchkey_v1_token_service, 18);
+  messageDesc(file_latchkey_v1_token_service, 20);
 
 /**
  * Requests of one outcome.
@@ -733,7 +842,7 @@ export type UsageOutcomeCount = Message<"latchkey.v1.UsageOutcomeCount"> & {
  * Use `create(UsageOutcomeCountSchema)` to create a new message.
  */
 export const UsageOutcomeCountSchema: GenMessage<UsageOutcomeCount> = /*@__PURE__*/
-  messageDesc(file_latchkey_v1_token_service, 19);
+  messageDesc(file_latchkey_v1_token_service, 21);
 
 /**
  * One bucket of GetUsage.
@@ -768,7 +877,7 @@ export type UsageBucket = Message<"latchkey.v1.UsageBucket"> & {
  * Use `create(UsageBucketSchema)` to create a new message.
  */
 export const UsageBucketSchema: GenMessage<UsageBucket> = /*@__PURE__*/
-  messageDesc(file_latchkey_v1_token_service, 20);
+  messageDesc(file_latchkey_v1_token_service, 22);
 
 /**
  * GetUsageResponse holds the non-empty buckets of the window, oldest first.
@@ -796,7 +905,7 @@ export type GetUsageResponse = Message<"latchkey.v1.GetUsageResponse"> & {
  * Use `create(GetUsageResponseSchema)` to create a new message.
  */
 export const GetUsageResponseSchema: GenMessage<GetUsageResponse> = /*@__PURE__*/
-  messageDesc(file_latchkey_v1_token_service, 21);
+  messageDesc(file_latchkey_v1_token_service, 23);
 
 /**
  * VerifyResult is the outcome of a verification.
