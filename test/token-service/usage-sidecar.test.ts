@@ -87,6 +87,35 @@ describe("a sidecar counts", () => {
     expect(scraped).toMatch(/latchkey_verifier_usage_backlog_batches 0/);
   });
 
+  it("a request refused by the key's own rate limit as RATE_LIMITED", async () => {
+    const { key, token } = await service.tokens().issue({
+      teamId,
+      name: "rate-limited",
+      scopes: ["read"],
+      rateLimits: [{ name: "hourly", limit: 2n, window: { seconds: 3600n, nanos: 0 } }],
+    });
+    const [a] = sidecars as [SidecarProcess];
+    const statuses = [];
+    for (let i = 0; i < 3; i++) statuses.push((await get(a, "/things", token)).status);
+    expect(statuses).toEqual([200, 200, 429]);
+    const response = await eventually(
+      () =>
+        service.tokens().getUsage({
+          keyId: key?.id ?? "",
+          startTime: timestampFromMs(Date.now() - 3_600_000),
+          granularity: UsageGranularity.HOUR,
+        }),
+      (r) => r.total === 3n,
+      { what: "3 requests counted" },
+    );
+    const byOutcome = Object.fromEntries(
+      response.buckets
+        .flatMap((bucket) => bucket.counts)
+        .map((c) => [UsageOutcome[c.outcome], Number(c.count)]),
+    );
+    expect(byOutcome).toEqual({ ALLOWED: 2, RATE_LIMITED: 1 });
+  });
+
   it("refuses a usage-limited key with 429 usage_exceeded after exactly its uses", async () => {
     const { key, token } = await service.tokens().issue({
       teamId,
