@@ -1,0 +1,166 @@
+import { execFile, spawn } from "node:child_process";
+import { once } from "node:events";
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { stopChild, type Wrapping } from "./sidecar-stack.js";
+
+// Per-request cost measurements that hold up on a busy machine (bench:sidecar-cost, bench:verify-cost):
+//   callgrind  instructions per request: the process runs under `valgrind --tool=callgrind`; after the
+//              warm-up its counters are zeroed (callgrind_control -z), then the requests are sent and
+//              the counters dumped. Repeatable to about 1 % whatever else the machine runs; user-space
+//              only (the kernel's side is what `syscalls` counts).
+//   cpu-prof   the process runs with --cpu-prof; the samples taken during the measured requests (by the
+//              profile's own monotonic clock) are summed by function: self µs per request, top 15.
+//              Time in system calls includes waiting for a core on a busy machine.
+//   syscalls   system calls per request (all threads), counted by `strace -c -f` attached for the
+//              measured requests.
+//   gc         bytes allocated per request: the sum of `allocated` in --trace-gc-nvp lines written
+//              during the measured requests, over the requests (GC granularity: use ≥ 50,000).
+
+export const TOOLS = ["callgrind", "cpu-prof", "syscalls", "gc"] as const;
+export type Tool = (typeof TOOLS)[number];
+
+const run = promisify(execFile);
+
+/** How to start the measured process for `tool`, its output files in `dir`. */
+export function toolWrapping(tool: Tool, dir: string): Wrapping {
+  switch (tool) {
+    case "callgrind":
+      return {
+        prefix: [
+          "valgrind",
+          "--tool=callgrind",
+          "--smc-check=all-non-file",
+          `--callgrind-out-file=${join(dir, "callgrind.out.%p")}`,
+        ],
+      };
+    case "cpu-prof":
+      return { nodeFlags: ["--cpu-prof", `--cpu-prof-dir=${dir}`, "--cpu-prof-interval=100"] };
+    case "gc":
+      // V8 prints GC traces with C stdio, fully buffered into a file: line-buffer it.
+      return { prefix: ["stdbuf", "-oL"], nodeFlags: ["--trace-gc-nvp"] };
+    case "syscalls":
+      return {};
+  }
+}
+
+/** A measured process, warmed up, and how to send it `n` requests. */
+export interface CostTarget {
+  readonly name: string;
+  readonly child: import("node:child_process").ChildProcess;
+  /** Its stdout and stderr (for `gc`). */
+  readonly logFile: string;
+  readonly dir: string;
+  readonly requests: number;
+  send(n: number): Promise<void>;
+}
+
+/** Measures `target` with `tool`; returns the lines to print. Stops the process for `cpu-prof`. */
+export async function measureCost(tool: Tool, target: CostTarget): Promise<string[]> {
+  const { name, child, dir, requests } = target;
+  if (tool === "callgrind") {
+    await run("callgrind_control", ["-z", String(child.pid)]);
+    await target.send(requests);
+    await run("callgrind_control", ["-d", String(child.pid)]);
+    // The dump after zeroing is the newest (`callgrind.out.<pid>.1`).
+    const last = readdirSync(dir)
+      .filter((file) => file.startsWith("callgrind.out."))
+      .sort()
+      .at(-1);
+    const totals = /^(?:totals|summary): (\d+)/m.exec(readFileSync(join(dir, last ?? ""), "utf8"));
+    const instructions = Number(totals?.[1] ?? Number.NaN);
+    return [
+      `${name}: ${(instructions / requests).toFixed(0)} instructions per request (callgrind, ${requests} requests; dump in ${join(dir, last ?? "")})`,
+    ];
+  }
+  if (tool === "syscalls") {
+    const out = join(dir, "strace.txt");
+    const strace = spawn("strace", ["-c", "-f", "-o", out, "-p", String(child.pid)], { stdio: "ignore" });
+    await new Promise((resolve) => setTimeout(resolve, 1_000)); // attached
+    await target.send(requests);
+    const exited = once(strace, "exit");
+    strace.kill("SIGINT");
+    await exited;
+    const rows = [
+      ...readFileSync(out, "utf8").matchAll(/^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)$/gm),
+    ];
+    const total = Number(rows.find((row) => row[2] === "total")?.[1] ?? Number.NaN);
+    const top = rows
+      .filter((row) => row[2] !== "total")
+      .sort((a, b) => Number(b[1]) - Number(a[1]))
+      .slice(0, 6)
+      .map((row) => `${row[2]} ${(Number(row[1]) / requests).toFixed(2)}`);
+    return [
+      `${name}: ${(total / requests).toFixed(2)} system calls per request, all threads (strace -c -f, ${requests} requests): ${top.join(", ")}`,
+    ];
+  }
+  if (tool === "gc") {
+    const before = statSync(target.logFile).size;
+    await target.send(requests);
+    const after = statSync(target.logFile).size;
+    const text = readFileSync(target.logFile).subarray(before, after).toString("utf8");
+    let allocated = 0;
+    let scavenges = 0;
+    for (const match of text.matchAll(/"?gc"?[=:]"?(\w+)"?.*?"?allocated"?[=:](\d+)/g)) {
+      allocated += Number(match[2]);
+      if (match[1] === "s") scavenges += 1;
+    }
+    return [
+      `${name}: ${(allocated / requests).toFixed(0)} bytes allocated per request (${scavenges} scavenges over ${requests} requests, --trace-gc-nvp)`,
+    ];
+  }
+  const from = Number(process.hrtime.bigint() / 1000n);
+  await target.send(requests);
+  const to = Number(process.hrtime.bigint() / 1000n);
+  await stopChild(child);
+  const file = readdirSync(dir).find((entry) => entry.endsWith(".cpuprofile"));
+  if (file === undefined) throw new Error(`${name}: no profile written in ${dir}`);
+  const profile = JSON.parse(readFileSync(join(dir, file), "utf8")) as Profile;
+  return [`${name}: cpu profile ${join(dir, file)}`, ...summarizeProfile(profile, from, to, requests)];
+}
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+}
+interface Profile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+  startTime: number;
+}
+
+/** Self time per function over the samples taken between `from` and `to` (µs, monotonic clock). */
+function summarizeProfile(profile: Profile, from: number, to: number, n: number): string[] {
+  const names = new Map<number, string>();
+  for (const node of profile.nodes) {
+    const { functionName, url, lineNumber } = node.callFrame;
+    const file = url.replace(/^file:\/\//, "").replace(/^.*\/(node_modules|services|packages)\//, "$1/");
+    names.set(
+      node.id,
+      url === ""
+        ? functionName || "(anonymous)"
+        : `${functionName || "(anonymous)"} ${file}:${lineNumber + 1}`,
+    );
+  }
+  const self = new Map<string, number>();
+  let time = profile.startTime;
+  let busy = 0;
+  for (let i = 0; i < profile.samples.length; i++) {
+    time += profile.timeDeltas[i] ?? 0;
+    const duration = profile.timeDeltas[i + 1] ?? 0;
+    if (time < from || time > to) continue;
+    const name = names.get(profile.samples[i] as number) ?? "?";
+    self.set(name, (self.get(name) ?? 0) + duration);
+    if (name !== "(idle)") busy += duration;
+  }
+  const lines = [
+    `busy (all but idle): ${(busy / n).toFixed(2)} µs per request`,
+    "| self µs/request | function |",
+    "|---|---|",
+  ];
+  for (const [name, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 15))
+    lines.push(`| ${(us / n).toFixed(2)} | ${name} |`);
+  return lines;
+}
