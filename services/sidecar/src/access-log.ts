@@ -46,8 +46,10 @@ export function createSidecarLogger(
   return logger;
 }
 
-function bufferedStdout(): pino.DestinationStream & { flush(): void } {
-  const destination = pino.destination({ dest: 1, sync: false, minLength: 32 * 1024 });
+/** The default destination: stdout, written asynchronously in large chunks. Exported for its test. */
+export function bufferedStdout(): pino.DestinationStream & { flush(): void } {
+  // sonic-boom refuses a minLength that is not below maxWrite (16 KiB by default).
+  const destination = pino.destination({ dest: 1, sync: false, minLength: 32 * 1024, maxWrite: 64 * 1024 });
   setInterval(() => {
     // flush() throws while the previous write is still in flight; the next tick catches up.
     try {
