@@ -90,7 +90,7 @@ async function measure(target: "verify" | "trivial"): Promise<string[]> {
     }
     const dataFile = join(dir, "verify.grpc");
     writeGrpcFrame(dataFile, toBinary(VerifyRequestSchema, create(VerifyRequestSchema, { token })));
-    const send = async (n: number) => {
+    const send = async (n: number, warmingUp = false) => {
       const result = await h2loadGrpc({
         url: `http://127.0.0.1:${port}/latchkey.v1.TokenService/Verify`,
         dataFile,
@@ -98,9 +98,10 @@ async function measure(target: "verify" | "trivial"): Promise<string[]> {
         connections: 1,
         streams: 64,
       });
-      if (result.failed > 0) throw new Error(`${target}: ${result.failed} calls failed`);
+      // Under valgrind, calls can fail in the warm-up (the server is 50 times slower than usual).
+      if (result.failed > 0 && !warmingUp) throw new Error(`${target}: ${result.failed} calls failed`);
     };
-    await send(warmup);
+    await send(warmup, true);
     return await measureCost(tool, {
       name: target === "verify" ? "Verify, cached key" : "trivial grpc-js handler",
       child,

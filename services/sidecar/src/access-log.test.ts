@@ -1,6 +1,27 @@
-import { setImmediate as nextTurn } from "node:timers/promises";
-import { describe, expect, it } from "vitest";
-import { bufferedStdout, createAccessLog, createSidecarLogger } from "./access-log.js";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import {
+  ACCESS_LOG_CHUNK,
+  ACCESS_LOG_MAX_DELAY_MS,
+  type AccessLogEntry,
+  bufferedStdout,
+  createAccessLog,
+  createSidecarLogger,
+} from "./access-log.js";
+
+const ENTRY: AccessLogEntry = {
+  requestId: "r-1",
+  method: "GET",
+  path: "/",
+  status: 200,
+  decision: "public",
+  keyId: undefined,
+  teamId: undefined,
+  durationMs: 1,
+};
+
+afterEach(() => {
+  vi.useRealTimers();
+});
 
 describe("sidecar logger and access log", () => {
   it("builds its default stdout destination (its buffer sizes are ones sonic-boom accepts)", () => {
@@ -8,7 +29,7 @@ describe("sidecar logger and access log", () => {
     expect(typeof destination.write).toBe("function");
   });
 
-  it("writes one JSON line per request, in pino's shape, batched per event-loop turn", async () => {
+  it("writes one JSON line per request, in pino's shape, handed over in one chunk", () => {
     const chunks: string[] = [];
     const logger = createSidecarLogger("info", { write: (chunk: string) => chunks.push(chunk) });
     const log = createAccessLog(logger);
@@ -34,7 +55,7 @@ describe("sidecar logger and access log", () => {
       wouldRefuse: 403,
     });
     expect(chunks).toEqual([]);
-    await nextTurn();
+    log.flush();
     expect(chunks).toHaveLength(1);
     const lines = (chunks[0] ?? "")
       .trimEnd()
@@ -57,22 +78,43 @@ describe("sidecar logger and access log", () => {
     expect(lines[1]).not.toHaveProperty("keyId");
   });
 
-  it("writes nothing when info is off", async () => {
+  it("writes buffered lines after at most ACCESS_LOG_MAX_DELAY_MS", () => {
+    vi.useFakeTimers();
+    const chunks: string[] = [];
+    const log = createAccessLog(
+      createSidecarLogger("info", { write: (chunk: string) => chunks.push(chunk) }),
+    );
+    log(ENTRY);
+    vi.advanceTimersByTime(ACCESS_LOG_MAX_DELAY_MS - 1);
+    expect(chunks).toEqual([]);
+    vi.advanceTimersByTime(1);
+    expect(chunks).toHaveLength(1);
+    log.flush();
+    expect(chunks).toHaveLength(1);
+  });
+
+  it("writes at once when ACCESS_LOG_CHUNK characters are buffered", () => {
+    vi.useFakeTimers();
+    const chunks: string[] = [];
+    const log = createAccessLog(
+      createSidecarLogger("info", { write: (chunk: string) => chunks.push(chunk) }),
+    );
+    let lines = 0;
+    while (chunks.length === 0) {
+      log(ENTRY);
+      lines += 1;
+    }
+    expect(chunks[0]?.length).toBeGreaterThanOrEqual(ACCESS_LOG_CHUNK);
+    expect(chunks[0]?.trimEnd().split("\n")).toHaveLength(lines);
+  });
+
+  it("writes nothing when info is off", () => {
     const chunks: string[] = [];
     const log = createAccessLog(
       createSidecarLogger("warn", { write: (chunk: string) => chunks.push(chunk) }),
     );
-    log({
-      requestId: "r",
-      method: "GET",
-      path: "/",
-      status: 200,
-      decision: "public",
-      keyId: undefined,
-      teamId: undefined,
-      durationMs: 1,
-    });
-    await nextTurn();
+    log(ENTRY);
+    log.flush();
     expect(chunks).toEqual([]);
   });
 });

@@ -129,6 +129,7 @@ export async function startSidecar(
     bodyTimeout: 0,
   });
   const basePath = config.upstream.pathname.replace(/\/+$/, "");
+  const accessLog = createAccessLog(logger);
   const context: ProxyContext = {
     upstream,
     upstreamUrl: config.upstream,
@@ -140,7 +141,7 @@ export async function startSidecar(
       address !== "" && config.trustedProxies.list.check(address, address.includes(":") ? "ipv6" : "ipv4"),
     liveConnections,
     metrics,
-    accessLog: createAccessLog(logger),
+    accessLog,
     logger,
   };
   const localRoutes = new Map<string, LocalRoute>([[FORWARD_AUTH_PATH, createForwardAuthRoute(context)]]);
@@ -213,6 +214,7 @@ export async function startSidecar(
           await cleanup().catch((error: unknown) => logger.warn({ err: error }, "shutdown step failed"));
         }
         await new Promise<void>((resolve) => admin.close(() => resolve()));
+        accessLog.flush();
         logger.info("sidecar stopped");
         await new Promise<void>((resolve) => logger.flush(() => resolve()));
       })();
