@@ -151,6 +151,12 @@ export function createCacheEntry(
 
 const NONE_MISSING: readonly string[] = Object.freeze([]);
 
+/** Whether `scopes` holds every required one: the common answer, found without making an array. */
+function grantsAll(scopes: ReadonlySet<string>, required: readonly string[]): boolean {
+  for (let i = 0; i < required.length; i++) if (!scopes.has(required[i] as string)) return false;
+  return true;
+}
+
 /** The answer a cache hit returns. */
 function hitOutcome(code: CachedCode, key: VerifiedKey | undefined): VerifyOutcome {
   if (code === "VALID" && key !== undefined)
@@ -175,7 +181,7 @@ export function answerFor(
   source: "hit" | "fresh" | "stale",
 ): VerifyOutcome {
   const missing =
-    entry.code === "VALID" && requiredScopes.length > 0
+    entry.code === "VALID" && !grantsAll(entry.scopes, requiredScopes)
       ? missingScopes(entry.scopes, requiredScopes)
       : NONE_MISSING;
   if (missing.length === 0) {

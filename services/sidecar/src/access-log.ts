@@ -76,10 +76,10 @@ export function bufferedStdout(): pino.DestinationStream & { flush(): void } {
  * sonic-boom measures (and so flattens) its whole pending string on every
  * write call: a call per line cost ~5 µs, a call per event-loop turn into its
  * 4 KiB buffer still flattened ~2 KiB a call, and each of its asynchronous
- * writes is a system call on a libuv worker plus thread wake-ups (0.12 writes
- * and 0.2 futex calls per request at 4 KiB chunks, 0.03 and 0.06 at 12 KiB;
- * `npm run bench:sidecar-cost -- --tool syscalls`). A chunk at least its
- * minLength goes straight to the file descriptor.
+ * writes is a system call on a libuv worker plus thread wake-ups (per request,
+ * 0.12 writes and 0.19 futex calls more than the bare proxy with 4 KiB chunks,
+ * 0.05 and 0.07 with these; `npm run bench:sidecar-cost -- --tool syscalls`).
+ * A chunk at least its minLength goes straight to the file descriptor.
  */
 export function createAccessLog(logger: Logger): AccessLog {
   if (!logger.isLevelEnabled("info")) return Object.assign(() => {}, { flush() {} });

@@ -117,7 +117,7 @@ export function createVerifyHandler(
     const usability = keyUsability(row, Date.now());
     if (!usability.usable) return UNUSABLE[usability.reason];
     deps.lastUsed.record(row.id);
-    if (required.length === 0) return valid;
+    if (grantsAll(scopes, required)) return valid;
     const missing = missingScopes(scopes, required);
     if (missing.length > 0) {
       return create(VerifyResponseSchema, {
@@ -128,6 +128,12 @@ export function createVerifyHandler(
     }
     return valid;
   }
+}
+
+/** Whether `scopes` holds every required one: the common answer, found without making an array. */
+function grantsAll(scopes: ReadonlySet<string>, required: readonly string[]): boolean {
+  for (let i = 0; i < required.length; i++) if (!scopes.has(required[i] as string)) return false;
+  return true;
 }
 
 /** A row with its API shape and its VALID answer, built once per cache fill. */
