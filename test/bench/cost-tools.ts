@@ -19,6 +19,26 @@ import { stopChild, type Wrapping } from "./sidecar-stack.js";
 //              during the measured requests, over the requests (GC granularity: use ≥ 50,000).
 
 export const TOOLS = ["callgrind", "cpu-prof", "syscalls", "gc"] as const;
+
+/** The value after `--name` on the command line, or `fallback`. */
+export function option(name: string, fallback: string): string {
+  const index = process.argv.indexOf(`--${name}`);
+  return index >= 0 ? (process.argv[index + 1] ?? fallback) : fallback;
+}
+
+/** A positive integer `--name`, or `fallback`. */
+export function count(name: string, fallback: number): number {
+  const value = Number(option(name, String(fallback)));
+  if (!Number.isInteger(value) || value <= 0) throw new Error(`--${name} must be a positive integer`);
+  return value;
+}
+
+/** The `--tool` asked for (callgrind by default). */
+export function toolOption(): Tool {
+  const tool = option("tool", "callgrind");
+  if (!(TOOLS as readonly string[]).includes(tool)) throw new Error(`--tool is one of ${TOOLS.join(", ")}`);
+  return tool as Tool;
+}
 export type Tool = (typeof TOOLS)[number];
 
 const run = promisify(execFile);

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { measureCost, TOOLS, type Tool, toolWrapping } from "./cost-tools.js";
+import { count, measureCost, option, toolOption, toolWrapping } from "./cost-tools.js";
 import { h2loadHttp1 } from "./h2load.js";
 import { startStack } from "./sidecar-stack.js";
 
@@ -14,24 +14,16 @@ import { startStack } from "./sidecar-stack.js";
 // warm-up requests and 4,000 measured.
 // Requests come from h2load (HTTP/1.1, 16 keep-alive connections) in its own process.
 
-function option(name: string, fallback: string): string {
-  const index = process.argv.indexOf(`--${name}`);
-  return index >= 0 ? (process.argv[index + 1] ?? fallback) : fallback;
-}
-function count(name: string, fallback: number): number {
-  const value = Number(option(name, String(fallback)));
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`--${name} must be a positive integer`);
-  return value;
-}
-
-const tool = option("tool", "callgrind") as Tool;
-if (!(TOOLS as readonly string[]).includes(tool)) throw new Error(`--tool is one of ${TOOLS.join(", ")}`);
+const tool = toolOption();
 const accessLog = option("access-log", "on");
 if (!["on", "off"].includes(accessLog)) throw new Error("--access-log is on or off");
 const targetOption = option("target", "both");
 if (!["sidecar", "bare", "both"].includes(targetOption)) throw new Error("--target is sidecar, bare or both");
 const slow = tool === "callgrind";
-const requests = count("requests", slow ? 4_000 : tool === "gc" ? 100_000 : 40_000);
+const requests = count(
+  "requests",
+  slow ? 4_000 : tool === "gc" ? 200_000 : tool === "syscalls" ? 20_000 : 40_000,
+);
 const warmup = count("warmup", slow ? 6_000 : 20_000);
 
 function h2load(url: string, n: number, token: string, warmingUp = false): Promise<void> {

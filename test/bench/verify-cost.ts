@@ -8,7 +8,7 @@ import { VerifyRequestSchema } from "@latchkey/proto";
 import { findFreePort } from "../harness/free-port.js";
 import { startPostgres } from "../harness/postgres.js";
 import { adminClients } from "./admin-client.js";
-import { measureCost, TOOLS, type Tool, toolWrapping } from "./cost-tools.js";
+import { count, measureCost, option, toolOption, toolWrapping } from "./cost-tools.js";
 import { h2loadGrpc, writeGrpcFrame } from "./h2load.js";
 import { startChild, stopChild } from "./sidecar-stack.js";
 
@@ -20,18 +20,7 @@ import { startChild, stopChild } from "./sidecar-stack.js";
 // hold up on a busy machine. h2load sends the calls: one connection, 64 concurrent streams, one token
 // (the row cache answers).
 
-function option(name: string, fallback: string): string {
-  const index = process.argv.indexOf(`--${name}`);
-  return index >= 0 ? (process.argv[index + 1] ?? fallback) : fallback;
-}
-function count(name: string, fallback: number): number {
-  const value = Number(option(name, String(fallback)));
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`--${name} must be a positive integer`);
-  return value;
-}
-
-const tool = option("tool", "callgrind") as Tool;
-if (!(TOOLS as readonly string[]).includes(tool)) throw new Error(`--tool is one of ${TOOLS.join(", ")}`);
+const tool = toolOption();
 const targetOption = option("target", "both");
 if (!["verify", "trivial", "both"].includes(targetOption))
   throw new Error("--target is verify, trivial or both");
