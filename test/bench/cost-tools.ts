@@ -7,9 +7,12 @@ import { stopChild, type Wrapping } from "./sidecar-stack.js";
 
 // Per-request cost measurements that hold up on a busy machine (bench:sidecar-cost, bench:verify-cost):
 //   callgrind  instructions per request: the process runs under `valgrind --tool=callgrind`; after the
-//              warm-up its counters are zeroed (callgrind_control -z), then the requests are sent and
-//              the counters dumped. Repeatable to about 1 % whatever else the machine runs; user-space
-//              only (the kernel's side is what `syscalls` counts).
+//              warm-up its counters are zeroed (callgrind_control -z) and dumped around 10 s idle and
+//              then around the requests; the idle rate times the requests' duration is taken off (what
+//              timers and heartbeats cost would otherwise count per request by how slow the machine
+//              is). User-space only (the kernel's side is what `syscalls` counts). Compare only runs
+//              that reached about the same request rate: how many requests one event-loop turn
+//              serves changes the count per request (docs/performance.md).
 //   cpu-prof   the process runs with --cpu-prof; the samples taken during the measured requests (by the
 //              profile's own monotonic clock) are summed by function: self µs per request, top 15.
 //              Time in system calls includes waiting for a core on a busy machine.
@@ -42,6 +45,29 @@ export function toolOption(): Tool {
 export type Tool = (typeof TOOLS)[number];
 
 const run = promisify(execFile);
+
+const IDLE_MS = 10_000;
+
+/** Zeroes a callgrind process's counters, runs `during`, dumps them: the instructions and the time it took. */
+async function callgrindWindow(
+  pid: number | undefined,
+  dir: string,
+  during: () => Promise<unknown>,
+): Promise<{ instructions: number; ms: number }> {
+  await run("callgrind_control", ["-z", String(pid)]);
+  const start = performance.now();
+  await during();
+  const ms = performance.now() - start;
+  await run("callgrind_control", ["-d", String(pid)]);
+  // The newest dump: `callgrind.out.<pid>.<n>`, n counting up (the file without `.<n>` is the final one).
+  const dumps = readdirSync(dir)
+    .map((file) => /^callgrind\.out\.\d+\.(\d+)$/.exec(file))
+    .filter((match) => match !== null)
+    .sort((a, b) => Number(a[1]) - Number(b[1]));
+  const last = dumps.at(-1)?.[0];
+  const totals = /^(?:totals|summary): (\d+)/m.exec(readFileSync(join(dir, last ?? ""), "utf8"));
+  return { instructions: Number(totals?.[1] ?? Number.NaN), ms };
+}
 
 /** How to start the measured process for `tool`, its output files in `dir`. */
 export function toolWrapping(tool: Tool, dir: string): Wrapping {
@@ -80,18 +106,20 @@ export interface CostTarget {
 export async function measureCost(tool: Tool, target: CostTarget): Promise<string[]> {
   const { name, child, dir, requests } = target;
   if (tool === "callgrind") {
-    await run("callgrind_control", ["-z", String(child.pid)]);
-    await target.send(requests);
-    await run("callgrind_control", ["-d", String(child.pid)]);
-    // The dump after zeroing is the newest (`callgrind.out.<pid>.1`).
-    const last = readdirSync(dir)
-      .filter((file) => file.startsWith("callgrind.out."))
-      .sort()
-      .at(-1);
-    const totals = /^(?:totals|summary): (\d+)/m.exec(readFileSync(join(dir, last ?? ""), "utf8"));
-    const instructions = Number(totals?.[1] ?? Number.NaN);
+    // A process also works while idle (timers, heartbeats, the event feed), and under valgrind a
+    // request takes 50 times longer, so that work would be counted per request by how slow the
+    // machine is. Measured first, idle, and taken off in proportion to the time the requests took.
+    const idle = await callgrindWindow(
+      child.pid,
+      dir,
+      () => new Promise((resolve) => setTimeout(resolve, IDLE_MS)),
+    );
+    const busy = await callgrindWindow(child.pid, dir, () => target.send(requests));
+    const background = (idle.instructions / idle.ms) * busy.ms;
+    const perRequest = (busy.instructions - background) / requests;
     return [
-      `${name}: ${(instructions / requests).toFixed(0)} instructions per request (callgrind, ${requests} requests; dump in ${join(dir, last ?? "")})`,
+      `${name}: ${perRequest.toFixed(0)} instructions per request (callgrind, ${requests} requests in ${(busy.ms / 1000).toFixed(0)} s; ` +
+        `${(busy.instructions / requests).toFixed(0)} before taking off ${(idle.instructions / idle.ms).toFixed(0)} idle instructions per ms)`,
     ];
   }
   if (tool === "syscalls") {
