@@ -63,3 +63,41 @@ export async function h2loadGrpc(options: {
     failed: Number(status[2]),
   };
 }
+
+/**
+ * Sends `requests` GETs over HTTP/1.1 keep-alive connections with h2load and
+ * checks that every one got a 2xx (in a warm-up, that h2load ran). The
+ * authorization value is never printed.
+ */
+export async function h2loadHttp1(options: {
+  url: string;
+  requests: number;
+  connections: number;
+  authorization: string;
+  warmingUp?: boolean;
+}): Promise<void> {
+  const { stdout } = await run(
+    "h2load",
+    [
+      "--h1",
+      "-n",
+      String(options.requests),
+      "-c",
+      String(options.connections),
+      "-m",
+      "1",
+      "-H",
+      `authorization: ${options.authorization}`,
+      options.url,
+    ],
+    { maxBuffer: 10 * 1024 * 1024 },
+  ).catch((error: NodeJS.ErrnoException) => {
+    // The command line holds the key: never print it.
+    throw new Error(error.code === "ENOENT" ? "h2load is not installed (nghttp2-client)" : "h2load failed");
+  });
+  const status = /requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed/.exec(stdout);
+  if (options.warmingUp && status) return;
+  const codes = /status codes: (\d+) 2xx/.exec(stdout);
+  if (!status || Number(status[2]) > 0 || Number(codes?.[1]) !== options.requests)
+    throw new Error(`${options.url}: not every request got a 2xx:\n${stdout}`);
+}

@@ -1,7 +1,7 @@
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { type Key, type VerifyResponse, VerifyResult } from "@latchkey/proto";
 import { effectiveScopes, missingScopes } from "@latchkey/token";
-import type { VerifiedKey, VerifyCode, VerifyOutcome } from "./verify-outcome.js";
+import type { KeyRateLimit, VerifiedKey, VerifyCode, VerifyOutcome } from "./verify-outcome.js";
 
 /** Codes a cache entry can hold: the answers that do not depend on the request's scopes. */
 export type CachedCode = "VALID" | "MALFORMED" | "NOT_FOUND" | "REVOKED" | "EXPIRED" | "DISABLED";
@@ -23,10 +23,6 @@ export interface CacheEntry {
   readonly keyExpiresAt: number;
   /** The answer to return on a hit when no scope is missing; built once so a hit allocates nothing. */
   readonly hit: VerifyOutcome;
-  /** The same answer for the callers of the RPC that produced it (`cached: false`). */
-  readonly fresh: VerifyOutcome;
-  /** Approximate bytes, for the cache's byte bound. */
-  readonly size: number;
 }
 
 /** Lifetimes used by {@link createCacheEntry}. */
@@ -36,8 +32,36 @@ export interface EntryLifetimes {
 }
 
 const NO_SCOPES: ReadonlySet<string> = new Set();
-/** Fixed overhead of an entry: the entry, two outcome objects, the LRU node, the index slot. */
-const ENTRY_OVERHEAD_BYTES = 600;
+const NO_METADATA: Readonly<Record<string, string>> = Object.freeze({});
+const NO_RATE_LIMITS: readonly KeyRateLimit[] = Object.freeze([]);
+/**
+ * Fixed overhead of an entry, as measured by `npm run bench:cache-memory`: the entry and its three
+ * timestamps, the outcome object, the key object, the LRU slot and the key-id index slot.
+ */
+const ENTRY_OVERHEAD_BYTES = 420;
+
+/**
+ * Scope lists and their effective sets, shared by every key with the same scopes: most keys share a
+ * few lists, and a Set per entry cost more than the rest of the entry. Bounded, so that hostile
+ * variety cannot grow it; past the bound, entries get their own.
+ */
+const sharedScopes = new Map<string, { list: readonly string[]; effective: ReadonlySet<string> }>();
+const MAX_SHARED_SCOPE_LISTS = 1_024;
+
+function scopesOf(scopes: readonly string[]): { list: readonly string[]; effective: ReadonlySet<string> } {
+  const name = scopes.join(" ");
+  let shared = sharedScopes.get(name);
+  if (shared === undefined) {
+    shared = { list: Object.freeze([...scopes]), effective: effectiveScopes(scopes) };
+    if (sharedScopes.size < MAX_SHARED_SCOPE_LISTS) sharedScopes.set(name, shared);
+  }
+  return shared;
+}
+
+/** The environments a key has, as one string each rather than one per decoded response. */
+function environmentOf(environment: string): string {
+  return environment === "live" ? "live" : environment === "test" ? "test" : environment;
+}
 
 const CODES: Partial<Record<VerifyResult, CachedCode>> = {
   [VerifyResult.VALID]: "VALID",
@@ -50,15 +74,15 @@ const CODES: Partial<Record<VerifyResult, CachedCode>> = {
   [VerifyResult.DISABLED]: "DISABLED",
 };
 
-function toVerifiedKey(key: Key): VerifiedKey {
+function toVerifiedKey(key: Key, scopes: readonly string[]): VerifiedKey {
   return Object.freeze({
     id: key.id,
     teamId: key.teamId,
     name: key.name,
-    scopes: Object.freeze([...key.scopes]),
-    environment: key.environment,
+    scopes,
+    environment: environmentOf(key.environment),
     expiresAt: key.expireTime === undefined ? undefined : new Date(timestampMs(key.expireTime)),
-    metadata: Object.freeze({ ...key.metadata }),
+    metadata: isEmpty(key.metadata) ? NO_METADATA : Object.freeze({ ...key.metadata }),
     usageLimit:
       key.usageLimit === undefined
         ? undefined
@@ -69,25 +93,41 @@ function toVerifiedKey(key: Key): VerifiedKey {
                 ? undefined
                 : new Date(timestampMs(key.usageLimit.nextRefillTime)),
           }),
-    rateLimits: Object.freeze(
-      key.rateLimits.map((limit) =>
-        Object.freeze({
-          name: limit.name,
-          limit: Number(limit.limit),
-          windowMs: limit.window === undefined ? 0 : Number(limit.window.seconds) * 1000,
-        }),
-      ),
-    ),
+    rateLimits:
+      key.rateLimits.length === 0
+        ? NO_RATE_LIMITS
+        : Object.freeze(
+            key.rateLimits.map((limit) =>
+              Object.freeze({
+                name: limit.name,
+                limit: Number(limit.limit),
+                windowMs: limit.window === undefined ? 0 : Number(limit.window.seconds) * 1000,
+              }),
+            ),
+          ),
     tier: key.tier === "" ? undefined : key.tier,
   });
 }
 
+function isEmpty(record: Readonly<Record<string, string>>): boolean {
+  for (const _ in record) return false;
+  return true;
+}
+
+/** Approximate bytes of an entry, for the cache's byte bound (shared scope lists count in full). */
+export function entrySize(entry: CacheEntry): number {
+  return sizeOf(entry.hash, entry.key);
+}
+
 function sizeOf(hash: string, key: VerifiedKey | undefined): number {
-  let size = ENTRY_OVERHEAD_BYTES + hash.length * 2;
+  // Ids, hashes and environments are ASCII (one byte a character in V8); a name may not be.
+  let size = ENTRY_OVERHEAD_BYTES + hash.length;
   if (key === undefined) return size;
-  size += (key.id.length + key.teamId.length + key.name.length + key.environment.length) * 2;
-  for (const scope of key.scopes) size += 80 + scope.length * 4; // in the list and in the set
-  for (const [name, value] of Object.entries(key.metadata)) size += 40 + (name.length + value.length) * 2;
+  size += key.id.length + key.teamId.length + key.name.length * 2 + key.environment.length;
+  size += key.scopes.length * 8; // the list and its set are shared between keys with the same scopes
+  for (const [name, value] of Object.entries(key.metadata)) size += 80 + (name.length + value.length) * 2;
+  // A key's own rate limits: a frozen object each (name, limit, window), none shared.
+  size += (key.rateLimits?.length ?? 0) * (96 + 2 * 32);
   return size;
 }
 
@@ -119,7 +159,7 @@ export function createCacheEntry(
   }
   if (response.result === VerifyResult.USAGE_EXCEEDED) {
     if (response.key === undefined) throw new Error("USAGE_EXCEEDED without a key");
-    const key = toVerifiedKey(response.key);
+    const key = toVerifiedKey(response.key, scopesOf(response.key.scopes).list);
     return {
       uncached: Object.freeze({ ok: false, code: "USAGE_EXCEEDED", key, cached: false, stale: false }),
       metered: true,
@@ -129,38 +169,47 @@ export function createCacheEntry(
   if (code === undefined || (code === "VALID" && response.key === undefined)) {
     throw new Error(`unexpected Verify result ${response.result}`);
   }
-  const key = code === "VALID" && response.key !== undefined ? toVerifiedKey(response.key) : undefined;
+  const scopes = code === "VALID" && response.key !== undefined ? scopesOf(response.key.scopes) : undefined;
+  const key =
+    scopes !== undefined && response.key !== undefined ? toVerifiedKey(response.key, scopes.list) : undefined;
   const keyExpiresAt = key?.expiresAt?.getTime() ?? Number.POSITIVE_INFINITY;
   const ttl =
     code === "VALID" || code === "REVOKED" || code === "EXPIRED" ? lifetimes.ttlMs : lifetimes.negativeTtlMs;
-  const hit = outcome(code, key, true);
+  const hit = hitOutcome(code, key);
   const entry: CacheEntry = Object.freeze({
     hash,
     code,
     key,
-    scopes: key === undefined ? NO_SCOPES : effectiveScopes(key.scopes),
+    scopes: scopes === undefined ? NO_SCOPES : scopes.effective,
     verifiedAt: requestedAt,
     freshUntil: Math.min(requestedAt + ttl, keyExpiresAt),
     keyExpiresAt,
     hit,
-    fresh: outcome(code, key, false),
-    size: sizeOf(hash, key),
   });
   return { entry, metered: key?.usageLimit !== undefined };
 }
 
-function outcome(code: CachedCode, key: VerifiedKey | undefined, cached: boolean): VerifyOutcome {
+const NONE_MISSING: readonly string[] = Object.freeze([]);
+
+/** Whether `scopes` holds every required one: the common answer, found without making an array. */
+function grantsAll(scopes: ReadonlySet<string>, required: readonly string[]): boolean {
+  for (let i = 0; i < required.length; i++) if (!scopes.has(required[i] as string)) return false;
+  return true;
+}
+
+/** The answer a cache hit returns. */
+function hitOutcome(code: CachedCode, key: VerifiedKey | undefined): VerifyOutcome {
   if (code === "VALID" && key !== undefined)
-    return Object.freeze({ ok: true, code, key, cached, stale: false });
-  return Object.freeze({ ok: false, code: code as Exclude<VerifyCode, "VALID">, cached, stale: false });
+    return Object.freeze({ ok: true, code, key, cached: true, stale: false });
+  return Object.freeze({ ok: false, code: code as Exclude<VerifyCode, "VALID">, cached: true, stale: false });
 }
 
 /**
  * The answer an entry gives for a request's scopes: the prebuilt outcome when
  * nothing is missing, INSUFFICIENT_SCOPE with the missing scopes otherwise.
  *
- * @param source which prebuilt outcome to use (`hit` from the cache, `fresh` from an RPC),
- *   or `stale` for serve-stale-on-error.
+ * @param source `hit` from the cache (the prebuilt answer, nothing allocated), `fresh` for the
+ *   callers of the RPC that filled it (`cached: false`), `stale` for serve-stale-on-error.
  * @example
  * ```ts
  * return answerFor(entry, ["write"], "hit");
@@ -171,9 +220,20 @@ export function answerFor(
   requiredScopes: readonly string[],
   source: "hit" | "fresh" | "stale",
 ): VerifyOutcome {
-  const base = source === "fresh" ? entry.fresh : entry.hit;
-  const missing = entry.code === "VALID" ? missingScopes(entry.scopes, requiredScopes) : [];
-  if (missing.length === 0) return source === "stale" ? ({ ...base, stale: true } as VerifyOutcome) : base;
+  const missing =
+    entry.code === "VALID" && !grantsAll(entry.scopes, requiredScopes)
+      ? missingScopes(entry.scopes, requiredScopes)
+      : NONE_MISSING;
+  if (missing.length === 0) {
+    // Only a hit, the path every request takes, returns the prebuilt answer; the RPC's callers
+    // (once per miss) and serve-stale get a copy.
+    if (source === "hit") return entry.hit;
+    return Object.freeze({
+      ...entry.hit,
+      cached: source === "stale",
+      stale: source === "stale",
+    }) as VerifyOutcome;
+  }
   return {
     ok: false,
     code: "INSUFFICIENT_SCOPE",

@@ -1,6 +1,6 @@
 import { hashTokenBase64 } from "@latchkey/token";
 import { LRUCache } from "lru-cache";
-import type { CacheEntry } from "./cache-entry.js";
+import { type CacheEntry, entrySize } from "./cache-entry.js";
 
 /** Options of {@link createVerifierCache}. */
 export interface VerifierCacheOptions {
@@ -71,15 +71,20 @@ export function hashCacheKey(tokenHash: Uint8Array): string {
  * ```
  */
 export function createVerifierCache(options: VerifierCacheOptions): VerifierCache {
-  const byKeyId = new Map<string, Set<string>>();
+  // Key id → its one cached hash, or a Set of them when a key has several tokens cached (rare: a Set
+  // per key cost more memory than the entry itself).
+  const byKeyId = new Map<string, string | Set<string>>();
   const expiring = new Map<string, number>();
 
   function unindex(entry: CacheEntry): void {
     const keyId = entry.key?.id;
     if (keyId !== undefined) {
       const hashes = byKeyId.get(keyId);
-      hashes?.delete(entry.hash);
-      if (hashes?.size === 0) byKeyId.delete(keyId);
+      if (hashes === entry.hash) byKeyId.delete(keyId);
+      else if (typeof hashes === "object") {
+        hashes.delete(entry.hash);
+        if (hashes.size === 0) byKeyId.delete(keyId);
+      }
     }
     expiring.delete(entry.hash);
   }
@@ -87,7 +92,7 @@ export function createVerifierCache(options: VerifierCacheOptions): VerifierCach
   const lru = new LRUCache<string, CacheEntry>({
     max: options.maxEntries,
     maxSize: options.maxBytes,
-    sizeCalculation: (entry) => entry.size,
+    sizeCalculation: entrySize,
     dispose: (entry, _hash, reason) => {
       unindex(entry);
       if (reason === "evict") options.onBoundEviction?.(entry);
@@ -105,7 +110,8 @@ export function createVerifierCache(options: VerifierCacheOptions): VerifierCach
       const keyId = entry.key?.id;
       if (keyId !== undefined) {
         const hashes = byKeyId.get(keyId);
-        if (hashes === undefined) byKeyId.set(keyId, new Set([entry.hash]));
+        if (hashes === undefined || hashes === entry.hash) byKeyId.set(keyId, entry.hash);
+        else if (typeof hashes === "string") byKeyId.set(keyId, new Set([hashes, entry.hash]));
         else hashes.add(entry.hash);
       }
       if (entry.code === "VALID" && Number.isFinite(entry.keyExpiresAt))
@@ -121,7 +127,8 @@ export function createVerifierCache(options: VerifierCacheOptions): VerifierCach
       const hashes = byKeyId.get(keyId);
       if (hashes === undefined) return 0;
       let removed = 0;
-      for (const hash of [...hashes]) if (lru.delete(hash)) removed += 1;
+      for (const hash of typeof hashes === "string" ? [hashes] : [...hashes])
+        if (lru.delete(hash)) removed += 1;
       byKeyId.delete(keyId);
       return removed;
     },

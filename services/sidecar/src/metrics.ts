@@ -35,21 +35,27 @@ export function createSidecarMetrics(
   });
   // The hot path bumps plain numbers; prom-client reads them at scrape time (its own inc hashes
   // the label set on every call).
-  const counts = new Map<DecisionLabel, number>(DECISION_LABELS.map((label) => [label, 0]));
-  const reported = new Map<DecisionLabel, number>(DECISION_LABELS.map((label) => [label, 0]));
-  new Counter({
+  // One field per label, all present from the start: one object shape, an increment per request.
+  const counts = Object.fromEntries(DECISION_LABELS.map((label) => [label, 0])) as Record<
+    DecisionLabel,
+    number
+  >;
+  const reported = { ...counts };
+  const decisions = new Counter({
     name: "latchkey_sidecar_decisions_total",
     help: "Requests decided by the sidecar, by decision and enforcement mode.",
     labelNames: ["decision", "mode"] as const,
     registers: [registry],
     collect() {
-      for (const label of DECISION_LABELS) {
-        const total = counts.get(label) ?? 0;
-        this.labels(label, mode).inc(total - (reported.get(label) ?? 0));
-        reported.set(label, total);
+      for (const [label, child] of children) {
+        const total = counts[label];
+        child.inc(total - reported[label]);
+        reported[label] = total;
       }
     },
   });
+  // Label children bound once: a scrape does no label hashing either.
+  const children = DECISION_LABELS.map((label) => [label, decisions.labels(label, mode)] as const);
   const upstreamErrors = new Counter({
     name: "latchkey_sidecar_upstream_errors_total",
     help: "Requests the upstream app did not answer (connection refused, reset, timeout).",
@@ -67,14 +73,18 @@ export function createSidecarMetrics(
     labelNames: ["kind"] as const,
     registers: [registry],
   });
+  const liveChildren = { sse: live.labels("sse"), websocket: live.labels("websocket") };
+  const cutOffChildren = { sse: cutOff.labels("sse"), websocket: cutOff.labels("websocket") };
   for (const kind of ["sse", "websocket"] as const) {
-    live.labels(kind).set(0);
-    cutOff.labels(kind).inc(0);
+    liveChildren[kind].set(0);
+    cutOffChildren[kind].inc(0);
   }
   return {
-    decision: (label) => counts.set(label, (counts.get(label) ?? 0) + 1),
+    decision: (label) => {
+      counts[label] += 1;
+    },
     upstreamError: () => upstreamErrors.inc(),
-    liveConnections: (kind, delta) => live.labels(kind).inc(delta),
-    liveCutOff: (kind) => cutOff.labels(kind).inc(),
+    liveConnections: (kind, delta) => liveChildren[kind].inc(delta),
+    liveCutOff: (kind) => cutOffChildren[kind].inc(),
   };
 }

@@ -140,6 +140,7 @@ export async function startSidecar(
     address !== "" && config.trustedProxies.list.check(address, address.includes(":") ? "ipv6" : "ipv4");
   const rateLimits = startRateLimits({ config, policy, registry, logger, isTrusted });
   cleanups.push(() => rateLimits.close());
+  const accessLog = createAccessLog(logger);
   const context: ProxyContext = {
     upstream,
     upstreamUrl: config.upstream,
@@ -152,7 +153,7 @@ export async function startSidecar(
     liveConnections,
     metrics,
     recordUsage: createDecisionUsage(keyChecker),
-    accessLog: createAccessLog(logger),
+    accessLog,
     logger,
   };
   const localRoutes = new Map<string, LocalRoute>([[FORWARD_AUTH_PATH, createForwardAuthRoute(context)]]);
@@ -225,6 +226,7 @@ export async function startSidecar(
           await cleanup().catch((error: unknown) => logger.warn({ err: error }, "shutdown step failed"));
         }
         await new Promise<void>((resolve) => admin.close(() => resolve()));
+        accessLog.flush();
         logger.info("sidecar stopped");
         await new Promise<void>((resolve) => logger.flush(() => resolve()));
       })();

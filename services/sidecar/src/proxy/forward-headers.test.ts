@@ -237,4 +237,16 @@ describe("filterResponseHeaders", () => {
       ["Set-Cookie", "b=2"],
     ]);
   });
+
+  it("reads a plain Content-Length, and -1 for none, several or a malformed one", () => {
+    const lengthOf = (...pairs: string[]) =>
+      filterResponseHeaders(pairs.map((value) => Buffer.from(value, "latin1"))).contentLength;
+    expect(lengthOf("Content-Length", "42", "Content-Type", "text/plain")).toBe(42);
+    expect(lengthOf("content-length", "0")).toBe(0);
+    expect(lengthOf("Content-Type", "text/plain")).toBe(-1);
+    expect(lengthOf("Content-Length", "42", "Content-Length", "42")).toBe(-1);
+    expect(lengthOf("Content-Length", "4 2")).toBe(-1);
+    expect(lengthOf("Content-Length", "-1")).toBe(-1);
+    expect(lengthOf("Content-Length", "1e3")).toBe(-1);
+  });
 });

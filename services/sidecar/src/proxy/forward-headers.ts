@@ -282,6 +282,8 @@ const RESPONSE_HOP_BY_HOP = new Set([
 export interface FilteredResponseHeaders {
   readonly headers: string[];
   readonly eventStream: boolean;
+  /** The `Content-Length` the upstream sent, or -1 (none, several, or not a plain number). */
+  readonly contentLength: number;
 }
 
 /**
@@ -291,6 +293,7 @@ export interface FilteredResponseHeaders {
 export function filterResponseHeaders(raw: readonly Buffer[]): FilteredResponseHeaders {
   const headers: string[] = [];
   let eventStream = false;
+  let contentLength = -2; // -2: none seen yet; -1: unusable
   let listed: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = (raw[i] as Buffer).toString("latin1");
@@ -310,20 +313,24 @@ export function filterResponseHeaders(raw: readonly Buffer[]): FilteredResponseH
         continue;
       }
       if (lower === "content-type" && value.toLowerCase().startsWith("text/event-stream")) eventStream = true;
+      else if (lower === "content-length")
+        contentLength = contentLength === -2 && DIGITS.test(value) ? Number(value) : -1;
     }
     headers.push(name, value);
   }
-  if (listed === undefined) return { headers, eventStream };
+  if (contentLength === -2) contentLength = -1;
+  if (listed === undefined) return { headers, eventStream, contentLength };
   const kept: string[] = [];
   for (let i = 0; i < headers.length; i += 2) {
     if (!listed.has((headers[i] as string).toLowerCase()))
       kept.push(headers[i] as string, headers[i + 1] as string);
   }
-  return { headers: kept, eventStream };
+  return { headers: kept, eventStream, contentLength };
 }
 
+const DIGITS = /^\d{1,15}$/;
 const INTERESTING_RESPONSE_LENGTHS = new Set(
-  [...RESPONSE_HOP_BY_HOP, "content-type"].map((name) => name.length),
+  [...RESPONSE_HOP_BY_HOP, "content-type", "content-length"].map((name) => name.length),
 );
 
 /** Context for {@link buildUpstreamHeaders}. */

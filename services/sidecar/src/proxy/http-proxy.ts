@@ -77,6 +77,8 @@ class HttpExchange implements Dispatcher.DispatchHandler, IncomingRequest, Decis
   /** A first body chunk held back for one microtask, so a small response goes out in one write. */
   #held: Buffer | undefined;
   #streaming = false;
+  /** The response's Content-Length, or -1. */
+  #contentLength = -1;
   #status = 0;
   #done = false;
   #removeLive: (() => void) | undefined;
@@ -152,9 +154,8 @@ class HttpExchange implements Dispatcher.DispatchHandler, IncomingRequest, Decis
         method: this.method as Dispatcher.HttpMethod,
         headers,
         body: scanned.hasBody ? req : null,
-        // Streams (SSE, long polls) may be silent as long as they like; only the headers have a deadline.
-        bodyTimeout: 0,
-        headersTimeout: context.upstreamHeadersTimeoutMs,
+        // The timeouts are the pool's (sidecar.ts): no body timeout, since streams (SSE, long polls)
+        // may be silent as long as they like; a deadline for the headers.
       },
       this,
     );
@@ -167,10 +168,11 @@ class HttpExchange implements Dispatcher.DispatchHandler, IncomingRequest, Decis
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (statusCode < 200) return true;
-    const { headers, eventStream } = filterResponseHeaders(rawHeaders);
+    const { headers, eventStream, contentLength } = filterResponseHeaders(rawHeaders);
     const rateLimitHeaders = this.#decision?.rateLimitHeaders;
     if (rateLimitHeaders !== undefined) for (const value of rateLimitHeaders) headers.push(value);
     this.#status = statusCode;
+    this.#contentLength = contentLength;
     this.#resume = resume;
     if (statusText === "") this.res.writeHead(statusCode, headers);
     else this.res.writeHead(statusCode, statusText, headers);
@@ -186,10 +188,12 @@ class HttpExchange implements Dispatcher.DispatchHandler, IncomingRequest, Decis
   onData(chunk: Buffer): boolean {
     if (!this.#streaming) {
       // Most responses arrive whole in one read: hold the first chunk until the end of this turn,
-      // and if the response completes meanwhile, headers and body leave in a single write.
+      // and if the response completes meanwhile, headers and body leave in a single write. A chunk
+      // that is the whole Content-Length needs no timer: the parser completes the response in the
+      // same call that delivered it (onComplete comes next), so nothing is scheduled per request.
       if (this.#held === undefined) {
         this.#held = chunk;
-        process.nextTick(releaseHeld, this);
+        if (chunk.length !== this.#contentLength) process.nextTick(releaseHeld, this);
         return true;
       }
       this.releaseHeld();

@@ -58,9 +58,9 @@ export interface DecisionReceiver {
 }
 
 /**
- * Counts a decision once it is made (metrics, and the key's usage) and hands it to `receiver`: at once when
- * it was synchronous (no closure, no promise on the cache-hit path), or when
- * the verifier answers.
+ * Settles a decision and hands it to `receiver`: at once when it was
+ * synchronous (no closure, no promise on the cache-hit path), or when the
+ * verifier answers.
  */
 export function whenDecided(
   context: ProxyContext,
@@ -69,18 +69,28 @@ export function whenDecided(
 ): void {
   if (decision instanceof Promise) {
     decision.then(
-      (decided) => {
-        context.metrics.decision(decided.label);
-        context.recordUsage(decided);
-        receiver.decided(decided);
-      },
+      (decided) => receiver.decided(settleDecision(context, decided)),
       (error: unknown) => receiver.failed(error),
     );
   } else {
-    context.metrics.decision(decision.label);
-    context.recordUsage(decision);
-    receiver.decided(decision);
+    receiver.decided(settleDecision(context, decision));
   }
+}
+
+/**
+ * The one synchronous step every decided request passes (proxy, WebSocket,
+ * forward-auth; from the cache or from the token-service) before it is acted
+ * on: it is counted here. A per-request call that must see every decision
+ * (usage counting, `(keyId, outcome)`) or may still turn a grant into a refusal
+ * (a local rate limiter returning a `rate_limited` decision) belongs here too,
+ * as one synchronous call before the count, so that the metric, the access log
+ * and the answer all show the final decision. No promise, no closure: it runs
+ * on the cache-hit path.
+ */
+export function settleDecision(context: ProxyContext, decision: Decision): Decision {
+  context.metrics.decision(decision.label);
+  context.recordUsage(decision);
+  return decision;
 }
 
 /**

@@ -1,3 +1,4 @@
+import { hash as digest } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import {
   KeySchema,
@@ -6,11 +7,11 @@ import {
   VerifyResponseSchema,
   VerifyResult,
 } from "@latchkey/proto";
-import { effectiveScopes, hashToken, MAX_TOKEN_LENGTH, missingScopes, parseToken } from "@latchkey/token";
+import { effectiveScopes, MAX_TOKEN_LENGTH, missingScopes, parseToken } from "@latchkey/token";
 import type { ApiKeyRow } from "../db/tables.js";
 import { findKeyByHash } from "../keys/key.repository.js";
 import { keyFromRow } from "../keys/key-mapper.js";
-import { type CachedKey, tokenHashHex } from "../keys/key-row-cache.js";
+import type { CachedKey } from "../keys/key-row-cache.js";
 import { type KeyUnusableReason, keyUsability } from "../keys/key-usability.js";
 import { countVerifyCall } from "../keys/verify-rate-limits.js";
 import { markImmutable } from "../server/shared/immutable-message.js";
@@ -23,6 +24,7 @@ const NOT_FOUND = markImmutable(create(VerifyResponseSchema, { result: VerifyRes
 const REVOKED = markImmutable(create(VerifyResponseSchema, { result: VerifyResult.REVOKED }));
 const EXPIRED = markImmutable(create(VerifyResponseSchema, { result: VerifyResult.EXPIRED }));
 const DISABLED = markImmutable(create(VerifyResponseSchema, { result: VerifyResult.DISABLED }));
+const NO_SCOPES: readonly string[] = Object.freeze([]);
 const UNUSABLE: Readonly<Record<KeyUnusableReason, VerifyResponse>> = {
   revoked: REVOKED,
   disabled: DISABLED,
@@ -42,9 +44,11 @@ interface Lookup {
 }
 
 /**
- * The Verify RPC: the path users call most. Local checks first (shape,
- * checksum: no I/O), then the row cache, then one indexed lookup by hash, with
- * concurrent misses for one token sharing that lookup. A caller that has
+ * The Verify RPC: the path users call most. The row cache first (keyed by the
+ * token's SHA-256), then, on a miss, the local checks (shape, checksum: no
+ * I/O) and one indexed lookup by hash, with concurrent misses for one token
+ * sharing that lookup. Only well-formed tokens are ever cached, so a hit needs
+ * no shape check: a cached hash is the hash of a token that passed it. A caller that has
  * applied key events this replica has not (`min_event_sequence`) skips the row
  * cache and gets a lookup that started after those events' changes committed.
  */
@@ -53,7 +57,7 @@ export function createVerifyHandler(
 ): (request: VerifyRequest) => VerifyResponse | Promise<VerifyResponse> {
   const inflight = new Map<string, Lookup>();
 
-  async function load(hashHex: string, hash: Buffer, minSequence: bigint): Promise<CachedKey> {
+  async function load(hashHex: string, minSequence: bigint): Promise<CachedKey> {
     const epoch = deps.cache.epoch;
     // Only share a lookup that started after the latest invalidation (one that
     // started before a Revoke committed may still return the old row), and
@@ -65,7 +69,7 @@ export function createVerifyHandler(
     if (shared && shared.epoch === epoch && shared.covers >= minSequence) return shared.promise;
     const applied = deps.cache.appliedSequence;
     const covers = applied > minSequence ? applied : minSequence;
-    const promise: Promise<CachedKey> = findKeyByHash(deps.db, hash)
+    const promise: Promise<CachedKey> = findKeyByHash(deps.db, Buffer.from(hashHex, "hex"))
       .then((row) => {
         const value: CachedKey = row ? cachedKey(row) : null;
         deps.cache.set(hashHex, value, epoch);
@@ -84,31 +88,37 @@ export function createVerifyHandler(
     return response;
   };
 
-  // Synchronous on a cache hit: the common case pays for no promise.
+  // Synchronous on a cache hit: the common case pays for no promise, no token parse.
   return (request) => {
     rejectUnknownFields(request, "VerifyRequest");
-    if (request.token === "") throw invalidArgument("token", "is required");
-    if (Buffer.byteLength(request.token, "utf8") > MAX_TOKEN_LENGTH) {
+    const { token } = request;
+    if (token === "") throw invalidArgument("token", "is required");
+    // A UTF-8 character is at most 3 bytes per UTF-16 unit: count bytes only when that could be too many.
+    if (token.length * 3 > MAX_TOKEN_LENGTH && Buffer.byteLength(token, "utf8") > MAX_TOKEN_LENGTH) {
       throw invalidArgument("token", `must be at most ${MAX_TOKEN_LENGTH} bytes`);
     }
     const required =
-      request.requiredScopes.length > 0 ? requireScopes(request.requiredScopes, "required_scopes") : [];
-    if (!parseToken(request.token, deps.keyPrefix).ok) return counted(MALFORMED);
-    const hash = hashToken(request.token);
-    const hashHex = tokenHashHex(hash);
+      request.requiredScopes.length > 0
+        ? requireScopes(request.requiredScopes, "required_scopes")
+        : NO_SCOPES;
+    // The same digest as hashToken, as hex straight from the native side (the row cache's key).
+    const hashHex = digest("sha256", token, "hex");
     // While events do not reach this replica, a cached row could miss a
     // revocation made elsewhere: read through to the database instead. The
     // same when the caller has applied events this replica has not yet.
     const minSequence = request.minEventSequence;
     const bypass = !deps.eventsConnected() || minSequence > deps.cache.appliedSequence;
     const hit = bypass ? undefined : deps.cache.get(hashHex, minSequence);
-    metrics?.rowCache(bypass ? "bypass" : hit ? "hit" : "miss");
     const count = request.countRateLimit;
     if (hit) {
+      metrics?.rowCache("hit");
       const answered = answer(hit.value, required, count);
       return answered instanceof Promise ? answered.then(counted) : counted(answered);
     }
-    return load(hashHex, hash, minSequence)
+    // Only now the local checks: a malformed token is answered without counting a lookup.
+    if (!parseToken(token, deps.keyPrefix).ok) return counted(MALFORMED);
+    metrics?.rowCache(bypass ? "bypass" : "miss");
+    return load(hashHex, minSequence)
       .then((found) => answer(found, required, count))
       .then(counted);
   };
@@ -155,6 +165,7 @@ export function createVerifyHandler(
     const usability = keyUsability(row, Date.now());
     if (!usability.usable) return UNUSABLE[usability.reason];
     deps.lastUsed.record(row.id);
+    if (grantsAll(scopes, required)) return valid;
     const missing = missingScopes(scopes, required);
     if (missing.length > 0) {
       return create(VerifyResponseSchema, {
@@ -188,6 +199,12 @@ export function createVerifyHandler(
       rateLimits,
     });
   }
+}
+
+/** Whether `scopes` holds every required one: the common answer, found without making an array. */
+function grantsAll(scopes: ReadonlySet<string>, required: readonly string[]): boolean {
+  for (let i = 0; i < required.length; i++) if (!scopes.has(required[i] as string)) return false;
+  return true;
 }
 
 /** A row with its API shape and its VALID answer, built once per cache fill. */
