@@ -3,6 +3,13 @@
  * no I/O.
  */
 
+export {
+  ENVIRONMENT_PATTERN,
+  isValidEnvironment,
+  isValidOwner,
+  OWNER_PATTERN,
+  tokenEnvironment,
+} from "./key-labels.js";
 export { BASE62_ALPHABET, encodeBase62Fixed, randomBase62 } from "./base62.js";
 export {
   BUILT_IN_SCOPES,
