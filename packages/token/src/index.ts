@@ -3,6 +3,7 @@
  * no I/O.
  */
 
+export { BASE62_ALPHABET, encodeBase62Fixed, randomBase62 } from "./base62.js";
 export {
   ENVIRONMENT_PATTERN,
   isValidEnvironment,
@@ -10,7 +11,6 @@ export {
   OWNER_PATTERN,
   tokenEnvironment,
 } from "./key-labels.js";
-export { BASE62_ALPHABET, encodeBase62Fixed, randomBase62 } from "./base62.js";
 export {
   BUILT_IN_SCOPES,
   effectiveScopes,

@@ -126,7 +126,7 @@ describe("policy matching", () => {
 
   it("reads the secret once, at compile time, as a digest", () => {
     const rule = policy.match("GET", "/api/v1/events/stream");
-    expect(rule.access.kind === "secret" && rule.access.secretDigest.length).toBe(32);
+    expect(rule.access.kind === "secret" && rule.access.secrets.current.length).toBe(32);
     expect(rule.label).toBe('rules[0] ("stream")');
   });
 });
@@ -140,7 +140,7 @@ describe("policy validation", () => {
           { path: "/b", kind: "nope" },
         ],
       }),
-    ).toEqual(['rules[1]: kind: kind must be "public", "key" or "secret"']);
+    ).toEqual(['rules[1]: kind: kind must be "public", "key", "optional-key" or "secret"']);
     expect(problemsOf({ rules: [{ name: "x", path: "/a", kind: "key", scopes: ["Bad Scope"] }] })[0]).toMatch(
       /^rules\[0\] \("x"\): scopes: scope "Bad Scope"/,
     );

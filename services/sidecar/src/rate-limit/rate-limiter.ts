@@ -235,9 +235,10 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
         return evaluate(decision, keySlots, routeSlots);
       }
       if (route === undefined) return decision;
-      // Public routes count per client address; secret routes per route (one shared secret).
+      // Public routes, and anonymous requests on optional-key routes, count per client address;
+      // secret routes per route (one shared secret).
       const subject =
-        rule.access.kind === "public"
+        rule.access.kind === "public" || rule.access.kind === "optional-key"
           ? `${route.id}|a:${clientAddress(request.peer, request.scanned.forwardedFor, options.isTrusted)}`
           : `${route.id}|s`;
       return evaluate(decision, slots(subject, route.limits), NO_SLOTS);
