@@ -126,8 +126,9 @@ const match = {
   paths: paths.optional(),
   path: z.string().optional(),
   // Limits on this route: a list of `{ name, limit, window }` or `{ tier: <name> }` from the
-  // rate-limit file. Counted per key on key routes, per client address on public routes and
-  // anonymous requests on optional-key routes.
+  // rate-limit file. Counted per key on key routes, per client address on public routes; on
+  // optional-key routes they are the anonymous requests' limits, per client address (a request
+  // with a key has its key's limits).
   rateLimit: ruleRateLimitSchema.optional(),
 };
 

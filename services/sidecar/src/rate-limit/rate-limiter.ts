@@ -221,7 +221,9 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       if (key !== undefined) {
         const entry = keyEntry(key);
         let routeSlots = NO_SLOTS;
-        if (route !== undefined) {
+        // An optional-key route's own limits are the anonymous caller's (Kong's anonymous consumer):
+        // a request with a key is limited by the key's limits only.
+        if (route !== undefined && rule.access.kind !== "optional-key") {
           const subject = `${route.id}|k:${key.id}`;
           let found = entry.routes.get(rule);
           if (found === undefined) {
