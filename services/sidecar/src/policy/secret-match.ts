@@ -36,18 +36,19 @@ interface SecretContext {
  * secret is a problem naming where it was looked for; never the secret itself.
  */
 export function resolveSecrets(fields: SecretFields, label: string, context: SecretContext): SecretDigests {
-  const current = resolveOne(fields.secretEnv, fields.secret, "secretEnv", "secret", label, context) ?? "";
-  const hasPrevious = fields.previousSecretEnv !== undefined || fields.previousSecret !== undefined;
-  const previous = hasPrevious
-    ? resolveOne(
-        fields.previousSecretEnv,
-        fields.previousSecret,
-        "previousSecretEnv",
-        "previousSecret",
-        label,
-        context,
-      )
-    : undefined;
+  const current =
+    resolveOne(fields.secretEnv, fields.secret, "secretEnv", "secret", label, context, true) ?? "";
+  // The previous secret is optional even when named: set its variable for the rotation window and
+  // unset it afterwards, without editing the file. Unset means fewer secrets accepted, never more.
+  const previous = resolveOne(
+    fields.previousSecretEnv,
+    fields.previousSecret,
+    "previousSecretEnv",
+    "previousSecret",
+    label,
+    context,
+    false,
+  );
   const previousUntilMs =
     fields.previousSecretUntil === undefined
       ? Number.POSITIVE_INFINITY
@@ -71,6 +72,7 @@ function resolveOne(
   fileField: string,
   label: string,
   context: SecretContext,
+  required: boolean,
 ): string | undefined {
   const fromEnv = envName === undefined ? undefined : context.env[envName];
   if (fromEnv !== undefined && fromEnv !== "") {
@@ -82,7 +84,7 @@ function resolveOne(
     return fromEnv;
   }
   if (fileValue === undefined) {
-    context.problems.push(`${label}: ${envField}: environment variable ${envName} is not set`);
+    if (required) context.problems.push(`${label}: ${envField}: environment variable ${envName} is not set`);
     return undefined;
   }
   if (fileValue.length < MIN_SECRET_LENGTH) {
