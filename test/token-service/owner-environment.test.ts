@@ -1,9 +1,10 @@
 // A key's owner and environment label on a real token-service (PostgreSQL): set at Issue, changed by
 // Update (the owner as a grant), kept by Rotate, returned by Verify, refused when hostile.
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { VerifyResult } from "@latchkey/proto";
 import { parseToken } from "@latchkey/token";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { rpcError as refusal } from "./rpc-error.js";
 import { startTestService, type TestService } from "./start.js";
 
 let service: TestService;
@@ -17,15 +18,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await service?.close();
 });
-
-async function refusal(call: Promise<unknown>): Promise<ConnectError> {
-  const error = await call.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(ConnectError);
-  return error as ConnectError;
-}
 
 describe("environment labels", () => {
   it("are free-form; the token carries test for test and live for every other label", async () => {

@@ -167,23 +167,12 @@ function fromOutcome(
   source: CredentialSource,
 ): Decision {
   if (outcome.ok) {
+    // A valid key may still be refused for where it is used: another environment, another owner's path.
     const bound = keyBindingRefusal(rule, outcome.key, matchPath, path);
-    if (bound !== undefined) {
-      return decision({
-        allow: false,
-        label: bound.label,
-        refusal: bound.refusal,
-        rule,
-        path,
-        query,
-        key: outcome.key,
-        credential: value,
-        credentialSource: source,
-      });
-    }
     return decision({
-      allow: true,
-      label: "key",
+      allow: bound === undefined,
+      label: bound?.label ?? "key",
+      refusal: bound?.refusal,
       rule,
       path,
       query,

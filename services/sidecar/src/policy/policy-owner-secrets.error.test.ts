@@ -1,22 +1,15 @@
 import { describe, expect, it } from "vitest";
+import { policyProblems } from "../../test-support/policy-problems.js";
 import type { VerifiedKey } from "../key-checker.js";
 import { keyBindingRefusal, ownerInPath } from "./key-binding.js";
 import { normalizePath } from "./normalize-path.js";
-import { compilePolicy, PolicyError } from "./policy.js";
+import { compilePolicy } from "./policy.js";
 import { secretMatches } from "./secret-match.js";
 
 const CURRENT = "current-secret-0123456789";
 const PREVIOUS = "previous-secret-0123456789";
 
-function problemsOf(document: unknown, env: NodeJS.ProcessEnv = {}): readonly string[] {
-  try {
-    compilePolicy(document, { env });
-  } catch (error) {
-    expect(error).toBeInstanceOf(PolicyError);
-    return (error as PolicyError).problems;
-  }
-  throw new Error("expected a PolicyError");
-}
+const problemsOf = policyProblems;
 
 const rule = (fields: Record<string, unknown>) => ({ rules: [{ name: "r", path: "/x", ...fields }] });
 

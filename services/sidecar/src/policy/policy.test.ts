@@ -2,8 +2,9 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { policyProblems } from "../../test-support/policy-problems.js";
 import { normalizePath } from "./normalize-path.js";
-import { compilePolicy, loadPolicy, PolicyError } from "./policy.js";
+import { compilePolicy, loadPolicy } from "./policy.js";
 
 const SECRET = "s3cret-value-long-enough";
 
@@ -14,15 +15,7 @@ function decide(policy: ReturnType<typeof compilePolicy>, method: string, rawPat
   return rule.access.kind === "key" ? `key:${rule.access.scopes.join(",")}` : rule.access.kind;
 }
 
-function problemsOf(document: unknown, env: NodeJS.ProcessEnv = {}): readonly string[] {
-  try {
-    compilePolicy(document, { env });
-  } catch (error) {
-    expect(error).toBeInstanceOf(PolicyError);
-    return (error as PolicyError).problems;
-  }
-  throw new Error("expected a PolicyError");
-}
+const problemsOf = policyProblems;
 
 describe("policy matching", () => {
   const policy = compilePolicy(
