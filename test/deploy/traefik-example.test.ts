@@ -27,9 +27,8 @@ describe("the Traefik ForwardAuth example", () => {
   });
 
   it("copies exactly the identity headers the sidecar sets onto the request", () => {
-    const names = identityHeaders({ id: "k", teamId: "t", scopes: [], name: "n" } as never).filter(
-      (_, index) => index % 2 === 0,
-    );
+    const key = { id: "k", teamId: "t", scopes: [], name: "n", environment: "live", owner: "o" };
+    const names = identityHeaders(key as never).filter((_, index) => index % 2 === 0);
     expect((forwardAuth.authResponseHeaders as string[]).map((name) => name.toLowerCase())).toEqual(names);
   });
 

@@ -70,7 +70,7 @@ export type PathOp =
   | { readonly op: "leading-slash" };
 
 export const TOKEN_NAMES = ["token", "%74oken", "tok%65n", "%74%6F%6B%65%6E", "TOKEN"] as const;
-export const IDENTITY_FIELDS = ["key-id", "team-id", "scopes", "key-name"] as const;
+export const IDENTITY_FIELDS = ["key-id", "team-id", "scopes", "key-name", "environment", "owner"] as const;
 export const IDENTITY_SPELLINGS = [
   "X-Latchkey-",
   "x-latchkey-",
@@ -136,6 +136,8 @@ const FORGED: Readonly<Record<(typeof IDENTITY_FIELDS)[number], string>> = {
   "team-id": "team_forged",
   scopes: "admin",
   "key-name": "forged",
+  environment: "prod",
+  owner: "agent-forged",
 };
 
 /** The request target (path and query) of an attack. */
@@ -279,6 +281,8 @@ export function followUpRequest(context: RenderContext, caseId: string): RawRequ
     `X-Latchkey-Team-Id: ${id["team-id"]}`,
     `X-Latchkey-Scopes: ${id.scopes}`,
     `X-Latchkey-Key-Name: ${id["key-name"]}`,
+    `X-Latchkey-Environment: ${id.environment}`,
+    `X-Latchkey-Owner: ${id.owner}`,
     "Content-Length: 0",
     "Connection: close",
   ].join("\r\n");

@@ -278,12 +278,23 @@ interface IssuedKey {
 async function issueKeys(service: TestService): Promise<{ read: IssuedKey; admin: IssuedKey }> {
   const teamId = (await service.teams().createTeam({ name: "security-differential" })).team?.id ?? "";
   const issue = async (name: string, scope: string): Promise<IssuedKey> => {
-    const issued = await service.tokens().issue({ teamId, name, scopes: [scope] });
+    // Each key has an owner, so a client can replay another key's real owner header as well.
+    const owner = `${name}-owner`;
+    const issued = await service
+      .tokens()
+      .issue({ teamId, name, scopes: [scope], environment: "live", owner });
     const id = issued.key?.id ?? "";
     return {
       token: issued.token,
       id,
-      identity: { "key-id": id, "team-id": teamId, scopes: scope, "key-name": name },
+      identity: {
+        "key-id": id,
+        "team-id": teamId,
+        scopes: scope,
+        "key-name": name,
+        environment: "live",
+        owner,
+      },
     };
   };
   return {

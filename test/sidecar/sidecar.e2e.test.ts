@@ -240,6 +240,8 @@ describe("identity headers", () => {
     "x-latchkey-team-id": "team_forged",
     "x-latchkey-scopes": "admin",
     "x-latchkey-key-name": "forged",
+    "x-latchkey-environment": "forged",
+    "x-latchkey-owner": "forged",
     "X-Latchkey-Something-Else": "forged",
   };
 
@@ -254,6 +256,7 @@ describe("identity headers", () => {
       "x-latchkey-team-id": teamId,
       "x-latchkey-scopes": "read",
       "x-latchkey-key-name": keys.read.name,
+      "x-latchkey-environment": "live",
     });
   });
 

@@ -67,7 +67,8 @@ const cases: Record<string, Case[]> = {
     ["a scope with a space", () => tokens().issue({ teamId, name: "n", scopes: ["chats write"] }), "scopes"],
     ["a 65-character scope", () => tokens().issue({ teamId, name: "n", scopes: [long(65)] }), "scopes"],
     ["an empty scope", () => tokens().issue({ teamId, name: "n", scopes: [""] }), "scopes"],
-    ["environment prod", () => tokens().issue({ teamId, name: "n", environment: "prod" }), "environment"],
+    ["environment Prod", () => tokens().issue({ teamId, name: "n", environment: "Prod" }), "environment"],
+    ["owner with a slash", () => tokens().issue({ teamId, name: "n", owner: "a/b" }), "owner"],
     [
       "expire_time in the past",
       () => tokens().issue({ teamId, name: "n", expireTime: past() }),

@@ -5,6 +5,13 @@
 
 export { BASE62_ALPHABET, encodeBase62Fixed, randomBase62 } from "./base62.js";
 export {
+  ENVIRONMENT_PATTERN,
+  isValidEnvironment,
+  isValidOwner,
+  OWNER_PATTERN,
+  tokenEnvironment,
+} from "./key-labels.js";
+export {
   BUILT_IN_SCOPES,
   effectiveScopes,
   MAX_SCOPES,

@@ -31,6 +31,8 @@ export interface VerifiedKey {
   readonly rateLimits?: readonly KeyRateLimit[];
   /** The key's trust tier (`verified`, `connected`, …); undefined when it has none. */
   readonly tier?: string | undefined;
+  /** The key's owner (an external id: a user, an agent); undefined when it has none. */
+  readonly owner?: string | undefined;
 }
 
 /** The uses a usage-limited key has left, and when it is topped up. */

@@ -1,10 +1,10 @@
-import { timingSafeEqual } from "node:crypto";
-import { hashToken } from "@latchkey/token";
 import { type CredentialSource, extractCredential, splitQueryToken } from "./credentials.js";
 import { type Decision, type DecisionLabel, decision } from "./decision.js";
 import type { KeyChecker, VerifyOutcome } from "./key-checker.js";
+import { keyBindingRefusal } from "./policy/key-binding.js";
 import { isCanonicalPath, normalizePath } from "./policy/normalize-path.js";
 import type { Policy, RouteRule } from "./policy/policy.js";
+import { secretMatches } from "./policy/secret-match.js";
 import {
   badPath,
   CONFLICTING_CREDENTIALS,
@@ -61,7 +61,9 @@ export type Authorize = (facts: RequestFacts) => Decision | Promise<Decision>;
  * Builds the decision function shared by the proxy, the WebSocket upgrade path
  * and the forward-auth endpoint: normalize the path, match the policy, pick the
  * credential, then check it (public: nothing; secret: constant-time compare;
- * key: the verifier, from its cache synchronously when it can).
+ * key: the verifier, from its cache synchronously when it can, then the
+ * route's environment and owner; optional-key: anonymous without a credential,
+ * else as key).
  */
 export function createAuthorizer(options: AuthorizerOptions): Authorize {
   const { policy, keyChecker, maxCredentialBytes } = options;
@@ -124,14 +126,17 @@ export function createAuthorizer(options: AuthorizerOptions): Authorize {
       { bearer: facts.bearer, apiKey: facts.apiKey, query: queryTokens },
       maxCredentialBytes,
     );
+    if (credential.kind === "none" && access.kind === "optional-key") {
+      // No credential at all: forwarded without identity, limited per client address like public routes.
+      return decision({ allow: true, label: "anonymous", rule, path, query });
+    }
     if (credential.kind !== "ok") {
       const [label, refusal] = CREDENTIAL_REFUSALS[credential.kind];
       return decision({ allow: false, label, refusal, rule, path, query });
     }
     const { value, source } = credential;
     if (access.kind === "secret") {
-      const digest = hashToken(value);
-      return timingSafeEqual(digest, access.secretDigest)
+      return secretMatches(access.secrets, value, Date.now())
         ? decision({
             allow: true,
             label: "secret",
@@ -143,11 +148,12 @@ export function createAuthorizer(options: AuthorizerOptions): Authorize {
           })
         : invalidCredential(rule, path, query, value, source);
     }
+    const matchPath = normalized.matchPath;
     const cached = verifyCached?.(value, access.scopes);
-    if (cached !== undefined) return fromOutcome(cached, rule, path, query, value, source);
+    if (cached !== undefined) return fromOutcome(cached, rule, path, matchPath, query, value, source);
     return keyChecker
       .verify(value, { requiredScopes: access.scopes, signal: facts.abortable?.signal })
-      .then((outcome) => fromOutcome(outcome, rule, path, query, value, source));
+      .then((outcome) => fromOutcome(outcome, rule, path, matchPath, query, value, source));
   };
 }
 
@@ -155,14 +161,18 @@ function fromOutcome(
   outcome: VerifyOutcome,
   rule: RouteRule,
   path: string,
+  matchPath: string,
   query: string,
   value: string,
   source: CredentialSource,
 ): Decision {
-  if (outcome.ok)
+  if (outcome.ok) {
+    // A valid key may still be refused for where it is used: another environment, another owner's path.
+    const bound = keyBindingRefusal(rule, outcome.key, matchPath, path);
     return decision({
-      allow: true,
-      label: "key",
+      allow: bound === undefined,
+      label: bound?.label ?? "key",
+      refusal: bound?.refusal,
       rule,
       path,
       query,
@@ -170,6 +180,7 @@ function fromOutcome(
       credential: value,
       credentialSource: source,
     });
+  }
   // A refusal that names the key: it is logged and its use is counted.
   const refusedKey = (label: DecisionLabel, refusal: Refusal) =>
     decision({
@@ -187,7 +198,7 @@ function fromOutcome(
     case "INSUFFICIENT_SCOPE":
       return refusedKey(
         "insufficient_scope",
-        insufficientScope(rule.access.kind === "key" ? rule.access.scopes : []),
+        insufficientScope("scopes" in rule.access ? rule.access.scopes : []),
       );
     case "RATE_LIMITED":
       return refusedKey("rate_limited", rateLimited());

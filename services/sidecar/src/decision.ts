@@ -9,12 +9,15 @@ import type { Refusal } from "./refusal.js";
  */
 export type DecisionLabel =
   | "public"
+  | "anonymous"
   | "key"
   | "secret"
   | "bad_request"
   | "no_credential"
   | "invalid_credential"
   | "insufficient_scope"
+  | "wrong_environment"
+  | "wrong_owner"
   | "rate_limited"
   | "usage_exceeded"
   | "unavailable"
@@ -23,12 +26,15 @@ export type DecisionLabel =
 /** Every {@link DecisionLabel}, for pre-creating metric series. */
 export const DECISION_LABELS: readonly DecisionLabel[] = [
   "public",
+  "anonymous",
   "key",
   "secret",
   "bad_request",
   "no_credential",
   "invalid_credential",
   "insufficient_scope",
+  "wrong_environment",
+  "wrong_owner",
   "rate_limited",
   "usage_exceeded",
   "unavailable",

@@ -47,6 +47,8 @@ describe("nginx auth_request with the example config", () => {
     for (const headers of <Record<string, string>[]>[
       { "x-latchkey-key-id": "key_forged", "X-Latchkey-Scopes": "admin" },
       { "X-Latchkey-Team-Id": "team_other" },
+      { "X-Latchkey-Owner": "agent-7" },
+      { "X-Latchkey-Environment": "prod" },
       { "X-HTTP-Method-Override": "DELETE" },
       { "X-Method-Override": "DELETE" },
       { "X-Original-URL": "/admin/users" },
@@ -98,7 +100,12 @@ describe("nginx auth_request with the example config", () => {
   });
 
   it("passes a valid key's identity to the app and keeps the credential from it", async () => {
-    const { token, key } = stack.keys.issue({ scopes: ["write"], name: "writer" });
+    const { token, key } = stack.keys.issue({
+      scopes: ["write"],
+      name: "writer",
+      environment: "prod",
+      owner: "agent-7",
+    });
     const response = await send(url, "POST", "/chats?x=1", { authorization: `Bearer ${token}` }, "{}");
     expect(response.status).toBe(200);
     const echo = response.json<EchoedRequest>();
@@ -110,6 +117,8 @@ describe("nginx auth_request with the example config", () => {
       "x-latchkey-team-id": "team_demo",
       "x-latchkey-scopes": "write",
       "x-latchkey-key-name": "writer",
+      "x-latchkey-environment": "prod",
+      "x-latchkey-owner": "agent-7",
     });
     expect(echo.headers.authorization).toBeUndefined();
   });

@@ -257,3 +257,28 @@ const STATUS_TEXT: Readonly<Record<number, string>> = {
   502: "Bad Gateway",
   503: "Service Unavailable",
 };
+
+/**
+ * 403: the key verified, but its environment is not one the route accepts
+ * (`environments: [prod]`). Names the accepted labels, which the policy file
+ * already makes public to anyone who reads the app's docs.
+ */
+export function wrongEnvironment(accepted: ReadonlySet<string>): Refusal {
+  return {
+    status: 403,
+    code: "forbidden",
+    message: `This route accepts keys of the environment ${[...accepted].join(", ")} only.`,
+    headers: [],
+  };
+}
+
+/**
+ * 403: the route acts for the owner named in its path (`/agents/{owner}/**`),
+ * and the key has another owner or none.
+ */
+export const WRONG_OWNER: Refusal = {
+  status: 403,
+  code: "forbidden",
+  message: "This key may act only for its own owner: the path names another owner, or the key has none.",
+  headers: [],
+};

@@ -28,7 +28,16 @@ export interface KeyCheckerFixture {
   /** Verify RPCs answered so far. */
   readonly calls: number;
   /** Issues a key. */
-  issue(options?: { scopes?: string[]; name?: string; teamId?: string }): { token: string; key: Key };
+  issue(options?: {
+    scopes?: string[];
+    name?: string;
+    teamId?: string;
+    environment?: string;
+    owner?: string;
+  }): {
+    token: string;
+    key: Key;
+  };
   /** Revokes a key and publishes the event. */
   revoke(key: Key): Promise<void>;
   /** Revokes a key without publishing (a revocation the event feed missed). */
@@ -94,7 +103,8 @@ export async function createKeyCheckerFixture(
         teamId: issueOptions.teamId ?? "team_demo",
         name: issueOptions.name ?? "test-key",
         scopes: issueOptions.scopes ?? ["read"],
-        environment: "test",
+        environment: issueOptions.environment ?? "test",
+        owner: issueOptions.owner ?? "",
         enabled: true,
       });
       keys.set(hashToken(token).toString("hex"), { key, revoked: false });

@@ -1,4 +1,4 @@
-import { scopeListError } from "@latchkey/token";
+import { ENVIRONMENT_PATTERN, scopeListError } from "@latchkey/token";
 import { z } from "zod";
 import { ruleRateLimitSchema } from "../rate-limit/rate-limit-schema.js";
 
@@ -40,30 +40,81 @@ const publicAccess = {
   // (by default a `token` parameter is removed from every URL before it goes upstream).
   keepQueryToken: z.boolean().default(false),
 };
+// Environment labels a key must carry one of (`[prod]`); omitted means any.
+const environments = z
+  .array(z.string().regex(ENVIRONMENT_PATTERN, "must be an environment label (a-z, 0-9, _, -; 1-32)"))
+  .min(1, "must name at least one environment")
+  .max(32)
+  .optional();
 const keyAccess = {
   kind: z.literal("key"),
   // Scopes the key must hold; none means any valid key.
   scopes,
+  environments,
   // Also accept `?token=` (EventSource cannot set headers); removed before forwarding.
   allowQueryToken: z.boolean().default(false),
   passCredential: z.boolean().default(false),
   passMethodOverride,
 };
+// No credential: forwarded anonymously (no identity headers). A credential that is present must
+// verify (401 otherwise), and then the route acts as `key`.
+const optionalKeyAccess = { ...keyAccess, kind: z.literal("optional-key") };
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const envName = z.string().regex(ENV_NAME, "must be an environment variable name");
+// A secret written in the policy file: the environment variable, when set, wins over it.
+const fileSecret = z.string().min(1).max(1024);
 const secretAccess = {
   kind: z.literal("secret"),
-  // Environment variable holding the shared secret; read once at start.
-  secretEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name"),
+  // Environment variable holding the shared secret; read once at start. Wins over `secret`.
+  secretEnv: envName.optional(),
+  // The secret in the file itself, used when `secretEnv` is not given or not set.
+  secret: fileSecret.optional(),
+  // A second secret accepted during a rotation window (the one being replaced), from the
+  // environment (wins) or the file, until `previousSecretUntil` if given.
+  previousSecretEnv: envName.optional(),
+  previousSecret: fileSecret.optional(),
+  previousSecretUntil: z.iso.datetime({ offset: true }).optional(),
   allowQueryToken: z.boolean().default(false),
   passCredential: z.boolean().default(false),
   passMethodOverride,
 };
 
+const KIND_ERROR = 'kind must be "public", "key", "optional-key" or "secret"';
+
+/** Checks what a secret rule needs beyond its fields' shapes. */
+function refineSecret(
+  access: { kind: string } & Partial<Record<string, unknown>>,
+  ctx: z.RefinementCtx,
+): void {
+  if (access.kind !== "secret") return;
+  if (access.secretEnv === undefined && access.secret === undefined) {
+    ctx.addIssue({ code: "custom", message: "a secret rule needs secretEnv or secret" });
+  }
+  if (
+    access.previousSecretUntil !== undefined &&
+    access.previousSecretEnv === undefined &&
+    access.previousSecret === undefined
+  ) {
+    ctx.addIssue({
+      code: "custom",
+      message: "previousSecretUntil needs previousSecretEnv or previousSecret",
+    });
+  }
+}
+
 /** How a route is protected. */
-export const accessSchema = z.discriminatedUnion(
-  "kind",
-  [z.object(publicAccess).strict(), z.object(keyAccess).strict(), z.object(secretAccess).strict()],
-  { error: 'kind must be "public", "key" or "secret"' },
-);
+export const accessSchema = z
+  .discriminatedUnion(
+    "kind",
+    [
+      z.object(publicAccess).strict(),
+      z.object(keyAccess).strict(),
+      z.object(optionalKeyAccess).strict(),
+      z.object(secretAccess).strict(),
+    ],
+    { error: KIND_ERROR },
+  )
+  .superRefine(refineSecret);
 
 const match = {
   // A label for logs and error messages.
@@ -75,7 +126,9 @@ const match = {
   paths: paths.optional(),
   path: z.string().optional(),
   // Limits on this route: a list of `{ name, limit, window }` or `{ tier: <name> }` from the
-  // rate-limit file. Counted per key on key routes, per client address on public routes.
+  // rate-limit file. Counted per key on key routes, per client address on public routes; on
+  // optional-key routes they are the anonymous requests' limits, per client address (a request
+  // with a key has its key's limits).
   rateLimit: ruleRateLimitSchema.optional(),
 };
 
@@ -86,11 +139,13 @@ export const ruleSchema = z
     [
       z.object({ ...match, ...publicAccess }).strict(),
       z.object({ ...match, ...keyAccess }).strict(),
+      z.object({ ...match, ...optionalKeyAccess }).strict(),
       z.object({ ...match, ...secretAccess }).strict(),
     ],
-    { error: 'kind must be "public", "key" or "secret"' },
+    { error: KIND_ERROR },
   )
   .superRefine((rule, ctx) => {
+    refineSecret(rule, ctx);
     if (rule.path === undefined && rule.paths === undefined) {
       ctx.addIssue({ code: "custom", message: "needs path or paths" });
     }

@@ -2,8 +2,9 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { policyProblems } from "../../test-support/policy-problems.js";
 import { normalizePath } from "./normalize-path.js";
-import { compilePolicy, loadPolicy, PolicyError } from "./policy.js";
+import { compilePolicy, loadPolicy } from "./policy.js";
 
 const SECRET = "s3cret-value-long-enough";
 
@@ -14,15 +15,7 @@ function decide(policy: ReturnType<typeof compilePolicy>, method: string, rawPat
   return rule.access.kind === "key" ? `key:${rule.access.scopes.join(",")}` : rule.access.kind;
 }
 
-function problemsOf(document: unknown, env: NodeJS.ProcessEnv = {}): readonly string[] {
-  try {
-    compilePolicy(document, { env });
-  } catch (error) {
-    expect(error).toBeInstanceOf(PolicyError);
-    return (error as PolicyError).problems;
-  }
-  throw new Error("expected a PolicyError");
-}
+const problemsOf = policyProblems;
 
 describe("policy matching", () => {
   const policy = compilePolicy(
@@ -126,7 +119,7 @@ describe("policy matching", () => {
 
   it("reads the secret once, at compile time, as a digest", () => {
     const rule = policy.match("GET", "/api/v1/events/stream");
-    expect(rule.access.kind === "secret" && rule.access.secretDigest.length).toBe(32);
+    expect(rule.access.kind === "secret" && rule.access.secrets.current.length).toBe(32);
     expect(rule.label).toBe('rules[0] ("stream")');
   });
 });
@@ -140,7 +133,7 @@ describe("policy validation", () => {
           { path: "/b", kind: "nope" },
         ],
       }),
-    ).toEqual(['rules[1]: kind: kind must be "public", "key" or "secret"']);
+    ).toEqual(['rules[1]: kind: kind must be "public", "key", "optional-key" or "secret"']);
     expect(problemsOf({ rules: [{ name: "x", path: "/a", kind: "key", scopes: ["Bad Scope"] }] })[0]).toMatch(
       /^rules\[0\] \("x"\): scopes: scope "Bad Scope"/,
     );
@@ -203,5 +196,36 @@ describe("the example policy", () => {
       'rules[4] ("cron")',
       "preset reads-public",
     ]);
+  });
+
+  it("policy-000-reads-public.yaml takes the instance secret from the environment over the file", () => {
+    const path = new URL("../../examples/policy-000-reads-public.yaml", import.meta.url).pathname;
+    const fromFile = loadPolicy(path, {});
+    expect(fromFile.match("POST", "/api/v1/chats").access.kind).toBe("secret");
+    expect(fromFile.match("GET", "/api/v1/chats").access.kind).toBe("public");
+    const stream = fromFile.match("GET", "/api/v1/events/stream").access;
+    expect(stream.kind === "secret" && stream.allowQueryToken).toBe(true);
+    const fromEnv = loadPolicy(path, { OPENGRAM_INSTANCE_SECRET: "og_from-the-environment-0123456789" });
+    const digest = (policy: typeof fromEnv) => {
+      const access = policy.fallback.access;
+      return access.kind === "secret" ? access.secrets.current.toString("hex") : "";
+    };
+    expect(digest(fromEnv)).not.toBe(digest(fromFile));
+  });
+
+  it("policy-003-agents-owner.yaml binds agent edits to the key's owner and makes the gateway optional-key", () => {
+    const path = new URL("../../examples/policy-003-agents-owner.yaml", import.meta.url).pathname;
+    const policy = loadPolicy(path, { CRON_SECRET: "a-cron-secret-of-thirty-two-chars" });
+    const edit = policy.match("PUT", "/agents/agent-1/card").access;
+    expect(edit.kind === "key" && edit.ownerFromPath).toBe(true);
+    expect(policy.match("GET", "/agents/agent-1").access.kind).toBe("public");
+    expect(policy.match("POST", "/agents").access.kind).toBe("public");
+    expect(policy.match("POST", "/api/proxy/agent-1").access.kind).toBe("optional-key");
+    const cron = policy.match("POST", "/api/cron/health-check").access;
+    expect(cron.kind === "secret" && cron.secrets.previous).toBeUndefined();
+    // Reading an agent is public in seed 003 by design: the start-up warning says so, and nothing else.
+    expect(policy.warnings).toHaveLength(2);
+    for (const warning of policy.warnings)
+      expect(warning).toMatch(/agent-edits.*public for GET, HEAD, OPTIONS$/);
   });
 });

@@ -1,24 +1,31 @@
 import { readFileSync } from "node:fs";
-import { hashToken } from "@latchkey/token";
 import { parse as parseYaml } from "yaml";
 import type { RuleRateLimit } from "../rate-limit/rate-limit-schema.js";
-import { compilePathGlob } from "./path-glob.js";
+import { compilePathGlob, OWNER_PARAMETER } from "./path-glob.js";
 import { type AccessInput, type PolicyRuleInput, policyFileSchema } from "./policy-schema.js";
 import { PRESETS } from "./presets.js";
+import { resolveSecrets, type SecretDigests } from "./secret-match.js";
+
+/** What a `key` or `optional-key` route asks of a key beyond verifying. */
+export interface KeyRequirements {
+  readonly scopes: readonly string[];
+  readonly allowQueryToken: boolean;
+  /** Environment labels the key must carry one of; undefined means any. */
+  readonly environments: ReadonlySet<string> | undefined;
+  /** Whether the key's owner must equal the path's `{owner}` segment (key routes only). */
+  readonly ownerFromPath: boolean;
+}
 
 /** A route's protection, ready to act on. */
 export type RouteAccess = (
   | { readonly kind: "public"; readonly allowQueryToken: false }
-  | {
-      readonly kind: "key";
-      readonly scopes: readonly string[];
-      readonly allowQueryToken: boolean;
-    }
+  | ({ readonly kind: "key" } & KeyRequirements)
+  /** No credential: forwarded anonymously. A credential that is present must verify, as on `key`. */
+  | ({ readonly kind: "optional-key" } & KeyRequirements)
   | {
       readonly kind: "secret";
-      readonly secretEnv: string;
-      /** SHA-256 of the secret: compared in constant time with the digest of what the caller sent. */
-      readonly secretDigest: Buffer;
+      /** SHA-256 digests of the secrets accepted (see `secret-match.ts`). */
+      readonly secrets: SecretDigests;
       readonly allowQueryToken: boolean;
     }
 ) & {
@@ -72,8 +79,6 @@ export interface CompilePolicyOptions {
   readonly source?: string;
 }
 
-/** Shortest shared secret accepted: anything shorter can be guessed online. */
-export const MIN_SECRET_LENGTH = 16;
 const MAX_POLICY_BYTES = 1024 * 1024;
 
 /**
@@ -98,12 +103,23 @@ export function compilePolicy(document: unknown, options: CompilePolicyOptions =
   const file = parsed.data;
   const preset = file.preset === undefined ? undefined : PRESETS[file.preset];
   const problems: string[] = [];
+  const warnings: string[] = [];
   const compile = (rule: PolicyRuleInput, label: string): RouteRule => {
     const patterns: RegExp[] = [];
-    for (const pattern of rule.paths ?? (rule.path === undefined ? [] : [rule.path])) {
+    const sourcePatterns = rule.paths ?? (rule.path === undefined ? [] : [rule.path]);
+    let owned = 0;
+    for (const pattern of sourcePatterns) {
       const glob = compilePathGlob(pattern, { caseSensitive: file.caseSensitive });
-      if (glob.ok) patterns.push(glob.regex);
-      else problems.push(`${label}: ${glob.message}`);
+      if (glob.ok) {
+        patterns.push(glob.regex);
+        if (glob.hasOwner) owned++;
+      } else problems.push(`${label}: ${glob.message}`);
+    }
+    // A rule binds keys to their owner on every path or on none: half-bound rules are a bypass.
+    if (owned > 0 && rule.kind !== "key") {
+      problems.push(`${label}: ${OWNER_PARAMETER} needs kind "key" (the key's owner must equal it)`);
+    } else if (owned > 0 && owned < sourcePatterns.length) {
+      problems.push(`${label}: ${OWNER_PARAMETER} must be in every path of the rule or in none`);
     }
     // HEAD is GET without the body, and apps answer it with their GET handler: a rule for GET covers it.
     const methods =
@@ -114,7 +130,7 @@ export function compilePolicy(document: unknown, options: CompilePolicyOptions =
       label,
       methods,
       patterns,
-      access: compileAccess(rule, label, env, problems),
+      access: compileAccess(rule, label, { env, problems, warnings, ownerFromPath: owned > 0 }),
       rateLimit: rule.rateLimit,
     };
   };
@@ -127,7 +143,7 @@ export function compilePolicy(document: unknown, options: CompilePolicyOptions =
     label: "default",
     methods: undefined,
     patterns: [],
-    access: compileAccess(fallbackAccess, "default", env, problems),
+    access: compileAccess(fallbackAccess, "default", { env, problems, warnings, ownerFromPath: false }),
     rateLimit: undefined,
   };
   if (problems.length > 0) throw new PolicyError(`invalid ${source}:\n  ${problems.join("\n  ")}`, problems);
@@ -139,7 +155,7 @@ export function compilePolicy(document: unknown, options: CompilePolicyOptions =
     return fallback;
   };
   const sources = file.rules.map((rule) => rule.paths ?? (rule.path === undefined ? [] : [rule.path]));
-  return { rules, fallback, warnings: fallThroughWarnings(rules, sources, match), match };
+  return { rules, fallback, warnings: [...warnings, ...fallThroughWarnings(rules, sources, match)], match };
 }
 
 // Methods a method-restricted rule is checked against. OPTIONS is among them: many apps answer it
@@ -160,7 +176,8 @@ function fallThroughWarnings(
 ): string[] {
   const warnings: string[] = [];
   rules.forEach((rule, index) => {
-    if (rule.methods === undefined || rule.access.kind === "public") return;
+    if (rule.methods === undefined || rule.access.kind === "public" || rule.access.kind === "optional-key")
+      return;
     for (const pattern of sources[index] ?? []) {
       // A concrete path the glob matches: `*` as one segment's text, `**` as nothing.
       const sample = pattern.replace(/\/\*\*(?=\/|$)/g, "").replace(/\*/g, "x") || "/";
@@ -205,12 +222,15 @@ export function loadPolicy(path: string | undefined, env: NodeJS.ProcessEnv = pr
   return compilePolicy(document, { env, source: `policy ${path}` });
 }
 
-function compileAccess(
-  access: AccessInput,
-  label: string,
-  env: NodeJS.ProcessEnv,
-  problems: string[],
-): RouteAccess {
+/** What {@link compileAccess} reports into, and what the rule's paths decided. */
+interface AccessContext {
+  readonly env: NodeJS.ProcessEnv;
+  readonly problems: string[];
+  readonly warnings: string[];
+  readonly ownerFromPath: boolean;
+}
+
+function compileAccess(access: AccessInput, label: string, context: AccessContext): RouteAccess {
   if (access.kind === "public") {
     return {
       kind: "public",
@@ -220,29 +240,21 @@ function compileAccess(
       keepQueryToken: access.keepQueryToken,
     };
   }
-  if (access.kind === "key") {
+  if (access.kind === "key" || access.kind === "optional-key") {
     return {
-      kind: "key",
+      kind: access.kind,
       scopes: access.scopes,
+      environments: access.environments === undefined ? undefined : new Set(access.environments),
+      ownerFromPath: context.ownerFromPath,
       allowQueryToken: access.allowQueryToken,
       passCredential: access.passCredential,
       passMethodOverride: access.passMethodOverride,
       keepQueryToken: false,
     };
   }
-  const secret = env[access.secretEnv];
-  if (secret === undefined || secret === "") {
-    problems.push(`${label}: secretEnv: environment variable ${access.secretEnv} is not set`);
-  } else if (secret.length < MIN_SECRET_LENGTH) {
-    problems.push(
-      `${label}: secretEnv: ${access.secretEnv} must hold at least ${MIN_SECRET_LENGTH} characters`,
-    );
-  }
   return {
     kind: "secret",
-    secretEnv: access.secretEnv,
-    // The same digest the request side computes, compared in constant time.
-    secretDigest: hashToken(secret ?? ""),
+    secrets: resolveSecrets(access, label, context),
     allowQueryToken: access.allowQueryToken,
     passCredential: access.passCredential,
     passMethodOverride: access.passMethodOverride,

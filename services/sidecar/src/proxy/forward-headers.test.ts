@@ -204,8 +204,14 @@ describe("identity headers", () => {
       ["x-latchkey-team-id", "team_1"],
       ["x-latchkey-scopes", "read chats:write"],
       ["x-latchkey-key-name", "na%C3%AFve%0Aname"],
+      ["x-latchkey-environment", "live"],
     ]);
     expect(identityHeaders(key)).toBe(headers);
+    const owned = identityHeaders({ ...key, environment: "staging", owner: "agent-7" });
+    expect(pairs(owned).slice(4)).toEqual([
+      ["x-latchkey-environment", "staging"],
+      ["x-latchkey-owner", "agent-7"],
+    ]);
     expect(headerSafe("100% ok")).toBe("100%25 ok");
     expect(headerSafe("plain-name_1")).toBe("plain-name_1");
   });

@@ -5,14 +5,15 @@ const identityCache = new WeakMap<VerifiedKey, readonly string[]>();
 
 /**
  * The identity headers for a verified key: `x-latchkey-key-id`, `-team-id`,
- * `-scopes` (space-separated) and `-key-name`. Values are made header-safe:
+ * `-scopes` (space-separated), `-key-name`, `-environment`, and `-owner` when
+ * the key has one. Values are made header-safe:
  * anything outside printable ASCII, and `%`, is percent-encoded (UTF-8), so a
  * key name cannot inject a header or break the response. Cached per key object.
  */
 export function identityHeaders(key: VerifiedKey): readonly string[] {
   let headers = identityCache.get(key);
   if (headers === undefined) {
-    headers = [
+    const list = [
       "x-latchkey-key-id",
       headerSafe(key.id),
       "x-latchkey-team-id",
@@ -21,7 +22,11 @@ export function identityHeaders(key: VerifiedKey): readonly string[] {
       headerSafe(key.scopes.join(" ")),
       "x-latchkey-key-name",
       headerSafe(key.name),
+      "x-latchkey-environment",
+      headerSafe(key.environment),
     ];
+    if (key.owner !== undefined) list.push("x-latchkey-owner", headerSafe(key.owner));
+    headers = list;
     identityCache.set(key, headers);
   }
   return headers;

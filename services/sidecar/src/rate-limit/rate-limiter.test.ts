@@ -24,6 +24,7 @@ const POLICY = compilePolicy({
     { path: "/burst", kind: "key", rateLimit: [{ name: "burst", limit: 3, window: "10s" }] },
     { path: "/proxy/**", kind: "public", rateLimit: { tier: "unverified" } },
     { path: "/open", kind: "public" },
+    { path: "/gateway/*", kind: "optional-key", rateLimit: { tier: "unverified" } },
   ],
 });
 
@@ -131,6 +132,24 @@ describe("rate limiter", () => {
     // A route without limits is not counted.
     const open = allowed("/open");
     expect(limits.check(open, from("198.51.100.7"))).toBe(open);
+  });
+
+  it("counts anonymous requests on an optional-key route per client address, and keyed ones by the key's limits only", () => {
+    const limits = limiter({ now: WINDOW_START });
+    const anonymous = (path: string) => {
+      const rule = POLICY.match("GET", path);
+      return decision({ allow: true, label: "anonymous", rule, path, query: "" });
+    };
+    expect(limits.check(anonymous("/gateway/a"), from("198.51.100.7")).allow).toBe(true);
+    expect(limits.check(anonymous("/gateway/b"), from("198.51.100.7")).allow).toBe(false);
+    expect(limits.check(anonymous("/gateway/a"), from("198.51.100.8")).allow).toBe(true);
+    // A key is not held to the anonymous tier: its own (connected) limit applies.
+    const connected = key("key_g", ["read"], { tier: "connected" });
+    for (let i = 0; i < 5; i += 1) {
+      const decided = limits.check(allowed("/gateway/a", connected), from("198.51.100.7"));
+      expect(decided.allow).toBe(true);
+      expect(header(decided, "ratelimit-policy")).toBe('"minute";q=300;w=60');
+    }
   });
 
   it("adds peers' counts, hands its own over once, and admits limit / peers while counting alone", () => {

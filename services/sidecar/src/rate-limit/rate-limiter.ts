@@ -221,7 +221,9 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       if (key !== undefined) {
         const entry = keyEntry(key);
         let routeSlots = NO_SLOTS;
-        if (route !== undefined) {
+        // An optional-key route's own limits are the anonymous caller's (Kong's anonymous consumer):
+        // a request with a key is limited by the key's limits only.
+        if (route !== undefined && rule.access.kind !== "optional-key") {
           const subject = `${route.id}|k:${key.id}`;
           let found = entry.routes.get(rule);
           if (found === undefined) {
@@ -235,9 +237,10 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
         return evaluate(decision, keySlots, routeSlots);
       }
       if (route === undefined) return decision;
-      // Public routes count per client address; secret routes per route (one shared secret).
+      // Public routes, and anonymous requests on optional-key routes, count per client address;
+      // secret routes per route (one shared secret).
       const subject =
-        rule.access.kind === "public"
+        rule.access.kind === "public" || rule.access.kind === "optional-key"
           ? `${route.id}|a:${clientAddress(request.peer, request.scanned.forwardedFor, options.isTrusted)}`
           : `${route.id}|s`;
       return evaluate(decision, slots(subject, route.limits), NO_SLOTS);

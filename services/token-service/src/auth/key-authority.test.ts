@@ -33,6 +33,7 @@ function row(fields: Partial<ApiKeyRow> = {}): ApiKeyRow {
     refilled_at: null,
     rate_limits: [],
     tier: null,
+    owner: null,
     ...fields,
   };
 }
@@ -67,6 +68,8 @@ describe("authorizeKeyWrite", () => {
   it("treats fields set to their current value as no change", () => {
     const same = { name: "target", metadata: { owner: "ops" }, enabled: true, scopes: ["billing:refund"] };
     expect(decide(admin, { kind: "update", key: row(), changes: same })).toBe("allowed");
+    const owned = row({ owner: "agent-7" });
+    expect(decide(admin, { kind: "update", key: owned, changes: { owner: "agent-7" } })).toBe("allowed");
   });
 
   it("refuses anything that gives a stronger key power or a token, naming the field and the scopes", () => {
@@ -78,6 +81,8 @@ describe("authorizeKeyWrite", () => {
       [{ kind: "update", key: disabled, changes: { enabled: true } }, "enabled"],
       [{ kind: "update", key: row(), changes: { name: "renamed" } }, "name"],
       [{ kind: "update", key: row(), changes: { metadata: { owner: "me" } } }, "metadata.entries"],
+      [{ kind: "update", key: row(), changes: { owner: "agent-7" } }, "owner"],
+      [{ kind: "update", key: row({ owner: "agent-7" }), changes: { owner: null } }, "owner"],
       [
         { kind: "update", key: row({ scopes: ["read"] }), changes: { scopes: ["billing:refund"] } },
         "scopes.values",

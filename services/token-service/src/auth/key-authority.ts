@@ -101,6 +101,8 @@ function grantOf(write: KeyWrite): Grant | undefined {
           JSON.stringify(changes.rate_limits) !== JSON.stringify(key.rate_limits ?? []) &&
           "rate_limits.values",
         changes.tier !== undefined && changes.tier !== key.tier && "tier",
+        // Who a key acts for decides which agent it may change at the edge: a grant like metadata.
+        changes.owner !== undefined && changes.owner !== key.owner && "owner",
       ].find((each) => typeof each === "string");
       if (field === undefined) return undefined;
       return { field, scopes: changes.scopes ?? key.scopes, refusal: BEYOND_REDUCTION };

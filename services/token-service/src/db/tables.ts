@@ -13,7 +13,8 @@ export interface ApiKeyTable {
   team_id: string;
   name: string;
   scopes: string[];
-  environment: "live" | "test";
+  /** `live`, `test` or a free-form label (`ENVIRONMENT_PATTERN` of `@latchkey/token`). */
+  environment: string;
   token_hash: Uint8Array;
   hint: string;
   created_at: ColumnType<Date, Date | undefined, never>;
@@ -43,6 +44,8 @@ export interface ApiKeyTable {
   rate_limits: ColumnType<StoredRateLimit[], string | undefined, string>;
   /** Its trust tier, mapped to limits by each sidecar's configuration; null for none. */
   tier: ColumnType<string | null, string | null | undefined, string | null>;
+  /** Its owner (an external id: a user, an agent); null for none. */
+  owner: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 /** One of a key's rate limits as stored in `api_keys.rate_limits`. */

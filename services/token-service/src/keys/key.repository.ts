@@ -56,7 +56,15 @@ export async function listKeys(
 export type KeyChanges = Partial<
   Pick<
     ApiKeyRow,
-    "name" | "scopes" | "enabled" | "disabled_by" | "revoked_at" | "revoked_reason" | "expires_at" | "tier"
+    | "name"
+    | "scopes"
+    | "enabled"
+    | "disabled_by"
+    | "revoked_at"
+    | "revoked_reason"
+    | "expires_at"
+    | "tier"
+    | "owner"
   >
 > & {
   metadata?: Record<string, string>;

@@ -15,6 +15,7 @@ import { authorizeKeyWrite } from "../auth/key-authority.js";
 import { findKeyById, type KeyChanges, listKeys, updateKey } from "../keys/key.repository.js";
 import { invalidateKeys } from "../keys/key-invalidation.js";
 import { keyFromRow } from "../keys/key-mapper.js";
+import { requireOwner } from "../keys/key-owner-environment.js";
 import { requireRateLimits, requireTier } from "../keys/key-rate-limits.js";
 import { enqueueKeyEvent } from "../outbox/outbox.repository.js";
 import type { RpcContext } from "../server/shared/rpc-context.js";
@@ -106,10 +107,11 @@ export async function updateKeyFields(
   if (request.rateLimits)
     changes.rate_limits = requireRateLimits(request.rateLimits.values, "rate_limits.values");
   if (request.tier !== undefined) changes.tier = requireTier(request.tier);
+  if (request.owner !== undefined) changes.owner = requireOwner(request.owner);
   if (Object.keys(changes).length === 0) {
     throw invalidArgument(
       "UpdateRequest",
-      "set at least one of name, scopes, metadata, enabled, usage_limit, remove_usage_limit, rate_limits, tier",
+      "set at least one of name, scopes, metadata, enabled, usage_limit, remove_usage_limit, rate_limits, tier, owner",
     );
   }
   const row = await deps.db.transaction().execute(async (trx) => {
@@ -133,7 +135,8 @@ export async function updateKeyFields(
       (changes.metadata && JSON.stringify(changes.metadata) !== JSON.stringify(current.metadata)) ||
       // Verifiers drop the key on this event and get its new limits with the next Verify.
       (changes.rate_limits && JSON.stringify(changes.rate_limits) !== JSON.stringify(current.rate_limits)) ||
-      (changes.tier !== undefined && changes.tier !== current.tier)
+      (changes.tier !== undefined && changes.tier !== current.tier) ||
+      (changes.owner !== undefined && changes.owner !== current.owner)
     ) {
       events.push(KeyEventType.METADATA_CHANGED);
     }

@@ -11,7 +11,7 @@ import {
   type RotateRequest,
   type RotateResponseSchema,
 } from "@latchkey/proto";
-import { generateToken, hashToken, type KeyEnvironment, tokenHint } from "@latchkey/token";
+import { generateToken, hashToken, tokenEnvironment, tokenHint } from "@latchkey/token";
 import { recordAudit } from "../audit/audit.repository.js";
 import { assertTeamAccess } from "../auth/admin-authenticator.js";
 import { authorizeKeyWrite } from "../auth/key-authority.js";
@@ -20,6 +20,7 @@ import { newKeyId } from "../ids.js";
 import { insertKey, updateKey } from "../keys/key.repository.js";
 import { invalidateKeys } from "../keys/key-invalidation.js";
 import { keyFromRow } from "../keys/key-mapper.js";
+import { requireEnvironment, requireOwner } from "../keys/key-owner-environment.js";
 import { requireRateLimits, requireTier } from "../keys/key-rate-limits.js";
 import { type KeyUnusableReason, type KeyUsabilityOptions, keyUsability } from "../keys/key-usability.js";
 import { enqueueKeyEvent } from "../outbox/outbox.repository.js";
@@ -98,9 +99,8 @@ export async function issueKey(
   const name = requireName(request.name);
   const scopes = requireScopes(request.scopes);
   authorizeKeyWrite(principal, { kind: "issue", scopes });
-  const environment = request.environment === "" ? "live" : request.environment;
-  if (environment !== "live" && environment !== "test")
-    throw invalidArgument("environment", "must be live or test");
+  const environment = requireEnvironment(request.environment);
+  const owner = requireOwner(request.owner);
   let expiresAt: Date | null = null;
   if (request.expireTime) {
     expiresAt = timestampDate(request.expireTime);
@@ -114,7 +114,7 @@ export async function issueKey(
     : NO_USAGE_LIMIT;
   const rateLimits = requireRateLimits(request.rateLimits);
   const tier = requireTier(request.tier);
-  const token = generateToken({ prefix: deps.keyPrefix, environment: environment as KeyEnvironment });
+  const token = generateToken({ prefix: deps.keyPrefix, environment: tokenEnvironment(environment) });
   const row = await deps.db.transaction().execute(async (trx) => {
     if (!(await findTeam(trx, teamId))) throw new ConnectError(`team ${teamId} not found`, Code.NotFound);
     const inserted = await insertKey(
@@ -123,7 +123,7 @@ export async function issueKey(
         team_id: teamId,
         name,
         scopes,
-        environment: environment as KeyEnvironment,
+        environment,
         created_at: new Date(),
         created_by: principal.actor,
         expires_at: expiresAt,
@@ -134,6 +134,7 @@ export async function issueKey(
         ...usageLimit,
         rate_limits: rateLimits,
         tier,
+        owner,
       }),
     );
     await recordAudit(trx, {
@@ -149,6 +150,7 @@ export async function issueKey(
         ...(usageLimit.remaining !== null ? { usageLimited: true } : {}),
         ...(rateLimits.length > 0 ? { rateLimits } : {}),
         ...(tier ? { tier } : {}),
+        ...(owner ? { owner } : {}),
       },
     });
     return inserted;
@@ -230,7 +232,7 @@ export async function rotateKey(
         Code.FailedPrecondition,
       );
     }
-    const token = generateToken({ prefix: deps.keyPrefix, environment: old.environment });
+    const token = generateToken({ prefix: deps.keyPrefix, environment: tokenEnvironment(old.environment) });
     const fresh = await insertKey(
       trx,
       newKeyRow(token, {
@@ -254,6 +256,7 @@ export async function rotateKey(
         // The replacement is limited as the old key was.
         rate_limits: old.rate_limits ?? [],
         tier: old.tier,
+        owner: old.owner,
       }),
     );
     const graceEnd = new Date(now.getTime() + graceMs);

@@ -101,6 +101,7 @@ function setup() {
     refilled_at: null,
     rate_limits: [],
     tier: null,
+    owner: null,
   });
   const cache = new KeyRowCache({ maxEntries: 10, ttlMs: 60_000 });
   cache.clear(5); // subscribed at stream sequence 5

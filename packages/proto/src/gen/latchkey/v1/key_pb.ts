@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file latchkey/v1/key.proto.
  */
 export const file_latchkey_v1_key: GenFile = /*@__PURE__*/
-  fileDesc("ChVsYXRjaGtleS92MS9rZXkucHJvdG8SC2xhdGNoa2V5LnYxIt4ECgNLZXkSCgoCaWQYASABKAkSDwoHdGVhbV9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEg4KBnNjb3BlcxgEIAMoCRITCgtlbnZpcm9ubWVudBgFIAEoCRIMCgRoaW50GAYgASgJEi8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoObGFzdF91c2VkX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3Jldm9rZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1yZXZva2VfcmVhc29uGAsgASgJEg8KB2VuYWJsZWQYDCABKAgSMAoIbWV0YWRhdGEYDSADKAsyHi5sYXRjaGtleS52MS5LZXkuTWV0YWRhdGFFbnRyeRISCgpjcmVhdGVkX2J5GA4gASgJEhQKDHJvdGF0ZWRfZnJvbRgPIAEoCRIUCgxyZXF1ZXN0c18yNGgYECABKAMSLAoLdXNhZ2VfbGltaXQYESABKAsyFy5sYXRjaGtleS52MS5Vc2FnZUxpbWl0EisKC3JhdGVfbGltaXRzGBIgAygLMhYubGF0Y2hrZXkudjEuUmF0ZUxpbWl0EgwKBHRpZXIYEyABKAkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIqcBCgpVc2FnZUxpbWl0EhEKCXJlbWFpbmluZxgBIAEoAxI5Cg9yZWZpbGxfaW50ZXJ2YWwYAiABKA4yIC5sYXRjaGtleS52MS5Vc2FnZVJlZmlsbEludGVydmFsEhUKDXJlZmlsbF9hbW91bnQYAyABKAMSNAoQbmV4dF9yZWZpbGxfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiUwoJUmF0ZUxpbWl0EgwKBG5hbWUYASABKAkSDQoFbGltaXQYAiABKAMSKQoGd2luZG93GAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uKoABChNVc2FnZVJlZmlsbEludGVydmFsEiUKIVVTQUdFX1JFRklMTF9JTlRFUlZBTF9VTlNQRUNJRklFRBAAEh8KG1VTQUdFX1JFRklMTF9JTlRFUlZBTF9EQUlMWRABEiEKHVVTQUdFX1JFRklMTF9JTlRFUlZBTF9NT05USExZEAJiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChVsYXRjaGtleS92MS9rZXkucHJvdG8SC2xhdGNoa2V5LnYxIu0ECgNLZXkSCgoCaWQYASABKAkSDwoHdGVhbV9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEg4KBnNjb3BlcxgEIAMoCRITCgtlbnZpcm9ubWVudBgFIAEoCRIMCgRoaW50GAYgASgJEi8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoObGFzdF91c2VkX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3Jldm9rZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1yZXZva2VfcmVhc29uGAsgASgJEg8KB2VuYWJsZWQYDCABKAgSMAoIbWV0YWRhdGEYDSADKAsyHi5sYXRjaGtleS52MS5LZXkuTWV0YWRhdGFFbnRyeRISCgpjcmVhdGVkX2J5GA4gASgJEhQKDHJvdGF0ZWRfZnJvbRgPIAEoCRIUCgxyZXF1ZXN0c18yNGgYECABKAMSLAoLdXNhZ2VfbGltaXQYESABKAsyFy5sYXRjaGtleS52MS5Vc2FnZUxpbWl0EisKC3JhdGVfbGltaXRzGBIgAygLMhYubGF0Y2hrZXkudjEuUmF0ZUxpbWl0EgwKBHRpZXIYEyABKAkSDQoFb3duZXIYFCABKAkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIqcBCgpVc2FnZUxpbWl0EhEKCXJlbWFpbmluZxgBIAEoAxI5Cg9yZWZpbGxfaW50ZXJ2YWwYAiABKA4yIC5sYXRjaGtleS52MS5Vc2FnZVJlZmlsbEludGVydmFsEhUKDXJlZmlsbF9hbW91bnQYAyABKAMSNAoQbmV4dF9yZWZpbGxfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiUwoJUmF0ZUxpbWl0EgwKBG5hbWUYASABKAkSDQoFbGltaXQYAiABKAMSKQoGd2luZG93GAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uKoABChNVc2FnZVJlZmlsbEludGVydmFsEiUKIVVTQUdFX1JFRklMTF9JTlRFUlZBTF9VTlNQRUNJRklFRBAAEh8KG1VTQUdFX1JFRklMTF9JTlRFUlZBTF9EQUlMWRABEiEKHVVTQUdFX1JFRklMTF9JTlRFUlZBTF9NT05USExZEAJiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Key holds the public fields of an API key. The plaintext token is never part
@@ -52,7 +52,9 @@ export type Key = Message<"latchkey.v1.Key"> & {
   scopes: string[];
 
   /**
-   * Environment baked into the token: `live` or `test`.
+   * Environment label: `live`, `test` or a free-form label (`prod`, `staging`,
+   * `dev`; a lower-case letter, then up to 31 of a-z, 0-9, `_`, `-`). The token
+   * carries `test` for `test` and `live` for every other label.
    *
    * @generated from field: string environment = 5;
    */
@@ -163,6 +165,15 @@ export type Key = Message<"latchkey.v1.Key"> & {
    * @generated from field: string tier = 19;
    */
   tier: string;
+
+  /**
+   * The key's owner: an external id (a user, an agent), 1–128 of
+   * `A-Za-z0-9._~:@+-`; empty means none. Sidecars send it upstream as
+   * `x-latchkey-owner` and can require it to equal a path parameter.
+   *
+   * @generated from field: string owner = 20;
+   */
+  owner: string;
 };
 
 /**
