@@ -162,9 +162,10 @@ export function createVerifyHandler(
   function verdict(found: CachedKey, required: readonly string[]): VerifyResponse {
     if (!found) return NOT_FOUND;
     const { row, key, valid, scopes } = found;
-    const usability = keyUsability(row, Date.now());
+    const now = Date.now();
+    const usability = keyUsability(row, now);
     if (!usability.usable) return UNUSABLE[usability.reason];
-    deps.lastUsed.record(row.id);
+    deps.lastUsed.record(row.id, now);
     if (grantsAll(scopes, required)) return valid;
     const missing = missingScopes(scopes, required);
     if (missing.length > 0) {

@@ -59,7 +59,7 @@ describe.each(Object.keys(transports))("the connect listener over %s", (protocol
         onHeader: (h) => (echoed = h.get("x-request-id")),
       },
     );
-    expect(response.team?.id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(response.team?.id).toMatch(/^[A-Za-z0-9_-]{12}-[0-9a-z]+$/);
     expect(echoed).toBe(response.team?.id);
   });
 

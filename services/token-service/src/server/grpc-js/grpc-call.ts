@@ -44,27 +44,30 @@ export function startGrpcCall(call: ServerSurfaceCall, procedure: string, scope:
 // One object per call, with its methods on the prototype: the unary path
 // (Verify) allocates no closures. Headers, peer and the signal are built on
 // first use: Verify reads none of them, and on Node 20 AbortSignal.any alone
-// costs ~40 µs, more than a whole cached Verify.
-class GrpcCallState implements GrpcCall, RpcContext {
+// costs ~40 µs, more than a whole cached Verify. The object is also the call's
+// CallRecord (metrics and the log read it synchronously and keep nothing), so
+// finishing a call makes no record object.
+class GrpcCallState implements GrpcCall, RpcContext, CallRecord {
   readonly requestId: string;
   readonly protocol = "grpc-native" as const;
+  readonly procedure: string;
+  readonly startedAt = performance.now();
+  code: Code | 0 = 0;
   readonly #call: ServerSurfaceCall;
-  readonly #procedure: string;
   readonly #scope: GrpcCallScope;
-  readonly #startedAt = performance.now();
   #headers: Headers | undefined;
   #done: AbortController | undefined;
   #unlisten: (() => void) | undefined;
 
   constructor(call: ServerSurfaceCall, procedure: string, scope: GrpcCallScope) {
     this.#call = call;
-    this.#procedure = procedure;
+    this.procedure = procedure;
     this.#scope = scope;
     const fromClient = call.metadata.get(REQUEST_ID_HEADER)[0];
     this.requestId = resolveRequestId(typeof fromClient === "string" ? fromClient : undefined);
     // In the response headers, sent now. (Tried: in the trailers instead, to
     // save the separate HEADERS write; bench:verify measured it slower.)
-    call.sendMetadata(withRequestId(new Metadata(), this.requestId));
+    call.sendMetadata(new RequestIdHeader(this.requestId));
   }
 
   get context(): RpcContext {
@@ -104,7 +107,7 @@ class GrpcCallState implements GrpcCall, RpcContext {
   failed(error: unknown): ServerErrorResponse {
     const publicError = toPublicError(error, {
       logger: this.#scope.logger,
-      procedure: this.#procedure,
+      procedure: this.procedure,
       requestId: this.requestId,
       signal: this.signal,
     });
@@ -125,15 +128,31 @@ class GrpcCallState implements GrpcCall, RpcContext {
       // Like connect's HandlerContext.signal: a finished call's signal is aborted.
       done.abort(new ConnectError("call finished", Code.Canceled));
     }
-    const record: CallRecord = {
-      procedure: this.#procedure,
-      requestId: this.requestId,
-      code,
-      startedAt: this.#startedAt,
-      protocol: "grpc-native",
-    };
-    this.#scope.onCallFinished?.(record);
-    logCall(this.#scope.logger, record);
+    this.code = code;
+    this.#scope.onCallFinished?.(this);
+    logCall(this.#scope.logger, this);
+  }
+}
+
+/**
+ * The response headers of a call: its request id alone. grpc-js's server reads
+ * response metadata only through `toHttp2Headers()` (the grpc-js listener
+ * registers no server interceptors that could read it otherwise), so this skips
+ * what `Metadata.set` and its `toHttp2Headers` cost on every call: key and
+ * value validated by regular expressions (a request id is already one of ours
+ * or passed `SANE_REQUEST_ID`), a one-element array per value, and a map
+ * iteration. `grpc-server.test.ts` reads the header back through a grpc-js client.
+ */
+class RequestIdHeader extends Metadata {
+  readonly #requestId: string;
+
+  constructor(requestId: string) {
+    super();
+    this.#requestId = requestId;
+  }
+
+  override toHttp2Headers(): { [REQUEST_ID_HEADER]: string } {
+    return { [REQUEST_ID_HEADER]: this.#requestId };
   }
 }
 

@@ -12,7 +12,7 @@ import {
 } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { TeamService } from "@latchkey/proto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import {
   captureLogger,
   createGate,
@@ -84,6 +84,20 @@ describe("the grpc-js listener", () => {
     const { response, header } = await client.call("createTeam", { name: "alpha" }, metadata);
     expect(response).toMatchObject({ team: { id: "grpc-req-1", name: "alpha/grpc-native" } });
     expect(header?.get("x-request-id")).toEqual(["grpc-req-1"]);
+  });
+
+  it("sends a fresh request id as response metadata when the client sends none, and logs it", async () => {
+    const { response, header } = await client.call("createTeam", { name: "alpha" });
+    const [sent] = header?.get("x-request-id") ?? [];
+    expect(sent).toMatch(/^[A-Za-z0-9_-]{12}-[0-9a-z]+$/);
+    expect(response).toMatchObject({ team: { id: sent } });
+    await vi.waitFor(() =>
+      expect(servers.lines.find((l) => l.msg === "rpc" && l.requestId === sent)).toMatchObject({
+        procedure: "latchkey.v1.TeamService/CreateTeam",
+        code: "ok",
+        protocol: "grpc-native",
+      }),
+    );
   });
 
   it("maps a ConnectError to the same gRPC status with its message", async () => {

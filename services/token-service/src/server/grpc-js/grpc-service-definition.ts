@@ -44,14 +44,17 @@ export function grpcService(registration: ServiceRegistration, scope: GrpcCallSc
       method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming";
     const streamsResponses =
       method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming";
+    // Made once per method: the response serializer runs per call and must
+    // not make a closure each time.
+    const encodeOutput = (message: AnyMessage) => asBuffer(toBinary(method.output, message));
     definition[method.localName] = {
       path: `/${registration.service.typeName}/${method.name}`,
       requestStream: streamsRequests,
       responseStream: streamsResponses,
       requestSerialize: (message: AnyMessage) => asBuffer(toBinary(method.input, message)),
       requestDeserialize: (bytes: Buffer) => fromBinary(method.input, bytes),
-      responseSerialize: (message: AnyMessage) =>
-        serializeMessage(message, (m) => asBuffer(toBinary(method.output, m))),
+      // A cached answer (marked immutable) was serialized once: its bytes are reused.
+      responseSerialize: (message: AnyMessage) => serializeMessage(message, encodeOutput),
       responseDeserialize: (bytes: Buffer) => fromBinary(method.output, bytes),
       originalName: method.localName,
     };
