@@ -21,6 +21,7 @@ export {
   defaultKeyFormatSpecs,
   type FormatParseOutcome,
   type FormatRejection,
+  formatHint,
   generateTokenWith,
   type KeyFormats,
   type NewTokenOptions,

@@ -8,7 +8,7 @@ import {
   signClaims,
   validateSigningKeys,
 } from "./signed-token.js";
-import { generateToken, type KeyEnvironment, MAX_TOKEN_LENGTH, parseToken } from "./token.js";
+import { generateToken, type KeyEnvironment, MAX_TOKEN_LENGTH, parseToken, tokenHint } from "./token.js";
 
 /**
  * The formats one deployment accepts, most specific literal prefix first, and
@@ -204,4 +204,18 @@ export function assertIssuable(formats: KeyFormats, name: string): KeyFormat {
     throw new KeyFormatConfigError(`format ${name} is signed but no signing key is active`);
   }
   return format;
+}
+
+/**
+ * A display hint for a token of `format`: its literal prefix (with the
+ * environment for a latchkey key) and its last four characters.
+ *
+ * @example
+ * ```ts
+ * formatHint(ogLive, token); // "og_live_…x9Qa"
+ * ```
+ */
+export function formatHint(format: KeyFormat, token: string): string {
+  if (format.kind === "latchkey") return tokenHint(token);
+  return `${format.literal}…${token.slice(-4)}`;
 }

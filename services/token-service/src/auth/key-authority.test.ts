@@ -33,6 +33,8 @@ function row(fields: Partial<ApiKeyRow> = {}): ApiKeyRow {
     refilled_at: null,
     rate_limits: [],
     tier: null,
+    format: "latchkey",
+    signing_kid: null,
     ...fields,
   };
 }

@@ -29,5 +29,6 @@ export function keyFromRow(row: ApiKeyRow): Key {
     usageLimit: usageLimitOf(row),
     rateLimits: rateLimitsToProto(row.rate_limits),
     tier: row.tier ?? "",
+    format: row.format,
   });
 }
