@@ -2,7 +2,7 @@ import type { KeyFormats } from "./key-formats.js";
 import { formatSource } from "./token-scanner.js";
 
 // Characters a token body may hold; a match must not sit inside a longer run of them.
-const EDGE = "[^A-Za-z0-9_.-]";
+const EDGE = "[^A-Za-z0-9_-]";
 
 /**
  * A gitleaks rule file (TOML) with one rule per accepted format, generated

@@ -1,7 +1,8 @@
 import type { KeyFormat } from "./key-format.js";
 import { bodySource, type KeyFormats, parseTokenWith } from "./key-formats.js";
 
-const BODY_CHARS = "A-Za-z0-9_.-";
+// A token standing alone: no letter, digit, `_` or `-` right before or after it (a sentence's full stop may follow).
+const BODY_CHARS = "A-Za-z0-9_-";
 
 /**
  * The regular-expression source of one format's tokens (no anchors, no
