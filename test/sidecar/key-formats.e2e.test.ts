@@ -9,7 +9,7 @@ import { loadSidecarConfig } from "@latchkey/sidecar";
 import { generateToken } from "@latchkey/token";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RawResponse as Response, send } from "../harness/http-client.js";
-import { sample, scrape } from "../token-service/scrape-metrics.js";
+import { rowLookups, scrape } from "../token-service/scrape-metrics.js";
 import { startTestService, type TestService } from "../token-service/start.js";
 import { type EchoedRequest, type RecordingUpstream, startRecordingUpstream } from "./recording-upstream.js";
 import { type SidecarProcess, spawnSidecar } from "./sidecar-process.js";
@@ -57,12 +57,7 @@ const verifyCalls = async () =>
     .split("\n")
     .filter((line) => line.startsWith("latchkey_token_service_verify_total{"))
     .reduce((sum, line) => sum + Number(line.split(" ").pop()), 0);
-const lookups = async () => {
-  const text = await scrape(service.handle.metricsPort ?? 0);
-  const count = (outcome: string) =>
-    sample(text, "latchkey_token_service_row_cache_lookups_total", { outcome }) ?? 0;
-  return count("miss") + count("bypass");
-};
+const lookups = () => rowLookups(service.handle.metricsPort ?? 0);
 
 describe("a sidecar with LATCHKEY_KEY_FORMATS", () => {
   it("lets a key of every listed format through, with its identity", async () => {

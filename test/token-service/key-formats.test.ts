@@ -10,7 +10,7 @@ import { createKeyFormats } from "@latchkey/token";
 import { createVerifier } from "@latchkey/verifier";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { loadTokenServiceConfig } from "../../services/token-service/src/config.js";
-import { sample, scrape } from "./scrape-metrics.js";
+import { rowLookups, sample, scrape } from "./scrape-metrics.js";
 import { startTestService, type TestService } from "./start.js";
 
 const FORMATS = [
@@ -39,12 +39,7 @@ describe("key formats at the token-service", () => {
     await service?.close();
   });
   const verify = (token: string) => service.tokens(null).verify({ token });
-  const lookups = async () => {
-    const text = await scrape(service.handle.metricsPort ?? 0);
-    const count = (outcome: string) =>
-      sample(text, "latchkey_token_service_row_cache_lookups_total", { outcome }) ?? 0;
-    return count("miss") + count("bypass");
-  };
+  const lookups = () => rowLookups(service.handle.metricsPort ?? 0);
 
   it("issues and verifies a key of every format, and says which format it is", async () => {
     const shapes: Record<string, RegExp> = {
