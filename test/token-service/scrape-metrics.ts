@@ -27,3 +27,14 @@ export function sample(text: string, name: string, labels: Record<string, string
   }
   return undefined;
 }
+
+/**
+ * Database lookups Verify has made (row-cache misses and bypasses): a count that
+ * must not move when a key is refused before any lookup.
+ */
+export async function rowLookups(port: number): Promise<number> {
+  const text = await scrape(port);
+  const count = (outcome: string) =>
+    sample(text, "latchkey_token_service_row_cache_lookups_total", { outcome }) ?? 0;
+  return count("miss") + count("bypass");
+}

@@ -9,4 +9,10 @@ export {
   natsClientSettings,
 } from "./nats-client-settings.js";
 export { readPemFile } from "./read-pem-file.js";
-export { booleanSetting, integerSetting, type ListenAddress, listenAddress } from "./schema-helpers.js";
+export {
+  booleanSetting,
+  integerSetting,
+  type ListenAddress,
+  listenAddress,
+  structuredSetting,
+} from "./schema-helpers.js";

@@ -59,3 +59,35 @@ export const booleanSetting = z.union([
     .enum(["true", "false", "1", "0"], { error: "must be true or false" })
     .transform((v) => v === "true" || v === "1"),
 ]);
+
+/**
+ * A structured value (a list or a mapping): written as YAML/JSON in the
+ * config file, or as JSON in an environment variable. `check` validates it
+ * and returns it typed, or throws an Error whose message is reported against
+ * the setting's name.
+ *
+ * @example
+ * ```ts
+ * const schema = z.object({ keyFormats: structuredSetting((v) => validate(v)).optional() });
+ * // LATCHKEY_KEY_FORMATS='[{"name":"oag","kind":"hex","prefix":"oag_"}]'
+ * ```
+ */
+export function structuredSetting<T>(check: (value: unknown) => T) {
+  return z.unknown().transform((value, ctx): T => {
+    let parsed = value;
+    if (typeof value === "string") {
+      try {
+        parsed = JSON.parse(value);
+      } catch {
+        ctx.addIssue({ code: "custom", message: "must be JSON (a list or an object)" });
+        return z.NEVER;
+      }
+    }
+    try {
+      return check(parsed);
+    } catch (error) {
+      ctx.addIssue({ code: "custom", message: (error as Error).message });
+      return z.NEVER;
+    }
+  });
+}

@@ -4,6 +4,29 @@
  */
 
 export { BASE62_ALPHABET, encodeBase62Fixed, randomBase62 } from "./base62.js";
+export { gitleaksRules } from "./gitleaks-rules.js";
+export {
+  issuableError,
+  KEY_FORMAT_KINDS,
+  type KeyFormat,
+  KeyFormatConfigError,
+  type KeyFormatKind,
+  type KeyFormatSpec,
+  validateKeyFormats,
+} from "./key-format.js";
+export {
+  assertIssuable,
+  bodySource,
+  createKeyFormats,
+  defaultKeyFormatSpecs,
+  type FormatParseOutcome,
+  type FormatRejection,
+  formatHint,
+  generateTokenWith,
+  type KeyFormats,
+  type NewTokenOptions,
+  parseTokenWith,
+} from "./key-formats.js";
 export {
   ENVIRONMENT_PATTERN,
   isValidEnvironment,
@@ -19,6 +42,15 @@ export {
   SCOPE_PATTERN,
   scopeListError,
 } from "./scopes.js";
+export {
+  checkSignedBody,
+  type SignedClaims,
+  type SignedRejection,
+  type SigningKey,
+  type SigningKeySpec,
+  signClaims,
+  validateSigningKeys,
+} from "./signed-token.js";
 export {
   CHECKSUM_LENGTH,
   findTokens,
@@ -36,3 +68,4 @@ export {
   TOKEN_PATTERN,
   tokenHint,
 } from "./token.js";
+export { findTokensWith, formatSource, tokenPatternFor } from "./token-scanner.js";

@@ -1,5 +1,6 @@
 import type { Transport } from "@connectrpc/connect";
 import type { KeyEventBus } from "@latchkey/events";
+import type { KeyFormats } from "@latchkey/token";
 import type { Registry } from "prom-client";
 import type { GrpcJsVerifyClientOptions } from "./grpc-js-verify-client.js";
 import type { VerifyClient } from "./verify-client.js";
@@ -36,8 +37,17 @@ export interface VerifierOptions {
   readonly client?: VerifyClient;
   /** Key events to evict on. Without a bus, cached VALID answers live only `maxStaleMs`. */
   readonly events?: KeyEventBus;
-  /** Only tokens with this prefix are well-formed (default: any prefix). */
+  /** Only tokens with this prefix are well-formed (default: any prefix). Ignored with `formats`. */
   readonly prefix?: string;
+  /**
+   * The key formats the deployment accepts (`createKeyFormats` from `@latchkey/token`, the same list
+   * as the token-service's `keyFormats`); a token matching none is MALFORMED with no RPC. Default:
+   * latchkey-format keys of `prefix`. Built without signing keys (the default, and the sidecar's),
+   * a `signed` key's shape and claims are checked here and its signature by the token-service,
+   * before any lookup; built with them, forgeries stop here too, but this process then holds a
+   * secret that can sign keys (see docs/architecture.md, "Signed keys").
+   */
+  readonly formats?: KeyFormats;
   /** Most cached answers (default 10,000). */
   readonly maxEntries?: number;
   /** Most (approximate) bytes of cached answers (default 32 MiB). */

@@ -1,5 +1,5 @@
 import { UsageOutcome } from "@latchkey/proto";
-import { MAX_TOKEN_LENGTH, parseToken, randomBase62 } from "@latchkey/token";
+import { MAX_TOKEN_LENGTH, parseToken, parseTokenWith, randomBase62 } from "@latchkey/token";
 import type { Registry } from "prom-client";
 import { answerFor, type CacheEntry } from "./cache-entry.js";
 import { createGrpcJsVerifyClient } from "./grpc-js-verify-client.js";
@@ -199,6 +199,11 @@ export function createVerifier(options: VerifierOptions): Verifier {
     ...onError,
   });
 
+  // The local checks: every accepted format when configured, else latchkey keys of `prefix`.
+  const formats = options.formats;
+  const wellFormed = (token: string): boolean =>
+    formats !== undefined ? parseTokenWith(formats, token).ok : parseToken(token, options.prefix).ok;
+
   function verifyCached(
     token: string,
     requiredScopes: readonly string[] = NO_SCOPES,
@@ -206,7 +211,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
     if (token.length === 0 || token.length > MAX_TOKEN_LENGTH) return MALFORMED;
     const entry = cache.get(tokenCacheKey(token));
     if (entry === undefined) {
-      return parseToken(token, options.prefix).ok ? undefined : MALFORMED;
+      return wellFormed(token) ? undefined : MALFORMED;
     }
     if (currency.state(entry, Date.now()) !== "usable") return undefined;
     metrics.hits += 1;
@@ -230,7 +235,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
         if (state === "key-expired") invalidator.expire(entry);
         else fallback = entry;
         if (state === "unvouched") metrics.staleReverifications += 1;
-      } else if (!parseToken(token, options.prefix).ok) {
+      } else if (!wellFormed(token)) {
         // Only well-formed tokens are ever cached, so this check is needed on a miss alone.
         return MALFORMED;
       }

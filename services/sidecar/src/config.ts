@@ -6,7 +6,9 @@ import {
   loadConfig,
   NATS_CLIENT_ENV,
   natsClientSettings,
+  structuredSetting,
 } from "@latchkey/config";
+import { type KeyFormatSpec, validateKeyFormats } from "@latchkey/token";
 import { z } from "zod";
 
 /** How the sidecar acts on its decisions; `log` lets a team roll it out and watch the counts first. */
@@ -98,6 +100,13 @@ export const sidecarConfigSchema = z
     usageBacklogMax: integerSetting(1, 1_000_000).default(600),
     // Credentials longer than this are refused without a lookup (Latchkey keys are far shorter).
     maxCredentialBytes: integerSetting(16, 8192).default(512),
+    // The key formats the deployment accepts, as the token-service's `keyFormats` lists them; a key
+    // matching none is refused (401) with no lookup. No signing keys here: the token-service checks
+    // signatures, so no sidecar holds a secret that can sign keys. Unset = latchkey keys of any prefix.
+    keyFormats: structuredSetting((value) => {
+      validateKeyFormats(value);
+      return value as KeyFormatSpec[];
+    }).optional(),
     // Keep-alive connections to the upstream.
     upstreamConnections: integerSetting(1, 10_000).default(128),
     // How long to wait for the upstream's response headers; bodies (SSE) have no idle limit.
@@ -155,6 +164,7 @@ export const SIDECAR_ENV = {
   usageFlushMs: "LATCHKEY_USAGE_FLUSH_MS",
   usageBacklogMax: "LATCHKEY_USAGE_BACKLOG_MAX",
   maxCredentialBytes: "LATCHKEY_MAX_CREDENTIAL_BYTES",
+  keyFormats: "LATCHKEY_KEY_FORMATS",
   upstreamConnections: "LATCHKEY_UPSTREAM_CONNECTIONS",
   upstreamHeadersTimeoutMs: "LATCHKEY_UPSTREAM_HEADERS_TIMEOUT_MS",
   rateLimits: "LATCHKEY_RATE_LIMITS",

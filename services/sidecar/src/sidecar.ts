@@ -3,6 +3,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { checkNatsClientFiles, readPemFile } from "@latchkey/config";
 import { createNatsKeyEventBus, type KeyEventBus } from "@latchkey/events";
+import { createKeyFormats } from "@latchkey/token";
 import { createVerifier } from "@latchkey/verifier";
 import type { Logger } from "pino";
 import { Registry } from "prom-client";
@@ -104,6 +105,7 @@ export async function startSidecar(
       tokenService: config.tokenServiceUrl.href,
       ...(rootCerts ? { grpc: { tls: { rootCerts } } } : {}),
       events,
+      ...(config.keyFormats ? { formats: createKeyFormats({ formats: config.keyFormats }) } : {}),
       maxEntries: config.cacheMaxEntries,
       ttlMs: config.cacheTtlMs,
       maxStaleMs: config.maxStaleMs,

@@ -6,8 +6,18 @@ import {
   loadConfig,
   NATS_CLIENT_ENV,
   natsClientSettings,
+  structuredSetting,
 } from "@latchkey/config";
-import { isValidPrefix } from "@latchkey/token";
+import {
+  assertIssuable,
+  createKeyFormats,
+  defaultKeyFormatSpecs,
+  isValidPrefix,
+  type KeyFormatSpec,
+  type SigningKeySpec,
+  validateKeyFormats,
+  validateSigningKeys,
+} from "@latchkey/token";
 import { z } from "zod";
 import { DEFAULT_SNIFF_TIMEOUT_MS } from "./server/connect/http-listener.js";
 
@@ -73,6 +83,20 @@ export const tokenServiceConfigSchema = z
       .string()
       .default("lk")
       .refine(isValidPrefix, "must be a lower-case letter then up to 15 lower-case letters or digits"),
+    // ---- Key formats (issue 11) ----
+    // The formats this deployment accepts (a list: name, kind latchkey|hex|base64url|signed, prefix, lengths);
+    // a key matching none is MALFORMED before any lookup. Unset = one `latchkey` format with keyPrefix.
+    keyFormats: structuredSetting((value) => {
+      validateKeyFormats(value);
+      return value as KeyFormatSpec[];
+    }).optional(),
+    // The format Issue and Rotate use when neither the request nor the team names one; unset = the first listed.
+    keyFormat: z.string().min(1).optional(),
+    // HMAC-SHA256 keys of `signed` formats, by kid: one `active` signs, retired ones verify until `notAfter`.
+    keySigningKeys: structuredSetting((value) => {
+      validateSigningKeys(value);
+      return value as SigningKeySpec[];
+    }).optional(),
     // Root key, used as is; unset means one is generated on first start, stored hashed and printed once.
     rootKey: z
       .string()
@@ -123,6 +147,7 @@ export const tokenServiceConfigSchema = z
   .strict()
   .superRefine((value, ctx) => {
     checkNatsClientSettings(value, ctx);
+    checkKeyFormats(value, ctx);
     if (Boolean(value.tlsCert) !== Boolean(value.tlsKey)) {
       ctx.addIssue({ code: "custom", path: ["tlsCert"], message: "tlsCert and tlsKey must be set together" });
     }
@@ -143,6 +168,53 @@ export const tokenServiceConfigSchema = z
     }
   });
 
+/** The formats a config lists (or the default one), the signing keys, and the issue default. */
+export function keyFormatsOf(config: {
+  keyFormats?: KeyFormatSpec[] | undefined;
+  keyPrefix: string;
+  keySigningKeys?: SigningKeySpec[] | undefined;
+}) {
+  return createKeyFormats({
+    formats: config.keyFormats ?? defaultKeyFormatSpecs(config.keyPrefix),
+    signingKeys: config.keySigningKeys ?? [],
+  });
+}
+
+/** Cross-setting checks of the key formats, each reported against the setting at fault. */
+function checkKeyFormats(
+  value: {
+    keyFormats?: KeyFormatSpec[] | undefined;
+    keyFormat?: string | undefined;
+    keyPrefix: string;
+    keySigningKeys?: SigningKeySpec[] | undefined;
+  },
+  ctx: z.RefinementCtx,
+): void {
+  let formats: ReturnType<typeof keyFormatsOf>;
+  try {
+    formats = keyFormatsOf(value);
+  } catch {
+    return; // each list's own error is already reported
+  }
+  if (formats.formats.some((format) => format.kind === "signed") && formats.signingKeys.length === 0) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["keySigningKeys"],
+      message: "a signed key format needs signing keys",
+    });
+  }
+  const issuing = value.keyFormat ?? formats.formats[0]?.name ?? "";
+  try {
+    assertIssuable(formats, issuing);
+  } catch (error) {
+    ctx.addIssue({
+      code: "custom",
+      path: [value.keyFormat === undefined ? "keyFormats" : "keyFormat"],
+      message: (error as Error).message,
+    });
+  }
+}
+
 /** The token-service's parsed configuration. */
 export type TokenServiceConfig = z.output<typeof tokenServiceConfigSchema>;
 
@@ -160,6 +232,9 @@ export const TOKEN_SERVICE_ENV = {
   ...NATS_CLIENT_ENV,
   dataDir: "LATCHKEY_DATA_DIR",
   keyPrefix: "LATCHKEY_KEY_PREFIX",
+  keyFormats: "LATCHKEY_KEY_FORMATS",
+  keyFormat: "LATCHKEY_KEY_FORMAT",
+  keySigningKeys: "LATCHKEY_KEY_SIGNING_KEYS",
   rootKey: "LATCHKEY_ROOT_KEY",
   logLevel: "LATCHKEY_LOG_LEVEL",
   tlsCert: "LATCHKEY_TLS_CERT",

@@ -2,12 +2,18 @@ import { ConfigError } from "@latchkey/config";
 import { loadTokenServiceConfig } from "./config.js";
 import { openDatabase } from "./db/database.js";
 import { migrateToLatest } from "./db/migrate.js";
+import { gitleaksRulesCommand } from "./gitleaks-command.js";
 import { createLogger } from "./logger.js";
 import { databaseCa, startTokenService } from "./token-service.js";
 
 // Entry point of `latchkey-token-service [serve|migrate]`.
 
 async function main(command: string): Promise<void> {
+  if (command === "gitleaks-rules") {
+    // Secret-scanning rules for the configured key formats (or a format file's), as TOML on stdout.
+    process.stdout.write(gitleaksRulesCommand(process.argv[3]));
+    return;
+  }
   const config = loadTokenServiceConfig();
   const logger = createLogger(config.logLevel);
   if (command === "migrate") {
@@ -26,7 +32,10 @@ async function main(command: string): Promise<void> {
     return;
   }
   if (command !== "serve")
-    throw new ConfigError(`unknown command ${JSON.stringify(command)}: use serve or migrate`, []);
+    throw new ConfigError(
+      `unknown command ${JSON.stringify(command)}: use serve, migrate or gitleaks-rules`,
+      [],
+    );
   const service = await startTokenService(config, { logger });
   if (service.generatedRootKey) {
     // Printed once, on the start that generated it; only its hash is stored.

@@ -5,7 +5,7 @@ import type { Logger } from "pino";
 import { Registry } from "prom-client";
 import { createAdminAuthenticator } from "./auth/admin-authenticator.js";
 import { resolveRootCredential } from "./auth/root-key.js";
-import type { TokenServiceConfig } from "./config.js";
+import { keyFormatsOf, type TokenServiceConfig } from "./config.js";
 import { type DatabaseHandle, openDatabase } from "./db/database.js";
 import { migrateToLatest } from "./db/migrate.js";
 import { openKeyEventBus } from "./key-event-bus.js";
@@ -99,6 +99,8 @@ export async function startTokenService(
       const { applied } = await migrateToLatest(database.db);
       if (applied.length > 0) logger.info({ applied }, "migrations applied");
     }
+    // Validated by the config schema already; built once here with the signing keys.
+    const formats = keyFormatsOf(config);
     const root = await resolveRootCredential(database.db, {
       rootKey: config.rootKey,
       prefix: config.keyPrefix,
@@ -164,8 +166,9 @@ export async function startTokenService(
     const deps: ServiceDeps = {
       db: database.db,
       logger,
-      keyPrefix: config.keyPrefix,
-      auth: createAdminAuthenticator({ db: database.db, root, keyPrefix: config.keyPrefix }),
+      formats,
+      keyFormat: config.keyFormat ?? formats.formats[0]?.name ?? "latchkey",
+      auth: createAdminAuthenticator({ db: database.db, root, formats }),
       cache,
       lastUsed,
       publisher,

@@ -1,5 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { hashToken, MAX_TOKEN_LENGTH, missingScopes, parseToken } from "@latchkey/token";
+import { hashToken, type KeyFormats, MAX_TOKEN_LENGTH, missingScopes, parseTokenWith } from "@latchkey/token";
 import type { Kysely } from "kysely";
 import type { Database } from "../db/tables.js";
 import { findKeyByHash } from "../keys/key.repository.js";
@@ -16,7 +16,8 @@ export interface AdminAuthenticatorOptions {
   /** The root key's hash. */
   readonly root: RootCredential;
   /** The key prefix, so a malformed bearer value is refused before any lookup. */
-  readonly keyPrefix: string;
+  /** The accepted key formats: a bearer key matching none is refused before any lookup. */
+  readonly formats: KeyFormats;
 }
 
 /** Authenticates the bearer key of an admin call. */
@@ -33,12 +34,12 @@ export interface AdminAuthenticator {
  *
  * @example
  * ```ts
- * const auth = createAdminAuthenticator({ db, root, keyPrefix: "lk" });
+ * const auth = createAdminAuthenticator({ db, root, formats });
  * const principal = await auth.authenticate(ctx.requestHeader);
  * ```
  */
 export function createAdminAuthenticator(options: AdminAuthenticatorOptions): AdminAuthenticator {
-  const { db, root, keyPrefix } = options;
+  const { db, root, formats } = options;
   return {
     async authenticate(headers) {
       const header = headers.get("authorization");
@@ -61,7 +62,7 @@ export function createAdminAuthenticator(options: AdminAuthenticatorOptions): Ad
         "the bearer key is not valid (unknown, revoked, disabled or expired)",
         Code.Unauthenticated,
       );
-      if (!parseToken(token, keyPrefix).ok) throw invalid;
+      if (!parseTokenWith(formats, token).ok) throw invalid;
       const row = await findKeyByHash(db, hash);
       if (!row || !keyUsability(row, Date.now()).usable) throw invalid;
       if (missingScopes(row.scopes, ["admin"]).length > 0) {

@@ -34,6 +34,8 @@ function row(fields: Partial<ApiKeyRow> = {}): ApiKeyRow {
     rate_limits: [],
     tier: null,
     owner: null,
+    format: "latchkey",
+    signing_kid: null,
     ...fields,
   };
 }

@@ -5,6 +5,8 @@ export interface TeamTable {
   id: string;
   name: string;
   created_at: ColumnType<Date, Date | undefined, never>;
+  /** The key format its keys are issued in; null = the deployment's default. */
+  key_format: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 /** `api_keys`: one row per key; the token is stored only as its SHA-256. */
@@ -46,6 +48,10 @@ export interface ApiKeyTable {
   tier: ColumnType<string | null, string | null | undefined, string | null>;
   /** Its owner (an external id: a user, an agent); null for none. */
   owner: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The name of its token's key format (`latchkey` for keys made before formats). */
+  format: ColumnType<string, string | undefined, string>;
+  /** The kid of the signing key that signed a `signed` key; null for other formats. */
+  signing_kid: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 /** One of a key's rate limits as stored in `api_keys.rate_limits`. */

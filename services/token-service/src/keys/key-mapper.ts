@@ -30,5 +30,6 @@ export function keyFromRow(row: ApiKeyRow): Key {
     rateLimits: rateLimitsToProto(row.rate_limits),
     tier: row.tier ?? "",
     owner: row.owner ?? "",
+    format: row.format,
   });
 }

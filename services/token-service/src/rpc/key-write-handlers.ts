@@ -11,13 +11,14 @@ import {
   type RotateRequest,
   type RotateResponseSchema,
 } from "@latchkey/proto";
-import { generateToken, hashToken, tokenEnvironment, tokenHint } from "@latchkey/token";
+import { hashToken, tokenEnvironment } from "@latchkey/token";
 import { recordAudit } from "../audit/audit.repository.js";
 import { assertTeamAccess } from "../auth/admin-authenticator.js";
 import { authorizeKeyWrite } from "../auth/key-authority.js";
 import type { NewApiKeyRow, StoredRateLimit } from "../db/tables.js";
 import { newKeyId } from "../ids.js";
 import { insertKey, updateKey } from "../keys/key.repository.js";
+import { chooseKeyFormat, type NewToken, newTokenFor, requireKeyFormat } from "../keys/key-format-choice.js";
 import { invalidateKeys } from "../keys/key-invalidation.js";
 import { keyFromRow } from "../keys/key-mapper.js";
 import { requireEnvironment, requireOwner } from "../keys/key-owner-environment.js";
@@ -51,14 +52,16 @@ const NOT_ROTATABLE: Readonly<Record<KeyUnusableReason, string>> = {
   expired: "has expired",
 };
 
-/** The row of a new key for `token`: its id, hash and hint, never revoked nor used. */
+/** The row of a new key for `made`'s token: its id, hash, hint and format, never revoked nor used. */
 function newKeyRow(
-  token: string,
+  made: NewToken & { readonly id: string },
   fields: Omit<
     NewApiKeyRow,
     | "id"
     | "token_hash"
     | "hint"
+    | "format"
+    | "signing_kid"
     | "revoked_at"
     | "revoked_reason"
     | "last_used_at"
@@ -68,9 +71,11 @@ function newKeyRow(
 ): NewApiKeyRow {
   return {
     ...fields,
-    id: newKeyId(),
-    token_hash: hashToken(token),
-    hint: tokenHint(token),
+    id: made.id,
+    token_hash: hashToken(made.token),
+    hint: made.hint,
+    format: made.format,
+    signing_kid: made.signing_kid,
     revoked_at: null,
     revoked_reason: null,
     last_used_at: null,
@@ -114,28 +119,43 @@ export async function issueKey(
     : NO_USAGE_LIMIT;
   const rateLimits = requireRateLimits(request.rateLimits);
   const tier = requireTier(request.tier);
-  const token = generateToken({ prefix: deps.keyPrefix, environment: tokenEnvironment(environment) });
+  const requestedFormat = request.format === "" ? "" : requireKeyFormat(deps, request.format, "format");
+  let token = "";
   const row = await deps.db.transaction().execute(async (trx) => {
-    if (!(await findTeam(trx, teamId))) throw new ConnectError(`team ${teamId} not found`, Code.NotFound);
+    const team = await findTeam(trx, teamId);
+    if (!team) throw new ConnectError(`team ${teamId} not found`, Code.NotFound);
+    // The format: the request's, else the team's, else the deployment's; a signed key signs its own id.
+    const id = newKeyId();
+    const made = newTokenFor(deps, chooseKeyFormat(deps, requestedFormat, team.key_format), {
+      id,
+      teamId,
+      scopes,
+      environment: tokenEnvironment(environment),
+      expiresAt,
+    });
+    token = made.token;
     const inserted = await insertKey(
       trx,
-      newKeyRow(token, {
-        team_id: teamId,
-        name,
-        scopes,
-        environment,
-        created_at: new Date(),
-        created_by: principal.actor,
-        expires_at: expiresAt,
-        enabled: true,
-        disabled_by: null,
-        metadata,
-        rotated_from: null,
-        ...usageLimit,
-        rate_limits: rateLimits,
-        tier,
-        owner,
-      }),
+      newKeyRow(
+        { ...made, id },
+        {
+          team_id: teamId,
+          name,
+          scopes,
+          environment,
+          created_at: new Date(),
+          created_by: principal.actor,
+          expires_at: expiresAt,
+          enabled: true,
+          disabled_by: null,
+          metadata,
+          rotated_from: null,
+          ...usageLimit,
+          rate_limits: rateLimits,
+          tier,
+          owner,
+        },
+      ),
     );
     await recordAudit(trx, {
       actor: principal.actor,
@@ -232,32 +252,45 @@ export async function rotateKey(
         Code.FailedPrecondition,
       );
     }
-    const token = generateToken({ prefix: deps.keyPrefix, environment: tokenEnvironment(old.environment) });
+    // A replacement is made in its team's format (or the deployment's), whatever the old key's was.
+    const team = await findTeam(trx, old.team_id);
+    const id = newKeyId();
+    const made = newTokenFor(deps, chooseKeyFormat(deps, "", team?.key_format ?? null), {
+      id,
+      teamId: old.team_id,
+      scopes: old.scopes,
+      environment: tokenEnvironment(old.environment),
+      expiresAt: old.expires_at,
+    });
+    const token = made.token;
     const fresh = await insertKey(
       trx,
-      newKeyRow(token, {
-        team_id: old.team_id,
-        name: old.name,
-        scopes: old.scopes,
-        environment: old.environment,
-        created_at: now,
-        created_by: principal.actor,
-        expires_at: old.expires_at,
-        enabled: old.enabled,
-        // A replacement of a disabled key stays out of reach of whoever could not re-enable the old one.
-        disabled_by: old.disabled_by,
-        metadata: old.metadata ?? {},
-        rotated_from: old.id,
-        // The replacement carries the budget on; the old key's remaining uses in its grace period are its own.
-        remaining: old.remaining === null ? null : Number(old.remaining),
-        refill_interval: old.refill_interval,
-        refill_amount: old.refill_amount === null ? null : Number(old.refill_amount),
-        refilled_at: old.refilled_at,
-        // The replacement is limited as the old key was.
-        rate_limits: old.rate_limits ?? [],
-        tier: old.tier,
-        owner: old.owner,
-      }),
+      newKeyRow(
+        { ...made, id },
+        {
+          team_id: old.team_id,
+          name: old.name,
+          scopes: old.scopes,
+          environment: old.environment,
+          created_at: now,
+          created_by: principal.actor,
+          expires_at: old.expires_at,
+          enabled: old.enabled,
+          // A replacement of a disabled key stays out of reach of whoever could not re-enable the old one.
+          disabled_by: old.disabled_by,
+          metadata: old.metadata ?? {},
+          rotated_from: old.id,
+          // The replacement carries the budget on; the old key's remaining uses in its grace period are its own.
+          remaining: old.remaining === null ? null : Number(old.remaining),
+          refill_interval: old.refill_interval,
+          refill_amount: old.refill_amount === null ? null : Number(old.refill_amount),
+          refilled_at: old.refilled_at,
+          // The replacement is limited as the old key was.
+          rate_limits: old.rate_limits ?? [],
+          tier: old.tier,
+          owner: old.owner,
+        },
+      ),
     );
     const graceEnd = new Date(now.getTime() + graceMs);
     const expires = old.expires_at && old.expires_at < graceEnd ? old.expires_at : graceEnd;

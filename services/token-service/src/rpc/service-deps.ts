@@ -1,3 +1,4 @@
+import type { KeyFormats } from "@latchkey/token";
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
 import type { AdminAuthenticator } from "../auth/admin-authenticator.js";
@@ -12,7 +13,10 @@ import type { PropagationTracker } from "../outbox/propagation-tracker.js";
 export interface ServiceDeps {
   readonly db: Kysely<Database>;
   readonly logger: Logger;
-  readonly keyPrefix: string;
+  /** The key formats this deployment accepts (and, for signed ones, its signing keys). */
+  readonly formats: KeyFormats;
+  /** The format Issue and Rotate use when neither the request nor the team names one. */
+  readonly keyFormat: string;
   readonly auth: AdminAuthenticator;
   readonly cache: KeyRowCache;
   readonly lastUsed: LastUsedRecorder;

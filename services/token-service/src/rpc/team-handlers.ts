@@ -5,6 +5,7 @@ import { recordAudit } from "../audit/audit.repository.js";
 import { assertRoot } from "../auth/admin-authenticator.js";
 import type { TeamRow } from "../db/tables.js";
 import { newTeamId } from "../ids.js";
+import { requireKeyFormat } from "../keys/key-format-choice.js";
 import { registerService, type ServiceRegistration } from "../server/shared/service-registration.js";
 import { insertTeam, listTeams } from "../teams/team.repository.js";
 import { beginAdminCall } from "./admin-call.js";
@@ -13,7 +14,12 @@ import type { ServiceDeps } from "./service-deps.js";
 import { pageSize, requireName } from "./validate.js";
 
 function teamFromRow(row: TeamRow) {
-  return { id: row.id, name: row.name, createTime: timestampFromDate(row.created_at) };
+  return {
+    id: row.id,
+    name: row.name,
+    createTime: timestampFromDate(row.created_at),
+    keyFormat: row.key_format ?? "",
+  };
 }
 
 /**
@@ -30,8 +36,10 @@ export function createTeamService(deps: ServiceDeps): ServiceRegistration {
       const principal = await beginAdminCall(deps, ctx, request);
       assertRoot(principal);
       const name = requireName(request.name);
+      const keyFormat =
+        request.keyFormat === "" ? null : requireKeyFormat(deps, request.keyFormat, "key_format");
       const row = await deps.db.transaction().execute(async (trx) => {
-        const inserted = await insertTeam(trx, { id: newTeamId(), name });
+        const inserted = await insertTeam(trx, { id: newTeamId(), name, key_format: keyFormat });
         if (!inserted)
           throw new ConnectError(`a team named ${JSON.stringify(name)} already exists`, Code.AlreadyExists);
         await recordAudit(trx, {
@@ -39,7 +47,7 @@ export function createTeamService(deps: ServiceDeps): ServiceRegistration {
           action: "team.create",
           teamId: inserted.id,
           requestId: ctx.requestId,
-          details: { name },
+          details: keyFormat === null ? { name } : { name, keyFormat },
         });
         return inserted;
       });

@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { type VerifyRequest, VerifyRequestSchema, type VerifyResponse, VerifyResult } from "@latchkey/proto";
-import { generateToken, hashToken } from "@latchkey/token";
+import { createKeyFormats, generateToken, hashToken } from "@latchkey/token";
 import {
   type DatabaseConnection,
   type Driver,
@@ -102,13 +102,15 @@ function setup() {
     rate_limits: [],
     tier: null,
     owner: null,
+    format: "latchkey",
+    signing_kid: null,
   });
   const cache = new KeyRowCache({ maxEntries: 10, ttlMs: 60_000 });
   cache.clear(5); // subscribed at stream sequence 5
   // Only what Verify uses; the admin collaborators are never reached.
   const deps = {
     db: database.db,
-    keyPrefix: "lk",
+    formats: createKeyFormats({ formats: [{ name: "latchkey", kind: "latchkey", prefix: "lk" }] }),
     cache,
     lastUsed: { record() {} },
     eventsConnected: () => true,

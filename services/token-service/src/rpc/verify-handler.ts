@@ -7,7 +7,13 @@ import {
   VerifyResponseSchema,
   VerifyResult,
 } from "@latchkey/proto";
-import { effectiveScopes, MAX_TOKEN_LENGTH, missingScopes, parseToken } from "@latchkey/token";
+import {
+  effectiveScopes,
+  type FormatRejection,
+  MAX_TOKEN_LENGTH,
+  missingScopes,
+  parseTokenWith,
+} from "@latchkey/token";
 import type { ApiKeyRow } from "../db/tables.js";
 import { findKeyByHash } from "../keys/key.repository.js";
 import { keyFromRow } from "../keys/key-mapper.js";
@@ -19,12 +25,40 @@ import { takeUse, usageLimitOf } from "../usage/usage-limit.js";
 import type { ServiceDeps } from "./service-deps.js";
 import { invalidArgument, rejectUnknownFields, requireScopes } from "./validate.js";
 
-const MALFORMED = markImmutable(create(VerifyResponseSchema, { result: VerifyResult.MALFORMED }));
 const NOT_FOUND = markImmutable(create(VerifyResponseSchema, { result: VerifyResult.NOT_FOUND }));
 const REVOKED = markImmutable(create(VerifyResponseSchema, { result: VerifyResult.REVOKED }));
 const EXPIRED = markImmutable(create(VerifyResponseSchema, { result: VerifyResult.EXPIRED }));
 const DISABLED = markImmutable(create(VerifyResponseSchema, { result: VerifyResult.DISABLED }));
 const NO_SCOPES: readonly string[] = Object.freeze([]);
+/**
+ * The answer to a token refused before any lookup, with the reason: EXPIRED
+ * for a signed key past its own expiry or its signing key's end, MALFORMED for
+ * everything else (no accepted format, a bad checksum, a forged signature).
+ */
+const REFUSED: Readonly<Record<FormatRejection, VerifyResponse>> = Object.fromEntries(
+  (
+    [
+      "empty",
+      "too_long",
+      "no_format",
+      "shape",
+      "checksum",
+      "claims",
+      "unknown_signing_key",
+      "signature",
+      "signing_key_expired",
+      "expired",
+    ] as const
+  ).map((reason) => [
+    reason,
+    markImmutable(
+      create(VerifyResponseSchema, {
+        result: reason.endsWith("expired") ? VerifyResult.EXPIRED : VerifyResult.MALFORMED,
+        reason,
+      }),
+    ),
+  ]),
+) as Record<FormatRejection, VerifyResponse>;
 const UNUSABLE: Readonly<Record<KeyUnusableReason, VerifyResponse>> = {
   revoked: REVOKED,
   disabled: DISABLED,
@@ -56,6 +90,8 @@ export function createVerifyHandler(
   deps: ServiceDeps,
 ): (request: VerifyRequest) => VerifyResponse | Promise<VerifyResponse> {
   const inflight = new Map<string, Lookup>();
+  // When each signing key's tokens stop being accepted, for a signed key's row found in the cache.
+  const signingKeyEnds = new Map(deps.formats.signingKeys.map((key) => [key.kid, key.notAfter]));
 
   async function load(hashHex: string, minSequence: bigint): Promise<CachedKey> {
     const epoch = deps.cache.epoch;
@@ -115,8 +151,10 @@ export function createVerifyHandler(
       const answered = answer(hit.value, required, count);
       return answered instanceof Promise ? answered.then(counted) : counted(answered);
     }
-    // Only now the local checks: a malformed token is answered without counting a lookup.
-    if (!parseToken(token, deps.keyPrefix).ok) return counted(MALFORMED);
+    // Only now the local checks, against every accepted format (a signed key's signature too):
+    // a malformed or forged token is answered without counting a lookup.
+    const parsed = parseTokenWith(deps.formats, token);
+    if (!parsed.ok) return counted(REFUSED[parsed.reason]);
     metrics?.rowCache(bypass ? "bypass" : "miss");
     return load(hashHex, minSequence)
       .then((found) => answer(found, required, count))
@@ -165,6 +203,10 @@ export function createVerifyHandler(
     const now = Date.now();
     const usability = keyUsability(row, now);
     if (!usability.usable) return UNUSABLE[usability.reason];
+    // A row cache hit skips the parse: a signed key's signing key may have ended since it was cached.
+    if (row.signing_kid !== null && !((signingKeyEnds.get(row.signing_kid) ?? 0) > now)) {
+      return REFUSED.signing_key_expired;
+    }
     deps.lastUsed.record(row.id, now);
     if (grantsAll(scopes, required)) return valid;
     const missing = missingScopes(scopes, required);

@@ -4,7 +4,10 @@ import type { Database, TeamRow } from "../db/tables.js";
 type Db = Kysely<Database> | Transaction<Database>;
 
 /** Inserts a team; returns undefined when the name is taken. */
-export async function insertTeam(db: Db, team: { id: string; name: string }): Promise<TeamRow | undefined> {
+export async function insertTeam(
+  db: Db,
+  team: { id: string; name: string; key_format?: string | null },
+): Promise<TeamRow | undefined> {
   return db
     .insertInto("teams")
     .values({ ...team, created_at: new Date() })

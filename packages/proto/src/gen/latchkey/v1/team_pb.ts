@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file latchkey/v1/team.proto.
  */
 export const file_latchkey_v1_team: GenFile = /*@__PURE__*/
-  fileDesc("ChZsYXRjaGtleS92MS90ZWFtLnByb3RvEgtsYXRjaGtleS52MSJRCgRUZWFtEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIiEKEUNyZWF0ZVRlYW1SZXF1ZXN0EgwKBG5hbWUYASABKAkiNQoSQ3JlYXRlVGVhbVJlc3BvbnNlEh8KBHRlYW0YASABKAsyES5sYXRjaGtleS52MS5UZWFtIjkKEExpc3RUZWFtc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiTgoRTGlzdFRlYW1zUmVzcG9uc2USIAoFdGVhbXMYASADKAsyES5sYXRjaGtleS52MS5UZWFtEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCTKoAQoLVGVhbVNlcnZpY2USTQoKQ3JlYXRlVGVhbRIeLmxhdGNoa2V5LnYxLkNyZWF0ZVRlYW1SZXF1ZXN0Gh8ubGF0Y2hrZXkudjEuQ3JlYXRlVGVhbVJlc3BvbnNlEkoKCUxpc3RUZWFtcxIdLmxhdGNoa2V5LnYxLkxpc3RUZWFtc1JlcXVlc3QaHi5sYXRjaGtleS52MS5MaXN0VGVhbXNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChZsYXRjaGtleS92MS90ZWFtLnByb3RvEgtsYXRjaGtleS52MSJlCgRUZWFtEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmtleV9mb3JtYXQYBCABKAkiNQoRQ3JlYXRlVGVhbVJlcXVlc3QSDAoEbmFtZRgBIAEoCRISCgprZXlfZm9ybWF0GAIgASgJIjUKEkNyZWF0ZVRlYW1SZXNwb25zZRIfCgR0ZWFtGAEgASgLMhEubGF0Y2hrZXkudjEuVGVhbSI5ChBMaXN0VGVhbXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIk4KEUxpc3RUZWFtc1Jlc3BvbnNlEiAKBXRlYW1zGAEgAygLMhEubGF0Y2hrZXkudjEuVGVhbRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkyqAEKC1RlYW1TZXJ2aWNlEk0KCkNyZWF0ZVRlYW0SHi5sYXRjaGtleS52MS5DcmVhdGVUZWFtUmVxdWVzdBofLmxhdGNoa2V5LnYxLkNyZWF0ZVRlYW1SZXNwb25zZRJKCglMaXN0VGVhbXMSHS5sYXRjaGtleS52MS5MaXN0VGVhbXNSZXF1ZXN0Gh4ubGF0Y2hrZXkudjEuTGlzdFRlYW1zUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * Team owns keys. Admin keys (scope `admin`) manage the keys of their own team only.
@@ -40,6 +40,14 @@ export type Team = Message<"latchkey.v1.Team"> & {
    * @generated from field: google.protobuf.Timestamp create_time = 3;
    */
   createTime?: Timestamp | undefined;
+
+  /**
+   * The key format its keys are issued in unless Issue names one; empty means
+   * the deployment's default.
+   *
+   * @generated from field: string key_format = 4;
+   */
+  keyFormat: string;
 };
 
 /**
@@ -61,6 +69,13 @@ export type CreateTeamRequest = Message<"latchkey.v1.CreateTeamRequest"> & {
    * @generated from field: string name = 1;
    */
   name: string;
+
+  /**
+   * Optional key format of its keys, by configured name (team A issues `og_live_…`).
+   *
+   * @generated from field: string key_format = 2;
+   */
+  keyFormat: string;
 };
 
 /**
