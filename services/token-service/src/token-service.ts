@@ -165,6 +165,7 @@ export async function startTokenService(
       db: database.db,
       logger,
       keyPrefix: config.keyPrefix,
+      importMaxBatch: config.importMaxBatch,
       auth: createAdminAuthenticator({ db: database.db, root, keyPrefix: config.keyPrefix }),
       cache,
       lastUsed,

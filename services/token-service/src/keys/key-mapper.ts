@@ -29,5 +29,8 @@ export function keyFromRow(row: ApiKeyRow): Key {
     usageLimit: usageLimitOf(row),
     rateLimits: rateLimitsToProto(row.rate_limits),
     tier: row.tier ?? "",
+    externalId: row.external_id ?? "",
+    format: row.format ?? "latchkey",
+    importTime: row.imported_at ? timestampFromDate(row.imported_at) : undefined,
   });
 }

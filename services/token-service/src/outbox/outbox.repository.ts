@@ -48,6 +48,34 @@ export async function enqueueKeyEvent(
 }
 
 /**
+ * {@link enqueueKeyEvent} for many keys in one statement and one NOTIFY (an
+ * import batch); the same guarantee: the events exist if and only if the
+ * change commits.
+ */
+export async function enqueueKeyEvents(
+  trx: Transaction<Database>,
+  type: KeyEventType,
+  keys: readonly ApiKeyRow[],
+): Promise<void> {
+  if (keys.length === 0) return;
+  await trx
+    .insertInto("key_event_outbox")
+    .values(
+      keys.map((key) => ({
+        event_type: type,
+        key_id: key.id,
+        team_id: key.team_id,
+        token_hash: key.token_hash,
+        expires_at: key.expires_at,
+        published_at: null,
+        stream_sequence: null,
+      })),
+    )
+    .execute();
+  await sql`select pg_notify(${OUTBOX_CHANNEL}, '')`.execute(trx);
+}
+
+/**
  * Locks up to `limit` unpublished rows, oldest first, skipping rows another
  * publisher holds, so concurrent publishers never send the same row twice.
  */

@@ -1,5 +1,5 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
-import { type Duration, durationMs, timestampDate } from "@bufbuild/protobuf/wkt";
+import { type Duration, durationMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
   type IssueRequest,
@@ -11,7 +11,7 @@ import {
   type RotateRequest,
   type RotateResponseSchema,
 } from "@latchkey/proto";
-import { generateToken, hashToken, type KeyEnvironment, tokenHint } from "@latchkey/token";
+import { generateToken, hashToken, tokenHint } from "@latchkey/token";
 import { recordAudit } from "../audit/audit.repository.js";
 import { assertTeamAccess } from "../auth/admin-authenticator.js";
 import { authorizeKeyWrite } from "../auth/key-authority.js";
@@ -31,7 +31,9 @@ import { beginAdminCall, lockKey } from "./admin-call.js";
 import type { ServiceDeps } from "./service-deps.js";
 import {
   invalidArgument,
+  optionalExpiry,
   optionalText,
+  requireEnvironment,
   requireKeyId,
   requireMetadata,
   requireName,
@@ -41,7 +43,6 @@ import {
 
 const MAX_GRACE_MS = 30 * 86_400_000;
 const MAX_WAIT_MS = 30_000;
-const MAX_LIFETIME_MS = 100 * 365 * 86_400_000;
 // A disabled key may be rotated: it returns a token, and the replacement stays disabled.
 const ROTATABLE: KeyUsabilityOptions = { allowDisabled: true };
 const NOT_ROTATABLE: Readonly<Record<KeyUnusableReason, string>> = {
@@ -98,23 +99,15 @@ export async function issueKey(
   const name = requireName(request.name);
   const scopes = requireScopes(request.scopes);
   authorizeKeyWrite(principal, { kind: "issue", scopes });
-  const environment = request.environment === "" ? "live" : request.environment;
-  if (environment !== "live" && environment !== "test")
-    throw invalidArgument("environment", "must be live or test");
-  let expiresAt: Date | null = null;
-  if (request.expireTime) {
-    expiresAt = timestampDate(request.expireTime);
-    const ahead = expiresAt.getTime() - Date.now();
-    if (!(ahead > 0)) throw invalidArgument("expire_time", "must be in the future");
-    if (ahead > MAX_LIFETIME_MS) throw invalidArgument("expire_time", "must be within 100 years");
-  }
+  const environment = requireEnvironment(request.environment);
+  const expiresAt = optionalExpiry(request.expireTime);
   const metadata = requireMetadata(request.metadata);
   const usageLimit = request.usageLimit
     ? requireUsageLimit(request.usageLimit, "usage_limit")
     : NO_USAGE_LIMIT;
   const rateLimits = requireRateLimits(request.rateLimits);
   const tier = requireTier(request.tier);
-  const token = generateToken({ prefix: deps.keyPrefix, environment: environment as KeyEnvironment });
+  const token = generateToken({ prefix: deps.keyPrefix, environment });
   const row = await deps.db.transaction().execute(async (trx) => {
     if (!(await findTeam(trx, teamId))) throw new ConnectError(`team ${teamId} not found`, Code.NotFound);
     const inserted = await insertKey(
@@ -123,7 +116,7 @@ export async function issueKey(
         team_id: teamId,
         name,
         scopes,
-        environment: environment as KeyEnvironment,
+        environment,
         created_at: new Date(),
         created_by: principal.actor,
         expires_at: expiresAt,

@@ -13,6 +13,8 @@ export interface ServiceDeps {
   readonly db: Kysely<Database>;
   readonly logger: Logger;
   readonly keyPrefix: string;
+  /** The most keys one ImportKeys call may carry (`importMaxBatch`); 1000 when left out. */
+  readonly importMaxBatch?: number;
   readonly auth: AdminAuthenticator;
   readonly cache: KeyRowCache;
   readonly lastUsed: LastUsedRecorder;

@@ -5,6 +5,7 @@ import * as expiryAnnounced from "./2026-11-27T0100_expiry_announced.js";
 import * as disabledBy from "./2026-11-28T0000_disabled_by.js";
 import * as usage from "./2026-12-02T0000_usage.js";
 import * as rateLimits from "./2026-12-02T0100_rate_limits.js";
+import * as importKeys from "./2026-12-02T0300_import.js";
 
 /**
  * Every migration, by name. Names are timestamps so they sort in order; kept
@@ -18,4 +19,5 @@ export const migrations: Record<string, Migration> = {
   "2026-11-28T0000_disabled_by": disabledBy,
   "2026-12-02T0000_usage": usage,
   "2026-12-02T0100_rate_limits": rateLimits,
+  "2026-12-02T0300_import": importKeys,
 };

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file latchkey/v1/key.proto.
  */
 export const file_latchkey_v1_key: GenFile = /*@__PURE__*/
-  fileDesc("ChVsYXRjaGtleS92MS9rZXkucHJvdG8SC2xhdGNoa2V5LnYxIt4ECgNLZXkSCgoCaWQYASABKAkSDwoHdGVhbV9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEg4KBnNjb3BlcxgEIAMoCRITCgtlbnZpcm9ubWVudBgFIAEoCRIMCgRoaW50GAYgASgJEi8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoObGFzdF91c2VkX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3Jldm9rZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1yZXZva2VfcmVhc29uGAsgASgJEg8KB2VuYWJsZWQYDCABKAgSMAoIbWV0YWRhdGEYDSADKAsyHi5sYXRjaGtleS52MS5LZXkuTWV0YWRhdGFFbnRyeRISCgpjcmVhdGVkX2J5GA4gASgJEhQKDHJvdGF0ZWRfZnJvbRgPIAEoCRIUCgxyZXF1ZXN0c18yNGgYECABKAMSLAoLdXNhZ2VfbGltaXQYESABKAsyFy5sYXRjaGtleS52MS5Vc2FnZUxpbWl0EisKC3JhdGVfbGltaXRzGBIgAygLMhYubGF0Y2hrZXkudjEuUmF0ZUxpbWl0EgwKBHRpZXIYEyABKAkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIqcBCgpVc2FnZUxpbWl0EhEKCXJlbWFpbmluZxgBIAEoAxI5Cg9yZWZpbGxfaW50ZXJ2YWwYAiABKA4yIC5sYXRjaGtleS52MS5Vc2FnZVJlZmlsbEludGVydmFsEhUKDXJlZmlsbF9hbW91bnQYAyABKAMSNAoQbmV4dF9yZWZpbGxfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiUwoJUmF0ZUxpbWl0EgwKBG5hbWUYASABKAkSDQoFbGltaXQYAiABKAMSKQoGd2luZG93GAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uKoABChNVc2FnZVJlZmlsbEludGVydmFsEiUKIVVTQUdFX1JFRklMTF9JTlRFUlZBTF9VTlNQRUNJRklFRBAAEh8KG1VTQUdFX1JFRklMTF9JTlRFUlZBTF9EQUlMWRABEiEKHVVTQUdFX1JFRklMTF9JTlRFUlZBTF9NT05USExZEAJiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChVsYXRjaGtleS92MS9rZXkucHJvdG8SC2xhdGNoa2V5LnYxIrQFCgNLZXkSCgoCaWQYASABKAkSDwoHdGVhbV9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEg4KBnNjb3BlcxgEIAMoCRITCgtlbnZpcm9ubWVudBgFIAEoCRIMCgRoaW50GAYgASgJEi8KC2NyZWF0ZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoObGFzdF91c2VkX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3Jldm9rZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1yZXZva2VfcmVhc29uGAsgASgJEg8KB2VuYWJsZWQYDCABKAgSMAoIbWV0YWRhdGEYDSADKAsyHi5sYXRjaGtleS52MS5LZXkuTWV0YWRhdGFFbnRyeRISCgpjcmVhdGVkX2J5GA4gASgJEhQKDHJvdGF0ZWRfZnJvbRgPIAEoCRIUCgxyZXF1ZXN0c18yNGgYECABKAMSLAoLdXNhZ2VfbGltaXQYESABKAsyFy5sYXRjaGtleS52MS5Vc2FnZUxpbWl0EisKC3JhdGVfbGltaXRzGBIgAygLMhYubGF0Y2hrZXkudjEuUmF0ZUxpbWl0EgwKBHRpZXIYEyABKAkSEwoLZXh0ZXJuYWxfaWQYFCABKAkSDgoGZm9ybWF0GBUgASgJEi8KC2ltcG9ydF90aW1lGBYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEipwEKClVzYWdlTGltaXQSEQoJcmVtYWluaW5nGAEgASgDEjkKD3JlZmlsbF9pbnRlcnZhbBgCIAEoDjIgLmxhdGNoa2V5LnYxLlVzYWdlUmVmaWxsSW50ZXJ2YWwSFQoNcmVmaWxsX2Ftb3VudBgDIAEoAxI0ChBuZXh0X3JlZmlsbF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJTCglSYXRlTGltaXQSDAoEbmFtZRgBIAEoCRINCgVsaW1pdBgCIAEoAxIpCgZ3aW5kb3cYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24qgAEKE1VzYWdlUmVmaWxsSW50ZXJ2YWwSJQohVVNBR0VfUkVGSUxMX0lOVEVSVkFMX1VOU1BFQ0lGSUVEEAASHwobVVNBR0VfUkVGSUxMX0lOVEVSVkFMX0RBSUxZEAESIQodVVNBR0VfUkVGSUxMX0lOVEVSVkFMX01PTlRITFkQAmIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Key holds the public fields of an API key. The plaintext token is never part
@@ -163,6 +163,27 @@ export type Key = Message<"latchkey.v1.Key"> & {
    * @generated from field: string tier = 19;
    */
   tier: string;
+
+  /**
+   * For an imported key, its id in the system it came from (unique per team); empty otherwise.
+   *
+   * @generated from field: string external_id = 20;
+   */
+  externalId: string;
+
+  /**
+   * The token's format: `latchkey` (every key issued here), `hex`, `base64url` or `signed`.
+   *
+   * @generated from field: string format = 21;
+   */
+  format: string;
+
+  /**
+   * When the key was imported (ImportKeys); unset for a key issued here.
+   *
+   * @generated from field: google.protobuf.Timestamp import_time = 22;
+   */
+  importTime?: Timestamp | undefined;
 };
 
 /**

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file latchkey/v1/token_service.proto.
  */
 export const file_latchkey_v1_token_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch9sYXRjaGtleS92MS90b2tlbl9zZXJ2aWNlLnByb3RvEgtsYXRjaGtleS52MSLYAgoMSXNzdWVSZXF1ZXN0Eg8KB3RlYW1faWQYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZzY29wZXMYAyADKAkSEwoLZW52aXJvbm1lbnQYBCABKAkSLwoLZXhwaXJlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjkKCG1ldGFkYXRhGAYgAygLMicubGF0Y2hrZXkudjEuSXNzdWVSZXF1ZXN0Lk1ldGFkYXRhRW50cnkSLAoLdXNhZ2VfbGltaXQYByABKAsyFy5sYXRjaGtleS52MS5Vc2FnZUxpbWl0EisKC3JhdGVfbGltaXRzGAggAygLMhYubGF0Y2hrZXkudjEuUmF0ZUxpbWl0EgwKBHRpZXIYCSABKAkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIj0KDUlzc3VlUmVzcG9uc2USHQoDa2V5GAEgASgLMhAubGF0Y2hrZXkudjEuS2V5Eg0KBXRva2VuGAIgASgJIm0KDVZlcmlmeVJlcXVlc3QSDQoFdG9rZW4YASABKAkSFwoPcmVxdWlyZWRfc2NvcGVzGAIgAygJEhoKEm1pbl9ldmVudF9zZXF1ZW5jZRgDIAEoBBIYChBjb3VudF9yYXRlX2xpbWl0GAQgASgIIqQBCg5WZXJpZnlSZXNwb25zZRIpCgZyZXN1bHQYASABKA4yGS5sYXRjaGtleS52MS5WZXJpZnlSZXN1bHQSHQoDa2V5GAIgASgLMhAubGF0Y2hrZXkudjEuS2V5EhYKDm1pc3Npbmdfc2NvcGVzGAMgAygJEjAKC3JhdGVfbGltaXRzGAQgAygLMhsubGF0Y2hrZXkudjEuUmF0ZUxpbWl0U3RhdGUiagoOUmF0ZUxpbWl0U3RhdGUSDAoEbmFtZRgBIAEoCRINCgVsaW1pdBgCIAEoAxIRCglyZW1haW5pbmcYAyABKAMSKAoFcmVzZXQYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iYAoNUmV2b2tlUmVxdWVzdBIOCgZrZXlfaWQYASABKAkSDgoGcmVhc29uGAIgASgJEi8KDHdhaXRfdGltZW91dBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJeCg5SZXZva2VSZXNwb25zZRIdCgNrZXkYASABKAsyEC5sYXRjaGtleS52MS5LZXkSLQoLcHJvcGFnYXRpb24YAiABKAsyGC5sYXRjaGtleS52MS5Qcm9wYWdhdGlvbiJ2CgtQcm9wYWdhdGlvbhIWCg5saXZlX3ZlcmlmaWVycxgBIAEoBRIRCgljb25maXJtZWQYAiABKAUSKgoHc2xvd2VzdBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIQCghjb21wbGV0ZRgEIAEoCCJQCg1Sb3RhdGVSZXF1ZXN0Eg4KBmtleV9pZBgBIAEoCRIvCgxncmFjZV9wZXJpb2QYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24inQEKDlJvdGF0ZVJlc3BvbnNlEh0KA2tleRgBIAEoCzIQLmxhdGNoa2V5LnYxLktleRINCgV0b2tlbhgCIAEoCRImCgxwcmV2aW91c19rZXkYAyABKAsyEC5sYXRjaGtleS52MS5LZXkSNQoUcHJldmlvdXNfa2V5X3RyYWZmaWMYBCABKAsyFy5sYXRjaGtleS52MS5LZXlUcmFmZmljIhwKCkdldFJlcXVlc3QSDgoGa2V5X2lkGAEgASgJIowBCgtHZXRSZXNwb25zZRIdCgNrZXkYASABKAsyEC5sYXRjaGtleS52MS5LZXkSKAoHdHJhZmZpYxgCIAEoCzIXLmxhdGNoa2V5LnYxLktleVRyYWZmaWMSNAoTcHJlZGVjZXNzb3JfdHJhZmZpYxgDIAEoCzIXLmxhdGNoa2V5LnYxLktleVRyYWZmaWMiXgoLTGlzdFJlcXVlc3QSDwoHdGVhbV9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIXCg9pbmNsdWRlX3Jldm9rZWQYBCABKAgiRwoMTGlzdFJlc3BvbnNlEh4KBGtleXMYASADKAsyEC5sYXRjaGtleS52MS5LZXkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIsUCCg1VcGRhdGVSZXF1ZXN0Eg4KBmtleV9pZBgBIAEoCRIRCgRuYW1lGAIgASgJSACIAQESJgoGc2NvcGVzGAMgASgLMhYubGF0Y2hrZXkudjEuU2NvcGVMaXN0EicKCG1ldGFkYXRhGAQgASgLMhUubGF0Y2hrZXkudjEuTWV0YWRhdGESFAoHZW5hYmxlZBgFIAEoCEgBiAEBEiwKC3VzYWdlX2xpbWl0GAYgASgLMhcubGF0Y2hrZXkudjEuVXNhZ2VMaW1pdBIaChJyZW1vdmVfdXNhZ2VfbGltaXQYByABKAgSLwoLcmF0ZV9saW1pdHMYCCABKAsyGi5sYXRjaGtleS52MS5SYXRlTGltaXRMaXN0EhEKBHRpZXIYCSABKAlIAogBAUIHCgVfbmFtZUIKCghfZW5hYmxlZEIHCgVfdGllciI3Cg1SYXRlTGltaXRMaXN0EiYKBnZhbHVlcxgBIAMoCzIWLmxhdGNoa2V5LnYxLlJhdGVMaW1pdCIbCglTY29wZUxpc3QSDgoGdmFsdWVzGAEgAygJIm8KCE1ldGFkYXRhEjMKB2VudHJpZXMYASADKAsyIi5sYXRjaGtleS52MS5NZXRhZGF0YS5FbnRyaWVzRW50cnkaLgoMRW50cmllc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiLwoOVXBkYXRlUmVzcG9uc2USHQoDa2V5GAEgASgLMhAubGF0Y2hrZXkudjEuS2V5ImoKCktleVRyYWZmaWMSDgoGa2V5X2lkGAEgASgJEhgKEHJlcXVlc3RzX2xhc3RfNW0YAiABKAMSMgoObGFzdF91c2VkX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIsQBCg9HZXRVc2FnZVJlcXVlc3QSDgoGa2V5X2lkGAEgASgJEg8KB3RlYW1faWQYAiABKAkSLgoKc3RhcnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKC2dyYW51bGFyaXR5GAUgASgOMh0ubGF0Y2hrZXkudjEuVXNhZ2VHcmFudWxhcml0eSJOChFVc2FnZU91dGNvbWVDb3VudBIqCgdvdXRjb21lGAEgASgOMhkubGF0Y2hrZXkudjEuVXNhZ2VPdXRjb21lEg0KBWNvdW50GAIgASgDInwKC1VzYWdlQnVja2V0Ei4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBXRvdGFsGAIgASgDEi4KBmNvdW50cxgDIAMoCzIeLmxhdGNoa2V5LnYxLlVzYWdlT3V0Y29tZUNvdW50IkwKEEdldFVzYWdlUmVzcG9uc2USKQoHYnVja2V0cxgBIAMoCzIYLmxhdGNoa2V5LnYxLlVzYWdlQnVja2V0Eg0KBXRvdGFsGAIgASgDKroCCgxWZXJpZnlSZXN1bHQSHQoZVkVSSUZZX1JFU1VMVF9VTlNQRUNJRklFRBAAEhcKE1ZFUklGWV9SRVNVTFRfVkFMSUQQARIbChdWRVJJRllfUkVTVUxUX01BTEZPUk1FRBACEhsKF1ZFUklGWV9SRVNVTFRfTk9UX0ZPVU5EEAMSGQoVVkVSSUZZX1JFU1VMVF9SRVZPS0VEEAQSGQoVVkVSSUZZX1JFU1VMVF9FWFBJUkVEEAUSGgoWVkVSSUZZX1JFU1VMVF9ESVNBQkxFRBAGEiQKIFZFUklGWV9SRVNVTFRfSU5TVUZGSUNJRU5UX1NDT1BFEAcSHgoaVkVSSUZZX1JFU1VMVF9SQVRFX0xJTUlURUQQCBIgChxWRVJJRllfUkVTVUxUX1VTQUdFX0VYQ0VFREVEEAkqigEKEFVzYWdlR3JhbnVsYXJpdHkSIQodVVNBR0VfR1JBTlVMQVJJVFlfVU5TUEVDSUZJRUQQABIcChhVU0FHRV9HUkFOVUxBUklUWV9NSU5VVEUQARIaChZVU0FHRV9HUkFOVUxBUklUWV9IT1VSEAISGQoVVVNBR0VfR1JBTlVMQVJJVFlfREFZEAMyrgQKDFRva2VuU2VydmljZRI+CgVJc3N1ZRIZLmxhdGNoa2V5LnYxLklzc3VlUmVxdWVzdBoaLmxhdGNoa2V5LnYxLklzc3VlUmVzcG9uc2USRgoGVmVyaWZ5EhoubGF0Y2hrZXkudjEuVmVyaWZ5UmVxdWVzdBobLmxhdGNoa2V5LnYxLlZlcmlmeVJlc3BvbnNlIgOQAgISQQoGUmV2b2tlEhoubGF0Y2hrZXkudjEuUmV2b2tlUmVxdWVzdBobLmxhdGNoa2V5LnYxLlJldm9rZVJlc3BvbnNlEkEKBlJvdGF0ZRIaLmxhdGNoa2V5LnYxLlJvdGF0ZVJlcXVlc3QaGy5sYXRjaGtleS52MS5Sb3RhdGVSZXNwb25zZRI9CgNHZXQSFy5sYXRjaGtleS52MS5HZXRSZXF1ZXN0GhgubGF0Y2hrZXkudjEuR2V0UmVzcG9uc2UiA5ACARJACgRMaXN0EhgubGF0Y2hrZXkudjEuTGlzdFJlcXVlc3QaGS5sYXRjaGtleS52MS5MaXN0UmVzcG9uc2UiA5ACARJBCgZVcGRhdGUSGi5sYXRjaGtleS52MS5VcGRhdGVSZXF1ZXN0GhsubGF0Y2hrZXkudjEuVXBkYXRlUmVzcG9uc2USTAoIR2V0VXNhZ2USHC5sYXRjaGtleS52MS5HZXRVc2FnZVJlcXVlc3QaHS5sYXRjaGtleS52MS5HZXRVc2FnZVJlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_latchkey_v1_key, file_latchkey_v1_usage]);
+  fileDesc("Ch9sYXRjaGtleS92MS90b2tlbl9zZXJ2aWNlLnByb3RvEgtsYXRjaGtleS52MSLYAgoMSXNzdWVSZXF1ZXN0Eg8KB3RlYW1faWQYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZzY29wZXMYAyADKAkSEwoLZW52aXJvbm1lbnQYBCABKAkSLwoLZXhwaXJlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjkKCG1ldGFkYXRhGAYgAygLMicubGF0Y2hrZXkudjEuSXNzdWVSZXF1ZXN0Lk1ldGFkYXRhRW50cnkSLAoLdXNhZ2VfbGltaXQYByABKAsyFy5sYXRjaGtleS52MS5Vc2FnZUxpbWl0EisKC3JhdGVfbGltaXRzGAggAygLMhYubGF0Y2hrZXkudjEuUmF0ZUxpbWl0EgwKBHRpZXIYCSABKAkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIj0KDUlzc3VlUmVzcG9uc2USHQoDa2V5GAEgASgLMhAubGF0Y2hrZXkudjEuS2V5Eg0KBXRva2VuGAIgASgJIm0KDVZlcmlmeVJlcXVlc3QSDQoFdG9rZW4YASABKAkSFwoPcmVxdWlyZWRfc2NvcGVzGAIgAygJEhoKEm1pbl9ldmVudF9zZXF1ZW5jZRgDIAEoBBIYChBjb3VudF9yYXRlX2xpbWl0GAQgASgIIqQBCg5WZXJpZnlSZXNwb25zZRIpCgZyZXN1bHQYASABKA4yGS5sYXRjaGtleS52MS5WZXJpZnlSZXN1bHQSHQoDa2V5GAIgASgLMhAubGF0Y2hrZXkudjEuS2V5EhYKDm1pc3Npbmdfc2NvcGVzGAMgAygJEjAKC3JhdGVfbGltaXRzGAQgAygLMhsubGF0Y2hrZXkudjEuUmF0ZUxpbWl0U3RhdGUiagoOUmF0ZUxpbWl0U3RhdGUSDAoEbmFtZRgBIAEoCRINCgVsaW1pdBgCIAEoAxIRCglyZW1haW5pbmcYAyABKAMSKAoFcmVzZXQYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iYAoNUmV2b2tlUmVxdWVzdBIOCgZrZXlfaWQYASABKAkSDgoGcmVhc29uGAIgASgJEi8KDHdhaXRfdGltZW91dBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJeCg5SZXZva2VSZXNwb25zZRIdCgNrZXkYASABKAsyEC5sYXRjaGtleS52MS5LZXkSLQoLcHJvcGFnYXRpb24YAiABKAsyGC5sYXRjaGtleS52MS5Qcm9wYWdhdGlvbiJ2CgtQcm9wYWdhdGlvbhIWCg5saXZlX3ZlcmlmaWVycxgBIAEoBRIRCgljb25maXJtZWQYAiABKAUSKgoHc2xvd2VzdBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIQCghjb21wbGV0ZRgEIAEoCCJQCg1Sb3RhdGVSZXF1ZXN0Eg4KBmtleV9pZBgBIAEoCRIvCgxncmFjZV9wZXJpb2QYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24inQEKDlJvdGF0ZVJlc3BvbnNlEh0KA2tleRgBIAEoCzIQLmxhdGNoa2V5LnYxLktleRINCgV0b2tlbhgCIAEoCRImCgxwcmV2aW91c19rZXkYAyABKAsyEC5sYXRjaGtleS52MS5LZXkSNQoUcHJldmlvdXNfa2V5X3RyYWZmaWMYBCABKAsyFy5sYXRjaGtleS52MS5LZXlUcmFmZmljIhwKCkdldFJlcXVlc3QSDgoGa2V5X2lkGAEgASgJIowBCgtHZXRSZXNwb25zZRIdCgNrZXkYASABKAsyEC5sYXRjaGtleS52MS5LZXkSKAoHdHJhZmZpYxgCIAEoCzIXLmxhdGNoa2V5LnYxLktleVRyYWZmaWMSNAoTcHJlZGVjZXNzb3JfdHJhZmZpYxgDIAEoCzIXLmxhdGNoa2V5LnYxLktleVRyYWZmaWMiXgoLTGlzdFJlcXVlc3QSDwoHdGVhbV9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIXCg9pbmNsdWRlX3Jldm9rZWQYBCABKAgiRwoMTGlzdFJlc3BvbnNlEh4KBGtleXMYASADKAsyEC5sYXRjaGtleS52MS5LZXkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIsUCCg1VcGRhdGVSZXF1ZXN0Eg4KBmtleV9pZBgBIAEoCRIRCgRuYW1lGAIgASgJSACIAQESJgoGc2NvcGVzGAMgASgLMhYubGF0Y2hrZXkudjEuU2NvcGVMaXN0EicKCG1ldGFkYXRhGAQgASgLMhUubGF0Y2hrZXkudjEuTWV0YWRhdGESFAoHZW5hYmxlZBgFIAEoCEgBiAEBEiwKC3VzYWdlX2xpbWl0GAYgASgLMhcubGF0Y2hrZXkudjEuVXNhZ2VMaW1pdBIaChJyZW1vdmVfdXNhZ2VfbGltaXQYByABKAgSLwoLcmF0ZV9saW1pdHMYCCABKAsyGi5sYXRjaGtleS52MS5SYXRlTGltaXRMaXN0EhEKBHRpZXIYCSABKAlIAogBAUIHCgVfbmFtZUIKCghfZW5hYmxlZEIHCgVfdGllciI3Cg1SYXRlTGltaXRMaXN0EiYKBnZhbHVlcxgBIAMoCzIWLmxhdGNoa2V5LnYxLlJhdGVMaW1pdCIbCglTY29wZUxpc3QSDgoGdmFsdWVzGAEgAygJIm8KCE1ldGFkYXRhEjMKB2VudHJpZXMYASADKAsyIi5sYXRjaGtleS52MS5NZXRhZGF0YS5FbnRyaWVzRW50cnkaLgoMRW50cmllc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiLwoOVXBkYXRlUmVzcG9uc2USHQoDa2V5GAEgASgLMhAubGF0Y2hrZXkudjEuS2V5ImoKCktleVRyYWZmaWMSDgoGa2V5X2lkGAEgASgJEhgKEHJlcXVlc3RzX2xhc3RfNW0YAiABKAMSMgoObGFzdF91c2VkX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIsQBCg9HZXRVc2FnZVJlcXVlc3QSDgoGa2V5X2lkGAEgASgJEg8KB3RlYW1faWQYAiABKAkSLgoKc3RhcnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKC2dyYW51bGFyaXR5GAUgASgOMh0ubGF0Y2hrZXkudjEuVXNhZ2VHcmFudWxhcml0eSJOChFVc2FnZU91dGNvbWVDb3VudBIqCgdvdXRjb21lGAEgASgOMhkubGF0Y2hrZXkudjEuVXNhZ2VPdXRjb21lEg0KBWNvdW50GAIgASgDInwKC1VzYWdlQnVja2V0Ei4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBXRvdGFsGAIgASgDEi4KBmNvdW50cxgDIAMoCzIeLmxhdGNoa2V5LnYxLlVzYWdlT3V0Y29tZUNvdW50IkwKEEdldFVzYWdlUmVzcG9uc2USKQoHYnVja2V0cxgBIAMoCzIYLmxhdGNoa2V5LnYxLlVzYWdlQnVja2V0Eg0KBXRvdGFsGAIgASgDIjkKEUltcG9ydEtleXNSZXF1ZXN0EiQKBGtleXMYASADKAsyFi5sYXRjaGtleS52MS5JbXBvcnRLZXkitAMKCUltcG9ydEtleRITCgtleHRlcm5hbF9pZBgBIAEoCRIPCgd0ZWFtX2lkGAIgASgJEgwKBG5hbWUYAyABKAkSDgoGc2NvcGVzGAQgAygJEhMKC2Vudmlyb25tZW50GAUgASgJEg8KBXRva2VuGAYgASgJSAASFgoMdG9rZW5fc2hhMjU2GAcgASgJSAASDgoGZm9ybWF0GAggASgJEi8KC2NyZWF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5sYXN0X3VzZWRfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjYKCG1ldGFkYXRhGAwgAygLMiQubGF0Y2hrZXkudjEuSW1wb3J0S2V5Lk1ldGFkYXRhRW50cnkSDAoEaGludBgNIAEoCRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCAoGc2VjcmV0IpYBCg9JbXBvcnRSb3dSZXN1bHQSDQoFaW5kZXgYASABKAUSEwoLZXh0ZXJuYWxfaWQYAiABKAkSLAoGc3RhdHVzGAMgASgOMhwubGF0Y2hrZXkudjEuSW1wb3J0Um93U3RhdHVzEg4KBmtleV9pZBgEIAEoCRINCgVlcnJvchgFIAEoCRISCgplcnJvcl9jb2RlGAYgASgJIpQBChJJbXBvcnRLZXlzUmVzcG9uc2USEQoJY29tbWl0dGVkGAEgASgIEi0KB3Jlc3VsdHMYAiADKAsyHC5sYXRjaGtleS52MS5JbXBvcnRSb3dSZXN1bHQSEAoIaW1wb3J0ZWQYAyABKAUSGAoQYWxyZWFkeV9pbXBvcnRlZBgEIAEoBRIQCghyZWplY3RlZBgFIAEoBSq6AgoMVmVyaWZ5UmVzdWx0Eh0KGVZFUklGWV9SRVNVTFRfVU5TUEVDSUZJRUQQABIXChNWRVJJRllfUkVTVUxUX1ZBTElEEAESGwoXVkVSSUZZX1JFU1VMVF9NQUxGT1JNRUQQAhIbChdWRVJJRllfUkVTVUxUX05PVF9GT1VORBADEhkKFVZFUklGWV9SRVNVTFRfUkVWT0tFRBAEEhkKFVZFUklGWV9SRVNVTFRfRVhQSVJFRBAFEhoKFlZFUklGWV9SRVNVTFRfRElTQUJMRUQQBhIkCiBWRVJJRllfUkVTVUxUX0lOU1VGRklDSUVOVF9TQ09QRRAHEh4KGlZFUklGWV9SRVNVTFRfUkFURV9MSU1JVEVEEAgSIAocVkVSSUZZX1JFU1VMVF9VU0FHRV9FWENFRURFRBAJKooBChBVc2FnZUdyYW51bGFyaXR5EiEKHVVTQUdFX0dSQU5VTEFSSVRZX1VOU1BFQ0lGSUVEEAASHAoYVVNBR0VfR1JBTlVMQVJJVFlfTUlOVVRFEAESGgoWVVNBR0VfR1JBTlVMQVJJVFlfSE9VUhACEhkKFVVTQUdFX0dSQU5VTEFSSVRZX0RBWRADKr8BCg9JbXBvcnRSb3dTdGF0dXMSIQodSU1QT1JUX1JPV19TVEFUVVNfVU5TUEVDSUZJRUQQABIeChpJTVBPUlRfUk9XX1NUQVRVU19JTVBPUlRFRBABEiYKIklNUE9SVF9ST1dfU1RBVFVTX0FMUkVBRFlfSU1QT1JURUQQAhIeChpJTVBPUlRfUk9XX1NUQVRVU19SRUpFQ1RFRBADEiEKHUlNUE9SVF9ST1dfU1RBVFVTX05PVF9XUklUVEVOEAQyggUKDFRva2VuU2VydmljZRI+CgVJc3N1ZRIZLmxhdGNoa2V5LnYxLklzc3VlUmVxdWVzdBoaLmxhdGNoa2V5LnYxLklzc3VlUmVzcG9uc2USRgoGVmVyaWZ5EhoubGF0Y2hrZXkudjEuVmVyaWZ5UmVxdWVzdBobLmxhdGNoa2V5LnYxLlZlcmlmeVJlc3BvbnNlIgOQAgISQQoGUmV2b2tlEhoubGF0Y2hrZXkudjEuUmV2b2tlUmVxdWVzdBobLmxhdGNoa2V5LnYxLlJldm9rZVJlc3BvbnNlEkEKBlJvdGF0ZRIaLmxhdGNoa2V5LnYxLlJvdGF0ZVJlcXVlc3QaGy5sYXRjaGtleS52MS5Sb3RhdGVSZXNwb25zZRI9CgNHZXQSFy5sYXRjaGtleS52MS5HZXRSZXF1ZXN0GhgubGF0Y2hrZXkudjEuR2V0UmVzcG9uc2UiA5ACARJACgRMaXN0EhgubGF0Y2hrZXkudjEuTGlzdFJlcXVlc3QaGS5sYXRjaGtleS52MS5MaXN0UmVzcG9uc2UiA5ACARJBCgZVcGRhdGUSGi5sYXRjaGtleS52MS5VcGRhdGVSZXF1ZXN0GhsubGF0Y2hrZXkudjEuVXBkYXRlUmVzcG9uc2USTAoIR2V0VXNhZ2USHC5sYXRjaGtleS52MS5HZXRVc2FnZVJlcXVlc3QaHS5sYXRjaGtleS52MS5HZXRVc2FnZVJlc3BvbnNlIgOQAgESUgoKSW1wb3J0S2V5cxIeLmxhdGNoa2V5LnYxLkltcG9ydEtleXNSZXF1ZXN0Gh8ubGF0Y2hrZXkudjEuSW1wb3J0S2V5c1Jlc3BvbnNlIgOQAgJiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_latchkey_v1_key, file_latchkey_v1_usage]);
 
 /**
  * IssueRequest describes the key to create.
@@ -908,6 +908,253 @@ export const GetUsageResponseSchema: GenMessage<GetUsageResponse> = /*@__PURE__*
   messageDesc(file_latchkey_v1_token_service, 23);
 
 /**
+ * ImportKeysRequest carries one batch of keys to import.
+ *
+ * @generated from message latchkey.v1.ImportKeysRequest
+ */
+export type ImportKeysRequest = Message<"latchkey.v1.ImportKeysRequest"> & {
+  /**
+   * The keys, 1 to `importMaxBatch` (1000 by default) of them.
+   *
+   * @generated from field: repeated latchkey.v1.ImportKey keys = 1;
+   */
+  keys: ImportKey[];
+};
+
+/**
+ * Describes the message latchkey.v1.ImportKeysRequest.
+ * Use `create(ImportKeysRequestSchema)` to create a new message.
+ */
+export const ImportKeysRequestSchema: GenMessage<ImportKeysRequest> = /*@__PURE__*/
+  messageDesc(file_latchkey_v1_token_service, 24);
+
+/**
+ * ImportKey is one existing key and what Latchkey should know about it.
+ *
+ * @generated from message latchkey.v1.ImportKey
+ */
+export type ImportKey = Message<"latchkey.v1.ImportKey"> & {
+  /**
+   * The key's id in the system it comes from, 1–200 characters without
+   * control characters, unique per team. Importing it again is a no-op.
+   * Required.
+   *
+   * @generated from field: string external_id = 1;
+   */
+  externalId: string;
+
+  /**
+   * The owning team (`team_…`). Required.
+   *
+   * @generated from field: string team_id = 2;
+   */
+  teamId: string;
+
+  /**
+   * Display name, 1–100 characters. Required.
+   *
+   * @generated from field: string name = 3;
+   */
+  name: string;
+
+  /**
+   * Scopes to grant (as for Issue). An admin key can import at most the scopes it holds.
+   *
+   * @generated from field: repeated string scopes = 4;
+   */
+  scopes: string[];
+
+  /**
+   * `live` or `test`; empty means `live`. For a `latchkey` token it must be the token's own.
+   *
+   * @generated from field: string environment = 5;
+   */
+  environment: string;
+
+  /**
+   * The key itself, exactly one of the two. Required.
+   *
+   * @generated from oneof latchkey.v1.ImportKey.secret
+   */
+  secret: {
+    /**
+     * The plaintext token (at most 512 bytes). Only its SHA-256 is stored.
+     *
+     * @generated from field: string token = 6;
+     */
+    value: string;
+    case: "token";
+  } | {
+    /**
+     * The SHA-256 of the token's UTF-8 bytes, for systems that never kept the
+     * plaintext: 64 hex characters, or 43–44 characters of base64 or base64url.
+     *
+     * @generated from field: string token_sha256 = 7;
+     */
+    value: string;
+    case: "tokenSha256";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * The token's format: `latchkey` (the default), `hex`, `base64url` or
+   * `signed`. A plaintext `latchkey` token must pass its checksum.
+   *
+   * @generated from field: string format = 8;
+   */
+  format: string;
+
+  /**
+   * When the key was created in its old system; unset means now. Not in the future.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 9;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * Its last use there, if known. Not in the future, not before create_time.
+   *
+   * @generated from field: google.protobuf.Timestamp last_used_time = 10;
+   */
+  lastUsedTime?: Timestamp | undefined;
+
+  /**
+   * Optional expiry; must be in the future (an expired key is not imported).
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 11;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * Optional metadata, as for Issue.
+   *
+   * @generated from field: map<string, string> metadata = 12;
+   */
+  metadata: { [key: string]: string };
+
+  /**
+   * A display hint for a key imported by hash (at most 32 characters, no
+   * control characters), e.g. `oag_…c3d4`. Ignored for a plaintext import,
+   * whose hint is computed from the token.
+   *
+   * @generated from field: string hint = 13;
+   */
+  hint: string;
+};
+
+/**
+ * Describes the message latchkey.v1.ImportKey.
+ * Use `create(ImportKeySchema)` to create a new message.
+ */
+export const ImportKeySchema: GenMessage<ImportKey> = /*@__PURE__*/
+  messageDesc(file_latchkey_v1_token_service, 25);
+
+/**
+ * ImportRowResult is the outcome of one key, in request order.
+ *
+ * @generated from message latchkey.v1.ImportRowResult
+ */
+export type ImportRowResult = Message<"latchkey.v1.ImportRowResult"> & {
+  /**
+   * The key's position in the request (from 0).
+   *
+   * @generated from field: int32 index = 1;
+   */
+  index: number;
+
+  /**
+   * Its external id, as sent.
+   *
+   * @generated from field: string external_id = 2;
+   */
+  externalId: string;
+
+  /**
+   * What happened.
+   *
+   * @generated from field: latchkey.v1.ImportRowStatus status = 3;
+   */
+  status: ImportRowStatus;
+
+  /**
+   * The Latchkey key (`key_…`) for IMPORTED and ALREADY_IMPORTED.
+   *
+   * @generated from field: string key_id = 4;
+   */
+  keyId: string;
+
+  /**
+   * For REJECTED: the field at fault and the problem (`token_sha256: must be …`).
+   *
+   * @generated from field: string error = 5;
+   */
+  error: string;
+
+  /**
+   * For REJECTED: the gRPC code the error would have as a call of its own
+   * (`invalid_argument`, `not_found`, `permission_denied`, `already_exists`).
+   *
+   * @generated from field: string error_code = 6;
+   */
+  errorCode: string;
+};
+
+/**
+ * Describes the message latchkey.v1.ImportRowResult.
+ * Use `create(ImportRowResultSchema)` to create a new message.
+ */
+export const ImportRowResultSchema: GenMessage<ImportRowResult> = /*@__PURE__*/
+  messageDesc(file_latchkey_v1_token_service, 26);
+
+/**
+ * ImportKeysResponse reports every key of the batch.
+ *
+ * @generated from message latchkey.v1.ImportKeysResponse
+ */
+export type ImportKeysResponse = Message<"latchkey.v1.ImportKeysResponse"> & {
+  /**
+   * True when the batch was written (every key IMPORTED or ALREADY_IMPORTED).
+   *
+   * @generated from field: bool committed = 1;
+   */
+  committed: boolean;
+
+  /**
+   * One result per key, in request order.
+   *
+   * @generated from field: repeated latchkey.v1.ImportRowResult results = 2;
+   */
+  results: ImportRowResult[];
+
+  /**
+   * Keys written by this call.
+   *
+   * @generated from field: int32 imported = 3;
+   */
+  imported: number;
+
+  /**
+   * Keys that were already there.
+   *
+   * @generated from field: int32 already_imported = 4;
+   */
+  alreadyImported: number;
+
+  /**
+   * Keys rejected.
+   *
+   * @generated from field: int32 rejected = 5;
+   */
+  rejected: number;
+};
+
+/**
+ * Describes the message latchkey.v1.ImportKeysResponse.
+ * Use `create(ImportKeysResponseSchema)` to create a new message.
+ */
+export const ImportKeysResponseSchema: GenMessage<ImportKeysResponse> = /*@__PURE__*/
+  messageDesc(file_latchkey_v1_token_service, 27);
+
+/**
  * VerifyResult is the outcome of a verification.
  *
  * @generated from enum latchkey.v1.VerifyResult
@@ -1031,6 +1278,55 @@ export const UsageGranularitySchema: GenEnum<UsageGranularity> = /*@__PURE__*/
   enumDesc(file_latchkey_v1_token_service, 1);
 
 /**
+ * ImportRowStatus is what happened to one key of a batch.
+ *
+ * @generated from enum latchkey.v1.ImportRowStatus
+ */
+export enum ImportRowStatus {
+  /**
+   * Never returned.
+   *
+   * @generated from enum value: IMPORT_ROW_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The key was written by this call.
+   *
+   * @generated from enum value: IMPORT_ROW_STATUS_IMPORTED = 1;
+   */
+  IMPORTED = 1,
+
+  /**
+   * The same key (same external id, same content) was imported before: nothing to do.
+   *
+   * @generated from enum value: IMPORT_ROW_STATUS_ALREADY_IMPORTED = 2;
+   */
+  ALREADY_IMPORTED = 2,
+
+  /**
+   * This key is bad; `error` says why. Nothing in the batch was written.
+   *
+   * @generated from enum value: IMPORT_ROW_STATUS_REJECTED = 3;
+   */
+  REJECTED = 3,
+
+  /**
+   * This key is fine, but another key of the batch was rejected, so nothing
+   * was written. Send the batch again without the rejected keys.
+   *
+   * @generated from enum value: IMPORT_ROW_STATUS_NOT_WRITTEN = 4;
+   */
+  NOT_WRITTEN = 4,
+}
+
+/**
+ * Describes the enum latchkey.v1.ImportRowStatus.
+ */
+export const ImportRowStatusSchema: GenEnum<ImportRowStatus> = /*@__PURE__*/
+  enumDesc(file_latchkey_v1_token_service, 2);
+
+/**
  * TokenService issues, verifies, rotates and revokes API keys.
  *
  * Verify needs no credentials. Every other RPC needs `Authorization: Bearer
@@ -1128,6 +1424,23 @@ export const TokenService: GenService<{
     methodKind: "unary";
     input: typeof GetUsageRequestSchema;
     output: typeof GetUsageResponseSchema;
+  },
+  /**
+   * ImportKeys brings keys that already exist elsewhere into Latchkey, by
+   * plaintext or by SHA-256 hash, a batch at a time (at most `importMaxBatch`
+   * keys, 1000 by default, within the 64 KiB request limit). A batch is all or
+   * nothing: if any key is rejected, none is written, and the answer says why
+   * for each. Idempotent by `external_id` (unique per team): the same key
+   * again is ALREADY_IMPORTED, different content under a used external id is
+   * rejected (there is no overwrite: change an imported key with Update,
+   * Revoke or Rotate).
+   *
+   * @generated from rpc latchkey.v1.TokenService.ImportKeys
+   */
+  importKeys: {
+    methodKind: "unary";
+    input: typeof ImportKeysRequestSchema;
+    output: typeof ImportKeysResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_latchkey_v1_token_service, 0);
