@@ -2,12 +2,24 @@ import { ConfigError } from "@latchkey/config";
 import { loadTokenServiceConfig } from "./config.js";
 import { openDatabase } from "./db/database.js";
 import { migrateToLatest } from "./db/migrate.js";
+import { runImportCommand } from "./import-cli/import-command.js";
 import { createLogger } from "./logger.js";
 import { databaseCa, startTokenService } from "./token-service.js";
 
-// Entry point of `latchkey-token-service [serve|migrate]`.
+// Entry point of `latchkey-token-service [serve|migrate|import]`.
 
 async function main(command: string): Promise<void> {
+  if (command === "import") {
+    // A client of a running token-service: it needs none of the service's settings.
+    process.exitCode = await runImportCommand({
+      argv: process.argv.slice(3),
+      env: process.env,
+      stdin: process.stdin,
+      stdout: process.stdout,
+      stderr: process.stderr,
+    });
+    return;
+  }
   const config = loadTokenServiceConfig();
   const logger = createLogger(config.logLevel);
   if (command === "migrate") {
@@ -26,7 +38,7 @@ async function main(command: string): Promise<void> {
     return;
   }
   if (command !== "serve")
-    throw new ConfigError(`unknown command ${JSON.stringify(command)}: use serve or migrate`, []);
+    throw new ConfigError(`unknown command ${JSON.stringify(command)}: use serve, migrate or import`, []);
   const service = await startTokenService(config, { logger });
   if (service.generatedRootKey) {
     // Printed once, on the start that generated it; only its hash is stored.
