@@ -208,7 +208,7 @@ export async function runImportCommand(io: ImportCommandIo): Promise<number> {
         ? `${Code[error.code]}: ${error.rawMessage}`
         : String((error as Error).message ?? error);
     io.stderr.write(
-      `latchkey-token-service import: stopped near line ${lastLine}: ${reason}\n` +
+      `latchkey-token-service import: stopped${lastLine > 0 ? ` near line ${lastLine}` : ""}: ${reason}\n` +
         "Batches sent before this are imported whole, nothing after; run the same command again to go on " +
         "(rows already imported are skipped).\n",
     );

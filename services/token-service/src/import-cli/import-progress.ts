@@ -40,7 +40,7 @@ export function createImportProgress(options: ImportProgressOptions): ImportProg
   const tty = out.isTTY === true;
   const plainEveryMs = options.plainEveryMs ?? 5_000;
   const started = performance.now();
-  let lastPlain = 0;
+  let lastPlain = Number.NEGATIVE_INFINITY;
   let drawn = false;
   const rate = (totals: Readonly<ImportTotals>) => {
     const seconds = (performance.now() - started) / 1000;

@@ -67,10 +67,12 @@ async function* readCsv(input: Readable): AsyncGenerator<SourceRow> {
   let previousEmpty = 0;
   for await (const { record, info } of parser as AsyncIterable<{
     record: string[];
-    info: { lines: number; empty_lines: number };
+    info: { empty_lines: number };
   }>) {
     const line = previousEnd + 1 + (info.empty_lines - previousEmpty);
-    previousEnd = info.lines;
+    // Not info.lines: csv-parse counts a quoted \r\n as two lines.
+    previousEnd =
+      line + record.reduce((breaks, cell) => breaks + (cell.match(/\r\n|\r|\n/g)?.length ?? 0), 0);
     previousEmpty = info.empty_lines;
     if (header === undefined) {
       header = record.map((name) => name.trim());
