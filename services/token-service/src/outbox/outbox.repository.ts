@@ -18,6 +18,19 @@ export interface OutboxRow {
   readonly createdAt: Date;
 }
 
+/** The outbox row of an event about `key`, not yet published. */
+function outboxRow(type: KeyEventType, key: ApiKeyRow) {
+  return {
+    event_type: type,
+    key_id: key.id,
+    team_id: key.team_id,
+    token_hash: key.token_hash,
+    expires_at: key.expires_at,
+    published_at: null,
+    stream_sequence: null,
+  };
+}
+
 /**
  * Records a key event in the outbox. Call inside the transaction that makes
  * the change, so the event exists if and only if the change committed; the
@@ -32,15 +45,7 @@ export async function enqueueKeyEvent(
 ): Promise<number> {
   const row = await trx
     .insertInto("key_event_outbox")
-    .values({
-      event_type: type,
-      key_id: key.id,
-      team_id: key.team_id,
-      token_hash: key.token_hash,
-      expires_at: key.expires_at,
-      published_at: null,
-      stream_sequence: null,
-    })
+    .values(outboxRow(type, key))
     .returning("id")
     .executeTakeFirstOrThrow();
   await sql`select pg_notify(${OUTBOX_CHANNEL}, '')`.execute(trx);
@@ -60,17 +65,7 @@ export async function enqueueKeyEvents(
   if (keys.length === 0) return;
   await trx
     .insertInto("key_event_outbox")
-    .values(
-      keys.map((key) => ({
-        event_type: type,
-        key_id: key.id,
-        team_id: key.team_id,
-        token_hash: key.token_hash,
-        expires_at: key.expires_at,
-        published_at: null,
-        stream_sequence: null,
-      })),
-    )
+    .values(keys.map((key) => outboxRow(type, key)))
     .execute();
   await sql`select pg_notify(${OUTBOX_CHANNEL}, '')`.execute(trx);
 }
