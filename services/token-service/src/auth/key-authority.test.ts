@@ -57,6 +57,7 @@ describe("authorizeKeyWrite", () => {
   it("lets the root key make any write", () => {
     const disabledByRoot = row({ enabled: false, disabled_by: "root" });
     expect(decide(root, { kind: "issue", scopes: ["billing:refund"] })).toBe("allowed");
+    expect(decide(root, { kind: "import", scopes: ["billing:refund"] })).toBe("allowed");
     expect(decide(root, { kind: "rotate", key: row() })).toBe("allowed");
     expect(decide(root, { kind: "update", key: disabledByRoot, changes: { enabled: true } })).toBe("allowed");
   });
@@ -77,6 +78,7 @@ describe("authorizeKeyWrite", () => {
     const disabled = row({ enabled: false, disabled_by: "key_other_admin" });
     const cases: Array<[KeyWrite, string]> = [
       [{ kind: "issue", scopes: ["read", "billing:refund"] }, "scopes"],
+      [{ kind: "import", scopes: ["read", "billing:refund"] }, "scopes"],
       [{ kind: "rotate", key: row() }, "key_id"],
       [{ kind: "rotate", key: disabled }, "key_id"],
       [{ kind: "update", key: disabled, changes: { enabled: true } }, "enabled"],
