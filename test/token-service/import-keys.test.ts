@@ -6,6 +6,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type ImportKeysRequest, ImportRowStatus, KeyEventType, VerifyResult } from "@latchkey/proto";
 import { generateToken } from "@latchkey/token";
+import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestService, type TestService } from "./start.js";
 
@@ -311,6 +312,39 @@ describe("ImportKeys", () => {
       ["permission_denied", "an admin key manages the keys of its own team only"],
       ["permission_denied", "scopes: an admin key cannot import a key with scopes it lacks: billing:refund"],
     ]);
+  });
+
+  it("logs no token and no hash of an imported key, imported or rejected", async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: "trace" }, { write: (line: string) => void lines.push(line) });
+    const logged = await startTestService({ databaseUrl: service.databaseUrl, logger });
+    try {
+      const token = generateToken({ prefix: "lk", environment: "live" });
+      const other = generateToken({ prefix: "lk", environment: "live" });
+      const digest = createHash("sha256").update(other).digest();
+      await logged.tokens().importKeys({
+        keys: [
+          row({ externalId: "quiet-1", token }),
+          row({ externalId: "quiet-2", sha256: digest.toString("hex") }),
+        ],
+      });
+      // Rejected: the same key under another external id.
+      await logged.tokens().importKeys({ keys: [row({ externalId: "quiet-3", token })] });
+      expect((await logged.tokens().verify({ token: other })).result).toBe(VerifyResult.VALID);
+      const text = lines.join("");
+      expect(text).toContain('"msg":"import batch"');
+      for (const secret of [
+        token,
+        sha256Hex(token),
+        other,
+        digest.toString("hex"),
+        digest.toString("base64"),
+      ]) {
+        expect(text).not.toContain(secret);
+      }
+    } finally {
+      await logged.close();
+    }
   });
 
   it("refuses a call without an admin key, an empty batch and one over importMaxBatch", async () => {

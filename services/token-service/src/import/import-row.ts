@@ -6,6 +6,7 @@ import {
   invalidArgument,
   optionalExpiry,
   optionalText,
+  rejectUnknownFields,
   requireEnvironment,
   requireMetadata,
   requireName,
@@ -49,6 +50,7 @@ export interface ImportCandidate {
  * @throws ConnectError (INVALID_ARGUMENT) naming the field.
  */
 export function checkImportRow(row: ImportKey, keyPrefix: string, now: number): ImportCandidate {
+  rejectUnknownFields(row, "ImportKey");
   const externalId = optionalText(row.externalId, "external_id", MAX_EXTERNAL_ID);
   if (externalId === null || externalId.trim() === "") throw invalidArgument("external_id", "is required");
   const teamId = requireTeamId(row.teamId);
