@@ -102,6 +102,10 @@ export async function importKeys(
         Code.Aborted,
       );
     }
+    // Any other database error goes to the log as the cause: without its detail, which may quote a row.
+    if (typeof error === "object" && error !== null && "detail" in error) {
+      (error as { detail?: unknown }).detail = undefined;
+    }
     throw error;
   } finally {
     // Counts only: never a token, a hash or a row's content.
