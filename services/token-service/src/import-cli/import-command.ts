@@ -1,5 +1,6 @@
 import { createReadStream, readFileSync, statSync } from "node:fs";
 import { type Readable, Transform } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
@@ -24,7 +25,7 @@ export const IMPORT_EXIT = {
 // Below the service's request limit, with room for the request's own framing.
 const MAX_REQUEST_BYTES = DEFAULT_MAX_RECEIVE_MESSAGE_BYTES - 4 * 1024;
 const DEFAULT_BATCH = 1_000;
-const ABORTED_RETRIES = 3;
+const MAX_RETRIES = 5;
 
 const USAGE = `usage: latchkey-token-service import [FILE | -] [--input-format jsonl|csv] [--batch-size N] [--url URL]
 
@@ -141,15 +142,17 @@ export async function runImportCommand(io: ImportCommandIo): Promise<number> {
 
   async function send(rows: PendingRow[]): Promise<void> {
     let batch = rows;
-    let aborted = 0;
+    let retries = 0;
     while (batch.length > 0) {
       let response: Awaited<ReturnType<typeof client.importKeys>>;
       try {
         response = await client.importKeys({ keys: batch.map((row) => row.key) });
       } catch (error) {
-        // Another import wrote some of the same keys meanwhile: the next try sees them as already there.
-        if (error instanceof ConnectError && error.code === Code.Aborted && aborted < ABORTED_RETRIES) {
-          aborted += 1;
+        // ImportKeys is idempotent, so a batch whose fate is unknown is simply sent again: if it was
+        // written, the retry finds its rows already there.
+        if (retryable(error) && retries < MAX_RETRIES) {
+          await sleep(100 * 2 ** retries);
+          retries += 1;
           continue;
         }
         throw error;
@@ -218,6 +221,18 @@ export async function runImportCommand(io: ImportCommandIo): Promise<number> {
   progress.clear();
   io.stdout.write(summary(totals, badLines));
   return totals.bad > 0 ? IMPORT_EXIT.badRows : IMPORT_EXIT.ok;
+}
+
+/**
+ * Errors after which sending the batch again is right: another import wrote
+ * some of its keys meanwhile (ABORTED), the service is restarting or
+ * unreachable for a moment (UNAVAILABLE), or the server refused the stream
+ * on a connection it was closing (its connection age limit sends GOAWAY).
+ */
+function retryable(error: unknown): boolean {
+  if (!(error instanceof ConnectError)) return false;
+  if (error.code === Code.Aborted || error.code === Code.Unavailable) return true;
+  return /REFUSED_STREAM|GOAWAY|ECONNRESET/.test(error.rawMessage);
 }
 
 function summary(totals: Readonly<ImportTotals>, badLines: readonly number[]): string {
