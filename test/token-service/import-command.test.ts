@@ -183,6 +183,35 @@ describe("latchkey-token-service import", () => {
     expect(csv.stderr).toContain('CSV header: unknown column(s) "team"');
   });
 
+  it("goes on across the gRPC listener's connection age (GOAWAY), sending a refused batch again", async () => {
+    const aging = await startTestService({
+      databaseUrl: service.databaseUrl,
+      settings: { grpcMaxConnectionAgeMs: 300, grpcMaxConnectionAgeGraceMs: 50 },
+    });
+    try {
+      const rows = Array.from({ length: 120 }, (_, i) => ({
+        externalId: `age-${i}`,
+        teamId,
+        name: "k",
+        token: token(),
+      }));
+      const run = await runImport([file("aging.jsonl", jsonl(rows)), "--batch-size", "1"], {
+        env: { LATCHKEY_TOKEN_SERVICE_URL: aging.grpcUrl },
+      });
+      // A batch cut off after its commit comes back as already there: every row is in, none twice.
+      const [, imported, already] =
+        /^imported (\d+), already there (\d+), bad rows 0 \(of 120 rows read\)$/m.exec(run.stdout) ?? [];
+      expect(Number(imported) + Number(already), run.stderr).toBe(120);
+      expect(run.code).toBe(0);
+      const stored = await service.sql.query(
+        "select count(*)::int as n from api_keys where external_id like 'age-%'",
+      );
+      expect(stored.rows[0].n).toBe(120);
+    } finally {
+      await aging.close();
+    }
+  });
+
   it("needs the admin key from the environment and stops on a refused one", async () => {
     const path = file("one.jsonl", jsonl([{ externalId: "k-1", teamId, name: "k", token: token() }]));
     const missing = await runImport([path], { env: { LATCHKEY_ADMIN_KEY: "" } });

@@ -226,12 +226,14 @@ export async function runImportCommand(io: ImportCommandIo): Promise<number> {
 /**
  * Errors after which sending the batch again is right: another import wrote
  * some of its keys meanwhile (ABORTED), the service is restarting or
- * unreachable for a moment (UNAVAILABLE), or the server refused the stream
- * on a connection it was closing (its connection age limit sends GOAWAY).
+ * unreachable for a moment (UNAVAILABLE), or the server refused or cut the
+ * stream on a connection it was closing (its connection age limit sends
+ * GOAWAY, then cancels what outlives the grace period).
  */
 function retryable(error: unknown): boolean {
   if (!(error instanceof ConnectError)) return false;
-  if (error.code === Code.Aborted || error.code === Code.Unavailable) return true;
+  // CANCELED here is the server's: the command never cancels a call (a closing connection's grace ran out).
+  if ([Code.Aborted, Code.Unavailable, Code.Canceled].includes(error.code)) return true;
   return /REFUSED_STREAM|GOAWAY|ECONNRESET/.test(error.rawMessage);
 }
 
