@@ -36,6 +36,20 @@ function everyAdminCall(headers: Record<string, string>) {
     Get: () => tokens.get({ keyId: keyB.id }, options),
     List: () => tokens.list({ teamId: teamB.teamId }, options),
     Update: () => tokens.update({ keyId: keyB.id, enabled: false }, options),
+    ImportKeys: () =>
+      tokens.importKeys(
+        {
+          keys: [
+            {
+              externalId: "intruder",
+              teamId: teamB.teamId,
+              name: "x",
+              secret: { case: "tokenSha256", value: "00".repeat(32) },
+            },
+          ],
+        },
+        options,
+      ),
     CreateTeam: () => teams.createTeam({ name: "intruders" }, options),
     ListTeams: () => teams.listTeams({}, options),
   };

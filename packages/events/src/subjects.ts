@@ -27,6 +27,7 @@ const EVENT_NAMES: Record<KeyEventType, string> = {
   [KeyEventType.ROTATED]: "rotated",
   [KeyEventType.EXPIRED]: "expired",
   [KeyEventType.USAGE_LIMIT_CHANGED]: "usage_limit_changed",
+  [KeyEventType.IMPORTED]: "imported",
 };
 
 const SUBJECT_TOKEN = /^[A-Za-z0-9_-]{1,64}$/;

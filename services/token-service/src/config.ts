@@ -143,6 +143,9 @@ export const tokenServiceConfigSchema = z
     corsAllowedOrigins: originList.optional(),
     // How long a browser may cache a preflight's answer (Chromium caps it at 7200).
     corsMaxAgeS: integerSetting(0, 86_400).default(7_200),
+    // The most keys one ImportKeys call may carry: a batch is one transaction, so this bounds how
+    // long it holds its locks (requests are also bound to 64 KiB, about 300 typical keys).
+    importMaxBatch: integerSetting(1, 10_000).default(1_000),
   })
   .strict()
   .superRefine((value, ctx) => {
@@ -256,6 +259,7 @@ export const TOKEN_SERVICE_ENV = {
   sniffTimeoutMs: "LATCHKEY_SNIFF_TIMEOUT_MS",
   corsAllowedOrigins: "LATCHKEY_CORS_ALLOWED_ORIGINS",
   corsMaxAgeS: "LATCHKEY_CORS_MAX_AGE_S",
+  importMaxBatch: "LATCHKEY_IMPORT_MAX_BATCH",
 } as const satisfies Record<keyof z.input<typeof tokenServiceConfigSchema>, string>;
 
 /**

@@ -3,12 +3,24 @@ import { loadTokenServiceConfig } from "./config.js";
 import { openDatabase } from "./db/database.js";
 import { migrateToLatest } from "./db/migrate.js";
 import { gitleaksRulesCommand } from "./gitleaks-command.js";
+import { runImportCommand } from "./import-cli/import-command.js";
 import { createLogger } from "./logger.js";
 import { databaseCa, startTokenService } from "./token-service.js";
 
-// Entry point of `latchkey-token-service [serve|migrate]`.
+// Entry point of `latchkey-token-service [serve|migrate|import|gitleaks-rules]`.
 
 async function main(command: string): Promise<void> {
+  if (command === "import") {
+    // A client of a running token-service: it needs none of the service's settings.
+    process.exitCode = await runImportCommand({
+      argv: process.argv.slice(3),
+      env: process.env,
+      stdin: process.stdin,
+      stdout: process.stdout,
+      stderr: process.stderr,
+    });
+    return;
+  }
   if (command === "gitleaks-rules") {
     // Secret-scanning rules for the configured key formats (or a format file's), as TOML on stdout.
     process.stdout.write(gitleaksRulesCommand(process.argv[3]));
@@ -33,7 +45,7 @@ async function main(command: string): Promise<void> {
   }
   if (command !== "serve")
     throw new ConfigError(
-      `unknown command ${JSON.stringify(command)}: use serve, migrate or gitleaks-rules`,
+      `unknown command ${JSON.stringify(command)}: use serve, migrate, import or gitleaks-rules`,
       [],
     );
   const service = await startTokenService(config, { logger });

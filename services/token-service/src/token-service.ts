@@ -167,6 +167,7 @@ export async function startTokenService(
       db: database.db,
       logger,
       formats,
+      importMaxBatch: config.importMaxBatch,
       keyFormat: config.keyFormat ?? formats.formats[0]?.name ?? "latchkey",
       auth: createAdminAuthenticator({ db: database.db, root, formats }),
       cache,

@@ -19,15 +19,26 @@ export async function recordAudit(
   db: Kysely<Database> | Transaction<Database>,
   entry: AuditEntry,
 ): Promise<void> {
+  await recordAudits(db, [entry]);
+}
+
+/** Appends entries to the audit log in one statement (one per key of an import batch). */
+export async function recordAudits(
+  db: Kysely<Database> | Transaction<Database>,
+  entries: readonly AuditEntry[],
+): Promise<void> {
+  if (entries.length === 0) return;
   await db
     .insertInto("audit_log")
-    .values({
-      actor: entry.actor,
-      action: entry.action,
-      team_id: entry.teamId ?? null,
-      key_id: entry.keyId ?? null,
-      request_id: entry.requestId ?? null,
-      details: JSON.stringify(entry.details ?? {}),
-    })
+    .values(
+      entries.map((entry) => ({
+        actor: entry.actor,
+        action: entry.action,
+        team_id: entry.teamId ?? null,
+        key_id: entry.keyId ?? null,
+        request_id: entry.requestId ?? null,
+        details: JSON.stringify(entry.details ?? {}),
+      })),
+    )
     .execute();
 }

@@ -27,6 +27,9 @@ function row(fields: Partial<ApiKeyRow> = {}): ApiKeyRow {
     metadata: { owner: "ops" },
     rotated_from: null,
     expiry_announced: false,
+    external_id: null,
+    import_fingerprint: null,
+    imported_at: null,
     remaining: null,
     refill_interval: null,
     refill_amount: null,
@@ -56,6 +59,7 @@ describe("authorizeKeyWrite", () => {
   it("lets the root key make any write", () => {
     const disabledByRoot = row({ enabled: false, disabled_by: "root" });
     expect(decide(root, { kind: "issue", scopes: ["billing:refund"] })).toBe("allowed");
+    expect(decide(root, { kind: "import", scopes: ["billing:refund"] })).toBe("allowed");
     expect(decide(root, { kind: "rotate", key: row() })).toBe("allowed");
     expect(decide(root, { kind: "update", key: disabledByRoot, changes: { enabled: true } })).toBe("allowed");
   });
@@ -78,6 +82,7 @@ describe("authorizeKeyWrite", () => {
     const disabled = row({ enabled: false, disabled_by: "key_other_admin" });
     const cases: Array<[KeyWrite, string]> = [
       [{ kind: "issue", scopes: ["read", "billing:refund"] }, "scopes"],
+      [{ kind: "import", scopes: ["read", "billing:refund"] }, "scopes"],
       [{ kind: "rotate", key: row() }, "key_id"],
       [{ kind: "rotate", key: disabled }, "key_id"],
       [{ kind: "update", key: disabled, changes: { enabled: true } }, "enabled"],

@@ -12,6 +12,8 @@ import { type Principal, ROOT_ACTOR } from "./principal.js";
 export type KeyWrite =
   /** A new key holding `scopes`; its token goes to the caller. */
   | { readonly kind: "issue"; readonly scopes: readonly string[] }
+  /** An existing key holding `scopes` brought in by ImportKeys. */
+  | { readonly kind: "import"; readonly scopes: readonly string[] }
   /** A new key holding `key`'s scopes; its token goes to the caller. */
   | { readonly kind: "rotate"; readonly key: ApiKeyRow }
   /** `key` revoked for good. */
@@ -27,7 +29,7 @@ export type KeyWrite =
  * - The root key may make any write.
  * - An admin key may always reduce a key of its team: revoke it, disable it,
  *   remove scopes from it (a team can kill its own leaked key, however strong).
- * - Anything else (issue, rotate, re-enable, add scopes, rename, change
+ * - Anything else (issue, import, rotate, re-enable, add scopes, rename, change
  *   metadata) needs the admin key to hold every scope the key holds after
  *   the write. Rotate counts even for a disabled key: it returns a token.
  * - A key the root key disabled is re-enabled by the root key only.
@@ -75,6 +77,12 @@ function grantOf(write: KeyWrite): Grant | undefined {
         field: "scopes",
         scopes: write.scopes,
         refusal: "an admin key cannot grant scopes it lacks",
+      };
+    case "import":
+      return {
+        field: "scopes",
+        scopes: write.scopes,
+        refusal: "an admin key cannot import a key with scopes it lacks",
       };
     case "rotate":
       return {

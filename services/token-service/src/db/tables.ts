@@ -52,6 +52,12 @@ export interface ApiKeyTable {
   format: ColumnType<string, string | undefined, string>;
   /** The kid of the signing key that signed a `signed` key; null for other formats. */
   signing_kid: ColumnType<string | null, string | null | undefined, string | null>;
+  /** An imported key's id in the system it came from, unique per team; null for keys issued here. */
+  external_id: ColumnType<string | null, string | null | undefined, never>;
+  /** SHA-256 of what was imported under `external_id`, to tell a re-run from a conflicting row. */
+  import_fingerprint: ColumnType<Uint8Array | null, Uint8Array | null | undefined, never>;
+  /** When the key was imported; null for keys issued here. */
+  imported_at: ColumnType<Date | null, Date | null | undefined, never>;
 }
 
 /** One of a key's rate limits as stored in `api_keys.rate_limits`. */

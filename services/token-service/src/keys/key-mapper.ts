@@ -31,5 +31,7 @@ export function keyFromRow(row: ApiKeyRow): Key {
     tier: row.tier ?? "",
     owner: row.owner ?? "",
     format: row.format,
+    externalId: row.external_id ?? "",
+    importTime: row.imported_at ? timestampFromDate(row.imported_at) : undefined,
   });
 }

@@ -9,6 +9,40 @@ export async function insertKey(db: Db, row: NewApiKeyRow): Promise<ApiKeyRow> {
   return db.insertInto("api_keys").values(row).returningAll().executeTakeFirstOrThrow();
 }
 
+/** Inserts many key rows in one statement (an import batch). */
+export async function insertKeys(db: Db, rows: readonly NewApiKeyRow[]): Promise<ApiKeyRow[]> {
+  if (rows.length === 0) return [];
+  return db.insertInto("api_keys").values(rows).returningAll().execute();
+}
+
+/** The keys, of any team, whose token hash is one of `hashes`: id, team and hash only. */
+export async function findKeysByHashes(
+  db: Db,
+  hashes: readonly Uint8Array[],
+): Promise<Pick<ApiKeyRow, "id" | "team_id" | "token_hash">[]> {
+  if (hashes.length === 0) return [];
+  return db
+    .selectFrom("api_keys")
+    .select(["id", "team_id", "token_hash"])
+    .where("token_hash", "in", hashes)
+    .execute();
+}
+
+/** The imported keys of `teamId` whose external id is one of `externalIds`. */
+export async function findKeysByExternalIds(
+  db: Db,
+  teamId: string,
+  externalIds: readonly string[],
+): Promise<Pick<ApiKeyRow, "id" | "external_id" | "import_fingerprint">[]> {
+  if (externalIds.length === 0) return [];
+  return db
+    .selectFrom("api_keys")
+    .select(["id", "external_id", "import_fingerprint"])
+    .where("team_id", "=", teamId)
+    .where("external_id", "in", externalIds)
+    .execute();
+}
+
 /** Finds a key by the SHA-256 of its token. */
 export async function findKeyByHash(db: Db, tokenHash: Uint8Array): Promise<ApiKeyRow | undefined> {
   return db.selectFrom("api_keys").selectAll().where("token_hash", "=", tokenHash).executeTakeFirst();

@@ -47,6 +47,7 @@ export function createOutboxPublisher(options: OutboxPublisherOptions): OutboxPu
   async function publishBatch(): Promise<number> {
     return options.db.transaction().execute(async (trx) => {
       const rows = await lockPendingEvents(trx, batchSize);
+      const published: { id: number; sequence: number }[] = [];
       for (const row of rows) {
         const event = create(KeyEventSchema, {
           id: BigInt(row.id),
@@ -58,9 +59,11 @@ export function createOutboxPublisher(options: OutboxPublisherOptions): OutboxPu
           expireTime: row.expiresAt ? timestampFromDate(row.expiresAt) : undefined,
         });
         const { sequence } = await options.bus.publish(event, `outbox-${row.id}`);
-        await markPublished(trx, row.id, sequence);
+        published.push({ id: row.id, sequence });
         options.onPublished?.(row, sequence);
       }
+      // In the batch's transaction, as before: a crash before commit re-sends the batch, and the bus drops repeats by id.
+      await markPublished(trx, published);
       return rows.length;
     });
   }

@@ -18,6 +18,19 @@ export interface OutboxRow {
   readonly createdAt: Date;
 }
 
+/** The outbox row of an event about `key`, not yet published. */
+function outboxRow(type: KeyEventType, key: ApiKeyRow) {
+  return {
+    event_type: type,
+    key_id: key.id,
+    team_id: key.team_id,
+    token_hash: key.token_hash,
+    expires_at: key.expires_at,
+    published_at: null,
+    stream_sequence: null,
+  };
+}
+
 /**
  * Records a key event in the outbox. Call inside the transaction that makes
  * the change, so the event exists if and only if the change committed; the
@@ -32,19 +45,29 @@ export async function enqueueKeyEvent(
 ): Promise<number> {
   const row = await trx
     .insertInto("key_event_outbox")
-    .values({
-      event_type: type,
-      key_id: key.id,
-      team_id: key.team_id,
-      token_hash: key.token_hash,
-      expires_at: key.expires_at,
-      published_at: null,
-      stream_sequence: null,
-    })
+    .values(outboxRow(type, key))
     .returning("id")
     .executeTakeFirstOrThrow();
   await sql`select pg_notify(${OUTBOX_CHANNEL}, '')`.execute(trx);
   return Number(row.id);
+}
+
+/**
+ * {@link enqueueKeyEvent} for many keys in one statement and one NOTIFY (an
+ * import batch); the same guarantee: the events exist if and only if the
+ * change commits.
+ */
+export async function enqueueKeyEvents(
+  trx: Transaction<Database>,
+  type: KeyEventType,
+  keys: readonly ApiKeyRow[],
+): Promise<void> {
+  if (keys.length === 0) return;
+  await trx
+    .insertInto("key_event_outbox")
+    .values(keys.map((key) => outboxRow(type, key)))
+    .execute();
+  await sql`select pg_notify(${OUTBOX_CHANNEL}, '')`.execute(trx);
 }
 
 /**
@@ -72,13 +95,19 @@ export async function lockPendingEvents(trx: Transaction<Database>, limit: numbe
   }));
 }
 
-/** Marks a row published with its stream sequence. */
-export async function markPublished(db: Db, id: number, sequence: number): Promise<void> {
-  await db
-    .updateTable("key_event_outbox")
-    .set({ published_at: new Date(), stream_sequence: sequence })
-    .where("id", "=", id)
-    .execute();
+/**
+ * Marks rows published, each with its stream sequence, in one statement (a
+ * publisher's batch: one round trip instead of one per event, which is what
+ * an import's thousands of events per second need).
+ */
+export async function markPublished(
+  db: Db,
+  published: readonly { readonly id: number; readonly sequence: number }[],
+): Promise<void> {
+  if (published.length === 0) return;
+  const values = sql.join(published.map(({ id, sequence }) => sql`(${id}::bigint, ${sequence}::bigint)`));
+  await sql`update key_event_outbox as o set published_at = now(), stream_sequence = v.sequence
+    from (values ${values}) as v(id, sequence) where o.id = v.id`.execute(db);
 }
 
 /**

@@ -1,5 +1,5 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
-import { type Duration, durationMs, timestampDate } from "@bufbuild/protobuf/wkt";
+import { type Duration, durationMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
   type IssueRequest,
@@ -33,6 +33,7 @@ import { beginAdminCall, lockKey } from "./admin-call.js";
 import type { ServiceDeps } from "./service-deps.js";
 import {
   invalidArgument,
+  optionalExpiry,
   optionalText,
   requireKeyId,
   requireMetadata,
@@ -43,7 +44,6 @@ import {
 
 const MAX_GRACE_MS = 30 * 86_400_000;
 const MAX_WAIT_MS = 30_000;
-const MAX_LIFETIME_MS = 100 * 365 * 86_400_000;
 // A disabled key may be rotated: it returns a token, and the replacement stays disabled.
 const ROTATABLE: KeyUsabilityOptions = { allowDisabled: true };
 const NOT_ROTATABLE: Readonly<Record<KeyUnusableReason, string>> = {
@@ -106,13 +106,7 @@ export async function issueKey(
   authorizeKeyWrite(principal, { kind: "issue", scopes });
   const environment = requireEnvironment(request.environment);
   const owner = requireOwner(request.owner);
-  let expiresAt: Date | null = null;
-  if (request.expireTime) {
-    expiresAt = timestampDate(request.expireTime);
-    const ahead = expiresAt.getTime() - Date.now();
-    if (!(ahead > 0)) throw invalidArgument("expire_time", "must be in the future");
-    if (ahead > MAX_LIFETIME_MS) throw invalidArgument("expire_time", "must be within 100 years");
-  }
+  const expiresAt = optionalExpiry(request.expireTime);
   const metadata = requireMetadata(request.metadata);
   const usageLimit = request.usageLimit
     ? requireUsageLimit(request.usageLimit, "usage_limit")

@@ -17,6 +17,8 @@ export interface ServiceDeps {
   readonly formats: KeyFormats;
   /** The format Issue and Rotate use when neither the request nor the team names one. */
   readonly keyFormat: string;
+  /** The most keys one ImportKeys call may carry (`importMaxBatch`); 1000 when left out. */
+  readonly importMaxBatch?: number;
   readonly auth: AdminAuthenticator;
   readonly cache: KeyRowCache;
   readonly lastUsed: LastUsedRecorder;

@@ -1,4 +1,5 @@
 import { TokenService } from "@latchkey/proto";
+import { importKeys } from "../import/import-keys.js";
 import { registerService, type ServiceRegistration } from "../server/shared/service-registration.js";
 import { getUsage } from "../usage/usage-handlers.js";
 import { getKey, listTeamKeys, updateKeyFields } from "./key-admin-handlers.js";
@@ -25,5 +26,6 @@ export function createTokenService(deps: ServiceDeps): ServiceRegistration {
     list: (request, ctx) => listTeamKeys(deps, request, ctx),
     update: (request, ctx) => updateKeyFields(deps, request, ctx),
     getUsage: (request, ctx) => getUsage(deps, request, ctx),
+    importKeys: (request, ctx) => importKeys(deps, request, ctx),
   });
 }

@@ -1,5 +1,6 @@
+import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { scopeListError } from "@latchkey/token";
+import { type KeyEnvironment, scopeListError } from "@latchkey/token";
 import { isKeyId, isTeamId } from "../ids.js";
 
 /** Builds the INVALID_ARGUMENT error every validation failure becomes. */
@@ -91,4 +92,16 @@ export function pageSize(value: number, fallback = 100): number {
   if (value === 0) return fallback;
   if (value < 0 || value > 500) throw invalidArgument("page_size", "must be between 1 and 500");
   return value;
+}
+
+const MAX_LIFETIME_MS = 100 * 365 * 86_400_000;
+
+/** Checks an optional expiry: in the future and within 100 years; null when unset. */
+export function optionalExpiry(value: Timestamp | undefined, field = "expire_time"): Date | null {
+  if (!value) return null;
+  const expiresAt = timestampDate(value);
+  const ahead = expiresAt.getTime() - Date.now();
+  if (!(ahead > 0)) throw invalidArgument(field, "must be in the future");
+  if (ahead > MAX_LIFETIME_MS) throw invalidArgument(field, "must be within 100 years");
+  return expiresAt;
 }

@@ -6,6 +6,7 @@ import * as disabledBy from "./2026-11-28T0000_disabled_by.js";
 import * as usage from "./2026-12-02T0000_usage.js";
 import * as rateLimits from "./2026-12-02T0100_rate_limits.js";
 import * as keyFormats from "./2026-12-02T0200_key_formats.js";
+import * as importKeys from "./2026-12-02T0300_import.js";
 import * as ownerEnvironment from "./2026-12-02T0400_owner_environment.js";
 
 /**
@@ -21,5 +22,6 @@ export const migrations: Record<string, Migration> = {
   "2026-12-02T0000_usage": usage,
   "2026-12-02T0100_rate_limits": rateLimits,
   "2026-12-02T0200_key_formats": keyFormats,
+  "2026-12-02T0300_import": importKeys,
   "2026-12-02T0400_owner_environment": ownerEnvironment,
 };

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file latchkey/v1/token_service.proto.
  */
 export const file_latchkey_v1_token_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch9sYXRjaGtleS92MS90b2tlbl9zZXJ2aWNlLnByb3RvEgtsYXRjaGtleS52MSL3AgoMSXNzdWVSZXF1ZXN0Eg8KB3RlYW1faWQYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZzY29wZXMYAyADKAkSEwoLZW52aXJvbm1lbnQYBCABKAkSLwoLZXhwaXJlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjkKCG1ldGFkYXRhGAYgAygLMicubGF0Y2hrZXkudjEuSXNzdWVSZXF1ZXN0Lk1ldGFkYXRhRW50cnkSLAoLdXNhZ2VfbGltaXQYByABKAsyFy5sYXRjaGtleS52MS5Vc2FnZUxpbWl0EisKC3JhdGVfbGltaXRzGAggAygLMhYubGF0Y2hrZXkudjEuUmF0ZUxpbWl0EgwKBHRpZXIYCSABKAkSDQoFb3duZXIYCiABKAkSDgoGZm9ybWF0GAsgASgJGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI9Cg1Jc3N1ZVJlc3BvbnNlEh0KA2tleRgBIAEoCzIQLmxhdGNoa2V5LnYxLktleRINCgV0b2tlbhgCIAEoCSJtCg1WZXJpZnlSZXF1ZXN0Eg0KBXRva2VuGAEgASgJEhcKD3JlcXVpcmVkX3Njb3BlcxgCIAMoCRIaChJtaW5fZXZlbnRfc2VxdWVuY2UYAyABKAQSGAoQY291bnRfcmF0ZV9saW1pdBgEIAEoCCK0AQoOVmVyaWZ5UmVzcG9uc2USKQoGcmVzdWx0GAEgASgOMhkubGF0Y2hrZXkudjEuVmVyaWZ5UmVzdWx0Eh0KA2tleRgCIAEoCzIQLmxhdGNoa2V5LnYxLktleRIWCg5taXNzaW5nX3Njb3BlcxgDIAMoCRIwCgtyYXRlX2xpbWl0cxgEIAMoCzIbLmxhdGNoa2V5LnYxLlJhdGVMaW1pdFN0YXRlEg4KBnJlYXNvbhgFIAEoCSJqCg5SYXRlTGltaXRTdGF0ZRIMCgRuYW1lGAEgASgJEg0KBWxpbWl0GAIgASgDEhEKCXJlbWFpbmluZxgDIAEoAxIoCgVyZXNldBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJgCg1SZXZva2VSZXF1ZXN0Eg4KBmtleV9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkSLwoMd2FpdF90aW1lb3V0GAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIl4KDlJldm9rZVJlc3BvbnNlEh0KA2tleRgBIAEoCzIQLmxhdGNoa2V5LnYxLktleRItCgtwcm9wYWdhdGlvbhgCIAEoCzIYLmxhdGNoa2V5LnYxLlByb3BhZ2F0aW9uInYKC1Byb3BhZ2F0aW9uEhYKDmxpdmVfdmVyaWZpZXJzGAEgASgFEhEKCWNvbmZpcm1lZBgCIAEoBRIqCgdzbG93ZXN0GAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhAKCGNvbXBsZXRlGAQgASgIIlAKDVJvdGF0ZVJlcXVlc3QSDgoGa2V5X2lkGAEgASgJEi8KDGdyYWNlX3BlcmlvZBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiKdAQoOUm90YXRlUmVzcG9uc2USHQoDa2V5GAEgASgLMhAubGF0Y2hrZXkudjEuS2V5Eg0KBXRva2VuGAIgASgJEiYKDHByZXZpb3VzX2tleRgDIAEoCzIQLmxhdGNoa2V5LnYxLktleRI1ChRwcmV2aW91c19rZXlfdHJhZmZpYxgEIAEoCzIXLmxhdGNoa2V5LnYxLktleVRyYWZmaWMiHAoKR2V0UmVxdWVzdBIOCgZrZXlfaWQYASABKAkijAEKC0dldFJlc3BvbnNlEh0KA2tleRgBIAEoCzIQLmxhdGNoa2V5LnYxLktleRIoCgd0cmFmZmljGAIgASgLMhcubGF0Y2hrZXkudjEuS2V5VHJhZmZpYxI0ChNwcmVkZWNlc3Nvcl90cmFmZmljGAMgASgLMhcubGF0Y2hrZXkudjEuS2V5VHJhZmZpYyJeCgtMaXN0UmVxdWVzdBIPCgd0ZWFtX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEhcKD2luY2x1ZGVfcmV2b2tlZBgEIAEoCCJHCgxMaXN0UmVzcG9uc2USHgoEa2V5cxgBIAMoCzIQLmxhdGNoa2V5LnYxLktleRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAki4wIKDVVwZGF0ZVJlcXVlc3QSDgoGa2V5X2lkGAEgASgJEhEKBG5hbWUYAiABKAlIAIgBARImCgZzY29wZXMYAyABKAsyFi5sYXRjaGtleS52MS5TY29wZUxpc3QSJwoIbWV0YWRhdGEYBCABKAsyFS5sYXRjaGtleS52MS5NZXRhZGF0YRIUCgdlbmFibGVkGAUgASgISAGIAQESLAoLdXNhZ2VfbGltaXQYBiABKAsyFy5sYXRjaGtleS52MS5Vc2FnZUxpbWl0EhoKEnJlbW92ZV91c2FnZV9saW1pdBgHIAEoCBIvCgtyYXRlX2xpbWl0cxgIIAEoCzIaLmxhdGNoa2V5LnYxLlJhdGVMaW1pdExpc3QSEQoEdGllchgJIAEoCUgCiAEBEhIKBW93bmVyGAogASgJSAOIAQFCBwoFX25hbWVCCgoIX2VuYWJsZWRCBwoFX3RpZXJCCAoGX293bmVyIjcKDVJhdGVMaW1pdExpc3QSJgoGdmFsdWVzGAEgAygLMhYubGF0Y2hrZXkudjEuUmF0ZUxpbWl0IhsKCVNjb3BlTGlzdBIOCgZ2YWx1ZXMYASADKAkibwoITWV0YWRhdGESMwoHZW50cmllcxgBIAMoCzIiLmxhdGNoa2V5LnYxLk1ldGFkYXRhLkVudHJpZXNFbnRyeRouCgxFbnRyaWVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIvCg5VcGRhdGVSZXNwb25zZRIdCgNrZXkYASABKAsyEC5sYXRjaGtleS52MS5LZXkiagoKS2V5VHJhZmZpYxIOCgZrZXlfaWQYASABKAkSGAoQcmVxdWVzdHNfbGFzdF81bRgCIAEoAxIyCg5sYXN0X3VzZWRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAixAEKD0dldFVzYWdlUmVxdWVzdBIOCgZrZXlfaWQYASABKAkSDwoHdGVhbV9pZBgCIAEoCRIuCgpzdGFydF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoLZ3JhbnVsYXJpdHkYBSABKA4yHS5sYXRjaGtleS52MS5Vc2FnZUdyYW51bGFyaXR5Ik4KEVVzYWdlT3V0Y29tZUNvdW50EioKB291dGNvbWUYASABKA4yGS5sYXRjaGtleS52MS5Vc2FnZU91dGNvbWUSDQoFY291bnQYAiABKAMifAoLVXNhZ2VCdWNrZXQSLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFdG90YWwYAiABKAMSLgoGY291bnRzGAMgAygLMh4ubGF0Y2hrZXkudjEuVXNhZ2VPdXRjb21lQ291bnQiTAoQR2V0VXNhZ2VSZXNwb25zZRIpCgdidWNrZXRzGAEgAygLMhgubGF0Y2hrZXkudjEuVXNhZ2VCdWNrZXQSDQoFdG90YWwYAiABKAMqugIKDFZlcmlmeVJlc3VsdBIdChlWRVJJRllfUkVTVUxUX1VOU1BFQ0lGSUVEEAASFwoTVkVSSUZZX1JFU1VMVF9WQUxJRBABEhsKF1ZFUklGWV9SRVNVTFRfTUFMRk9STUVEEAISGwoXVkVSSUZZX1JFU1VMVF9OT1RfRk9VTkQQAxIZChVWRVJJRllfUkVTVUxUX1JFVk9LRUQQBBIZChVWRVJJRllfUkVTVUxUX0VYUElSRUQQBRIaChZWRVJJRllfUkVTVUxUX0RJU0FCTEVEEAYSJAogVkVSSUZZX1JFU1VMVF9JTlNVRkZJQ0lFTlRfU0NPUEUQBxIeChpWRVJJRllfUkVTVUxUX1JBVEVfTElNSVRFRBAIEiAKHFZFUklGWV9SRVNVTFRfVVNBR0VfRVhDRUVERUQQCSqKAQoQVXNhZ2VHcmFudWxhcml0eRIhCh1VU0FHRV9HUkFOVUxBUklUWV9VTlNQRUNJRklFRBAAEhwKGFVTQUdFX0dSQU5VTEFSSVRZX01JTlVURRABEhoKFlVTQUdFX0dSQU5VTEFSSVRZX0hPVVIQAhIZChVVU0FHRV9HUkFOVUxBUklUWV9EQVkQAzKuBAoMVG9rZW5TZXJ2aWNlEj4KBUlzc3VlEhkubGF0Y2hrZXkudjEuSXNzdWVSZXF1ZXN0GhoubGF0Y2hrZXkudjEuSXNzdWVSZXNwb25zZRJGCgZWZXJpZnkSGi5sYXRjaGtleS52MS5WZXJpZnlSZXF1ZXN0GhsubGF0Y2hrZXkudjEuVmVyaWZ5UmVzcG9uc2UiA5ACAhJBCgZSZXZva2USGi5sYXRjaGtleS52MS5SZXZva2VSZXF1ZXN0GhsubGF0Y2hrZXkudjEuUmV2b2tlUmVzcG9uc2USQQoGUm90YXRlEhoubGF0Y2hrZXkudjEuUm90YXRlUmVxdWVzdBobLmxhdGNoa2V5LnYxLlJvdGF0ZVJlc3BvbnNlEj0KA0dldBIXLmxhdGNoa2V5LnYxLkdldFJlcXVlc3QaGC5sYXRjaGtleS52MS5HZXRSZXNwb25zZSIDkAIBEkAKBExpc3QSGC5sYXRjaGtleS52MS5MaXN0UmVxdWVzdBoZLmxhdGNoa2V5LnYxLkxpc3RSZXNwb25zZSIDkAIBEkEKBlVwZGF0ZRIaLmxhdGNoa2V5LnYxLlVwZGF0ZVJlcXVlc3QaGy5sYXRjaGtleS52MS5VcGRhdGVSZXNwb25zZRJMCghHZXRVc2FnZRIcLmxhdGNoa2V5LnYxLkdldFVzYWdlUmVxdWVzdBodLmxhdGNoa2V5LnYxLkdldFVzYWdlUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_latchkey_v1_key, file_latchkey_v1_usage]);
+  fileDesc("Ch9sYXRjaGtleS92MS90b2tlbl9zZXJ2aWNlLnByb3RvEgtsYXRjaGtleS52MSL3AgoMSXNzdWVSZXF1ZXN0Eg8KB3RlYW1faWQYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZzY29wZXMYAyADKAkSEwoLZW52aXJvbm1lbnQYBCABKAkSLwoLZXhwaXJlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjkKCG1ldGFkYXRhGAYgAygLMicubGF0Y2hrZXkudjEuSXNzdWVSZXF1ZXN0Lk1ldGFkYXRhRW50cnkSLAoLdXNhZ2VfbGltaXQYByABKAsyFy5sYXRjaGtleS52MS5Vc2FnZUxpbWl0EisKC3JhdGVfbGltaXRzGAggAygLMhYubGF0Y2hrZXkudjEuUmF0ZUxpbWl0EgwKBHRpZXIYCSABKAkSDQoFb3duZXIYCiABKAkSDgoGZm9ybWF0GAsgASgJGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI9Cg1Jc3N1ZVJlc3BvbnNlEh0KA2tleRgBIAEoCzIQLmxhdGNoa2V5LnYxLktleRINCgV0b2tlbhgCIAEoCSJtCg1WZXJpZnlSZXF1ZXN0Eg0KBXRva2VuGAEgASgJEhcKD3JlcXVpcmVkX3Njb3BlcxgCIAMoCRIaChJtaW5fZXZlbnRfc2VxdWVuY2UYAyABKAQSGAoQY291bnRfcmF0ZV9saW1pdBgEIAEoCCK0AQoOVmVyaWZ5UmVzcG9uc2USKQoGcmVzdWx0GAEgASgOMhkubGF0Y2hrZXkudjEuVmVyaWZ5UmVzdWx0Eh0KA2tleRgCIAEoCzIQLmxhdGNoa2V5LnYxLktleRIWCg5taXNzaW5nX3Njb3BlcxgDIAMoCRIwCgtyYXRlX2xpbWl0cxgEIAMoCzIbLmxhdGNoa2V5LnYxLlJhdGVMaW1pdFN0YXRlEg4KBnJlYXNvbhgFIAEoCSJqCg5SYXRlTGltaXRTdGF0ZRIMCgRuYW1lGAEgASgJEg0KBWxpbWl0GAIgASgDEhEKCXJlbWFpbmluZxgDIAEoAxIoCgVyZXNldBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJgCg1SZXZva2VSZXF1ZXN0Eg4KBmtleV9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkSLwoMd2FpdF90aW1lb3V0GAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIl4KDlJldm9rZVJlc3BvbnNlEh0KA2tleRgBIAEoCzIQLmxhdGNoa2V5LnYxLktleRItCgtwcm9wYWdhdGlvbhgCIAEoCzIYLmxhdGNoa2V5LnYxLlByb3BhZ2F0aW9uInYKC1Byb3BhZ2F0aW9uEhYKDmxpdmVfdmVyaWZpZXJzGAEgASgFEhEKCWNvbmZpcm1lZBgCIAEoBRIqCgdzbG93ZXN0GAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhAKCGNvbXBsZXRlGAQgASgIIlAKDVJvdGF0ZVJlcXVlc3QSDgoGa2V5X2lkGAEgASgJEi8KDGdyYWNlX3BlcmlvZBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiKdAQoOUm90YXRlUmVzcG9uc2USHQoDa2V5GAEgASgLMhAubGF0Y2hrZXkudjEuS2V5Eg0KBXRva2VuGAIgASgJEiYKDHByZXZpb3VzX2tleRgDIAEoCzIQLmxhdGNoa2V5LnYxLktleRI1ChRwcmV2aW91c19rZXlfdHJhZmZpYxgEIAEoCzIXLmxhdGNoa2V5LnYxLktleVRyYWZmaWMiHAoKR2V0UmVxdWVzdBIOCgZrZXlfaWQYASABKAkijAEKC0dldFJlc3BvbnNlEh0KA2tleRgBIAEoCzIQLmxhdGNoa2V5LnYxLktleRIoCgd0cmFmZmljGAIgASgLMhcubGF0Y2hrZXkudjEuS2V5VHJhZmZpYxI0ChNwcmVkZWNlc3Nvcl90cmFmZmljGAMgASgLMhcubGF0Y2hrZXkudjEuS2V5VHJhZmZpYyJeCgtMaXN0UmVxdWVzdBIPCgd0ZWFtX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEhcKD2luY2x1ZGVfcmV2b2tlZBgEIAEoCCJHCgxMaXN0UmVzcG9uc2USHgoEa2V5cxgBIAMoCzIQLmxhdGNoa2V5LnYxLktleRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAki4wIKDVVwZGF0ZVJlcXVlc3QSDgoGa2V5X2lkGAEgASgJEhEKBG5hbWUYAiABKAlIAIgBARImCgZzY29wZXMYAyABKAsyFi5sYXRjaGtleS52MS5TY29wZUxpc3QSJwoIbWV0YWRhdGEYBCABKAsyFS5sYXRjaGtleS52MS5NZXRhZGF0YRIUCgdlbmFibGVkGAUgASgISAGIAQESLAoLdXNhZ2VfbGltaXQYBiABKAsyFy5sYXRjaGtleS52MS5Vc2FnZUxpbWl0EhoKEnJlbW92ZV91c2FnZV9saW1pdBgHIAEoCBIvCgtyYXRlX2xpbWl0cxgIIAEoCzIaLmxhdGNoa2V5LnYxLlJhdGVMaW1pdExpc3QSEQoEdGllchgJIAEoCUgCiAEBEhIKBW93bmVyGAogASgJSAOIAQFCBwoFX25hbWVCCgoIX2VuYWJsZWRCBwoFX3RpZXJCCAoGX293bmVyIjcKDVJhdGVMaW1pdExpc3QSJgoGdmFsdWVzGAEgAygLMhYubGF0Y2hrZXkudjEuUmF0ZUxpbWl0IhsKCVNjb3BlTGlzdBIOCgZ2YWx1ZXMYASADKAkibwoITWV0YWRhdGESMwoHZW50cmllcxgBIAMoCzIiLmxhdGNoa2V5LnYxLk1ldGFkYXRhLkVudHJpZXNFbnRyeRouCgxFbnRyaWVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIvCg5VcGRhdGVSZXNwb25zZRIdCgNrZXkYASABKAsyEC5sYXRjaGtleS52MS5LZXkiagoKS2V5VHJhZmZpYxIOCgZrZXlfaWQYASABKAkSGAoQcmVxdWVzdHNfbGFzdF81bRgCIAEoAxIyCg5sYXN0X3VzZWRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAixAEKD0dldFVzYWdlUmVxdWVzdBIOCgZrZXlfaWQYASABKAkSDwoHdGVhbV9pZBgCIAEoCRIuCgpzdGFydF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoLZ3JhbnVsYXJpdHkYBSABKA4yHS5sYXRjaGtleS52MS5Vc2FnZUdyYW51bGFyaXR5Ik4KEVVzYWdlT3V0Y29tZUNvdW50EioKB291dGNvbWUYASABKA4yGS5sYXRjaGtleS52MS5Vc2FnZU91dGNvbWUSDQoFY291bnQYAiABKAMifAoLVXNhZ2VCdWNrZXQSLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFdG90YWwYAiABKAMSLgoGY291bnRzGAMgAygLMh4ubGF0Y2hrZXkudjEuVXNhZ2VPdXRjb21lQ291bnQiTAoQR2V0VXNhZ2VSZXNwb25zZRIpCgdidWNrZXRzGAEgAygLMhgubGF0Y2hrZXkudjEuVXNhZ2VCdWNrZXQSDQoFdG90YWwYAiABKAMiOQoRSW1wb3J0S2V5c1JlcXVlc3QSJAoEa2V5cxgBIAMoCzIWLmxhdGNoa2V5LnYxLkltcG9ydEtleSK0AwoJSW1wb3J0S2V5EhMKC2V4dGVybmFsX2lkGAEgASgJEg8KB3RlYW1faWQYAiABKAkSDAoEbmFtZRgDIAEoCRIOCgZzY29wZXMYBCADKAkSEwoLZW52aXJvbm1lbnQYBSABKAkSDwoFdG9rZW4YBiABKAlIABIWCgx0b2tlbl9zaGEyNTYYByABKAlIABIOCgZmb3JtYXQYCCABKAkSLwoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmxhc3RfdXNlZF90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNgoIbWV0YWRhdGEYDCADKAsyJC5sYXRjaGtleS52MS5JbXBvcnRLZXkuTWV0YWRhdGFFbnRyeRIMCgRoaW50GA0gASgJGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIICgZzZWNyZXQilgEKD0ltcG9ydFJvd1Jlc3VsdBINCgVpbmRleBgBIAEoBRITCgtleHRlcm5hbF9pZBgCIAEoCRIsCgZzdGF0dXMYAyABKA4yHC5sYXRjaGtleS52MS5JbXBvcnRSb3dTdGF0dXMSDgoGa2V5X2lkGAQgASgJEg0KBWVycm9yGAUgASgJEhIKCmVycm9yX2NvZGUYBiABKAkilAEKEkltcG9ydEtleXNSZXNwb25zZRIRCgljb21taXR0ZWQYASABKAgSLQoHcmVzdWx0cxgCIAMoCzIcLmxhdGNoa2V5LnYxLkltcG9ydFJvd1Jlc3VsdBIQCghpbXBvcnRlZBgDIAEoBRIYChBhbHJlYWR5X2ltcG9ydGVkGAQgASgFEhAKCHJlamVjdGVkGAUgASgFKroCCgxWZXJpZnlSZXN1bHQSHQoZVkVSSUZZX1JFU1VMVF9VTlNQRUNJRklFRBAAEhcKE1ZFUklGWV9SRVNVTFRfVkFMSUQQARIbChdWRVJJRllfUkVTVUxUX01BTEZPUk1FRBACEhsKF1ZFUklGWV9SRVNVTFRfTk9UX0ZPVU5EEAMSGQoVVkVSSUZZX1JFU1VMVF9SRVZPS0VEEAQSGQoVVkVSSUZZX1JFU1VMVF9FWFBJUkVEEAUSGgoWVkVSSUZZX1JFU1VMVF9ESVNBQkxFRBAGEiQKIFZFUklGWV9SRVNVTFRfSU5TVUZGSUNJRU5UX1NDT1BFEAcSHgoaVkVSSUZZX1JFU1VMVF9SQVRFX0xJTUlURUQQCBIgChxWRVJJRllfUkVTVUxUX1VTQUdFX0VYQ0VFREVEEAkqigEKEFVzYWdlR3JhbnVsYXJpdHkSIQodVVNBR0VfR1JBTlVMQVJJVFlfVU5TUEVDSUZJRUQQABIcChhVU0FHRV9HUkFOVUxBUklUWV9NSU5VVEUQARIaChZVU0FHRV9HUkFOVUxBUklUWV9IT1VSEAISGQoVVVNBR0VfR1JBTlVMQVJJVFlfREFZEAMqvwEKD0ltcG9ydFJvd1N0YXR1cxIhCh1JTVBPUlRfUk9XX1NUQVRVU19VTlNQRUNJRklFRBAAEh4KGklNUE9SVF9ST1dfU1RBVFVTX0lNUE9SVEVEEAESJgoiSU1QT1JUX1JPV19TVEFUVVNfQUxSRUFEWV9JTVBPUlRFRBACEh4KGklNUE9SVF9ST1dfU1RBVFVTX1JFSkVDVEVEEAMSIQodSU1QT1JUX1JPV19TVEFUVVNfTk9UX1dSSVRURU4QBDKCBQoMVG9rZW5TZXJ2aWNlEj4KBUlzc3VlEhkubGF0Y2hrZXkudjEuSXNzdWVSZXF1ZXN0GhoubGF0Y2hrZXkudjEuSXNzdWVSZXNwb25zZRJGCgZWZXJpZnkSGi5sYXRjaGtleS52MS5WZXJpZnlSZXF1ZXN0GhsubGF0Y2hrZXkudjEuVmVyaWZ5UmVzcG9uc2UiA5ACAhJBCgZSZXZva2USGi5sYXRjaGtleS52MS5SZXZva2VSZXF1ZXN0GhsubGF0Y2hrZXkudjEuUmV2b2tlUmVzcG9uc2USQQoGUm90YXRlEhoubGF0Y2hrZXkudjEuUm90YXRlUmVxdWVzdBobLmxhdGNoa2V5LnYxLlJvdGF0ZVJlc3BvbnNlEj0KA0dldBIXLmxhdGNoa2V5LnYxLkdldFJlcXVlc3QaGC5sYXRjaGtleS52MS5HZXRSZXNwb25zZSIDkAIBEkAKBExpc3QSGC5sYXRjaGtleS52MS5MaXN0UmVxdWVzdBoZLmxhdGNoa2V5LnYxLkxpc3RSZXNwb25zZSIDkAIBEkEKBlVwZGF0ZRIaLmxhdGNoa2V5LnYxLlVwZGF0ZVJlcXVlc3QaGy5sYXRjaGtleS52MS5VcGRhdGVSZXNwb25zZRJMCghHZXRVc2FnZRIcLmxhdGNoa2V5LnYxLkdldFVzYWdlUmVxdWVzdBodLmxhdGNoa2V5LnYxLkdldFVzYWdlUmVzcG9uc2UiA5ACARJSCgpJbXBvcnRLZXlzEh4ubGF0Y2hrZXkudjEuSW1wb3J0S2V5c1JlcXVlc3QaHy5sYXRjaGtleS52MS5JbXBvcnRLZXlzUmVzcG9uc2UiA5ACAmIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_latchkey_v1_key, file_latchkey_v1_usage]);
 
 /**
  * IssueRequest describes the key to create.
@@ -942,6 +942,253 @@ export const GetUsageResponseSchema: GenMessage<GetUsageResponse> = /*@__PURE__*
   messageDesc(file_latchkey_v1_token_service, 23);
 
 /**
+ * ImportKeysRequest carries one batch of keys to import.
+ *
+ * @generated from message latchkey.v1.ImportKeysRequest
+ */
+export type ImportKeysRequest = Message<"latchkey.v1.ImportKeysRequest"> & {
+  /**
+   * The keys, 1 to `importMaxBatch` (1000 by default) of them.
+   *
+   * @generated from field: repeated latchkey.v1.ImportKey keys = 1;
+   */
+  keys: ImportKey[];
+};
+
+/**
+ * Describes the message latchkey.v1.ImportKeysRequest.
+ * Use `create(ImportKeysRequestSchema)` to create a new message.
+ */
+export const ImportKeysRequestSchema: GenMessage<ImportKeysRequest> = /*@__PURE__*/
+  messageDesc(file_latchkey_v1_token_service, 24);
+
+/**
+ * ImportKey is one existing key and what Latchkey should know about it.
+ *
+ * @generated from message latchkey.v1.ImportKey
+ */
+export type ImportKey = Message<"latchkey.v1.ImportKey"> & {
+  /**
+   * The key's id in the system it comes from, 1–200 characters without
+   * control characters, unique per team. Importing it again is a no-op.
+   * Required.
+   *
+   * @generated from field: string external_id = 1;
+   */
+  externalId: string;
+
+  /**
+   * The owning team (`team_…`). Required.
+   *
+   * @generated from field: string team_id = 2;
+   */
+  teamId: string;
+
+  /**
+   * Display name, 1–100 characters. Required.
+   *
+   * @generated from field: string name = 3;
+   */
+  name: string;
+
+  /**
+   * Scopes to grant (as for Issue). An admin key can import at most the scopes it holds.
+   *
+   * @generated from field: repeated string scopes = 4;
+   */
+  scopes: string[];
+
+  /**
+   * `live` or `test`; empty means `live`. For a `latchkey` token it must be the token's own.
+   *
+   * @generated from field: string environment = 5;
+   */
+  environment: string;
+
+  /**
+   * The key itself, exactly one of the two. Required.
+   *
+   * @generated from oneof latchkey.v1.ImportKey.secret
+   */
+  secret: {
+    /**
+     * The plaintext token (at most 512 bytes). Only its SHA-256 is stored.
+     *
+     * @generated from field: string token = 6;
+     */
+    value: string;
+    case: "token";
+  } | {
+    /**
+     * The SHA-256 of the token's UTF-8 bytes, for systems that never kept the
+     * plaintext: 64 hex characters, or 43–44 characters of base64 or base64url.
+     *
+     * @generated from field: string token_sha256 = 7;
+     */
+    value: string;
+    case: "tokenSha256";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * The token's format: `latchkey` (the default), `hex`, `base64url` or
+   * `signed`. A plaintext `latchkey` token must pass its checksum.
+   *
+   * @generated from field: string format = 8;
+   */
+  format: string;
+
+  /**
+   * When the key was created in its old system; unset means now. Not in the future.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 9;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * Its last use there, if known. Not in the future, not before create_time.
+   *
+   * @generated from field: google.protobuf.Timestamp last_used_time = 10;
+   */
+  lastUsedTime?: Timestamp | undefined;
+
+  /**
+   * Optional expiry; must be in the future (an expired key is not imported).
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 11;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * Optional metadata, as for Issue.
+   *
+   * @generated from field: map<string, string> metadata = 12;
+   */
+  metadata: { [key: string]: string };
+
+  /**
+   * A display hint for a key imported by hash (at most 32 characters, no
+   * control characters), e.g. `oag_…c3d4`. Ignored for a plaintext import,
+   * whose hint is computed from the token.
+   *
+   * @generated from field: string hint = 13;
+   */
+  hint: string;
+};
+
+/**
+ * Describes the message latchkey.v1.ImportKey.
+ * Use `create(ImportKeySchema)` to create a new message.
+ */
+export const ImportKeySchema: GenMessage<ImportKey> = /*@__PURE__*/
+  messageDesc(file_latchkey_v1_token_service, 25);
+
+/**
+ * ImportRowResult is the outcome of one key, in request order.
+ *
+ * @generated from message latchkey.v1.ImportRowResult
+ */
+export type ImportRowResult = Message<"latchkey.v1.ImportRowResult"> & {
+  /**
+   * The key's position in the request (from 0).
+   *
+   * @generated from field: int32 index = 1;
+   */
+  index: number;
+
+  /**
+   * Its external id, as sent.
+   *
+   * @generated from field: string external_id = 2;
+   */
+  externalId: string;
+
+  /**
+   * What happened.
+   *
+   * @generated from field: latchkey.v1.ImportRowStatus status = 3;
+   */
+  status: ImportRowStatus;
+
+  /**
+   * The Latchkey key (`key_…`) for IMPORTED and ALREADY_IMPORTED.
+   *
+   * @generated from field: string key_id = 4;
+   */
+  keyId: string;
+
+  /**
+   * For REJECTED: the field at fault and the problem (`token_sha256: must be …`).
+   *
+   * @generated from field: string error = 5;
+   */
+  error: string;
+
+  /**
+   * For REJECTED: the gRPC code the error would have as a call of its own
+   * (`invalid_argument`, `not_found`, `permission_denied`, `already_exists`).
+   *
+   * @generated from field: string error_code = 6;
+   */
+  errorCode: string;
+};
+
+/**
+ * Describes the message latchkey.v1.ImportRowResult.
+ * Use `create(ImportRowResultSchema)` to create a new message.
+ */
+export const ImportRowResultSchema: GenMessage<ImportRowResult> = /*@__PURE__*/
+  messageDesc(file_latchkey_v1_token_service, 26);
+
+/**
+ * ImportKeysResponse reports every key of the batch.
+ *
+ * @generated from message latchkey.v1.ImportKeysResponse
+ */
+export type ImportKeysResponse = Message<"latchkey.v1.ImportKeysResponse"> & {
+  /**
+   * True when the batch was written (every key IMPORTED or ALREADY_IMPORTED).
+   *
+   * @generated from field: bool committed = 1;
+   */
+  committed: boolean;
+
+  /**
+   * One result per key, in request order.
+   *
+   * @generated from field: repeated latchkey.v1.ImportRowResult results = 2;
+   */
+  results: ImportRowResult[];
+
+  /**
+   * Keys written by this call.
+   *
+   * @generated from field: int32 imported = 3;
+   */
+  imported: number;
+
+  /**
+   * Keys that were already there.
+   *
+   * @generated from field: int32 already_imported = 4;
+   */
+  alreadyImported: number;
+
+  /**
+   * Keys rejected.
+   *
+   * @generated from field: int32 rejected = 5;
+   */
+  rejected: number;
+};
+
+/**
+ * Describes the message latchkey.v1.ImportKeysResponse.
+ * Use `create(ImportKeysResponseSchema)` to create a new message.
+ */
+export const ImportKeysResponseSchema: GenMessage<ImportKeysResponse> = /*@__PURE__*/
+  messageDesc(file_latchkey_v1_token_service, 27);
+
+/**
  * VerifyResult is the outcome of a verification.
  *
  * @generated from enum latchkey.v1.VerifyResult
@@ -1065,6 +1312,55 @@ export const UsageGranularitySchema: GenEnum<UsageGranularity> = /*@__PURE__*/
   enumDesc(file_latchkey_v1_token_service, 1);
 
 /**
+ * ImportRowStatus is what happened to one key of a batch.
+ *
+ * @generated from enum latchkey.v1.ImportRowStatus
+ */
+export enum ImportRowStatus {
+  /**
+   * Never returned.
+   *
+   * @generated from enum value: IMPORT_ROW_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The key was written by this call.
+   *
+   * @generated from enum value: IMPORT_ROW_STATUS_IMPORTED = 1;
+   */
+  IMPORTED = 1,
+
+  /**
+   * The same key (same external id, same content) was imported before: nothing to do.
+   *
+   * @generated from enum value: IMPORT_ROW_STATUS_ALREADY_IMPORTED = 2;
+   */
+  ALREADY_IMPORTED = 2,
+
+  /**
+   * This key is bad; `error` says why. Nothing in the batch was written.
+   *
+   * @generated from enum value: IMPORT_ROW_STATUS_REJECTED = 3;
+   */
+  REJECTED = 3,
+
+  /**
+   * This key is fine, but another key of the batch was rejected, so nothing
+   * was written. Send the batch again without the rejected keys.
+   *
+   * @generated from enum value: IMPORT_ROW_STATUS_NOT_WRITTEN = 4;
+   */
+  NOT_WRITTEN = 4,
+}
+
+/**
+ * Describes the enum latchkey.v1.ImportRowStatus.
+ */
+export const ImportRowStatusSchema: GenEnum<ImportRowStatus> = /*@__PURE__*/
+  enumDesc(file_latchkey_v1_token_service, 2);
+
+/**
  * TokenService issues, verifies, rotates and revokes API keys.
  *
  * Verify needs no credentials. Every other RPC needs `Authorization: Bearer
@@ -1162,6 +1458,23 @@ export const TokenService: GenService<{
     methodKind: "unary";
     input: typeof GetUsageRequestSchema;
     output: typeof GetUsageResponseSchema;
+  },
+  /**
+   * ImportKeys brings keys that already exist elsewhere into Latchkey, by
+   * plaintext or by SHA-256 hash, a batch at a time (at most `importMaxBatch`
+   * keys, 1000 by default, within the 64 KiB request limit). A batch is all or
+   * nothing: if any key is rejected, none is written, and the answer says why
+   * for each. Idempotent by `external_id` (unique per team): the same key
+   * again is ALREADY_IMPORTED, different content under a used external id is
+   * rejected (there is no overwrite: change an imported key with Update,
+   * Revoke or Rotate).
+   *
+   * @generated from rpc latchkey.v1.TokenService.ImportKeys
+   */
+  importKeys: {
+    methodKind: "unary";
+    input: typeof ImportKeysRequestSchema;
+    output: typeof ImportKeysResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_latchkey_v1_token_service, 0);
