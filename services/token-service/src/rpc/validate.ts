@@ -1,6 +1,6 @@
 import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { type KeyEnvironment, scopeListError } from "@latchkey/token";
+import { scopeListError } from "@latchkey/token";
 import { isKeyId, isTeamId } from "../ids.js";
 
 /** Builds the INVALID_ARGUMENT error every validation failure becomes. */
