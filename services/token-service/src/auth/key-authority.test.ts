@@ -1,5 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
+import { keyRow } from "../../test-support/key-row.js";
 import type { ApiKeyRow } from "../db/tables.js";
 import { authorizeKeyWrite, type KeyWrite } from "./key-authority.js";
 import type { Principal } from "./principal.js";
@@ -8,39 +9,15 @@ const admin: Principal = { kind: "admin", actor: "key_admin", teamId: "team_a", 
 const root: Principal = { kind: "root", actor: "root" };
 
 function row(fields: Partial<ApiKeyRow> = {}): ApiKeyRow {
-  return {
+  return keyRow({
     id: "key_target",
     team_id: "team_a",
     name: "target",
     scopes: ["admin", "billing:refund"],
-    environment: "live",
-    token_hash: new Uint8Array(32),
     hint: "lk_live_…abcd",
-    created_at: new Date(0),
-    created_by: "root",
-    expires_at: null,
-    enabled: true,
-    disabled_by: null,
-    revoked_at: null,
-    revoked_reason: null,
-    last_used_at: null,
     metadata: { owner: "ops" },
-    rotated_from: null,
-    expiry_announced: false,
-    external_id: null,
-    import_fingerprint: null,
-    imported_at: null,
-    remaining: null,
-    refill_interval: null,
-    refill_amount: null,
-    refilled_at: null,
-    rate_limits: [],
-    tier: null,
-    owner: null,
-    format: "latchkey",
-    signing_kid: null,
     ...fields,
-  };
+  });
 }
 
 /** The refusal message, or "allowed". */

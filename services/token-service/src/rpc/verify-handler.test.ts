@@ -10,6 +10,7 @@ import {
   PostgresQueryCompiler,
 } from "kysely";
 import { describe, expect, it } from "vitest";
+import { keyRow } from "../../test-support/key-row.js";
 import type { ApiKeyRow, Database } from "../db/tables.js";
 import { KeyRowCache } from "../keys/key-row-cache.js";
 import type { ServiceDeps } from "./service-deps.js";
@@ -76,38 +77,9 @@ function createOneRowDatabase(row: ApiKeyRow) {
 
 function setup() {
   const token = generateToken({ prefix: "lk", environment: "test" });
-  const database = createOneRowDatabase({
-    id: "key_0123456789012345678901",
-    team_id: "team_0123456789012345678901",
-    name: "k",
-    scopes: ["read"],
-    environment: "test",
-    token_hash: hashToken(token),
-    hint: "",
-    created_at: new Date(),
-    created_by: "root",
-    expires_at: null,
-    enabled: true,
-    disabled_by: null,
-    revoked_at: null,
-    revoked_reason: null,
-    last_used_at: null,
-    metadata: {},
-    rotated_from: null,
-    expiry_announced: false,
-    external_id: null,
-    import_fingerprint: null,
-    imported_at: null,
-    remaining: null,
-    refill_interval: null,
-    refill_amount: null,
-    refilled_at: null,
-    rate_limits: [],
-    tier: null,
-    owner: null,
-    format: "latchkey",
-    signing_kid: null,
-  });
+  const database = createOneRowDatabase(
+    keyRow({ environment: "test", token_hash: hashToken(token), created_at: new Date() }),
+  );
   const cache = new KeyRowCache({ maxEntries: 10, ttlMs: 60_000 });
   cache.clear(5); // subscribed at stream sequence 5
   // Only what Verify uses; the admin collaborators are never reached.
