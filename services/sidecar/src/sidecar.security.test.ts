@@ -190,7 +190,12 @@ describe("credentials", () => {
     const unknown = stack.keys.issue({ scopes: ["read"] });
     stack.keys.revokeSilently(unknown.key as never);
     const bodies = new Set<string>();
-    for (const token of [revoked.token, "lk_test_notakey", `${reader.token.slice(0, -1)}x`, unknown.token]) {
+    for (const token of [
+      revoked.token,
+      "lk_test_notakey",
+      `${reader.token.slice(0, -1)}${reader.token.endsWith("x") ? "y" : "x"}`,
+      unknown.token,
+    ]) {
       const response = await get("/private/x", { authorization: `Bearer ${token}` });
       expect(response.status).toBe(401);
       expect(response.headers["www-authenticate"]).toBe('Bearer realm="latchkey", error="invalid_token"');
