@@ -10,6 +10,8 @@ import { WindowCounter } from "./window-counter.js";
 /** One limit and the counter it is checked against. */
 interface Slot {
   readonly spec: RateLimitSpec;
+  /** The counter's id (subject, limit name, window), to re-attach it after a sweep. */
+  readonly id: string;
   counter: WindowCounter;
 }
 
@@ -126,10 +128,10 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   }
 
   function slots(subject: string, limits: readonly RateLimitSpec[]): Slot[] {
-    return limits.map((spec) => ({
-      spec,
-      counter: counter(`${subject}|${spec.name}|${spec.windowMs}`, spec.windowMs),
-    }));
+    return limits.map((spec) => {
+      const id = `${subject}|${spec.name}|${spec.windowMs}`;
+      return { spec, id, counter: counter(id, spec.windowMs) };
+    });
   }
 
   function keyLimits(key: VerifiedKey): readonly RateLimitSpec[] | undefined {
@@ -164,11 +166,9 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   }
 
   /** Re-attaches slots whose counters were swept, so a long-cached key keeps counting where peers do. */
-  function live(list: Slot[], subject: string): Slot[] {
+  function live(list: Slot[]): Slot[] {
     for (const slot of list) {
-      if (slot.counter.evicted) {
-        slot.counter = counter(`${subject}|${slot.spec.name}|${slot.spec.windowMs}`, slot.spec.windowMs);
-      }
+      if (slot.counter.evicted) slot.counter = counter(slot.id, slot.spec.windowMs);
     }
     return list;
   }
@@ -176,8 +176,8 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   function evaluate(decision: Decision, first: Slot[], second: Slot[]): Decision {
     const at = now();
     let refusedMs = -1;
-    for (const list of [first, second]) {
-      for (const { spec, counter: c } of list) {
+    for (let l = 0; l < 2; l += 1) {
+      for (const { spec, counter: c } of l === 0 ? first : second) {
         const budget = shared ? spec.limit : spec.limit / divisor;
         if (c.estimate(at, shared) + 1 > budget) {
           refusedMs = Math.max(refusedMs, c.msUntilAdmitted(at, budget, shared));
@@ -185,12 +185,13 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
       }
     }
     const refused = refusedMs >= 0;
-    if (!refused) for (const list of [first, second]) for (const slot of list) admit(slot.counter);
+    if (!refused)
+      for (let l = 0; l < 2; l += 1) for (const slot of l === 0 ? first : second) admit(slot.counter);
     // RateLimit-Policy: "name";q=…;w=… ; RateLimit: "name";r=…;t=… (draft-ietf-httpapi-ratelimit-headers-09).
     let policyField = "";
     let stateField = "";
-    for (const list of [first, second]) {
-      for (const { spec, counter: c } of list) {
+    for (let l = 0; l < 2; l += 1) {
+      for (const { spec, counter: c } of l === 0 ? first : second) {
         const budget = shared ? spec.limit : spec.limit / divisor;
         const estimate = c.estimate(at, shared);
         const remaining = Math.max(0, Math.floor(budget - estimate));
@@ -224,15 +225,14 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
         // An optional-key route's own limits are the anonymous caller's (Kong's anonymous consumer):
         // a request with a key is limited by the key's limits only.
         if (route !== undefined && rule.access.kind !== "optional-key") {
-          const subject = `${route.id}|k:${key.id}`;
           let found = entry.routes.get(rule);
           if (found === undefined) {
-            found = slots(subject, route.limits);
+            found = slots(`${route.id}|k:${key.id}`, route.limits);
             entry.routes.set(rule, found);
           }
-          routeSlots = live(found, subject);
+          routeSlots = live(found);
         }
-        const keySlots = live(entry.slots, `k:${key.id}`);
+        const keySlots = live(entry.slots);
         if (keySlots.length === 0 && routeSlots.length === 0) return decision;
         return evaluate(decision, keySlots, routeSlots);
       }
