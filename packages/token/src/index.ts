@@ -12,6 +12,7 @@ export {
   KeyFormatConfigError,
   type KeyFormatKind,
   type KeyFormatSpec,
+  SIGNING_KID_PATTERN,
   validateKeyFormats,
 } from "./key-format.js";
 export {
@@ -43,6 +44,7 @@ export {
   scopeListError,
 } from "./scopes.js";
 export {
+  type CheckedSignedBody,
   checkSignedBody,
   type SignedClaims,
   type SignedRejection,

@@ -29,6 +29,12 @@ export interface KeyFormatSpec {
   readonly maxLength?: number;
   /** `hex`: upper-case digits instead of lower case. */
   readonly upperCase?: boolean;
+  /**
+   * `signed`: also accept tokens the system being migrated from signed, whose payload is not
+   * Latchkey's claims: HMAC-SHA256 over the base64url payload with the signing key of this kid.
+   * Their payload is never read; the imported key's row says what such a key may do.
+   */
+  readonly legacyKid?: string;
 }
 
 /** A validated format, frozen; what parsers and generators take. */
@@ -45,6 +51,8 @@ export interface KeyFormat {
   /** Body characters an issued key gets (`hex`, `base64url`). */
   readonly issueBody: number;
   readonly upperCase: boolean;
+  /** `signed`: the kid whose signature a token with foreign claims may carry (see {@link KeyFormatSpec.legacyKid}). */
+  readonly legacyKid: string | undefined;
 }
 
 /** Thrown for a bad format list; the message names the entry and field. */
@@ -55,7 +63,18 @@ export class KeyFormatConfigError extends Error {
 const NAME = /^[a-z][a-z0-9_-]{0,31}$/;
 // A full prefix: letters and digits in parts joined by `_` or `-`, ending in a separator.
 const FULL_PREFIX = /^[A-Za-z][A-Za-z0-9]{0,15}(?:[_-][A-Za-z0-9]{1,15}){0,3}[_-]$/;
-const SPEC_FIELDS = new Set(["name", "kind", "prefix", "length", "minLength", "maxLength", "upperCase"]);
+const SPEC_FIELDS = new Set([
+  "name",
+  "kind",
+  "prefix",
+  "length",
+  "minLength",
+  "maxLength",
+  "upperCase",
+  "legacyKid",
+]);
+/** What a signing key's `kid` may be: 1–32 of `A-Z a-z 0-9 . _ -`. */
+export const SIGNING_KID_PATTERN = /^[A-Za-z0-9._-]{1,32}$/;
 /** Fewest hex/base64url body characters an issued key may have: 128 bits. */
 const MIN_ISSUE_BITS = 128;
 
@@ -92,6 +111,7 @@ function validate(raw: unknown, index: number): KeyFormat {
   onlyFor("upperCase", ["hex"]);
   onlyFor("minLength", ["base64url"]);
   onlyFor("maxLength", ["base64url"]);
+  onlyFor("legacyKid", ["signed"]);
   if (kind === "latchkey") {
     if (!isValidPrefix(prefix)) {
       throw new KeyFormatConfigError(
@@ -129,6 +149,10 @@ function validate(raw: unknown, index: number): KeyFormat {
     const issueBody = Math.min(Math.max(43, min), max);
     return freeze({ name, kind, prefix, literal: prefix, minBody: min, maxBody: max, issueBody });
   }
+  const { legacyKid } = spec;
+  if (legacyKid !== undefined && (typeof legacyKid !== "string" || !SIGNING_KID_PATTERN.test(legacyKid))) {
+    throw new KeyFormatConfigError(`${at}.legacyKid must be a signing key's kid: 1–32 of A-Z a-z 0-9 . _ -`);
+  }
   // signed: a payload, a "." and a 43-character signature; the whole token within MAX_TOKEN_LENGTH.
   return freeze({
     name,
@@ -138,10 +162,13 @@ function validate(raw: unknown, index: number): KeyFormat {
     minBody: 2 + 1 + 43,
     maxBody: MAX_TOKEN_LENGTH - prefix.length,
     issueBody: 0,
+    legacyKid,
   });
 }
 
-function freeze(fields: Omit<KeyFormat, "upperCase"> & { upperCase?: boolean }): KeyFormat {
+function freeze(
+  fields: Omit<KeyFormat, "upperCase" | "legacyKid"> & { upperCase?: boolean; legacyKid?: string },
+): KeyFormat {
   return Object.freeze({
     name: fields.name,
     kind: fields.kind,
@@ -151,6 +178,7 @@ function freeze(fields: Omit<KeyFormat, "upperCase"> & { upperCase?: boolean }):
     maxBody: fields.maxBody,
     issueBody: fields.issueBody,
     upperCase: fields.upperCase ?? false,
+    legacyKid: fields.legacyKid,
   });
 }
 

@@ -29,7 +29,15 @@ export type FormatRejection = "empty" | "too_long" | "no_format" | "shape" | "ch
 
 /** Outcome of {@link parseTokenWith}: the format that matched, or why none did. */
 export type FormatParseOutcome =
-  | { ok: true; format: KeyFormat; environment?: KeyEnvironment; claims?: SignedClaims }
+  | {
+      ok: true;
+      format: KeyFormat;
+      environment?: KeyEnvironment;
+      /** A signed key's claims; undefined for other formats and for a legacy signed key. */
+      claims?: SignedClaims;
+      /** A signed key's signing key (its claims' kid, or the format's `legacyKid`). */
+      signingKid?: string;
+    }
   | { ok: false; reason: FormatRejection; format?: string };
 
 /** The format list a deployment has when it configures none: today's `lk_live_…` keys. */
@@ -58,6 +66,13 @@ export function createKeyFormats(options: {
   const formats = validateKeyFormats(options.formats);
   const signingKeys =
     options.signingKeys === undefined ? [] : validateSigningKeys(options.signingKeys, options.now);
+  if (options.signingKeys !== undefined) {
+    for (const [index, format] of formats.entries()) {
+      if (format.legacyKid !== undefined && !signingKeys.some((key) => key.kid === format.legacyKid)) {
+        throw new KeyFormatConfigError(`[${index}].legacyKid ${format.legacyKid} names no signing key`);
+      }
+    }
+  }
   const byName = new Map(formats.map((format) => [format.name, format]));
   return Object.freeze({
     formats,
@@ -105,9 +120,21 @@ function parseAs(formats: KeyFormats, format: KeyFormat, token: string, now: num
   const body = token.slice(format.literal.length);
   if (format.kind === "signed") {
     if (body.length > format.maxBody) return { ok: false, reason: "shape", format: format.name };
-    const checked = checkSignedBody(body, formats.checksSignatures ? formats.signingKeys : undefined, now);
+    const checked = checkSignedBody(
+      body,
+      formats.checksSignatures ? formats.signingKeys : undefined,
+      now,
+      format.legacyKid,
+    );
     if (!checked.ok) return { ok: false, reason: checked.reason, format: format.name };
-    return { ok: true, format, environment: checked.claims.environment, claims: checked.claims };
+    if (checked.claims === undefined) return { ok: true, format, signingKid: checked.kid };
+    return {
+      ok: true,
+      format,
+      environment: checked.claims.environment,
+      claims: checked.claims,
+      signingKid: checked.kid,
+    };
   }
   if (!bodyPattern(format).test(body)) return { ok: false, reason: "shape", format: format.name };
   return { ok: true, format };

@@ -1,5 +1,5 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import { KeyFormatConfigError } from "./key-format.js";
+import { KeyFormatConfigError, SIGNING_KID_PATTERN as KID } from "./key-format.js";
 import { MAX_SCOPES, SCOPE_PATTERN } from "./scopes.js";
 import type { KeyEnvironment } from "./token.js";
 
@@ -43,7 +43,6 @@ export type SignedRejection =
   | "signing_key_expired"
   | "expired";
 
-const KID = /^[A-Za-z0-9._-]{1,32}$/;
 const B64URL = /^[A-Za-z0-9_-]+$/;
 const SIGNATURE = /^[A-Za-z0-9_-]{43}$/;
 const KEY_ID = /^key_[0-9A-Za-z]{1,64}$/;
@@ -176,11 +175,26 @@ function claimsOf(payload: string): SignedClaims | undefined {
   };
 }
 
+/** A signed token's body that passed {@link checkSignedBody}. */
+export interface CheckedSignedBody {
+  readonly ok: true;
+  /** Latchkey's claims; undefined for a legacy token (foreign payload, never read). */
+  readonly claims: SignedClaims | undefined;
+  /** The signing key that signed it: the claims' `kid`, or the format's `legacyKid`. */
+  readonly kid: string;
+  readonly signatureChecked: boolean;
+}
+
 /**
  * Checks the body of a signed token: shape, claims, then (when `keys` is
  * given) the signature in constant time, the signing key's end and the
  * token's own expiry. With `keys` undefined only the shape and claims are
  * checked (a verifier that does not hold the secret).
+ *
+ * With `legacyKid`, a payload that is not Latchkey's claims is a token of the
+ * system being migrated from: its payload is not read, and its signature is
+ * checked with that signing key (HMAC-SHA256 over the base64url payload as it
+ * stands, the JWT convention).
  *
  * @example
  * ```ts
@@ -192,21 +206,30 @@ export function checkSignedBody(
   body: string,
   keys: readonly SigningKey[] | undefined,
   now: number,
-): { ok: true; claims: SignedClaims; signatureChecked: boolean } | { ok: false; reason: SignedRejection } {
+  legacyKid?: string,
+): CheckedSignedBody | { ok: false; reason: SignedRejection } {
   const dot = body.indexOf(".");
   if (dot < 2 || body.indexOf(".", dot + 1) !== -1) return { ok: false, reason: "shape" };
   const payload = body.slice(0, dot);
   const signature = body.slice(dot + 1);
   if (!SIGNATURE.test(signature)) return { ok: false, reason: "shape" };
   const claims = claimsOf(payload);
-  if (claims === undefined) return { ok: false, reason: "claims" };
-  if (keys === undefined) return { ok: true, claims, signatureChecked: false };
-  const key = keys.find((each) => each.kid === claims.kid);
+  if (claims === undefined && (legacyKid === undefined || !isLegacyPayload(payload))) {
+    return { ok: false, reason: "claims" };
+  }
+  const kid = claims?.kid ?? (legacyKid as string);
+  if (keys === undefined) return { ok: true, claims, kid, signatureChecked: false };
+  const key = keys.find((each) => each.kid === kid);
   if (key === undefined) return { ok: false, reason: "unknown_signing_key" };
   const given = Buffer.from(signature, "base64url");
   if (given.toString("base64url") !== signature) return { ok: false, reason: "signature" };
   if (!timingSafeEqual(given, mac(key, payload))) return { ok: false, reason: "signature" };
   if (key.notAfter <= now) return { ok: false, reason: "signing_key_expired" };
-  if (claims.expiresAt !== undefined && claims.expiresAt <= now) return { ok: false, reason: "expired" };
-  return { ok: true, claims, signatureChecked: true };
+  if (claims?.expiresAt !== undefined && claims.expiresAt <= now) return { ok: false, reason: "expired" };
+  return { ok: true, claims, kid, signatureChecked: true };
+}
+
+/** A legacy token's payload: base64url of any content, within the payload bound. */
+function isLegacyPayload(payload: string): boolean {
+  return payload.length <= MAX_PAYLOAD && B64URL.test(payload);
 }

@@ -193,6 +193,18 @@ function checkKeyFormats(
   },
   ctx: z.RefinementCtx,
 ): void {
+  // A legacy signed format names the signing key of the system being migrated from: it must be listed.
+  const kids = new Set((value.keySigningKeys ?? []).map((key) => key.kid));
+  for (const [index, spec] of (Array.isArray(value.keyFormats) ? value.keyFormats : []).entries()) {
+    if (spec.legacyKid !== undefined && !kids.has(spec.legacyKid)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["keySigningKeys"],
+        message: `format ${spec.name} (keyFormats[${index}]) has legacyKid ${spec.legacyKid}, which names no signing key`,
+      });
+      return;
+    }
+  }
   let formats: ReturnType<typeof keyFormatsOf>;
   try {
     formats = keyFormatsOf(value);
