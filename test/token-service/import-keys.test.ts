@@ -4,33 +4,17 @@
 import { createHash } from "node:crypto";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { type ImportKeysRequest, ImportRowStatus, KeyEventType, VerifyResult } from "@latchkey/proto";
+import { ImportRowStatus, KeyEventType, VerifyResult } from "@latchkey/proto";
 import { generateToken } from "@latchkey/token";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type ImportRowInit, importRow, sha256Hex, writtenCounts } from "./import-rows.js";
 import { startTestService, type TestService } from "./start.js";
-
-type Row = ImportKeysRequest["keys"][number];
-type RowInit = Omit<Partial<Row>, "secret" | "$typeName"> & { token?: string; sha256?: string };
 
 let service: TestService;
 let teamId: string;
 
-function row(init: RowInit) {
-  const { token, sha256, ...rest } = init;
-  return {
-    teamId,
-    name: "imported",
-    scopes: ["read"],
-    ...rest,
-    secret:
-      sha256 !== undefined
-        ? { case: "tokenSha256" as const, value: sha256 }
-        : { case: "token" as const, value: token ?? generateToken({ prefix: "lk", environment: "live" }) },
-  };
-}
-
-const sha256Hex = (token: string) => createHash("sha256").update(token).digest("hex");
+const row = (init: ImportRowInit) => importRow(teamId, init);
 
 // The deployment accepts its own keys and seed 003's `oag_` + 32 hex (named `hex` here).
 const KEY_FORMATS = JSON.stringify([
@@ -180,7 +164,7 @@ describe("ImportKeys", () => {
     expect((await service.tokens().verify({ token: good })).result).toBe(VerifyResult.NOT_FOUND);
   });
 
-  it.each<[string, RowInit, string]>([
+  it.each<[string, ImportRowInit, string]>([
     ["no external id", { externalId: "" }, "external_id: is required"],
     [
       "a control character in the external id",
@@ -379,9 +363,4 @@ describe("ImportKeys", () => {
   });
 });
 
-async function counts() {
-  const { rows } = await service.sql.query(
-    "select (select count(*)::int from api_keys) as keys, (select count(*)::int from audit_log) as audit, (select count(*)::int from key_event_outbox) as events",
-  );
-  return rows[0];
-}
+const counts = () => writtenCounts(service.sql);

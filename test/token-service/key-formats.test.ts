@@ -256,6 +256,13 @@ describe("bad key format config stops start-up naming the setting", () => {
       },
       /LATCHKEY_KEY_SIGNING_KEYS: \[0\]\.secret must be 32/,
     ],
+    [
+      {
+        LATCHKEY_KEY_FORMATS: '[{"name":"oai","kind":"signed","prefix":"oai_","legacyKid":"ogarni"}]',
+        LATCHKEY_KEY_SIGNING_KEYS: JSON.stringify([{ kid: "k1", secret: K1, active: true }]),
+      },
+      /LATCHKEY_KEY_SIGNING_KEYS: format oai \(keyFormats\[0\]\) has legacyKid ogarni, which names no signing key/,
+    ],
   ])("%o", (env, message) => {
     expect(load(env)).toThrow(ConfigError);
     expect(load(env)).toThrow(message);

@@ -79,6 +79,7 @@ export async function importKeys(
             scopes: row.scopes,
             environment: row.environment,
             format: row.format,
+            ...(row.owner ? { owner: row.owner } : {}),
           },
         })),
       );
@@ -147,7 +148,7 @@ function rejectRepeats(states: RowState[]): void {
   const byHash = new Map<string, number>();
   for (const [index, state] of states.entries()) {
     if (state.kind !== "new") continue;
-    const { teamId, externalId, tokenHash } = state.candidate;
+    const { teamId, externalId, tokenHash, secretField } = state.candidate;
     const idKey = `${teamId} ${externalId}`;
     const hashKey = tokenHash.toString("base64");
     const sameId = byExternalId.get(idKey);
@@ -155,7 +156,7 @@ function rejectRepeats(states: RowState[]): void {
     if (sameId !== undefined) {
       states[index] = repeat("external_id", sameId);
     } else if (sameHash !== undefined) {
-      states[index] = repeat("token", sameHash);
+      states[index] = repeat(secretField, sameHash);
     } else {
       byExternalId.set(idKey, index);
       byHash.set(hashKey, index);
@@ -198,7 +199,7 @@ async function checkAgainstDatabase(
   }
   for (const [index, state] of states.entries()) {
     if (state.kind !== "new") continue;
-    const { teamId, externalId, tokenHash, fingerprint } = state.candidate;
+    const { teamId, externalId, tokenHash, secretField, fingerprint } = state.candidate;
     if (!teams.get(teamId)) {
       states[index] = { kind: "rejected", error: `team_id: team ${teamId} not found`, code: Code.NotFound };
       continue;
@@ -221,7 +222,7 @@ async function checkAgainstDatabase(
       const visible = principal.kind === "root" || principal.teamId === holder.teamId;
       states[index] = {
         kind: "rejected",
-        error: `token: another key already has this token${visible ? ` (${holder.id})` : ""}`,
+        error: `${secretField}: another key already has this token${visible ? ` (${holder.id})` : ""}`,
         code: Code.AlreadyExists,
       };
     }
@@ -254,6 +255,8 @@ function newRow(state: RowState, principal: Principal, now: number): NewApiKeyRo
       ...NO_USAGE_LIMIT,
       rate_limits: "[]",
       tier: null,
+      owner: c.owner,
+      signing_kid: c.signingKid,
       external_id: c.externalId,
       import_fingerprint: c.fingerprint,
       imported_at: importedAt,

@@ -9,7 +9,7 @@ import {
   parseTokenWith,
   tokenEnvironment,
 } from "@latchkey/token";
-import { requireEnvironment } from "../keys/key-owner-environment.js";
+import { requireEnvironment, requireOwner } from "../keys/key-owner-environment.js";
 import {
   invalidArgument,
   optionalExpiry,
@@ -36,12 +36,17 @@ export interface ImportCandidate {
   readonly scopes: string[];
   readonly environment: string;
   readonly tokenHash: Buffer;
+  /** The field the key came in, for messages about it. */
+  readonly secretField: "token" | "token_sha256";
   readonly hint: string;
   readonly format: string;
   readonly createdAt: Date | null;
   readonly lastUsedAt: Date | null;
   readonly expiresAt: Date | null;
   readonly metadata: Record<string, string>;
+  readonly owner: string | null;
+  /** The signing key of a plaintext signed token (its claims' kid, or its format's legacyKid); else null. */
+  readonly signingKid: string | null;
   /** SHA-256 over the row as sent (not as defaulted), so the same row always gives the same value. */
   readonly fingerprint: Buffer;
 }
@@ -70,8 +75,10 @@ export function checkImportRow(row: ImportKey, formats: KeyFormats, now: number)
   }
   let format = row.format;
   const environment = requireEnvironment(row.environment);
+  const owner = requireOwner(row.owner);
   let tokenHash: Buffer;
   let hint: string;
+  let signingKid: string | null = null;
   switch (row.secret.case) {
     case "token": {
       const token = row.secret.value;
@@ -81,7 +88,8 @@ export function checkImportRow(row: ImportKey, formats: KeyFormats, now: number)
       if (!TOKEN_CHARACTERS.test(token)) {
         throw invalidArgument("token", "must be printable ASCII without spaces");
       }
-      // Signatures are not re-checked here: an imported key may predate this deployment's signing keys.
+      // Every check Verify makes before its lookup, a signature included (with the format's legacyKid
+      // for a token the old system signed): a key that could never verify is refused now, not imported.
       const parsed = parseTokenWith(formats, token, now);
       const matched = parsed.ok ? parsed.format : undefined;
       if (matched === undefined || (format !== "" && matched.name !== format)) {
@@ -91,6 +99,7 @@ export function checkImportRow(row: ImportKey, formats: KeyFormats, now: number)
         );
       }
       format = matched.name;
+      signingKid = (parsed.ok && parsed.signingKid) || null;
       if (parsed.ok && parsed.environment !== undefined && row.environment !== "") {
         if (tokenEnvironment(environment) !== parsed.environment) {
           throw invalidArgument("environment", `must be the token's own (${parsed.environment})`);
@@ -135,6 +144,8 @@ export function checkImportRow(row: ImportKey, formats: KeyFormats, now: number)
         expiresAt?.toISOString() ?? null,
         Object.entries(metadata).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
         row.secret.case === "tokenSha256" ? hint : null,
+        // Appended only when set, so rows imported before owners existed keep their fingerprint.
+        ...(owner === null ? [] : [owner]),
       ]),
     )
     .digest();
@@ -145,12 +156,15 @@ export function checkImportRow(row: ImportKey, formats: KeyFormats, now: number)
     scopes,
     environment,
     tokenHash,
+    secretField: row.secret.case === "token" ? "token" : "token_sha256",
     hint,
     format,
     createdAt,
     lastUsedAt,
     expiresAt,
     metadata,
+    owner,
+    signingKid,
     fingerprint,
   };
 }
