@@ -8,10 +8,10 @@ import { join } from "node:path";
 import { loadSidecarConfig } from "@latchkey/sidecar";
 import { generateToken } from "@latchkey/token";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RawResponse as Response, send } from "../harness/http-client.js";
+import { send } from "../harness/http-client.js";
 import { rowLookups, scrape } from "../token-service/scrape-metrics.js";
 import { startTestService, type TestService } from "../token-service/start.js";
-import { type EchoedRequest, type RecordingUpstream, startRecordingUpstream } from "./recording-upstream.js";
+import { echoed, type RecordingUpstream, startRecordingUpstream } from "./recording-upstream.js";
 import { type SidecarProcess, spawnSidecar } from "./sidecar-process.js";
 
 const FORMATS = JSON.stringify([
@@ -51,7 +51,6 @@ afterAll(async () => {
 });
 
 const get = (token: string) => send(sidecar.url, "GET", "/anything", { authorization: `Bearer ${token}` });
-const echoed = (response: Response) => response.json<EchoedRequest>();
 const verifyCalls = async () =>
   (await scrape(service.handle.metricsPort ?? 0))
     .split("\n")

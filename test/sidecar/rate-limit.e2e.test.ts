@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RawResponse, send } from "../harness/http-client.js";
 import { type NatsServer, startNats } from "../harness/index.js";
 import { startTestService, type TestService } from "../token-service/start.js";
+import { bearer } from "./credentials.js";
 import { type RecordingUpstream, startRecordingUpstream } from "./recording-upstream.js";
 import { type SidecarProcess, spawnSidecar } from "./sidecar-process.js";
 
@@ -45,8 +46,6 @@ let dir: string;
 /** a and b trust loopback as a proxy (the default); c trusts no address it will see. */
 let sidecars: SidecarProcess[];
 let teamId: string;
-
-const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
 async function issue(name: string, scopes: string[], metadata: Record<string, string> = {}) {
   const issued = await service.tokens().issue({ teamId, name, scopes, metadata });

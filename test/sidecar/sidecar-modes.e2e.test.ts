@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eventReader, type RawResponse as Response, send } from "../harness/http-client.js";
 import { type NatsServer, startNats } from "../harness/index.js";
 import { startTestService, type TestService } from "../token-service/start.js";
-import { type EchoedRequest, type RecordingUpstream, startRecordingUpstream } from "./recording-upstream.js";
+import { bearer } from "./credentials.js";
+import { echoed, type RecordingUpstream, startRecordingUpstream } from "./recording-upstream.js";
 import { type SidecarProcess, spawnSidecar } from "./sidecar-process.js";
 
 const MAX_STALE_MS = 1_000;
@@ -30,8 +31,6 @@ let logging: SidecarProcess;
 let teamId: string;
 let reader: { token: string; id: string };
 
-const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
-const echoed = (response: Response) => response.json<EchoedRequest>();
 const latchkeyHeaders = (response: Response) =>
   Object.keys(echoed(response).headers).filter((name) => name.startsWith("x-latchkey-"));
 

@@ -11,7 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eventReader, type RawResponse as Response, send, sendRaw } from "../harness/http-client.js";
 import { type NatsServer, startNats } from "../harness/index.js";
 import { startTestService, type TestService } from "../token-service/start.js";
-import { type EchoedRequest, type RecordingUpstream, startRecordingUpstream } from "./recording-upstream.js";
+import { bearer } from "./credentials.js";
+import { echoed, type RecordingUpstream, startRecordingUpstream } from "./recording-upstream.js";
 import { type SidecarProcess, spawnSidecar } from "./sidecar-process.js";
 
 const CRON_SECRET = randomBytes(24).toString("base64url");
@@ -66,8 +67,6 @@ async function issue(name: string, scopes: string[]) {
 
 const get = (path: string, headers: Record<string, string | string[]> = {}) =>
   send(sidecar.url, "GET", path, headers);
-const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
-const echoed = (response: Response) => response.json<EchoedRequest>();
 const errorCode = (response: Response) => response.json<{ error: { code: string } }>().error.code;
 
 /** Polls `check` every 20 ms until it holds; returns how long that took, or throws after `timeoutMs`. */

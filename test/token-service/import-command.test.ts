@@ -1,60 +1,25 @@
 // `latchkey-token-service import`, the real command in its own process,
 // against the real token-service on PostgreSQL: good files, bad rows by line
 // number, CSV quoting, standard input, re-runs, and no token in its output.
-import { spawn } from "node:child_process";
-import { createHash } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { VerifyResult } from "@latchkey/proto";
 import { generateToken } from "@latchkey/token";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type ImportRun, runImportCommand } from "./import-command-process.js";
+import { sha256Hex } from "./import-rows.js";
 import { ROOT_KEY, startTestService, type TestService } from "./start.js";
-
-const MAIN = resolve("services/token-service/src/main.ts");
 
 let service: TestService;
 let teamId: string;
 const dir = mkdtempSync(join(tmpdir(), "latchkey-import-"));
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 function runImport(
   args: string[],
   options: { env?: Record<string, string>; stdin?: string } = {},
-): Promise<Run> {
-  return new Promise((done, fail) => {
-    const child = spawn(
-      process.execPath,
-      ["--conditions=@latchkey/source", "--import", "tsx", MAIN, "import", ...args],
-      {
-        cwd: resolve("."),
-        env: {
-          PATH: process.env.PATH ?? "",
-          HOME: process.env.HOME ?? "/tmp",
-          LATCHKEY_ADMIN_KEY: ROOT_KEY,
-          LATCHKEY_TOKEN_SERVICE_URL: service.grpcUrl,
-          ...options.env,
-        },
-        stdio: ["pipe", "pipe", "pipe"],
-      },
-    );
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-      stdout += chunk;
-    });
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-      stderr += chunk;
-    });
-    child.on("error", fail);
-    child.on("close", (code) => done({ code, stdout, stderr }));
-    child.stdin.end(options.stdin ?? "");
-  });
+): Promise<ImportRun> {
+  return runImportCommand(args, { url: service.grpcUrl, adminKey: ROOT_KEY, ...options });
 }
 
 function file(name: string, text: string): string {
@@ -64,7 +29,6 @@ function file(name: string, text: string): string {
 }
 
 const token = () => generateToken({ prefix: "lk", environment: "live" });
-const sha256 = (value: string) => createHash("sha256").update(value).digest("hex");
 const jsonl = (rows: unknown[]) =>
   `${rows.map((r) => (typeof r === "string" ? r : JSON.stringify(r))).join("\n")}\n`;
 
@@ -85,7 +49,7 @@ describe("latchkey-token-service import", () => {
             external_id: `j-${i}`,
             team_id: teamId,
             name: `key ${i}`,
-            token_sha256: sha256(t),
+            token_sha256: sha256Hex(t),
             format: "latchkey",
           },
     );
@@ -101,7 +65,7 @@ describe("latchkey-token-service import", () => {
     expect(again.code).toBe(0);
     for (const t of tokens) {
       expect(first.stdout + first.stderr + again.stdout + again.stderr).not.toContain(t);
-      expect(first.stdout + first.stderr).not.toContain(sha256(t));
+      expect(first.stdout + first.stderr).not.toContain(sha256Hex(t));
     }
   });
 
@@ -150,7 +114,7 @@ describe("latchkey-token-service import", () => {
       [
         "external_id,team_id,name,scopes,token,token_sha256,metadata,create_time",
         `c-1,${teamId},"billing, prod","read chats:write",${tokens[0]},,"{""owner"": ""ops, team""}",2024-05-01T00:00:00Z`,
-        `c-2,${teamId},"the ""old"" key",read,,${sha256(tokens[1] ?? "")},"{""a"":`,
+        `c-2,${teamId},"the ""old"" key",read,,${sha256Hex(tokens[1] ?? "")},"{""a"":`,
         `""b""}",`,
         `c-3,${teamId},short row`,
         `c-4,${teamId},plain,read,${tokens[2]},,,`,

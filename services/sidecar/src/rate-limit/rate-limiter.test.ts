@@ -233,11 +233,11 @@ describe("the seed examples", () => {
     const tiers = loadRateLimits("services/sidecar/examples/ratelimit-003-trust-tiers.yaml");
     expect(tiers.tiers.connected).toEqual([{ name: "minute", limit: 300, windowMs: 60_000 }]);
     expect(tiers.tiers.unverified).toEqual([{ name: "five-minutes", limit: 1, windowMs: 300_000 }]);
-    const policy = loadPolicy("services/sidecar/examples/policy-003-trust-gateway.yaml", {
+    const policy = loadPolicy("services/sidecar/examples/policy-003-agents-owner.yaml", {
       CRON_SECRET: "0123456789abcdef0123",
     });
     const limits = createRateLimiter({ ...baseOptions(), file: tiers, policy });
-    const register = policy.match("POST", "/agents");
+    const register = policy.match("POST", "/api/agents");
     const anonymous = decision({
       allow: true,
       label: "public",
