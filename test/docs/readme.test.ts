@@ -1,6 +1,6 @@
 // The commands the README documents exist. Its configuration tables are checked
 // against the services' schemas in config-tables.test.ts.
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 
 const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
@@ -14,6 +14,19 @@ describe("README", () => {
     }
     expect(scripts.start).toBeDefined();
     expect(scripts.test).toBeDefined();
+  });
+
+  it("links every sidecar example, and each is loaded by a test that runs it", () => {
+    const examples = readdirSync(new URL("../../services/sidecar/examples/", import.meta.url));
+    const seedTests = readdirSync(new URL("../seeds/", import.meta.url))
+      .filter((name) => name.endsWith(".test.ts"))
+      .map((name) => readFileSync(new URL(`../seeds/${name}`, import.meta.url), "utf8"))
+      .join("\n");
+    for (const name of examples.filter((each) => /^(policy|ratelimit)-\d{3}-.+\.yaml$/.test(each))) {
+      expect(readme, name).toContain(`](services/sidecar/examples/${name})`);
+      expect(seedTests, `a test/seeds test loads ${name}`).toContain(`"${name}"`);
+    }
+    expect(examples).toContain("policy.yaml");
   });
 
   it("has no benchmark placeholders left", () => {
