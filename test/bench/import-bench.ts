@@ -15,6 +15,7 @@ import { adminClients } from "./admin-client.js";
 import { spawnService } from "./service-process.js";
 
 // npm run bench:import -- --keys 1000000 [--table-keys 10000000] [--small-keys 10000] [--measured 2000]
+//   [--import-concurrency N] (the command's --concurrency; its default, 4, when not given)
 //
 // 1. Import speed: `latchkey-token-service import` (the real command, its own
 //    process) reads a JSON Lines file of --keys keys (--measured plaintext
@@ -41,7 +42,17 @@ const smallKeys = flag("small-keys", 10_000);
 const measured = Math.min(flag("measured", 2_000), keyCount, smallKeys);
 const rounds = flag("rounds", 6);
 const concurrency = flag("concurrency", 4);
+// The import command's batches in flight (its --concurrency); its own default when not given.
+const importConcurrency = process.argv.includes("--import-concurrency")
+  ? flag("import-concurrency", 4)
+  : undefined;
 const BULK_CHUNK = 1_000_000;
+// The deployment's formats: its own keys (the measured plaintexts) and seed 003's `oag_` + 32 hex,
+// the format the hash-only rows are imported as.
+const KEY_FORMATS = JSON.stringify([
+  { name: "latchkey", kind: "latchkey", prefix: "lk" },
+  { name: "oag", kind: "hex", prefix: "oag_", length: 32 },
+]);
 const MAIN = resolve("services/token-service/src/main.ts");
 
 const log = (line: string) => process.stdout.write(`${line}\n`);
@@ -54,7 +65,7 @@ async function writeImportFile(path: string, teamId: string, total: number, toke
     const secret =
       i < tokens.length
         ? { token: tokens[i] }
-        : { tokenSha256: randomBytes(32).toString("hex"), format: "hex" };
+        : { tokenSha256: randomBytes(32).toString("hex"), format: "oag" };
     const line = `${JSON.stringify({ externalId: `ext-${i}`, teamId, name: `imported-${i}`, scopes: ["read"], ...secret })}\n`;
     if (!out.write(line)) await once(out, "drain");
   }
@@ -71,7 +82,15 @@ async function runImport(
   const started = performance.now();
   const child = spawn(
     process.execPath,
-    ["--conditions=@latchkey/source", "--import", "tsx", MAIN, "import", path],
+    [
+      "--conditions=@latchkey/source",
+      "--import",
+      "tsx",
+      MAIN,
+      "import",
+      path,
+      ...(importConcurrency === undefined ? [] : ["--concurrency", String(importConcurrency)]),
+    ],
     {
       env: { ...process.env, LATCHKEY_ADMIN_KEY: adminKey, LATCHKEY_TOKEN_SERVICE_URL: url },
       stdio: ["ignore", "pipe", "inherit"],
@@ -133,6 +152,7 @@ try {
         LATCHKEY_GRPC_LISTEN: `127.0.0.1:${grpcPort}`,
         // Every Verify reads PostgreSQL: the database hit is what is measured.
         LATCHKEY_VERIFY_CACHE_MAX_ENTRIES: "0",
+        LATCHKEY_KEY_FORMATS: KEY_FORMATS,
       },
       /token-service ready/,
     );
@@ -168,7 +188,7 @@ try {
     await sql.query(
       `insert into api_keys (id, team_id, name, scopes, environment, token_hash, hint, created_by, format)
        select 'key_bulk' || lpad(g::text, 18, '0'), $1, 'bulk', '{read}', 'live',
-              sha256(convert_to('bulk-' || g, 'UTF8')), '…', 'bench', 'hex'
+              sha256(convert_to('bulk-' || g, 'UTF8')), '…', 'bench', 'oag'
        from generate_series($2::bigint, $3::bigint) g`,
       [services.large.teamId, from, to],
     );

@@ -107,6 +107,32 @@ describe("latchkey-token-service import", () => {
     }
   });
 
+  it("keeps several batches in flight, each still written whole or not at all", async () => {
+    const good = Array.from({ length: 10 }, token);
+    const twice = token();
+    const rows = [
+      ...good.map((t, i) => ({ externalId: `cc-${i}`, teamId, name: "k", token: t })),
+      // In a later batch than its first copy, and in the batch of a row that is bad on its own.
+      { externalId: "cc-twice", teamId, name: "k", token: good[1] },
+      { externalId: "cc-nobody", teamId: "team_0000000000000000000000", name: "k", token: twice },
+    ];
+    const run = await runImport([
+      file("concurrent.jsonl", jsonl(rows)),
+      "--batch-size",
+      "2",
+      "--concurrency",
+      "3",
+    ]);
+    expect(run.stdout).toBe(
+      "imported 10, already there 0, bad rows 2 (of 12 rows read)\nbad rows skipped, by line: 11, 12\n",
+    );
+    expect(run.stderr).toContain("line 11: token: another key already has this token");
+    expect(run.code).toBe(3);
+    for (const t of good)
+      expect((await service.tokens().verify({ token: t })).result).toBe(VerifyResult.VALID);
+    expect((await service.tokens().verify({ token: twice })).result).toBe(VerifyResult.NOT_FOUND);
+  });
+
   it("reads CSV with a header, quoted commas, doubled quotes and a cell over two lines", async () => {
     const tokens = [token(), token(), token()];
     const path = file(
@@ -190,5 +216,8 @@ describe("latchkey-token-service import", () => {
     const usage = await runImport([path, "--batch-size", "0"]);
     expect(usage.code).toBe(2);
     expect(usage.stderr).toContain("--batch-size must be a whole number");
+    const concurrency = await runImport([path, "--concurrency", "17"]);
+    expect(concurrency.code).toBe(2);
+    expect(concurrency.stderr).toContain("--concurrency must be a whole number from 1 to 16");
   });
 });
