@@ -5,7 +5,7 @@
 // team (so `admin`, "token management", manages that customer's own tokens). The sidecar runs the
 // shipped policy-001-signed-scoped-keys.yaml and ratelimit-001-scopes.yaml; the test walks the seed:
 // scopes on routes, 401 after delete, and forged signatures refused before any database read.
-import { createHmac, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { send } from "../harness/http-client.js";
 import { apiKey, errorOf } from "../sidecar/credentials.js";
@@ -13,6 +13,7 @@ import { echoed } from "../sidecar/recording-upstream.js";
 import type { SidecarProcess } from "../sidecar/sidecar-process.js";
 import { importRow, sha256Hex } from "../token-service/import-rows.js";
 import { rowLookups } from "../token-service/scrape-metrics.js";
+import { claimsOf, legacySignedToken, withClaims } from "../token-service/signed-tokens.js";
 import { type SeedStack, startSeedStack } from "./seed-stack.js";
 
 // Ogarni's HMAC secret, which signed every token its customers hold.
@@ -25,17 +26,8 @@ const SIGNING_KEYS = JSON.stringify([
 const SCOPES = ["read", "write", "admin"] as const;
 type Scope = (typeof SCOPES)[number];
 
-/** A token as Ogarni made it: its own claims, base64url, a ".", HMAC-SHA256 of that payload. */
-function ogarniToken(claims: object, secret: Buffer = OGARNI_SECRET): string {
-  const payload = Buffer.from(JSON.stringify(claims)).toString("base64url");
-  return `oai_${payload}.${createHmac("sha256", secret).update(payload).digest("base64url")}`;
-}
-/** The same token with its payload changed and its signature kept. */
-function altered(token: string, change: (claims: Record<string, unknown>) => object): string {
-  const [payload = "", signature = ""] = token.slice("oai_".length).split(".");
-  const claims = JSON.parse(Buffer.from(payload, "base64url").toString());
-  return `oai_${Buffer.from(JSON.stringify(change(claims))).toString("base64url")}.${signature}`;
-}
+/** A token as Ogarni made it, signed with its secret (or a forger's). */
+const ogarniToken = (claims: object, secret: Buffer = OGARNI_SECRET) => legacySignedToken(claims, secret);
 
 let stack: SeedStack;
 let api: SidecarProcess;
@@ -97,8 +89,7 @@ describe("seed 001: signed oai_ keys", () => {
     for (const scope of SCOPES) {
       const { token, id } = issued[scope];
       expect(token).toMatch(/^oai_[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$/);
-      const claims = JSON.parse(Buffer.from(token.slice(4).split(".")[0] ?? "", "base64url").toString());
-      expect(claims).toMatchObject({ id, team: customer, scopes: [scope], kid: "2026-12" });
+      expect(claimsOf(token)).toMatchObject({ id, team: customer, scopes: [scope], kid: "2026-12" });
     }
   });
 
@@ -195,14 +186,14 @@ describe("seed 001: a forged or altered signature", () => {
   it("is refused with 401, and the token-service reads no row for it", async () => {
     const forged = [
       // A read key's claims widened to admin, its signature kept.
-      altered(issued.read.token, (claims) => ({ ...claims, scopes: ["admin"] })),
+      withClaims(issued.read.token, (claims) => ({ ...claims, scopes: ["admin"] })),
       // Another customer's team put in.
-      altered(issued.admin.token, (claims) => ({ ...claims, team: "team_00000000000000000000" })),
+      withClaims(issued.admin.token, (claims) => ({ ...claims, team: "team_00000000000000000000" })),
       // Ogarni's own token, widened.
-      altered(held.read.token, (claims) => ({ ...claims, scope: "admin" })),
+      withClaims(held.read.token, (claims) => ({ ...claims, scope: "admin" })),
       // Minted with a guessed secret, as Ogarni's and as Latchkey's claims.
       ogarniToken({ sub: "1234567890", scope: "admin" }, randomBytes(32)),
-      altered(ogarniToken({}, randomBytes(32)), () => ({ sub: "1" })),
+      withClaims(ogarniToken({}, randomBytes(32)), () => ({ sub: "1" })),
       // The signature's last character changed.
       `${issued.admin.token.slice(0, -1)}${issued.admin.token.endsWith("A") ? "B" : "A"}`,
     ];

@@ -43,7 +43,8 @@ export interface VerifierOptions {
    * The key formats the deployment accepts (`createKeyFormats` from `@latchkey/token`, the same list
    * as the token-service's `keyFormats`); a token matching none is MALFORMED with no RPC. Default:
    * latchkey-format keys of `prefix`. Built without signing keys (the default, and the sidecar's),
-   * a `signed` key's shape and claims are checked here and its signature by the token-service,
+   * a `signed` key's shape and claims are checked here (only its shape for a token of a format's
+   * `legacyKid`, whose claims are another system's) and its signature by the token-service,
    * before any lookup; built with them, forgeries stop here too, but this process then holds a
    * secret that can sign keys (see docs/architecture.md, "Signed keys").
    */
