@@ -13,7 +13,7 @@ import { bearer, errorOf } from "../sidecar/credentials.js";
 import { examplePath, exampleText } from "../sidecar/examples.js";
 import { echoed } from "../sidecar/recording-upstream.js";
 import type { SidecarProcess } from "../sidecar/sidecar-process.js";
-import { type SeedStack, startSeedStack } from "./seed-stack.js";
+import { type SeedStack, STARTUP_MS, startSeedStack } from "./seed-stack.js";
 
 // What `opengram init` writes: og_ and a random base64url string.
 const ENV_SECRET = `og_${randomBytes(32).toString("base64url")}`;
@@ -41,7 +41,7 @@ beforeAll(async () => {
     stack.sidecar({ policy: "policy-000-reads-public.yaml", env: { OPENGRAM_INSTANCE_SECRET: ENV_SECRET } }),
     stack.sidecar({ policyText: withFileSecret(exampleText("policy-000-all-private.yaml"), FILE_SECRET) }),
   ]);
-});
+}, STARTUP_MS);
 afterAll(() => stack?.close());
 
 // Opengram's read endpoints, public unless readEndpointsRequireInstanceSecret.

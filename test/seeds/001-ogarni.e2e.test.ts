@@ -14,7 +14,7 @@ import type { SidecarProcess } from "../sidecar/sidecar-process.js";
 import { importRow, sha256Hex } from "../token-service/import-rows.js";
 import { rowLookups } from "../token-service/scrape-metrics.js";
 import { claimsOf, legacySignedToken, withClaims } from "../token-service/signed-tokens.js";
-import { type SeedStack, startSeedStack } from "./seed-stack.js";
+import { type SeedStack, STARTUP_MS, startSeedStack } from "./seed-stack.js";
 
 // Ogarni's HMAC secret, which signed every token its customers hold.
 const OGARNI_SECRET = randomBytes(32);
@@ -77,7 +77,7 @@ beforeAll(async () => {
   before.forEach(({ scope, token }, i) => {
     held[scope] = { token, id: results[i]?.keyId ?? "" };
   });
-});
+}, STARTUP_MS);
 afterAll(() => stack?.close());
 
 const call = (method: string, path: string, token?: string) =>

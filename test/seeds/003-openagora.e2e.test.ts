@@ -16,7 +16,7 @@ import type { SidecarProcess } from "../sidecar/sidecar-process.js";
 import { type ImportRun, runImportCommand } from "../token-service/import-command-process.js";
 import { sha256Hex } from "../token-service/import-rows.js";
 import { ROOT_KEY } from "../token-service/start.js";
-import { type SeedStack, startSeedStack } from "./seed-stack.js";
+import { type SeedStack, STARTUP_MS, startSeedStack } from "./seed-stack.js";
 
 const FORMATS = JSON.stringify([{ name: "oag", kind: "hex", prefix: "oag_", length: 32 }]);
 const CRON = `cron-${randomBytes(16).toString("hex")}`;
@@ -88,7 +88,7 @@ beforeAll(async () => {
   ]);
   const { keys } = await stack.service.tokens().list({ teamId, pageSize: 100 });
   for (const key of keys) keyIdOf.set(key.externalId, key.id);
-});
+}, STARTUP_MS);
 afterAll(() => stack?.close());
 
 const as = (key: AgentKey) => bearer(key.token);
@@ -126,7 +126,7 @@ describe("seed 003: the SHA-256 hashes, imported", () => {
     expect(key?.metadata).toEqual({ tier: "connected" });
     expect(key?.createTime && timestampDate(key.createTime).toISOString()).toBe("2025-06-01T12:00:00.000Z");
     // The sidecar's requests above reach last_used_at through its usage batches (every second).
-    const deadline = Date.now() + 15_000;
+    const deadline = Date.now() + 30_000;
     let lastUsed = Date.parse(LAST_USED_THERE);
     while (lastUsed <= Date.parse(LAST_USED_THERE) && Date.now() < deadline) {
       await new Promise((done) => setTimeout(done, 200));
@@ -134,7 +134,7 @@ describe("seed 003: the SHA-256 hashes, imported", () => {
       lastUsed = now?.lastUsedTime ? timestampDate(now.lastUsedTime).getTime() : 0;
     }
     expect(lastUsed).toBeGreaterThan(Date.parse(LAST_USED_THERE));
-  });
+  }, 60_000);
 });
 
 describe("seed 003: the endpoint table", () => {

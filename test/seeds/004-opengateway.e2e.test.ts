@@ -14,7 +14,7 @@ import { echoed } from "../sidecar/recording-upstream.js";
 import type { SidecarProcess } from "../sidecar/sidecar-process.js";
 import { importRow, sha256Hex } from "../token-service/import-rows.js";
 import { rpcError } from "../token-service/rpc-error.js";
-import { type SeedStack, startSeedStack } from "./seed-stack.js";
+import { type SeedStack, STARTUP_MS, startSeedStack } from "./seed-stack.js";
 
 const FORMATS = JSON.stringify([
   { name: "og-live", kind: "base64url", prefix: "og_live_" },
@@ -51,7 +51,7 @@ beforeAll(async () => {
     ],
   });
   worker = { token: PROD_WORKER, id: results[0]?.keyId ?? "" };
-});
+}, STARTUP_MS);
 afterAll(() => stack?.close());
 
 const completions = (token: string) =>
@@ -118,7 +118,7 @@ describe("seed 004: rotate first, revoke second", () => {
       return { old: predecessorTraffic?.requestsLast5m ?? 0n, new: own?.requestsLast5m ?? 0n };
     };
     const until = async (done: (seen: { old: bigint; new: bigint }) => boolean) => {
-      const deadline = Date.now() + 15_000;
+      const deadline = Date.now() + 30_000;
       while (!done(await traffic()) && Date.now() < deadline)
         await new Promise((wait) => setTimeout(wait, 200));
       return traffic();
@@ -136,7 +136,7 @@ describe("seed 004: rotate first, revoke second", () => {
     expect((await rpcError(stack.service.tokens().rotate({ keyId: worker.id }))).code).toBe(
       Code.FailedPrecondition,
     );
-  });
+  }, 90_000);
 
   it("refuses the old key once a grace period ends, with no revoke", async () => {
     const old = await issue("prod-cron", { environment: "prod" });
@@ -147,7 +147,7 @@ describe("seed 004: rotate first, revoke second", () => {
       new Date(Number(rotated.previousKey?.expireTime?.seconds ?? 0n) * 1000).toISOString(),
     );
     const statuses: Array<[number, number]> = [];
-    while (Date.now() < ends + 5_000) {
+    while (Date.now() < ends + 15_000) {
       const at = Date.now();
       const { status } = await completions(old.token);
       statuses.push([at, status]);
@@ -159,7 +159,7 @@ describe("seed 004: rotate first, revoke second", () => {
     expect(statuses.filter(([at]) => at < ends - 1_000).every(([, status]) => status === 200)).toBe(true);
     expect(statuses.at(-1)?.[1]).toBe(401);
     expect((await completions(rotated.token)).status).toBe(200);
-  });
+  }, 60_000);
 });
 
 describe("seed 004: every request is tagged with its key in the access log", () => {

@@ -7,6 +7,12 @@ import { type RecordingUpstream, startRecordingUpstream } from "../sidecar/recor
 import { type SidecarProcess, spawnSidecar } from "../sidecar/sidecar-process.js";
 import { startTestService, type TestService, type TestServiceOptions } from "../token-service/start.js";
 
+/**
+ * How long a seed file's `beforeAll` may take: it starts NATS, the token-service and a sidecar
+ * process or two, each a few seconds on a busy two-core machine.
+ */
+export const STARTUP_MS = 120_000;
+
 /** How one sidecar of the stack is configured. */
 export interface SeedSidecarOptions {
   /** An example policy in services/sidecar/examples/ (`LATCHKEY_POLICY`)… */
