@@ -1,0 +1,61 @@
+import type { Kysely } from "kysely";
+import type { Database, StoredRequiredSecret } from "../db/tables.js";
+
+/**
+ * Everything ResolveSecrets decides on, read in one query: the presented
+ * keychain secret's key (by token hash), its keychain and wrapped data key,
+ * the keychain's grant for the package, and the registry's entry for the
+ * version presented.
+ */
+export interface Resolution {
+  readonly key_id: string;
+  readonly team_id: string;
+  readonly revoked_at: Date | null;
+  readonly enabled: boolean;
+  readonly expires_at: Date | null;
+  readonly id: string;
+  readonly master_key_id: string;
+  readonly wrapped_data_key: Uint8Array;
+  readonly grant_version: string | null;
+  readonly grant_sha256: Uint8Array | null;
+  readonly grant_names: string[] | null;
+  readonly version_public: boolean | null;
+  readonly version_sha256: Uint8Array | null;
+  readonly version_required: StoredRequiredSecret[] | null;
+}
+
+/** The resolution state for a keychain secret's hash, or undefined when no keychain's key has it. */
+export async function loadResolution(
+  db: Kysely<Database>,
+  tokenHash: Uint8Array,
+  packageName: string,
+  version: string,
+): Promise<Resolution | undefined> {
+  return db
+    .selectFrom("api_keys as k")
+    .innerJoin("keychains as c", "c.id", "k.keychain_id")
+    .leftJoin("keychain_grants as g", (join) =>
+      join.onRef("g.keychain_id", "=", "c.id").on("g.package_name", "=", packageName),
+    )
+    .leftJoin("package_versions as v", (join) =>
+      join.on("v.package_name", "=", packageName).on("v.version", "=", version),
+    )
+    .select([
+      "k.id as key_id",
+      "k.team_id",
+      "k.revoked_at",
+      "k.enabled",
+      "k.expires_at",
+      "c.id",
+      "c.master_key_id",
+      "c.wrapped_data_key",
+      "g.version as grant_version",
+      "g.sha256 as grant_sha256",
+      "g.names as grant_names",
+      "v.public as version_public",
+      "v.sha256 as version_sha256",
+      "v.required as version_required",
+    ])
+    .where("k.token_hash", "=", tokenHash)
+    .executeTakeFirst();
+}
