@@ -17,7 +17,9 @@ export function digestOf(text: string): string {
 export async function auditRows(
   service: TestService,
   action: string,
-): Promise<{ actor: string; team_id: string | null; key_id: string | null; details: Record<string, unknown> }[]> {
+): Promise<
+  { actor: string; team_id: string | null; key_id: string | null; details: Record<string, unknown> }[]
+> {
   const { rows } = await service.sql.query(
     "select actor, team_id, key_id, details from audit_log where action = $1 order by id",
     [action],
@@ -52,7 +54,14 @@ export async function makeKeychain(
 /** Registers a package version declaring `required` (public unless told). */
 export async function registerPackage(
   service: TestService,
-  fields: { name: string; version: string; sha256: string; required: string[]; public?: boolean; teamId: string },
+  fields: {
+    name: string;
+    version: string;
+    sha256: string;
+    required: string[];
+    public?: boolean;
+    teamId: string;
+  },
   admin?: string,
 ): Promise<void> {
   await service.keychains(admin).registerPackageVersion({

@@ -62,8 +62,14 @@ describe("double opt-in", () => {
     expect(resolved.keychainId).toBe(keychain.id);
     expect(resolved.secrets).toEqual({ STRIPE_SECRET_KEY: STRIPE, SENDGRID_API_KEY: SENDGRID });
     expect(resolved.withheld).toEqual([]);
-    const [row] = (await auditRows(service, "keychain.resolve")).filter((r) => r.details.keychainId === keychain.id);
-    expect(row?.details).toMatchObject({ package: PACKAGE, version: V1, released: ["SENDGRID_API_KEY", "STRIPE_SECRET_KEY"] });
+    const [row] = (await auditRows(service, "keychain.resolve")).filter(
+      (r) => r.details.keychainId === keychain.id,
+    );
+    expect(row?.details).toMatchObject({
+      package: PACKAGE,
+      version: V1,
+      released: ["SENDGRID_API_KEY", "STRIPE_SECRET_KEY"],
+    });
     expect(row?.actor).toBe(keychain.keyId);
   });
 
@@ -171,7 +177,13 @@ describe("pinned version and digest", () => {
 
   it("never lets a version's contents change: a new digest is a new version", async () => {
     const error = await rpcError(
-      registerPackage(service, { teamId, name: PACKAGE, version: V1, sha256: digestOf("other"), required: [] }),
+      registerPackage(service, {
+        teamId,
+        name: PACKAGE,
+        version: V1,
+        sha256: digestOf("other"),
+        required: [],
+      }),
     );
     expect(error.code).toBe(Code.AlreadyExists);
   });
@@ -218,7 +230,9 @@ describe("only public packages", () => {
     // Another team's private version does not even show that it exists.
     const hidden = await rpcError(
       service.keychains(other.adminKey).grantPackage({
-        keychainId: (await makeKeychain(service, "other-private", { teamId: other.teamId, admin: other.adminKey })).id,
+        keychainId: (
+          await makeKeychain(service, "other-private", { teamId: other.teamId, admin: other.adminKey })
+        ).id,
         packageName: "@user/private-tool",
         version: "1.0.0",
         sha256: sha,
@@ -230,7 +244,13 @@ describe("only public packages", () => {
 
   it("stops releasing to a granted package once its version is made private, with an audit row", async () => {
     const sha = digestOf("goes private");
-    const fields = { teamId, name: "@user/goes-private", version: "2.0.0", sha256: sha, required: ["STRIPE_SECRET_KEY"] };
+    const fields = {
+      teamId,
+      name: "@user/goes-private",
+      version: "2.0.0",
+      sha256: sha,
+      required: ["STRIPE_SECRET_KEY"],
+    };
     await registerPackage(service, fields);
     const keychain = await keychainGranting(undefined, "made-private");
     await service.keychains(admin).grantPackage({
@@ -288,7 +308,9 @@ describe("the keychain secret is a key of kind keychain", () => {
 describe("revocation", () => {
   it("stops the secret, deletes the stored secrets, and goes through the outbox", async () => {
     const keychain = await keychainGranting(["STRIPE_SECRET_KEY"], "revoked");
-    const revoked = await service.keychains(admin).revokeKeychain({ keychainId: keychain.id, reason: "leaked" });
+    const revoked = await service
+      .keychains(admin)
+      .revokeKeychain({ keychainId: keychain.id, reason: "leaked" });
     expect(revoked.keychain?.revokeTime).toBeDefined();
     expect(revoked.keychain?.secretCount).toBe(0);
     expect((await rpcError(resolve(keychain.secret))).code).toBe(Code.Unauthenticated);
@@ -303,7 +325,9 @@ describe("revocation", () => {
     );
     expect(refused.code).toBe(Code.FailedPrecondition);
     // Again: a no-op, still answered with the keychain.
-    expect((await service.keychains(admin).revokeKeychain({ keychainId: keychain.id })).keychain?.id).toBe(keychain.id);
+    expect((await service.keychains(admin).revokeKeychain({ keychainId: keychain.id })).keychain?.id).toBe(
+      keychain.id,
+    );
   });
 });
 
@@ -330,14 +354,22 @@ describe("team isolation", () => {
       expect((await rpcError(call())).code).toBe(Code.NotFound);
     }
     expect((await rpcError(foreign.listKeychains({ teamId }))).code).toBe(Code.PermissionDenied);
-    expect((await rpcError(foreign.createKeychain({ teamId, name: "intruder" }))).code).toBe(Code.PermissionDenied);
+    expect((await rpcError(foreign.createKeychain({ teamId, name: "intruder" }))).code).toBe(
+      Code.PermissionDenied,
+    );
     const own = await foreign.listKeychains({});
     expect(own.keychains.map((each) => each.id)).not.toContain(keychain.id);
     // The other team's admin cannot register versions of this team's package either.
     const claimed = await rpcError(
       registerPackage(
         service,
-        { teamId: other.teamId, name: PACKAGE, version: "v-evil", sha256: digestOf("evil"), required: ["STRIPE_SECRET_KEY"] },
+        {
+          teamId: other.teamId,
+          name: PACKAGE,
+          version: "v-evil",
+          sha256: digestOf("evil"),
+          required: ["STRIPE_SECRET_KEY"],
+        },
         other.adminKey,
       ),
     );
