@@ -50,6 +50,8 @@ export interface KeychainResolverStats {
   readonly dropped: number;
   /** Whether cached answers may be served now (events connected, or none configured). */
   readonly cacheLive: boolean;
+  /** The stream sequence of the last key event applied (0 before the first, or without events). */
+  readonly appliedSequence: number;
 }
 
 /** Resolves a keychain's secrets for a package, with a short bounded cache. */
@@ -112,6 +114,7 @@ export function createKeychainResolver(options: KeychainResolverOptions): Keycha
   let hits = 0;
   let misses = 0;
   let dropped = 0;
+  let appliedSequence = 0;
   let closed = false;
   // Without events the cache is trusted for its TTL; with them only while subscribed.
   let live = options.events === undefined;
@@ -135,7 +138,10 @@ export function createKeychainResolver(options: KeychainResolverOptions): Keycha
     for (let attempt = 0; !closed; attempt++) {
       try {
         const opened = await bus.subscribe({
-          onEvent: ({ event }) => drop(Buffer.from(event.tokenHash).toString("hex")),
+          onEvent: ({ event, sequence }) => {
+            drop(Buffer.from(event.tokenHash).toString("hex"));
+            appliedSequence = sequence;
+          },
           onGap: () => dropAll(),
           onConnectionChange: (connected) => {
             if (!connected) dropAll();
@@ -218,7 +224,7 @@ export function createKeychainResolver(options: KeychainResolverOptions): Keycha
     },
 
     stats() {
-      return { entries: cache.size, hits, misses, dropped, cacheLive: live && ttlMs > 0 };
+      return { entries: cache.size, hits, misses, dropped, cacheLive: live && ttlMs > 0, appliedSequence };
     },
 
     async close() {
