@@ -213,9 +213,9 @@ export function createKeychainResolver(options: KeychainResolverOptions): Keycha
         // Cached only when no event for this keychain arrived while the call was out, and events flow.
         if (live && ttlMs > 0 && !closed && !flight.stale) {
           cache.set(key, { resolved, hash });
-          let keys = byHash.get(hash);
-          if (keys === undefined) byHash.set(hash, (keys = new Set()));
+          const keys = byHash.get(hash) ?? new Set<string>();
           keys.add(key);
+          byHash.set(hash, keys);
         }
         return { resolved, cached: false };
       } finally {
