@@ -128,6 +128,23 @@ describe("double opt-in", () => {
   });
 });
 
+describe("stored values", () => {
+  it("round-trip at the largest size and in any UTF-8", async () => {
+    const largest = `${"x".repeat(16_384 - 8)}ünï✓`;
+    expect(Buffer.byteLength(largest)).toBe(16_384);
+    const keychain = await keychainGranting(["STRIPE_SECRET_KEY", "SENDGRID_API_KEY"], "sizes");
+    await service
+      .keychains(admin)
+      .putSecret({ keychainId: keychain.id, name: "STRIPE_SECRET_KEY", value: largest });
+    await service
+      .keychains(admin)
+      .putSecret({ keychainId: keychain.id, name: "SENDGRID_API_KEY", value: "😀 \n\t \" ' $" });
+    const resolved = await resolve(keychain.secret);
+    expect(resolved.secrets.STRIPE_SECRET_KEY).toBe(largest);
+    expect(resolved.secrets.SENDGRID_API_KEY).toBe("😀 \n\t \" ' $");
+  });
+});
+
 describe("pinned version and digest", () => {
   it("refuses a changed digest with a clear error and an audit row naming both digests", async () => {
     const keychain = await keychainGranting(["STRIPE_SECRET_KEY"], "digest-change");

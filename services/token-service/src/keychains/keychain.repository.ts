@@ -148,21 +148,6 @@ export async function deleteAllSecrets(db: Db, keychainId: string): Promise<numb
   return Number(result.numDeletedRows);
 }
 
-/** The ciphertexts of the named secrets a keychain stores (names it does not store are absent). */
-export async function sealedSecrets(
-  db: Db,
-  keychainId: string,
-  names: readonly string[],
-): Promise<{ name: string; ciphertext: Uint8Array }[]> {
-  if (names.length === 0) return [];
-  return db
-    .selectFrom("keychain_secrets")
-    .select(["name", "ciphertext"])
-    .where("keychain_id", "=", keychainId)
-    .where("name", "in", names)
-    .execute();
-}
-
 /**
  * Up to `limit` keychains after id `after` (in id order) whose data key is
  * wrapped by another master key than `activeId`, locked; rows another re-wrap

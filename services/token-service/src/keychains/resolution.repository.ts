@@ -1,11 +1,14 @@
-import type { Kysely } from "kysely";
+import { type Kysely, sql } from "kysely";
 import type { Database, StoredRequiredSecret } from "../db/tables.js";
 
 /**
  * Everything ResolveSecrets decides on, read in one query: the presented
  * keychain secret's key (by token hash), its keychain and wrapped data key,
- * the keychain's grant for the package, and the registry's entry for the
- * version presented.
+ * the keychain's grant for the package, the registry's entry for the
+ * version presented, and the ciphertexts of the secrets both the grant names
+ * and the version declares (all the rules could release; they are decrypted
+ * only when the rules do). One round trip: ResolveSecrets answers with this
+ * and one audit write.
  */
 export interface Resolution {
   readonly key_id: string;
@@ -22,6 +25,8 @@ export interface Resolution {
   readonly version_public: boolean | null;
   readonly version_sha256: Uint8Array | null;
   readonly version_required: StoredRequiredSecret[] | null;
+  /** `[{ name, ciphertext (base64) }]` of the stored secrets named by both the grant and the version. */
+  readonly sealed: { name: string; ciphertext: string }[];
 }
 
 /** The resolution state for a keychain secret's hash, or undefined when no keychain's key has it. */
@@ -55,6 +60,13 @@ export async function loadResolution(
       "v.public as version_public",
       "v.sha256 as version_sha256",
       "v.required as version_required",
+      sql<{ name: string; ciphertext: string }[]>`coalesce((
+        select json_agg(json_build_object('name', s.name, 'ciphertext', encode(s.ciphertext, 'base64')))
+          from keychain_secrets s
+         where s.keychain_id = c.id and s.name = any(g.names)
+           and v.required @> jsonb_build_array(jsonb_build_object('name', s.name))), '[]'::json)`.as(
+        "sealed",
+      ),
     ])
     .where("k.token_hash", "=", tokenHash)
     .executeTakeFirst();

@@ -14,7 +14,6 @@ import type { ServiceDeps } from "../rpc/service-deps.js";
 import { rejectUnknownFields } from "../rpc/validate.js";
 import type { RpcContext } from "../server/shared/rpc-context.js";
 import { openSecret } from "./envelope.js";
-import { sealedSecrets } from "./keychain.repository.js";
 import { requireKeyring, withDataKey } from "./keychain-access.js";
 import { requirePackageName, requireSha256, requireVersion } from "./keychain-validate.js";
 import { decideRelease, hex } from "./release-rules.js";
@@ -33,7 +32,7 @@ type Decrypted =
  * `Authorization: Bearer`, the package's name, version and digest in the
  * request. One query reads the keychain, its grant for the package and the
  * registry's entry; `decideRelease` applies the three rules; only the names
- * it releases are read and decrypted. Every outcome is audited before the
+ * it releases are decrypted. Every outcome is audited before the
  * answer (names, never values): `keychain.resolve`, `keychain.resolve.refused`
  * (with the reason, and the pinned and presented version and digest), or
  * `keychain.resolve.failed` (a secret or data key that failed authentication:
@@ -97,7 +96,10 @@ export async function resolveSecrets(
     );
     throw new ConnectError(decision.message, Code.PermissionDenied);
   }
-  const sealed = await sealedSecrets(deps.db, keychainId, decision.names);
+  const sealed = state.sealed.map((each) => ({
+    name: each.name,
+    ciphertext: Buffer.from(each.ciphertext, "base64"),
+  }));
   const failed = async (reason: string, name?: string) => {
     await recordAudit(deps.db, audit("keychain.resolve.failed", { reason, ...(name ? { name } : {}) }));
     deps.logger.error(
