@@ -6,7 +6,7 @@
 // (packages/keychain/examples/package-host.ts), whose package calls a Stripe stand-in with the
 // secret. Then the package's files change (a hijacked publish) and the same call is refused.
 // Real PostgreSQL, NATS, sidecar process, buf and the CLI.
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -19,6 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type PackageHost, startPackageHost } from "../../packages/keychain/examples/package-host.js";
 import { send } from "../harness/http-client.js";
 import { natsUrl } from "../harness/index.js";
+import { runToExit } from "../harness/run-command.js";
 import { type SidecarProcess, spawnSidecar } from "../sidecar/sidecar-process.js";
 import { auditRows, masterKey } from "../token-service/keychain-fixtures.js";
 import { ROOT_KEY, startTestService, type TestService } from "../token-service/start.js";
@@ -41,37 +42,13 @@ let work: string;
 let packageDir: string;
 
 /** `buf curl` against the native gRPC port, with the request body on stdin (`-d @-`). */
-function bufCurl(procedure: string, body: string, bearer = ROOT_KEY): Promise<Record<string, unknown>> {
-  return new Promise((done, fail) => {
-    const child = spawn(
-      BUF,
-      [
-        "curl",
-        "--protocol",
-        "grpc",
-        "--http2-prior-knowledge",
-        "-H",
-        `Authorization: Bearer ${bearer}`,
-        "-d",
-        "@-",
-        `http://127.0.0.1:${service.handle.grpcPort}/latchkey.v1.KeychainService/${procedure}`,
-      ],
-      { stdio: ["pipe", "pipe", "pipe"] },
-    );
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-      stdout += chunk;
-    });
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-      stderr += chunk;
-    });
-    child.on("error", fail);
-    child.on("close", (code) =>
-      code === 0 ? done(JSON.parse(stdout)) : fail(new Error(`buf curl ${procedure}: ${stderr}`)),
-    );
-    child.stdin.end(body);
-  });
+async function bufCurl(procedure: string, body: string, bearer = ROOT_KEY): Promise<Record<string, unknown>> {
+  const url = `http://127.0.0.1:${service.handle.grpcPort}/latchkey.v1.KeychainService/${procedure}`;
+  const headers = ["-H", `Authorization: Bearer ${bearer}`];
+  const args = ["curl", "--protocol", "grpc", "--http2-prior-knowledge", ...headers, "-d", "@-", url];
+  const { code, stdout, stderr } = await runToExit(BUF, args, { stdin: body });
+  if (code !== 0) throw new Error(`buf curl ${procedure}: ${stderr}`);
+  return JSON.parse(stdout) as Record<string, unknown>;
 }
 
 /** `latchkey-keychain …` (the package's CLI, from its sources): its standard output. */

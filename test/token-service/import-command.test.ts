@@ -1,7 +1,6 @@
 // `latchkey-token-service import`, the real command in its own process,
 // against the real token-service on PostgreSQL: good files, bad rows by line
 // number, CSV quoting, standard input, re-runs, and no token in its output.
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -9,6 +8,7 @@ import { join, resolve } from "node:path";
 import { VerifyResult } from "@latchkey/proto";
 import { generateToken } from "@latchkey/token";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runToExit } from "../harness/run-command.js";
 import { ROOT_KEY, startTestService, type TestService } from "./start.js";
 
 const MAIN = resolve("services/token-service/src/main.ts");
@@ -27,34 +27,21 @@ function runImport(
   args: string[],
   options: { env?: Record<string, string>; stdin?: string } = {},
 ): Promise<Run> {
-  return new Promise((done, fail) => {
-    const child = spawn(
-      process.execPath,
-      ["--conditions=@latchkey/source", "--import", "tsx", MAIN, "import", ...args],
-      {
-        cwd: resolve("."),
-        env: {
-          PATH: process.env.PATH ?? "",
-          HOME: process.env.HOME ?? "/tmp",
-          LATCHKEY_ADMIN_KEY: ROOT_KEY,
-          LATCHKEY_TOKEN_SERVICE_URL: service.grpcUrl,
-          ...options.env,
-        },
-        stdio: ["pipe", "pipe", "pipe"],
+  return runToExit(
+    process.execPath,
+    ["--conditions=@latchkey/source", "--import", "tsx", MAIN, "import", ...args],
+    {
+      cwd: resolve("."),
+      env: {
+        PATH: process.env.PATH ?? "",
+        HOME: process.env.HOME ?? "/tmp",
+        LATCHKEY_ADMIN_KEY: ROOT_KEY,
+        LATCHKEY_TOKEN_SERVICE_URL: service.grpcUrl,
+        ...options.env,
       },
-    );
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-      stdout += chunk;
-    });
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-      stderr += chunk;
-    });
-    child.on("error", fail);
-    child.on("close", (code) => done({ code, stdout, stderr }));
-    child.stdin.end(options.stdin ?? "");
-  });
+      stdin: options.stdin ?? "",
+    },
+  );
 }
 
 function file(name: string, text: string): string {

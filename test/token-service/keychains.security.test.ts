@@ -3,11 +3,11 @@
 // nothing released, an audit row), the master key rotated without downtime and every data key
 // re-wrapped by the `keychain-rewrap` command, no master key at all, and no plaintext in the log
 // (pino output captured at debug level), the audit table or the stored rows.
-import { spawn } from "node:child_process";
 import { resolve as resolvePath } from "node:path";
 import { Code } from "@connectrpc/connect";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runToExit } from "../harness/run-command.js";
 import { auditRows, digestOf, makeKeychain, masterKey, registerPackage } from "./keychain-fixtures.js";
 import { rpcError } from "./rpc-error.js";
 import { ROOT_KEY, startTestService, type TestService } from "./start.js";
@@ -124,38 +124,21 @@ describe("master key rotation", () => {
   const first = masterKey("2026-06");
   const second = masterKey("2026-12");
 
-  function rewrapCommand(
-    databaseUrl: string,
-    keys: string,
-  ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    return new Promise((done, fail) => {
-      const child = spawn(
-        process.execPath,
-        ["--conditions=@latchkey/source", "--import", "tsx", MAIN, "keychain-rewrap"],
-        {
-          cwd: resolvePath("."),
-          env: {
-            PATH: process.env.PATH ?? "",
-            HOME: process.env.HOME ?? "/tmp",
-            DATABASE_URL: databaseUrl,
-            LATCHKEY_KEYCHAIN_MASTER_KEY: keys,
-            LATCHKEY_LOG_LEVEL: "warn",
-          },
-          stdio: ["ignore", "pipe", "pipe"],
+  const rewrapCommand = (databaseUrl: string, keys: string) =>
+    runToExit(
+      process.execPath,
+      ["--conditions=@latchkey/source", "--import", "tsx", MAIN, "keychain-rewrap"],
+      {
+        cwd: resolvePath("."),
+        env: {
+          PATH: process.env.PATH ?? "",
+          HOME: process.env.HOME ?? "/tmp",
+          DATABASE_URL: databaseUrl,
+          LATCHKEY_KEYCHAIN_MASTER_KEY: keys,
+          LATCHKEY_LOG_LEVEL: "warn",
         },
-      );
-      let stdout = "";
-      let stderr = "";
-      child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-        stdout += chunk;
-      });
-      child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-        stderr += chunk;
-      });
-      child.on("error", fail);
-      child.on("close", (code) => done({ code, stdout, stderr }));
-    });
-  }
+      },
+    );
 
   it("keeps serving across the rotation, re-wraps every data key, then works with the new key alone", async () => {
     let service = await startTestService({ settings: { keychainMasterKey: first } });

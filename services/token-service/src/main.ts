@@ -1,5 +1,5 @@
 import { ConfigError } from "@latchkey/config";
-import { loadTokenServiceConfig } from "./config.js";
+import { loadTokenServiceConfig, type TokenServiceConfig } from "./config.js";
 import { openDatabase } from "./db/database.js";
 import { migrateToLatest } from "./db/migrate.js";
 import { gitleaksRulesCommand } from "./gitleaks-command.js";
@@ -31,12 +31,7 @@ async function main(command: string): Promise<void> {
   const config = loadTokenServiceConfig();
   const logger = createLogger(config.logLevel);
   if (command === "migrate") {
-    const database = await openDatabase({
-      databaseUrl: config.databaseUrl,
-      dataDir: config.dataDir,
-      poolMax: 1,
-      ca: databaseCa(config),
-    });
+    const database = await openCommandDatabase(config);
     try {
       const { applied } = await migrateToLatest(database.db);
       logger.info({ applied }, applied.length ? "migrations applied" : "schema is up to date");
@@ -53,12 +48,7 @@ async function main(command: string): Promise<void> {
         MASTER_KEY_ENV,
       ]);
     }
-    const database = await openDatabase({
-      databaseUrl: config.databaseUrl,
-      dataDir: config.dataDir,
-      poolMax: 1,
-      ca: databaseCa(config),
-    });
+    const database = await openCommandDatabase(config);
     try {
       const report = await rewrapKeychains({ db: database.db, keyring, logger });
       process.stdout.write(
@@ -95,6 +85,16 @@ async function main(command: string): Promise<void> {
       );
     });
   }
+}
+
+/** The database of a one-off command (`migrate`, `keychain-rewrap`): one connection. */
+function openCommandDatabase(config: TokenServiceConfig) {
+  return openDatabase({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    poolMax: 1,
+    ca: databaseCa(config),
+  });
 }
 
 main(process.argv[2] ?? "serve").catch((error: unknown) => {

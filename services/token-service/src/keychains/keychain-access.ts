@@ -1,9 +1,13 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { KeyEventType } from "@latchkey/proto";
 import type { Transaction } from "kysely";
+import { recordAudit } from "../audit/audit.repository.js";
 import type { Principal } from "../auth/principal.js";
 import type { ApiKeyRow, Database } from "../db/tables.js";
 import { findKeyById } from "../keys/key.repository.js";
+import { enqueueKeyEvent } from "../outbox/outbox.repository.js";
 import type { ServiceDeps } from "../rpc/service-deps.js";
+import type { RpcContext } from "../server/shared/rpc-context.js";
 import { unwrapDataKey } from "./envelope.js";
 import { findKeychain, type KeychainView } from "./keychain.repository.js";
 import { MASTER_KEY_ENV, MASTER_KEY_FILE_ENV, type MasterKeyring } from "./master-keyring.js";
@@ -64,6 +68,35 @@ export async function lockKeychainKey(
   const row = await findKeyById(trx, keychain.key_id, true);
   if (row === undefined) throw new Error(`keychain ${keychain.id} has no key row`);
   return row;
+}
+
+/**
+ * The end of every change to a keychain's secrets or grants, in its transaction: a
+ * KEYCHAIN_CHANGED event for its key (caches of resolved secrets drop theirs) and the audit
+ * entry. Returns the key row, for `invalidateKeys` after the commit.
+ */
+export async function recordKeychainChange(
+  trx: Transaction<Database>,
+  change: {
+    readonly keychain: KeychainView;
+    readonly principal: Principal;
+    readonly ctx: RpcContext;
+    readonly action: string;
+    readonly details: Record<string, unknown>;
+  },
+): Promise<ApiKeyRow> {
+  const { keychain } = change;
+  const key = await lockKeychainKey(trx, keychain);
+  await enqueueKeyEvent(trx, KeyEventType.KEYCHAIN_CHANGED, key);
+  await recordAudit(trx, {
+    actor: change.principal.actor,
+    action: change.action,
+    teamId: keychain.team_id,
+    keyId: keychain.key_id,
+    requestId: change.ctx.requestId,
+    details: { keychainId: keychain.id, ...change.details },
+  });
+  return key;
 }
 
 /** Why a keychain's data key could not be had. */

@@ -13,7 +13,7 @@ import { assertTeamAccess } from "../auth/admin-authenticator.js";
 import { newKeychainId, newKeyId } from "../ids.js";
 import { insertKey } from "../keys/key.repository.js";
 import { chooseKeyFormat, newTokenFor } from "../keys/key-format-choice.js";
-import { beginAdminCall } from "../rpc/admin-call.js";
+import { beginAdminCall, requestedTeam } from "../rpc/admin-call.js";
 import { newKeyRow, revokeKeyRow } from "../rpc/key-write-handlers.js";
 import { decodePageToken, pageOf } from "../rpc/page-token.js";
 import { announceRevocation, waitTimeoutMs } from "../rpc/revocation-announcement.js";
@@ -120,9 +120,7 @@ export async function listTeamKeychains(
 ): Promise<MessageInitShape<typeof ListKeychainsResponseSchema>> {
   requireKeyring(deps);
   const principal = await beginAdminCall(deps, ctx, request);
-  const teamId =
-    request.teamId === "" && principal.kind === "admin" ? principal.teamId : requireTeamId(request.teamId);
-  assertTeamAccess(principal, teamId);
+  const teamId = requestedTeam(principal, request.teamId);
   const limit = pageSize(request.pageSize);
   const rows = await listKeychains(deps.db, {
     teamId,

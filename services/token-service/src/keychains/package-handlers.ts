@@ -13,17 +13,21 @@ import {
 } from "@latchkey/proto";
 import type { Transaction } from "kysely";
 import { recordAudit } from "../audit/audit.repository.js";
-import { assertTeamAccess } from "../auth/admin-authenticator.js";
 import type { Principal } from "../auth/principal.js";
 import type { ApiKeyRow, Database } from "../db/tables.js";
 import { invalidateKeys } from "../keys/key-invalidation.js";
-import { enqueueKeyEvent, enqueueKeyEvents } from "../outbox/outbox.repository.js";
-import { beginAdminCall } from "../rpc/admin-call.js";
+import { enqueueKeyEvents } from "../outbox/outbox.repository.js";
+import { beginAdminCall, requestedTeam } from "../rpc/admin-call.js";
 import type { ServiceDeps } from "../rpc/service-deps.js";
-import { invalidArgument, rejectUnknownFields, requireTeamId } from "../rpc/validate.js";
+import { invalidArgument, rejectUnknownFields } from "../rpc/validate.js";
 import type { RpcContext } from "../server/shared/rpc-context.js";
 import { findTeam } from "../teams/team.repository.js";
-import { assertNotRevoked, lockKeychainKey, requireKeyring, visibleKeychain } from "./keychain-access.js";
+import {
+  assertNotRevoked,
+  recordKeychainChange,
+  requireKeyring,
+  visibleKeychain,
+} from "./keychain-access.js";
 import { grantFromRow, packageVersionFromRow } from "./keychain-mapper.js";
 import {
   requireDeclared,
@@ -67,7 +71,8 @@ export async function registerPackageVersion(
   const version = requireVersion(given.version, "package_version.version");
   const sha256 = requireSha256(given.sha256, "package_version.sha256");
   const required = requireDeclared(given.required, "package_version.required");
-  const teamId = ownerTeam(principal, request.teamId);
+  // The team a new package name is claimed for: an admin key's own; the root key must name one.
+  const teamId = requestedTeam(principal, request.teamId);
   const outcome = await deps.db.transaction().execute(async (trx) => {
     let owner = await findPackageOwner(trx, name, true);
     if (owner === undefined) {
@@ -135,14 +140,6 @@ export async function registerPackageVersion(
     "package version registered",
   );
   return { packageVersion: packageVersionFromRow(outcome.row, outcome.owner), created: outcome.created };
-}
-
-/** The team a new package name is claimed for: an admin key's own; the root key must name one. */
-function ownerTeam(principal: Principal, teamId: string): string {
-  if (teamId === "" && principal.kind === "admin") return principal.teamId;
-  const team = requireTeamId(teamId);
-  assertTeamAccess(principal, team);
-  return team;
 }
 
 function sameDeclared(
@@ -236,15 +233,12 @@ export async function grantPackage(
       names,
       granted_by: principal.actor,
     });
-    const key = await lockKeychainKey(trx, keychain);
-    await enqueueKeyEvent(trx, KeyEventType.KEYCHAIN_CHANGED, key);
-    await recordAudit(trx, {
-      actor: principal.actor,
+    const key = await recordKeychainChange(trx, {
+      keychain,
+      principal,
+      ctx,
       action: "keychain.grant",
-      teamId: keychain.team_id,
-      keyId: keychain.key_id,
-      requestId: ctx.requestId,
-      details: { keychainId, package: packageName, version, sha256: hex(sha256), names, undeclared },
+      details: { package: packageName, version, sha256: hex(sha256), names, undeclared },
     });
     return { grant, key, undeclared };
   });
@@ -271,17 +265,13 @@ export async function revokeGrant(
     if (!(await deleteGrant(trx, keychainId, packageName))) {
       throw new ConnectError(`keychain ${keychainId} has no grant for ${packageName}`, Code.NotFound);
     }
-    const key = await lockKeychainKey(trx, keychain);
-    await enqueueKeyEvent(trx, KeyEventType.KEYCHAIN_CHANGED, key);
-    await recordAudit(trx, {
-      actor: principal.actor,
+    return recordKeychainChange(trx, {
+      keychain,
+      principal,
+      ctx,
       action: "keychain.grant.revoke",
-      teamId: keychain.team_id,
-      keyId: keychain.key_id,
-      requestId: ctx.requestId,
-      details: { keychainId, package: packageName },
+      details: { package: packageName },
     });
-    return key;
   });
   invalidateKeys(deps, [key]);
   deps.logger.info(

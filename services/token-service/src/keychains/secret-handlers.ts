@@ -1,17 +1,15 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import {
-  type DeleteSecretRequest,
-  type DeleteSecretResponseSchema,
-  KeyEventType,
-  type ListSecretNamesRequest,
-  type ListSecretNamesResponseSchema,
-  type PutSecretRequest,
-  type PutSecretResponseSchema,
+import type {
+  DeleteSecretRequest,
+  DeleteSecretResponseSchema,
+  ListSecretNamesRequest,
+  ListSecretNamesResponseSchema,
+  PutSecretRequest,
+  PutSecretResponseSchema,
 } from "@latchkey/proto";
 import { recordAudit } from "../audit/audit.repository.js";
 import { invalidateKeys } from "../keys/key-invalidation.js";
-import { enqueueKeyEvent } from "../outbox/outbox.repository.js";
 import { beginAdminCall } from "../rpc/admin-call.js";
 import type { ServiceDeps } from "../rpc/service-deps.js";
 import type { RpcContext } from "../server/shared/rpc-context.js";
@@ -19,7 +17,7 @@ import { sealSecret } from "./envelope.js";
 import { deleteSecret, listSecrets, upsertSecret } from "./keychain.repository.js";
 import {
   assertNotRevoked,
-  lockKeychainKey,
+  recordKeychainChange,
   requireKeyring,
   visibleKeychain,
   withDataKey,
@@ -55,15 +53,12 @@ export async function putSecret(
       ciphertext,
       updated_by: principal.actor,
     });
-    const key = await lockKeychainKey(trx, keychain);
-    await enqueueKeyEvent(trx, KeyEventType.KEYCHAIN_CHANGED, key);
-    await recordAudit(trx, {
-      actor: principal.actor,
+    const key = await recordKeychainChange(trx, {
+      keychain,
+      principal,
+      ctx,
       action: "keychain.secret.put",
-      teamId: keychain.team_id,
-      keyId: keychain.key_id,
-      requestId: ctx.requestId,
-      details: { keychainId, name, replaced: result.replaced },
+      details: { name, replaced: result.replaced },
     });
     return { stored: result, key, teamId: keychain.team_id };
   });
@@ -112,17 +107,13 @@ export async function removeSecret(
     if (!(await deleteSecret(trx, keychainId, name))) {
       throw new ConnectError(`keychain ${keychainId} stores no secret named ${name}`, Code.NotFound);
     }
-    const key = await lockKeychainKey(trx, keychain);
-    await enqueueKeyEvent(trx, KeyEventType.KEYCHAIN_CHANGED, key);
-    await recordAudit(trx, {
-      actor: principal.actor,
+    return recordKeychainChange(trx, {
+      keychain,
+      principal,
+      ctx,
       action: "keychain.secret.delete",
-      teamId: keychain.team_id,
-      keyId: keychain.key_id,
-      requestId: ctx.requestId,
-      details: { keychainId, name },
+      details: { name },
     });
-    return key;
   });
   invalidateKeys(deps, [key]);
   deps.logger.info(
