@@ -1,8 +1,11 @@
 import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { createMemoryKeyEventBus, type KeyEventBus } from "@latchkey/events";
 import { loadSidecarConfig, startSidecar } from "@latchkey/sidecar";
 import { loadTokenServiceConfig, startTokenService } from "@latchkey/token-service";
 import { startDemoApp } from "../services/sidecar/demo/demo-app.js";
+import { keychainWalk } from "./keychain-walk.js";
 
 // `npm start`: the whole stack in one process with nothing to install: the
 // token-service on embedded PostgreSQL (PGlite, data in LATCHKEY_DATA_DIR) and
@@ -11,7 +14,7 @@ import { startDemoApp } from "../services/sidecar/demo/demo-app.js";
 // same code uses real PostgreSQL and NATS.
 
 const started = performance.now();
-const env = {
+const env: NodeJS.ProcessEnv = {
   LATCHKEY_LISTEN: "127.0.0.1:8081",
   LATCHKEY_GRPC_LISTEN: "127.0.0.1:8082",
   LATCHKEY_SIDECAR_LISTEN: "127.0.0.1:8080",
@@ -22,6 +25,23 @@ const env = {
   CRON_SECRET: randomBytes(24).toString("base64url"),
   ...process.env,
 };
+// Keychains need a master key. Unless one is configured, a development key is kept beside the
+// embedded database (generated once), so stored secrets survive restarts of `npm start`.
+if (env.LATCHKEY_KEYCHAIN_MASTER_KEY === undefined && env.LATCHKEY_KEYCHAIN_MASTER_KEY_FILE === undefined) {
+  const dataDir = env.LATCHKEY_DATA_DIR ?? "./.latchkey";
+  const file = join(dataDir, "keychain-master.key");
+  if (!existsSync(file)) {
+    mkdirSync(dataDir, { recursive: true });
+    writeFileSync(
+      file,
+      `# npm start's development master key (not for production)\ndev-1:${randomBytes(32).toString("base64")}\n`,
+      {
+        mode: 0o600,
+      },
+    );
+  }
+  env.LATCHKEY_KEYCHAIN_MASTER_KEY_FILE = file;
+}
 const tokenConfig = loadTokenServiceConfig(env);
 const sidecarConfig = loadSidecarConfig(env);
 
@@ -79,6 +99,13 @@ Try it (paste in another terminal):
   ${buf} -H "Authorization: Bearer $ROOT" -d "{\\"keyId\\":\\"<key id>\\",\\"startTime\\":\\"$(date -u -d '-1 hour' +%FT%TZ)\\",\\"granularity\\":\\"USAGE_GRANULARITY_MINUTE\\"}" ${api}.TokenService/GetUsage
 
   ${buf} -H "Authorization: Bearer $ROOT" -d '{"keyId":"<key id>","waitTimeout":"2s"}' ${api}.TokenService/Revoke
+
+Keychains (seed 002): a keychain, a third-party secret, the example package, a grant pinned to its
+digest, then ResolveSecrets as the package's runtime calls it (see the README's keychain section):
+
+${keychainWalk({ buf, api })
+  .map((line) => `  ${line}`)
+  .join("\n")}
 
 Ctrl-C stops everything.
 `);

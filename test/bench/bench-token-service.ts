@@ -25,7 +25,11 @@ export interface BenchTokenService {
  * const stack = await startBenchTokenService(/usage stream ready/);
  * ```
  */
-export async function startBenchTokenService(ready: RegExp): Promise<BenchTokenService> {
+export async function startBenchTokenService(
+  ready: RegExp,
+  /** More settings for the service (e.g. `LATCHKEY_KEYCHAIN_MASTER_KEY`). */
+  env: Record<string, string> = {},
+): Promise<BenchTokenService> {
   const postgres = await startPostgres();
   const nats = await startNats();
   const rootKey = randomBytes(32).toString("base64url");
@@ -40,6 +44,7 @@ export async function startBenchTokenService(ready: RegExp): Promise<BenchTokenS
         LATCHKEY_ROOT_KEY: rootKey,
         LATCHKEY_LISTEN: `127.0.0.1:${port}`,
         LATCHKEY_GRPC_LISTEN: `127.0.0.1:${grpcPort}`,
+        ...env,
       },
       ready,
     );

@@ -27,7 +27,15 @@ describe("the Traefik ForwardAuth example", () => {
   });
 
   it("copies exactly the identity headers the sidecar sets onto the request", () => {
-    const key = { id: "k", teamId: "t", scopes: [], name: "n", environment: "live", owner: "o" };
+    const key = {
+      id: "k",
+      teamId: "t",
+      scopes: [],
+      name: "n",
+      environment: "live",
+      owner: "o",
+      keychainId: "kc",
+    };
     const names = identityHeaders(key as never).filter((_, index) => index % 2 === 0);
     expect((forwardAuth.authResponseHeaders as string[]).map((name) => name.toLowerCase())).toEqual(names);
   });

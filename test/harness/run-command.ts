@@ -62,3 +62,43 @@ export function runCommand(
     });
   });
 }
+
+/** What {@link runToExit} saw: the exit code and everything written. */
+export interface FinishedCommand extends CommandOutput {
+  readonly code: number | null;
+}
+
+/**
+ * Runs a command with `stdin` written to it and resolves with its exit code and output, whatever
+ * the code: for tests that expect a command to fail. `env` is the whole environment (nothing of
+ * this process's is inherited), so a test states every setting the command sees.
+ *
+ * @example
+ * ```ts
+ * const { code, stdout } = await runToExit(process.execPath, [MAIN, "keychain-rewrap"], { env: { PATH, DATABASE_URL } });
+ * ```
+ */
+export function runToExit(
+  command: string,
+  args: readonly string[],
+  options: { env?: NodeJS.ProcessEnv; stdin?: string; cwd?: string } = {},
+): Promise<FinishedCommand> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, {
+      cwd: options.cwd,
+      env: options.env ?? process.env,
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      stdout += chunk;
+    });
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      stderr += chunk;
+    });
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(options.stdin ?? "");
+  });
+}

@@ -28,6 +28,7 @@ const EVENT_NAMES: Record<KeyEventType, string> = {
   [KeyEventType.EXPIRED]: "expired",
   [KeyEventType.USAGE_LIMIT_CHANGED]: "usage_limit_changed",
   [KeyEventType.IMPORTED]: "imported",
+  [KeyEventType.KEYCHAIN_CHANGED]: "keychain_changed",
 };
 
 const SUBJECT_TOKEN = /^[A-Za-z0-9_-]{1,64}$/;

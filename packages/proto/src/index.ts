@@ -7,6 +7,7 @@
 
 export * from "./gen/latchkey/v1/key_event_pb.js";
 export * from "./gen/latchkey/v1/key_pb.js";
+export * from "./gen/latchkey/v1/keychain_service_pb.js";
 export * from "./gen/latchkey/v1/team_pb.js";
 export * from "./gen/latchkey/v1/token_service_pb.js";
 export * from "./gen/latchkey/v1/usage_pb.js";

@@ -107,6 +107,7 @@ function toVerifiedKey(key: Key, scopes: readonly string[]): VerifiedKey {
           ),
     tier: key.tier === "" ? undefined : key.tier,
     owner: key.owner === "" ? undefined : key.owner,
+    keychainId: key.keychainId === "" ? undefined : key.keychainId,
   });
 }
 
@@ -125,7 +126,7 @@ function sizeOf(hash: string, key: VerifiedKey | undefined): number {
   let size = ENTRY_OVERHEAD_BYTES + hash.length;
   if (key === undefined) return size;
   size += key.id.length + key.teamId.length + key.name.length * 2 + key.environment.length;
-  size += key.owner?.length ?? 0;
+  size += (key.owner?.length ?? 0) + (key.keychainId?.length ?? 0);
   size += key.scopes.length * 8; // the list and its set are shared between keys with the same scopes
   for (const [name, value] of Object.entries(key.metadata)) size += 80 + (name.length + value.length) * 2;
   // A key's own rate limits: a frozen object each (name, limit, window), none shared.

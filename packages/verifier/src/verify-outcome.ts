@@ -33,6 +33,12 @@ export interface VerifiedKey {
   readonly tier?: string | undefined;
   /** The key's owner (an external id: a user, an agent); undefined when it has none. */
   readonly owner?: string | undefined;
+  /**
+   * Set when the key is a keychain's secret (`kc_…`): it holds no scopes and authenticates the
+   * keychain's holder. Callers decide whether they take such keys (the sidecar only on routes with
+   * `keychains: true`).
+   */
+  readonly keychainId?: string | undefined;
 }
 
 /** The uses a usage-limited key has left, and when it is topped up. */

@@ -4,8 +4,10 @@ import type { KeyChecker, VerifyOutcome } from "./key-checker.js";
 import { keyBindingRefusal } from "./policy/key-binding.js";
 import { isCanonicalPath, normalizePath } from "./policy/normalize-path.js";
 import type { Policy, RouteRule } from "./policy/policy.js";
+import { decideHost, type HostFacts } from "./policy/request-host.js";
 import { secretMatches } from "./policy/secret-match.js";
 import {
+  badHost,
   badPath,
   CONFLICTING_CREDENTIALS,
   INVALID_CREDENTIAL,
@@ -20,8 +22,8 @@ import {
   usageExceeded,
 } from "./refusal.js";
 
-/** The parts of a request a decision is made from. */
-export interface RequestFacts {
+/** The parts of a request a decision is made from (the host parts are read only when rules name hosts). */
+export interface RequestFacts extends HostFacts {
   readonly method: string;
   /** The path of the request target, before any `?`. */
   readonly rawPath: string;
@@ -90,7 +92,21 @@ export function createAuthorizer(options: AuthorizerOptions): Authorize {
         query: facts.query,
       });
     }
-    const rule = policy.match(facts.method, normalized.matchPath);
+    let host: string | undefined;
+    if (policy.matchesHosts) {
+      const decided = decideHost(facts);
+      if (!decided.ok) {
+        return decision({
+          allow: false,
+          label: "bad_request",
+          refusal: badHost(decided.reason),
+          path: facts.rawPath,
+          query: facts.query,
+        });
+      }
+      host = decided.name;
+    }
+    const rule = policy.match(facts.method, normalized.matchPath, host);
     const access = rule.access;
     const path = normalized.path;
     let query = facts.query;
@@ -117,7 +133,7 @@ export function createAuthorizer(options: AuthorizerOptions): Authorize {
         if (access.kind !== "public" && access.allowQueryToken) queryTokens = split.tokens;
       }
     }
-    const carried = carriedRefusal(facts, rule, policy, normalized.matchPath);
+    const carried = carriedRefusal(facts, rule, policy, normalized.matchPath, host);
     if (carried !== undefined) {
       return decision({ allow: false, label: "bad_request", refusal: carried, rule, path, query });
     }
@@ -232,12 +248,13 @@ function carriedRefusal(
   rule: RouteRule,
   policy: Policy,
   matchPath: string,
+  host: string | undefined,
 ): Refusal | undefined {
   const override = facts.methodOverride;
   if (override !== undefined) {
     if (rule.access.passMethodOverride) {
       // The app will run the named method: it must be one this same rule covers.
-      if (!HTTP_METHOD.test(override) || policy.match(override, matchPath) !== rule) {
+      if (!HTTP_METHOD.test(override) || policy.match(override, matchPath, host) !== rule) {
         return METHOD_OVERRIDE_NOT_ALLOWED;
       }
     } else if (facts.forwardedAsSent === true) return UNSTRIPPABLE_HEADERS;

@@ -16,6 +16,7 @@ export type DecisionLabel =
   | "no_credential"
   | "invalid_credential"
   | "insufficient_scope"
+  | "keychain_not_allowed"
   | "wrong_environment"
   | "wrong_owner"
   | "rate_limited"
@@ -33,6 +34,7 @@ export const DECISION_LABELS: readonly DecisionLabel[] = [
   "no_credential",
   "invalid_credential",
   "insufficient_scope",
+  "keychain_not_allowed",
   "wrong_environment",
   "wrong_owner",
   "rate_limited",

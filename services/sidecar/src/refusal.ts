@@ -282,3 +282,25 @@ export const WRONG_OWNER: Refusal = {
   message: "This key may act only for its own owner: the path names another owner, or the key has none.",
   headers: [],
 };
+
+/** 403: a keychain's secret on a route that does not allow keychains (`keychains: true`). */
+export const KEYCHAIN_NOT_ALLOWED: Refusal = {
+  status: 403,
+  code: "forbidden",
+  message: "This route does not accept keychain secrets; use an API key.",
+  headers: [],
+};
+
+/**
+ * 400: the request's host cannot be decided on: none, more than one, not a host name, not in the
+ * canonical form a proxy in front forwards as is, or a trusted proxy's X-Forwarded-Host naming
+ * another host than Host. Asked only when the policy has rules for hosts.
+ */
+export function badHost(reason: string): Refusal {
+  return {
+    status: 400,
+    code: "invalid_request",
+    message: `The request's host cannot be decided on (${reason}).`,
+    headers: [],
+  };
+}

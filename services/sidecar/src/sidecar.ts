@@ -149,6 +149,7 @@ export async function startSidecar(
     basePath,
     upstreamHeadersTimeoutMs: config.upstreamHeadersTimeoutMs,
     authorize: createAuthorizer({ policy, keyChecker, maxCredentialBytes: config.maxCredentialBytes }),
+    canonicalHost: policy.matchesHosts && config.enforcement !== "disabled",
     rateLimit: config.enforcement === "disabled" ? NO_RATE_LIMITS : rateLimits.step,
     mode: config.enforcement,
     isTrusted,

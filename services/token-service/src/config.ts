@@ -19,6 +19,7 @@ import {
   validateSigningKeys,
 } from "@latchkey/token";
 import { z } from "zod";
+import { MASTER_KEY_ENV, MASTER_KEY_FILE_ENV, parseMasterKeyring } from "./keychains/master-keyring.js";
 import { DEFAULT_SNIFF_TIMEOUT_MS } from "./server/connect/http-listener.js";
 
 /**
@@ -146,11 +147,20 @@ export const tokenServiceConfigSchema = z
     // The most keys one ImportKeys call may carry: a batch is one transaction, so this bounds how
     // long it holds its locks (requests are also bound to 64 KiB, about 300 typical keys).
     importMaxBatch: integerSetting(1, 10_000).default(1_000),
+    // ---- Keychains (issue 12) ----
+    // Master keys that wrap each keychain's data key, `<id>:<32 bytes base64>` separated by commas;
+    // the first wraps new data keys, the others only unwrap (rotation without downtime, then
+    // `latchkey-token-service keychain-rewrap`). Unset (and no file) = keychain RPCs answer
+    // FAILED_PRECONDITION.
+    keychainMasterKey: z.string().min(1).optional(),
+    // The same in a file (one key per line, `#` comments), e.g. a mounted Kubernetes Secret.
+    keychainMasterKeyFile: z.string().min(1).optional(),
   })
   .strict()
   .superRefine((value, ctx) => {
     checkNatsClientSettings(value, ctx);
     checkKeyFormats(value, ctx);
+    checkMasterKeys(value, ctx);
     if (Boolean(value.tlsCert) !== Boolean(value.tlsKey)) {
       ctx.addIssue({ code: "custom", path: ["tlsCert"], message: "tlsCert and tlsKey must be set together" });
     }
@@ -230,6 +240,29 @@ function checkKeyFormats(
   }
 }
 
+/** The master key settings: one of the two, and well formed (the file is read at start). */
+function checkMasterKeys(
+  value: { keychainMasterKey?: string | undefined; keychainMasterKeyFile?: string | undefined },
+  ctx: z.RefinementCtx,
+): void {
+  if (value.keychainMasterKey !== undefined && value.keychainMasterKeyFile !== undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["keychainMasterKey"],
+      message: `set this or ${MASTER_KEY_FILE_ENV}, not both`,
+    });
+    return;
+  }
+  if (value.keychainMasterKey === undefined) return;
+  try {
+    parseMasterKeyring(value.keychainMasterKey, MASTER_KEY_ENV);
+  } catch (error) {
+    // The message names the entry at fault, never the key material.
+    const message = (error as Error).message.slice(`${MASTER_KEY_ENV}: `.length);
+    ctx.addIssue({ code: "custom", path: ["keychainMasterKey"], message });
+  }
+}
+
 /** The token-service's parsed configuration. */
 export type TokenServiceConfig = z.output<typeof tokenServiceConfigSchema>;
 
@@ -272,6 +305,8 @@ export const TOKEN_SERVICE_ENV = {
   corsAllowedOrigins: "LATCHKEY_CORS_ALLOWED_ORIGINS",
   corsMaxAgeS: "LATCHKEY_CORS_MAX_AGE_S",
   importMaxBatch: "LATCHKEY_IMPORT_MAX_BATCH",
+  keychainMasterKey: MASTER_KEY_ENV,
+  keychainMasterKeyFile: MASTER_KEY_FILE_ENV,
 } as const satisfies Record<keyof z.input<typeof tokenServiceConfigSchema>, string>;
 
 /**

@@ -24,3 +24,15 @@ export function isKeyId(value: string): boolean {
 export function isTeamId(value: string): boolean {
   return TEAM_ID.test(value);
 }
+
+const KEYCHAIN_ID = /^kc_[0-9A-Za-z]{22}$/;
+
+/** A new keychain id, `kc_…`. */
+export function newKeychainId(): string {
+  return `kc_${randomBase62(ID_BODY)}`;
+}
+
+/** True when `value` has the shape of a keychain id. */
+export function isKeychainId(value: string): boolean {
+  return KEYCHAIN_ID.test(value);
+}

@@ -1,13 +1,15 @@
 import { ConfigError } from "@latchkey/config";
-import { loadTokenServiceConfig } from "./config.js";
+import { loadTokenServiceConfig, type TokenServiceConfig } from "./config.js";
 import { openDatabase } from "./db/database.js";
 import { migrateToLatest } from "./db/migrate.js";
 import { gitleaksRulesCommand } from "./gitleaks-command.js";
 import { runImportCommand } from "./import-cli/import-command.js";
+import { loadMasterKeyring, MASTER_KEY_ENV, MASTER_KEY_FILE_ENV } from "./keychains/master-keyring.js";
+import { rewrapKeychains } from "./keychains/rewrap-keychains.js";
 import { createLogger } from "./logger.js";
 import { databaseCa, startTokenService } from "./token-service.js";
 
-// Entry point of `latchkey-token-service [serve|migrate|import|gitleaks-rules]`.
+// Entry point of `latchkey-token-service [serve|migrate|import|gitleaks-rules|keychain-rewrap]`.
 
 async function main(command: string): Promise<void> {
   if (command === "import") {
@@ -29,12 +31,7 @@ async function main(command: string): Promise<void> {
   const config = loadTokenServiceConfig();
   const logger = createLogger(config.logLevel);
   if (command === "migrate") {
-    const database = await openDatabase({
-      databaseUrl: config.databaseUrl,
-      dataDir: config.dataDir,
-      poolMax: 1,
-      ca: databaseCa(config),
-    });
+    const database = await openCommandDatabase(config);
     try {
       const { applied } = await migrateToLatest(database.db);
       logger.info({ applied }, applied.length ? "migrations applied" : "schema is up to date");
@@ -43,9 +40,32 @@ async function main(command: string): Promise<void> {
     }
     return;
   }
+  if (command === "keychain-rewrap") {
+    // Every keychain's data key moved to the active (first) master key; then the old one can go.
+    const keyring = loadMasterKeyring(config);
+    if (keyring === undefined) {
+      throw new ConfigError(`keychain-rewrap needs ${MASTER_KEY_ENV} or ${MASTER_KEY_FILE_ENV}`, [
+        MASTER_KEY_ENV,
+      ]);
+    }
+    const database = await openCommandDatabase(config);
+    try {
+      const report = await rewrapKeychains({ db: database.db, keyring, logger });
+      process.stdout.write(
+        `re-wrapped ${report.rewrapped} keychain data key(s) under master key ${keyring.activeId}` +
+          (report.failed.length === 0
+            ? "; none is left under another key\n"
+            : `; ${report.failed.length} left as they were (see the log): ${report.failed.map((f) => `${f.keychainId} (${f.reason})`).join(", ")}\n`),
+      );
+      if (report.failed.length > 0) process.exitCode = 1;
+    } finally {
+      await database.close();
+    }
+    return;
+  }
   if (command !== "serve")
     throw new ConfigError(
-      `unknown command ${JSON.stringify(command)}: use serve, migrate, import or gitleaks-rules`,
+      `unknown command ${JSON.stringify(command)}: use serve, migrate, import, gitleaks-rules or keychain-rewrap`,
       [],
     );
   const service = await startTokenService(config, { logger });
@@ -65,6 +85,16 @@ async function main(command: string): Promise<void> {
       );
     });
   }
+}
+
+/** The database of a one-off command (`migrate`, `keychain-rewrap`): one connection. */
+function openCommandDatabase(config: TokenServiceConfig) {
+  return openDatabase({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    poolMax: 1,
+    ca: databaseCa(config),
+  });
 }
 
 main(process.argv[2] ?? "serve").catch((error: unknown) => {

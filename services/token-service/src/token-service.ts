@@ -9,6 +9,7 @@ import { keyFormatsOf, type TokenServiceConfig } from "./config.js";
 import { type DatabaseHandle, openDatabase } from "./db/database.js";
 import { migrateToLatest } from "./db/migrate.js";
 import { openKeyEventBus } from "./key-event-bus.js";
+import { loadMasterKeyring } from "./keychains/master-keyring.js";
 import { startExpirySweeper } from "./keys/expiry-sweeper.js";
 import { invalidateKeys } from "./keys/key-invalidation.js";
 import { KeyRowCache } from "./keys/key-row-cache.js";
@@ -19,6 +20,7 @@ import { createTokenServiceMetrics } from "./metrics/token-service-metrics.js";
 import { OUTBOX_CHANNEL, pendingBacklog } from "./outbox/outbox.repository.js";
 import { createOutboxPublisher, type OutboxPublisher } from "./outbox/outbox-publisher.js";
 import { PropagationTracker } from "./outbox/propagation-tracker.js";
+import { createKeychainService } from "./rpc/keychain-service-impl.js";
 import type { ServiceDeps } from "./rpc/service-deps.js";
 import { createTeamService } from "./rpc/team-handlers.js";
 import { createTokenService } from "./rpc/token-service-impl.js";
@@ -82,6 +84,8 @@ export async function startTokenService(
   options: StartOptions = {},
 ): Promise<TokenServiceHandle> {
   const logger = options.logger ?? createLogger(config.logLevel);
+  // Read before anything connects: a bad or unreadable master key stops start-up naming its setting.
+  const keychainKeyring = loadMasterKeyring(config);
   const database = await openDatabase({
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
@@ -176,13 +180,15 @@ export async function startTokenService(
       tracker,
       eventsConnected: feed.connected,
       metrics,
+      keychainKeyring,
     };
     const health = createHealthService({
       "": ServingStatus.SERVING,
       "latchkey.v1.TokenService": ServingStatus.SERVING,
       "latchkey.v1.TeamService": ServingStatus.SERVING,
+      "latchkey.v1.KeychainService": ServingStatus.SERVING,
     });
-    const apps = [createTokenService(deps), createTeamService(deps), health];
+    const apps = [createTokenService(deps), createTeamService(deps), createKeychainService(deps), health];
     const services = [...apps, ...createReflectionServices(apps)];
     const tls: TlsOptions | undefined =
       config.tlsCert && config.tlsKey
@@ -234,6 +240,7 @@ export async function startTokenService(
         metricsPort: metricsServer?.port,
         database: database.kind,
         bus: config.natsUrl ? "nats" : "in-process",
+        keychainMasterKeys: keychainKeyring?.ids ?? "none (keychain RPCs refused)",
       },
       "token-service ready",
     );

@@ -34,6 +34,7 @@ export function keyRow(fields: Partial<ApiKeyRow> = {}): ApiKeyRow {
     external_id: null,
     import_fingerprint: null,
     imported_at: null,
+    keychain_id: null,
     remaining: null,
     refill_interval: null,
     refill_amount: null,

@@ -1,15 +1,17 @@
 import type { VerifiedKey } from "../key-checker.js";
-import { type Refusal, WRONG_OWNER, wrongEnvironment } from "../refusal.js";
+import { KEYCHAIN_NOT_ALLOWED, type Refusal, WRONG_OWNER, wrongEnvironment } from "../refusal.js";
 import type { KeyRequirements, RouteRule } from "./policy.js";
 
 /** Why a verified key may not use this route, or undefined when it may. */
 export type BindingRefusal =
+  | { readonly label: "keychain_not_allowed"; readonly refusal: Refusal }
   | { readonly label: "wrong_environment"; readonly refusal: Refusal }
   | { readonly label: "wrong_owner"; readonly refusal: Refusal };
 
 /**
- * Checks what a route asks of a verified key beyond its scopes: one of the
- * route's environments, and an owner equal to the path's `{owner}` segment.
+ * Checks what a route asks of a verified key beyond its scopes: a keychain's
+ * secret only where the route allows keychains, one of the route's
+ * environments, and an owner equal to the path's `{owner}` segment.
  * The owner is compared exactly (case and all) with the segment as the policy
  * matched it (percent-decoded once by `normalizePath`), and only when the
  * segment the app receives decodes to the same text: a segment with
@@ -28,6 +30,9 @@ export function keyBindingRefusal(
   path: string,
 ): BindingRefusal | undefined {
   const access = rule.access as Partial<KeyRequirements>;
+  if (key.keychainId !== undefined && access.keychains !== true) {
+    return { label: "keychain_not_allowed", refusal: KEYCHAIN_NOT_ALLOWED };
+  }
   const environments = access.environments;
   if (environments !== undefined && !environments.has(key.environment)) {
     return { label: "wrong_environment", refusal: wrongEnvironment(environments) };

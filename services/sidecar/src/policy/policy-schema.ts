@@ -55,6 +55,9 @@ const keyAccess = {
   allowQueryToken: z.boolean().default(false),
   passCredential: z.boolean().default(false),
   passMethodOverride,
+  // Also accept a keychain's secret (a key of kind keychain: no scopes). Off by default: a
+  // keychain authenticates its holder to packages, not to every route that takes a key.
+  keychains: z.boolean().default(false),
 };
 // No credential: forwarded anonymously (no identity headers). A credential that is present must
 // verify (401 otherwise), and then the route acts as `key`.
@@ -125,6 +128,13 @@ const match = {
   // Path globs (`*` one segment, `**` any); `path` is a shorthand for one.
   paths: paths.optional(),
   path: z.string().optional(),
+  // Host names the request's host must match (one, or a list): `api.example.com`, or `*.pkg.example`
+  // where `*` is one label. Matched case-insensitively, without the port or a trailing dot. A rule
+  // with a host never matches a request without one. Omitted means any host.
+  host: z
+    .union([z.string(), z.array(z.string()).min(1, "must name at least one host").max(100)])
+    .transform((value) => (Array.isArray(value) ? value : [value]))
+    .optional(),
   // Limits on this route: a list of `{ name, limit, window }` or `{ tier: <name> }` from the
   // rate-limit file. Counted per key on key routes, per client address on public routes; on
   // optional-key routes they are the anonymous requests' limits, per client address (a request

@@ -4,6 +4,7 @@ import type { RuleRateLimit } from "../rate-limit/rate-limit-schema.js";
 import { compilePathGlob, OWNER_PARAMETER } from "./path-glob.js";
 import { type AccessInput, type PolicyRuleInput, policyFileSchema } from "./policy-schema.js";
 import { PRESETS } from "./presets.js";
+import { compileHostPattern, type HostPattern } from "./request-host.js";
 import { resolveSecrets, type SecretDigests } from "./secret-match.js";
 
 /** What a `key` or `optional-key` route asks of a key beyond verifying. */
@@ -14,6 +15,8 @@ export interface KeyRequirements {
   readonly environments: ReadonlySet<string> | undefined;
   /** Whether the key's owner must equal the path's `{owner}` segment (key routes only). */
   readonly ownerFromPath: boolean;
+  /** Whether a keychain's secret (a key with `keychainId`) is accepted as well. */
+  readonly keychains: boolean;
 }
 
 /** A route's protection, ready to act on. */
@@ -44,6 +47,8 @@ export interface RouteRule {
   /** Upper-case methods; undefined means any. */
   readonly methods: ReadonlySet<string> | undefined;
   readonly patterns: readonly RegExp[];
+  /** Host patterns, one of which the request's host must match; undefined means any host. */
+  readonly hosts: readonly HostPattern[] | undefined;
   readonly access: RouteAccess;
   /** The rule's `rateLimit` as written (a tier is resolved by the rate limiter); undefined when none. */
   readonly rateLimit: RuleRateLimit | undefined;
@@ -55,8 +60,13 @@ export interface Policy {
   readonly fallback: RouteRule;
   /** Things that are allowed but probably not meant, for the start-up log (a rule per line). */
   readonly warnings: readonly string[];
-  /** The first rule matching `method` and a normalized match path, or the default. */
-  match(method: string, matchPath: string): RouteRule;
+  /** Whether any rule names a host: only then is the request's host read (and checked). */
+  readonly matchesHosts: boolean;
+  /**
+   * The first rule matching `method`, a normalized match path and the request's normalized host
+   * name (see `normalizeHost`; undefined when the request names none), or the default.
+   */
+  match(method: string, matchPath: string, host?: string): RouteRule;
 }
 
 /** Thrown when a policy file is invalid; each line names the rule at fault (`rules[3]: …`). */
@@ -121,6 +131,12 @@ export function compilePolicy(document: unknown, options: CompilePolicyOptions =
     } else if (owned > 0 && owned < sourcePatterns.length) {
       problems.push(`${label}: ${OWNER_PARAMETER} must be in every path of the rule or in none`);
     }
+    const hosts: HostPattern[] = [];
+    for (const pattern of rule.host ?? []) {
+      const compiled = compileHostPattern(pattern);
+      if (compiled.ok) hosts.push(compiled.pattern);
+      else problems.push(`${label}: ${compiled.message}`);
+    }
     // HEAD is GET without the body, and apps answer it with their GET handler: a rule for GET covers it.
     const methods =
       rule.methods?.includes("*") === false
@@ -130,6 +146,7 @@ export function compilePolicy(document: unknown, options: CompilePolicyOptions =
       label,
       methods,
       patterns,
+      hosts: rule.host === undefined ? undefined : hosts,
       access: compileAccess(rule, label, { env, problems, warnings, ownerFromPath: owned > 0 }),
       rateLimit: rule.rateLimit,
     };
@@ -143,19 +160,32 @@ export function compilePolicy(document: unknown, options: CompilePolicyOptions =
     label: "default",
     methods: undefined,
     patterns: [],
+    hosts: undefined,
     access: compileAccess(fallbackAccess, "default", { env, problems, warnings, ownerFromPath: false }),
     rateLimit: undefined,
   };
   if (problems.length > 0) throw new PolicyError(`invalid ${source}:\n  ${problems.join("\n  ")}`, problems);
-  const match = (method: string, matchPath: string): RouteRule => {
+  const match = (method: string, matchPath: string, host?: string): RouteRule => {
     for (const rule of rules) {
       if (rule.methods !== undefined && !rule.methods.has(method)) continue;
+      if (
+        rule.hosts !== undefined &&
+        (host === undefined || !rule.hosts.some((each) => each.matches(host)))
+      ) {
+        continue;
+      }
       for (const pattern of rule.patterns) if (pattern.test(matchPath)) return rule;
     }
     return fallback;
   };
   const sources = file.rules.map((rule) => rule.paths ?? (rule.path === undefined ? [] : [rule.path]));
-  return { rules, fallback, warnings: [...warnings, ...fallThroughWarnings(rules, sources, match)], match };
+  return {
+    rules,
+    fallback,
+    warnings: [...warnings, ...fallThroughWarnings(rules, sources, match)],
+    matchesHosts: rules.some((rule) => rule.hosts !== undefined),
+    match,
+  };
 }
 
 // Methods a method-restricted rule is checked against. OPTIONS is among them: many apps answer it
@@ -172,7 +202,7 @@ const CHECKED_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIO
 function fallThroughWarnings(
   rules: readonly RouteRule[],
   sources: readonly (readonly string[])[],
-  match: (method: string, matchPath: string) => RouteRule,
+  match: (method: string, matchPath: string, host?: string) => RouteRule,
 ): string[] {
   const warnings: string[] = [];
   rules.forEach((rule, index) => {
@@ -181,8 +211,10 @@ function fallThroughWarnings(
     for (const pattern of sources[index] ?? []) {
       // A concrete path the glob matches: `*` as one segment's text, `**` as nothing.
       const sample = pattern.replace(/\/\*\*(?=\/|$)/g, "").replace(/\*/g, "x") || "/";
+      // A host the rule matches, for a rule limited to hosts: `*` as one label's text.
+      const host = rule.hosts?.[0]?.source.replace(/^\*/, "x");
       const open = CHECKED_METHODS.filter(
-        (method) => !rule.methods?.has(method) && match(method, sample).access.kind === "public",
+        (method) => !rule.methods?.has(method) && match(method, sample, host).access.kind === "public",
       );
       if (open.length > 0) {
         warnings.push(
@@ -246,6 +278,7 @@ function compileAccess(access: AccessInput, label: string, context: AccessContex
       scopes: access.scopes,
       environments: access.environments === undefined ? undefined : new Set(access.environments),
       ownerFromPath: context.ownerFromPath,
+      keychains: access.keychains,
       allowQueryToken: access.allowQueryToken,
       passCredential: access.passCredential,
       passMethodOverride: access.passMethodOverride,

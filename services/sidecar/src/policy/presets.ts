@@ -31,6 +31,7 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = {
       allowQueryToken: false,
       passCredential: false,
       passMethodOverride: false,
+      keychains: false,
     },
   },
   "all-private": {
@@ -41,6 +42,7 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = {
       allowQueryToken: false,
       passCredential: false,
       passMethodOverride: false,
+      keychains: false,
     },
   },
 };

@@ -1,4 +1,5 @@
 import { bearerToken } from "../credentials.js";
+import { canonicalHostHeader } from "../policy/request-host.js";
 
 /** What one pass over a request's raw headers finds. */
 export interface ScannedRequest {
@@ -8,11 +9,16 @@ export interface ScannedRequest {
   readonly credentialHeaders: string[];
   readonly bearer: string[];
   readonly apiKey: string[];
+  /** The last `Host` value. */
   readonly host: string | undefined;
+  /** How many `Host` headers came (RFC 9112 §3.2: more than one is a bad request). */
+  readonly hostCount: number;
   /** Inbound forwarding headers, believed only from trusted proxies. */
   readonly forwardedFor: string | undefined;
   readonly forwardedProto: string | undefined;
   readonly forwardedHost: string | undefined;
+  /** True when `X-Forwarded-Host` headers with different values came. */
+  readonly forwardedHostConflict: boolean;
   /** Inbound `Forwarded` and `X-Real-IP`, flat, kept only from trusted proxies. */
   readonly otherForwarding: string[];
   /** The original request as a forward-auth caller reports it. */
@@ -63,6 +69,8 @@ export function scanRequestHeaders(raw: readonly string[]): ScannedRequest {
   let apiKey = EMPTY;
   let otherForwarding = EMPTY;
   let host: string | undefined;
+  let hostCount = 0;
+  let forwardedHostConflict = false;
   let forwardedFor: string | undefined;
   let forwardedProto: string | undefined;
   let forwardedHost: string | undefined;
@@ -83,6 +91,7 @@ export function scanRequestHeaders(raw: readonly string[]): ScannedRequest {
     switch (lower) {
       case "host":
         host = value;
+        hostCount++;
         forward.push(name, value);
         continue;
       case "authorization": {
@@ -131,6 +140,7 @@ export function scanRequestHeaders(raw: readonly string[]): ScannedRequest {
         forwardedProto ??= value;
         continue;
       case "x-forwarded-host":
+        if (forwardedHost !== undefined && forwardedHost !== value) forwardedHostConflict = true;
         forwardedHost ??= value;
         continue;
       case "forwarded":
@@ -181,9 +191,11 @@ export function scanRequestHeaders(raw: readonly string[]): ScannedRequest {
     bearer,
     apiKey,
     host,
+    hostCount,
     forwardedFor,
     forwardedProto,
     forwardedHost,
+    forwardedHostConflict,
     otherForwarding,
     originalUri,
     originalMethod,
@@ -344,6 +356,11 @@ export interface UpstreamHeaderContext {
   readonly identity: readonly string[] | undefined;
   readonly passCredential: boolean;
   readonly passMethodOverride: boolean;
+  /**
+   * Send `Host` (and `X-Forwarded-Host`) in canonical form (lower case, no trailing dot): set when
+   * the policy decides on hosts, so the app reads the host the policy matched.
+   */
+  readonly canonicalHost?: boolean;
 }
 
 /**
@@ -353,6 +370,14 @@ export interface UpstreamHeaderContext {
  */
 export function buildUpstreamHeaders(scanned: ScannedRequest, context: UpstreamHeaderContext): string[] {
   const headers = scanned.forward;
+  const host =
+    context.canonicalHost === true && scanned.host !== undefined
+      ? canonicalHostHeader(scanned.host)
+      : scanned.host;
+  if (host !== scanned.host) {
+    for (let i = 0; i < headers.length; i += 2)
+      if ((headers[i] as string).toLowerCase() === "host") headers[i + 1] = host as string;
+  }
   if (context.passCredential) for (const value of scanned.credentialHeaders) headers.push(value);
   if (context.passMethodOverride) for (const value of scanned.methodOverrideHeaders) headers.push(value);
   if (context.identity !== undefined) for (const value of context.identity) headers.push(value);
@@ -368,7 +393,10 @@ export function buildUpstreamHeaders(scanned: ScannedRequest, context: UpstreamH
     "x-forwarded-proto",
     trusted && scanned.forwardedProto !== undefined ? scanned.forwardedProto : "http",
   );
-  const forwardedHost = trusted && scanned.forwardedHost !== undefined ? scanned.forwardedHost : scanned.host;
+  const forwardedHost =
+    trusted && scanned.forwardedHost !== undefined && context.canonicalHost !== true
+      ? scanned.forwardedHost
+      : host;
   if (forwardedHost !== undefined) headers.push("x-forwarded-host", forwardedHost);
   if (trusted) for (const value of scanned.otherForwarding) headers.push(value);
   headers.push("x-request-id", context.requestId);

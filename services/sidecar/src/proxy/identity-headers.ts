@@ -5,8 +5,8 @@ const identityCache = new WeakMap<VerifiedKey, readonly string[]>();
 
 /**
  * The identity headers for a verified key: `x-latchkey-key-id`, `-team-id`,
- * `-scopes` (space-separated), `-key-name`, `-environment`, and `-owner` when
- * the key has one. Values are made header-safe:
+ * `-scopes` (space-separated), `-key-name`, `-environment`, `-owner` when
+ * the key has one, and `-keychain-id` for a keychain's secret. Values are made header-safe:
  * anything outside printable ASCII, and `%`, is percent-encoded (UTF-8), so a
  * key name cannot inject a header or break the response. Cached per key object.
  */
@@ -26,6 +26,7 @@ export function identityHeaders(key: VerifiedKey): readonly string[] {
       headerSafe(key.environment),
     ];
     if (key.owner !== undefined) list.push("x-latchkey-owner", headerSafe(key.owner));
+    if (key.keychainId !== undefined) list.push("x-latchkey-keychain-id", headerSafe(key.keychainId));
     headers = list;
     identityCache.set(key, headers);
   }

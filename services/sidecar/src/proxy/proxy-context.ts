@@ -17,6 +17,8 @@ export interface ProxyContext {
   readonly basePath: string;
   readonly upstreamHeadersTimeoutMs: number;
   readonly authorize: Authorize;
+  /** The policy decides on hosts: `Host` goes upstream in the canonical form it was matched in. */
+  readonly canonicalHost: boolean;
   /** Applies the rate limits to a decision (see `rate-limit/rate-limit-step.ts`). */
   readonly rateLimit: RateLimitStep;
   readonly mode: EnforcementMode;

@@ -35,6 +35,12 @@ export interface IncomingRequest {
 export function decideRequest(context: ProxyContext, request: IncomingRequest): Decision | Promise<Decision> {
   if (context.mode === "disabled") return notChecked(request.rawPath, request.query);
   const { scanned } = request;
+  // The host: `Host`, or for forward-auth the caller's X-Forwarded-Host (the original request
+  // reached the proxy with its Host). In proxy mode a trusted proxy's X-Forwarded-Host must agree
+  // with Host. Plain fields, no object per request: the hot path reads them only for host rules.
+  const forwardAuth = request.via === "forward-auth";
+  const trustedForwardedHost =
+    !forwardAuth && scanned.forwardedHost !== undefined && context.isTrusted(request.peer);
   const decided = context.authorize({
     method: request.method,
     rawPath: request.rawPath,
@@ -43,8 +49,13 @@ export function decideRequest(context: ProxyContext, request: IncomingRequest): 
     apiKey: scanned.apiKey,
     methodOverride: scanned.methodOverride,
     strippedSensitive: scanned.strippedSensitive,
-    forwardedAsSent: request.via === "forward-auth",
+    forwardedAsSent: forwardAuth,
     abortable: request.abortable,
+    host: forwardAuth ? scanned.forwardedHost : scanned.host,
+    hostAmbiguous: forwardAuth
+      ? scanned.forwardedHostConflict
+      : scanned.hostCount > 1 || (trustedForwardedHost && scanned.forwardedHostConflict),
+    forwardedHost: trustedForwardedHost ? scanned.forwardedHost : undefined,
   });
   // Rate limits: one synchronous call per decision (rate-limit/rate-limit-step.ts). A request it
   // refuses keeps its key, so `whenDecided` counts it as RATE_LIMITED in the key's usage.
@@ -151,5 +162,6 @@ export function upstreamHeaders(
     identity: decision.allow && decision.key !== undefined ? identityHeaders(decision.key) : undefined,
     passCredential: decision.passCredential,
     passMethodOverride: decision.passMethodOverride,
+    canonicalHost: context.canonicalHost,
   });
 }

@@ -42,20 +42,7 @@ export function createAdminAuthenticator(options: AdminAuthenticatorOptions): Ad
   const { db, root, formats } = options;
   return {
     async authenticate(headers) {
-      const header = headers.get("authorization");
-      if (header === null) {
-        throw new ConnectError(
-          "admin RPCs need 'Authorization: Bearer <root or admin key>'",
-          Code.Unauthenticated,
-        );
-      }
-      if (header.length > MAX_TOKEN_LENGTH + 16) {
-        throw new ConnectError("the Authorization header is too long", Code.Unauthenticated);
-      }
-      const token = BEARER.exec(header)?.[1];
-      if (token === undefined) {
-        throw new ConnectError("the Authorization header must be 'Bearer <key>'", Code.Unauthenticated);
-      }
+      const token = bearerToken(headers, "admin RPCs need 'Authorization: Bearer <root or admin key>'");
       const hash = hashToken(token);
       if (isRootKey(root, hash)) return { kind: "root", actor: ROOT_ACTOR };
       const invalid = new ConnectError(
@@ -71,6 +58,24 @@ export function createAdminAuthenticator(options: AdminAuthenticatorOptions): Ad
       return { kind: "admin", actor: row.id, teamId: row.team_id, scopes: row.scopes };
     },
   };
+}
+
+/**
+ * The key in an `Authorization: Bearer <key>` header, refused with
+ * UNAUTHENTICATED when the header is missing (`missing` says what the RPC
+ * needs), too long, or not a Bearer credential. Nothing is looked up.
+ */
+export function bearerToken(headers: Headers, missing: string): string {
+  const header = headers.get("authorization");
+  if (header === null) throw new ConnectError(missing, Code.Unauthenticated);
+  if (header.length > MAX_TOKEN_LENGTH + 16) {
+    throw new ConnectError("the Authorization header is too long", Code.Unauthenticated);
+  }
+  const token = BEARER.exec(header)?.[1];
+  if (token === undefined) {
+    throw new ConnectError("the Authorization header must be 'Bearer <key>'", Code.Unauthenticated);
+  }
+  return token;
 }
 
 /**

@@ -33,6 +33,9 @@ export type KeyWrite =
  *   metadata) needs the admin key to hold every scope the key holds after
  *   the write. Rotate counts even for a disabled key: it returns a token.
  * - A key the root key disabled is re-enabled by the root key only.
+ * - A keychain's secret (`keychain_id` set) is not rotated nor updated here,
+ *   by anyone: it holds no scopes and belongs to KeychainService (revoking it
+ *   is a reduction, allowed as for any key). FAILED_PRECONDITION.
  *
  * Refusals are `PERMISSION_DENIED` naming the request field and the missing
  * scopes.
@@ -44,6 +47,12 @@ export type KeyWrite =
  * ```
  */
 export function authorizeKeyWrite(principal: Principal, write: KeyWrite): void {
+  if ((write.kind === "rotate" || write.kind === "update") && write.key.keychain_id !== null) {
+    throw new ConnectError(
+      `key_id: key ${write.key.id} is the secret of keychain ${write.key.keychain_id}; manage it with KeychainService`,
+      Code.FailedPrecondition,
+    );
+  }
   if (principal.kind === "root") return;
   if (write.kind === "update" && reEnables(write) && write.key.disabled_by === ROOT_ACTOR) {
     throw new ConnectError(

@@ -58,6 +58,8 @@ export interface ApiKeyTable {
   import_fingerprint: ColumnType<Uint8Array | null, Uint8Array | null | undefined, never>;
   /** When the key was imported; null for keys issued here. */
   imported_at: ColumnType<Date | null, Date | null | undefined, never>;
+  /** Set when the key is a keychain's secret (`kc_…`); such a key holds no scopes. */
+  keychain_id: ColumnType<string | null, string | null | undefined, never>;
 }
 
 /** One of a key's rate limits as stored in `api_keys.rate_limits`. */
@@ -125,6 +127,66 @@ export interface UsageBatchTable {
   received_at: ColumnType<Date, Date | undefined, never>;
 }
 
+/** `keychains`: a keychain's public fields and its data key, wrapped by a master key. */
+export interface KeychainTable {
+  id: string;
+  team_id: string;
+  name: string;
+  /** Its secret's key (`api_keys.keychain_id` points back); revoked with it. */
+  key_id: string;
+  /** The master key that wraps `wrapped_data_key`. */
+  master_key_id: string;
+  /** The data key, AES-256-GCM under the master key (`keychains/envelope.ts`). */
+  wrapped_data_key: Uint8Array;
+  created_at: ColumnType<Date, Date | undefined, never>;
+  created_by: string;
+}
+
+/** `keychain_secrets`: one third-party secret, AES-256-GCM under its keychain's data key. */
+export interface KeychainSecretTable {
+  keychain_id: string;
+  name: string;
+  ciphertext: Uint8Array;
+  created_at: ColumnType<Date, Date | undefined, never>;
+  updated_at: ColumnType<Date, Date | undefined, Date>;
+  updated_by: string;
+}
+
+/** `packages`: a package name and the team that owns it (registers its versions). */
+export interface PackageTable {
+  name: string;
+  team_id: string;
+  created_at: ColumnType<Date, Date | undefined, never>;
+}
+
+/** One entry of a package version's `keychain.required`. */
+export interface StoredRequiredSecret {
+  readonly name: string;
+  readonly description: string;
+}
+
+/** `package_versions`: an immutable version: digest, declared names; only `public` may change. */
+export interface PackageVersionTable {
+  package_name: string;
+  version: string;
+  public: boolean;
+  sha256: Uint8Array;
+  required: ColumnType<StoredRequiredSecret[], string, never>;
+  registered_at: ColumnType<Date, Date | undefined, never>;
+  registered_by: string;
+}
+
+/** `keychain_grants`: a keychain's consent for one package, pinned to a version and digest. */
+export interface KeychainGrantTable {
+  keychain_id: string;
+  package_name: string;
+  version: string;
+  sha256: Uint8Array;
+  names: string[];
+  updated_at: ColumnType<Date, Date | undefined, Date>;
+  granted_by: string;
+}
+
 /** The database as kysely sees it. */
 export interface Database {
   teams: TeamTable;
@@ -135,6 +197,11 @@ export interface Database {
   usage_minutes: UsageMinuteTable;
   usage_batches: UsageBatchTable;
   rate_limit_counts: RateLimitCountTable;
+  keychains: KeychainTable;
+  keychain_secrets: KeychainSecretTable;
+  packages: PackageTable;
+  package_versions: PackageVersionTable;
+  keychain_grants: KeychainGrantTable;
 }
 
 /** A key row as read. */
@@ -143,3 +210,9 @@ export type ApiKeyRow = Selectable<ApiKeyTable>;
 export type NewApiKeyRow = Insertable<ApiKeyTable>;
 /** A team row as read. */
 export type TeamRow = Selectable<TeamTable>;
+/** A keychain row as read. */
+export type KeychainRow = Selectable<KeychainTable>;
+/** A package version row as read. */
+export type PackageVersionRow = Selectable<PackageVersionTable>;
+/** A grant row as read. */
+export type KeychainGrantRow = Selectable<KeychainGrantTable>;

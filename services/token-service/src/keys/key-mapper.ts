@@ -33,5 +33,6 @@ export function keyFromRow(row: ApiKeyRow): Key {
     format: row.format,
     externalId: row.external_id ?? "",
     importTime: row.imported_at ? timestampFromDate(row.imported_at) : undefined,
+    keychainId: row.keychain_id ?? "",
   });
 }

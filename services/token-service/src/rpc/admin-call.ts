@@ -1,10 +1,11 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { assertTeamAccess } from "../auth/admin-authenticator.js";
 import type { Principal } from "../auth/principal.js";
 import type { ApiKeyRow } from "../db/tables.js";
 import { findKeyById } from "../keys/key.repository.js";
 import type { RpcContext } from "../server/shared/rpc-context.js";
 import type { ServiceDeps } from "./service-deps.js";
-import { rejectUnknownFields } from "./validate.js";
+import { rejectUnknownFields, requireTeamId } from "./validate.js";
 
 /**
  * The start of every admin RPC: authenticate the bearer key, then refuse
@@ -44,4 +45,14 @@ export function lockKey(
   keyId: string,
 ): Promise<ApiKeyRow> {
   return visibleKey(trx, principal, keyId, true);
+}
+
+/**
+ * The team a request names, checked against the caller: an admin key may leave it empty for its own
+ * team; the root key must name one.
+ */
+export function requestedTeam(principal: Principal, teamId: string): string {
+  const team = teamId === "" && principal.kind === "admin" ? principal.teamId : requireTeamId(teamId);
+  assertTeamAccess(principal, team);
+  return team;
 }

@@ -10,7 +10,6 @@ import {
   type UpdateResponseSchema,
 } from "@latchkey/proto";
 import { recordAudit } from "../audit/audit.repository.js";
-import { assertTeamAccess } from "../auth/admin-authenticator.js";
 import { authorizeKeyWrite } from "../auth/key-authority.js";
 import { findKeyById, type KeyChanges, listKeys, updateKey } from "../keys/key.repository.js";
 import { invalidateKeys } from "../keys/key-invalidation.js";
@@ -21,7 +20,7 @@ import { enqueueKeyEvent } from "../outbox/outbox.repository.js";
 import type { RpcContext } from "../server/shared/rpc-context.js";
 import { keyTraffic, requestsLast24h } from "../usage/usage-handlers.js";
 import { NO_USAGE_LIMIT, requireUsageLimit } from "../usage/usage-limit.js";
-import { beginAdminCall, lockKey, visibleKey } from "./admin-call.js";
+import { beginAdminCall, lockKey, requestedTeam, visibleKey } from "./admin-call.js";
 import { decodePageToken, pageOf } from "./page-token.js";
 import type { ServiceDeps } from "./service-deps.js";
 import {
@@ -32,7 +31,6 @@ import {
   requireMetadata,
   requireName,
   requireScopes,
-  requireTeamId,
 } from "./validate.js";
 
 /** Get: one key's public fields. */
@@ -64,9 +62,7 @@ export async function listTeamKeys(
   ctx: RpcContext,
 ): Promise<MessageInitShape<typeof ListResponseSchema>> {
   const principal = await beginAdminCall(deps, ctx, request);
-  const teamId =
-    request.teamId === "" && principal.kind === "admin" ? principal.teamId : requireTeamId(request.teamId);
-  assertTeamAccess(principal, teamId);
+  const teamId = requestedTeam(principal, request.teamId);
   const limit = pageSize(request.pageSize);
   const rows = await listKeys(deps.db, {
     teamId,

@@ -1,21 +1,20 @@
-import { create, type MessageInitShape } from "@bufbuild/protobuf";
-import { type Duration, durationMs } from "@bufbuild/protobuf/wkt";
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
   type IssueRequest,
   type IssueResponseSchema,
   KeyEventType,
-  PropagationSchema,
   type RevokeRequest,
   type RevokeResponseSchema,
   type RotateRequest,
   type RotateResponseSchema,
 } from "@latchkey/proto";
 import { hashToken, tokenEnvironment } from "@latchkey/token";
+import type { Transaction } from "kysely";
 import { recordAudit } from "../audit/audit.repository.js";
 import { assertTeamAccess } from "../auth/admin-authenticator.js";
 import { authorizeKeyWrite } from "../auth/key-authority.js";
-import type { NewApiKeyRow, StoredRateLimit } from "../db/tables.js";
+import type { ApiKeyRow, Database, NewApiKeyRow, StoredRateLimit } from "../db/tables.js";
 import { newKeyId } from "../ids.js";
 import { insertKey, updateKey } from "../keys/key.repository.js";
 import { chooseKeyFormat, type NewToken, newTokenFor, requireKeyFormat } from "../keys/key-format-choice.js";
@@ -30,9 +29,9 @@ import { findTeam } from "../teams/team.repository.js";
 import { keyTraffic } from "../usage/usage-handlers.js";
 import { NO_USAGE_LIMIT, requireUsageLimit } from "../usage/usage-limit.js";
 import { beginAdminCall, lockKey } from "./admin-call.js";
+import { announceRevocation, durationField, waitTimeoutMs } from "./revocation-announcement.js";
 import type { ServiceDeps } from "./service-deps.js";
 import {
-  invalidArgument,
   optionalExpiry,
   optionalText,
   requireKeyId,
@@ -43,7 +42,6 @@ import {
 } from "./validate.js";
 
 const MAX_GRACE_MS = 30 * 86_400_000;
-const MAX_WAIT_MS = 30_000;
 // A disabled key may be rotated: it returns a token, and the replacement stays disabled.
 const ROTATABLE: KeyUsabilityOptions = { allowDisabled: true };
 const NOT_ROTATABLE: Readonly<Record<KeyUnusableReason, string>> = {
@@ -53,7 +51,7 @@ const NOT_ROTATABLE: Readonly<Record<KeyUnusableReason, string>> = {
 };
 
 /** The row of a new key for `made`'s token: its id, hash, hint and format, never revoked nor used. */
-function newKeyRow(
+export function newKeyRow(
   made: NewToken & { readonly id: string },
   fields: Omit<
     NewApiKeyRow,
@@ -82,14 +80,6 @@ function newKeyRow(
     metadata: JSON.stringify(fields.metadata),
     rate_limits: JSON.stringify(fields.rate_limits),
   };
-}
-
-function durationField(value: Duration | undefined, field: string, maxMs: number): number {
-  if (!value) return 0;
-  const ms = durationMs(value);
-  if (!Number.isFinite(ms) || ms < 0) throw invalidArgument(field, "must not be negative");
-  if (ms > maxMs) throw invalidArgument(field, `must be at most ${maxMs / 1000} s`);
-  return ms;
 }
 
 /** Issue: a new key; the plaintext is in the response and nowhere else. */
@@ -182,48 +172,48 @@ export async function revokeKey(
   const principal = await beginAdminCall(deps, ctx, request);
   const keyId = requireKeyId(request.keyId);
   const reason = optionalText(request.reason, "reason", 500);
-  const waitMs = durationField(request.waitTimeout, "wait_timeout", MAX_WAIT_MS);
+  const waitMs = waitTimeoutMs(request.waitTimeout);
   const { row, eventId } = await deps.db.transaction().execute(async (trx) => {
     const current = await lockKey(trx, principal, keyId);
     authorizeKeyWrite(principal, { kind: "revoke", key: current });
-    if (current.revoked_at) return { row: current, eventId: undefined };
-    const updated = await updateKey(trx, keyId, { revoked_at: new Date(), revoked_reason: reason });
-    const id = await enqueueKeyEvent(trx, KeyEventType.REVOKED, updated);
-    await recordAudit(trx, {
-      actor: principal.actor,
-      action: "key.revoke",
-      teamId: updated.team_id,
-      keyId,
-      requestId: ctx.requestId,
-      details: reason ? { reason } : {},
-    });
-    return { row: updated, eventId: id };
+    const revoked = await revokeKeyRow(trx, current, reason);
+    if (revoked.eventId !== undefined) {
+      await recordAudit(trx, {
+        actor: principal.actor,
+        action: "key.revoke",
+        teamId: current.team_id,
+        keyId,
+        requestId: ctx.requestId,
+        details: reason ? { reason } : {},
+      });
+    }
+    return revoked;
   });
-  // Wait before the publisher is woken, so no confirmation can arrive unseen.
-  const waiting =
-    eventId !== undefined && request.waitTimeout
-      ? deps.tracker.track(eventId, performance.now(), waitMs)
-      : undefined;
-  invalidateKeys(deps, [row]);
+  const propagation = await announceRevocation(deps, row, eventId, {
+    requested: request.waitTimeout !== undefined,
+    ms: waitMs,
+  });
   deps.logger.info(
     { keyId, teamId: row.team_id, actor: principal.actor, requestId: ctx.requestId },
     "key revoked",
   );
-  if (!request.waitTimeout) return { key: keyFromRow(row) };
-  const report = waiting ? await waiting : { liveVerifiers: 0, confirmed: 0, slowestMs: 0, complete: true };
-  return {
-    key: keyFromRow(row),
-    propagation: create(PropagationSchema, {
-      liveVerifiers: report.liveVerifiers,
-      confirmed: report.confirmed,
-      complete: report.complete,
-      // Not durationFromMs: it keeps fractions of a nanosecond, which int32 nanos cannot carry.
-      slowest: {
-        seconds: BigInt(Math.floor(report.slowestMs / 1000)),
-        nanos: Math.round((report.slowestMs % 1000) * 1e6),
-      },
-    }),
-  };
+  return { key: keyFromRow(row), ...(propagation ? { propagation } : {}) };
+}
+
+/**
+ * Revokes a key row locked in `trx` and writes its REVOKED event; a revoked
+ * key is left as it is (no event).
+ *
+ * @returns the row after the change and the event's outbox id (undefined when it was revoked already).
+ */
+export async function revokeKeyRow(
+  trx: Transaction<Database>,
+  current: ApiKeyRow,
+  reason: string | null,
+): Promise<{ row: ApiKeyRow; eventId: number | undefined }> {
+  if (current.revoked_at) return { row: current, eventId: undefined };
+  const updated = await updateKey(trx, current.id, { revoked_at: new Date(), revoked_reason: reason });
+  return { row: updated, eventId: await enqueueKeyEvent(trx, KeyEventType.REVOKED, updated) };
 }
 
 /** Rotate: a replacement key now; the old one expires after the grace period. */

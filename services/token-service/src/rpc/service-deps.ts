@@ -3,6 +3,7 @@ import type { Kysely } from "kysely";
 import type { Logger } from "pino";
 import type { AdminAuthenticator } from "../auth/admin-authenticator.js";
 import type { Database } from "../db/tables.js";
+import type { MasterKeyring } from "../keychains/master-keyring.js";
 import type { KeyRowCache } from "../keys/key-row-cache.js";
 import type { LastUsedRecorder } from "../keys/last-used-recorder.js";
 import type { TokenServiceMetrics } from "../metrics/token-service-metrics.js";
@@ -26,6 +27,8 @@ export interface ServiceDeps {
   readonly tracker: PropagationTracker;
   /** True while key events reach this replica; when false the row cache is bypassed. */
   readonly eventsConnected: () => boolean;
+  /** The master keys of keychains' data keys; undefined when none is configured (keychain RPCs refuse). */
+  readonly keychainKeyring?: MasterKeyring | undefined;
   /** Verify results and row-cache outcomes; left out in unit tests. */
   readonly metrics?: Pick<TokenServiceMetrics, "verified" | "rowCache">;
 }

@@ -12,13 +12,14 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file latchkey/v1/key_event.proto.
  */
 export const file_latchkey_v1_key_event: GenFile = /*@__PURE__*/
-  fileDesc("ChtsYXRjaGtleS92MS9rZXlfZXZlbnQucHJvdG8SC2xhdGNoa2V5LnYxItUBCghLZXlFdmVudBIKCgJpZBgBIAEoBBInCgR0eXBlGAIgASgOMhkubGF0Y2hrZXkudjEuS2V5RXZlbnRUeXBlEg4KBmtleV9pZBgDIAEoCRIPCgd0ZWFtX2lkGAQgASgJEhIKCnRva2VuX2hhc2gYBSABKAwSLgoKb2NjdXJfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIk8KC1ZlcmlmaWVyQWNrEhMKC3ZlcmlmaWVyX2lkGAEgASgJEhEKCWV2ZW50X2lkcxgCIAMoBBIYChBhcHBsaWVkX3NlcXVlbmNlGAMgASgEIn4KEVZlcmlmaWVySGVhcnRiZWF0EhMKC3ZlcmlmaWVyX2lkGAEgASgJEhgKEGFwcGxpZWRfc2VxdWVuY2UYAiABKAQSKwoIaW50ZXJ2YWwYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDQoFbGFiZWwYBCABKAkqyAIKDEtleUV2ZW50VHlwZRIeChpLRVlfRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEhoKFktFWV9FVkVOVF9UWVBFX1JFVk9LRUQQARIbChdLRVlfRVZFTlRfVFlQRV9ESVNBQkxFRBACEhoKFktFWV9FVkVOVF9UWVBFX0VOQUJMRUQQAxIhCh1LRVlfRVZFTlRfVFlQRV9TQ09QRVNfQ0hBTkdFRBAEEiMKH0tFWV9FVkVOVF9UWVBFX01FVEFEQVRBX0NIQU5HRUQQBRIaChZLRVlfRVZFTlRfVFlQRV9ST1RBVEVEEAYSGgoWS0VZX0VWRU5UX1RZUEVfRVhQSVJFRBAHEiYKIktFWV9FVkVOVF9UWVBFX1VTQUdFX0xJTUlUX0NIQU5HRUQQCBIbChdLRVlfRVZFTlRfVFlQRV9JTVBPUlRFRBAJYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChtsYXRjaGtleS92MS9rZXlfZXZlbnQucHJvdG8SC2xhdGNoa2V5LnYxItUBCghLZXlFdmVudBIKCgJpZBgBIAEoBBInCgR0eXBlGAIgASgOMhkubGF0Y2hrZXkudjEuS2V5RXZlbnRUeXBlEg4KBmtleV9pZBgDIAEoCRIPCgd0ZWFtX2lkGAQgASgJEhIKCnRva2VuX2hhc2gYBSABKAwSLgoKb2NjdXJfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIk8KC1ZlcmlmaWVyQWNrEhMKC3ZlcmlmaWVyX2lkGAEgASgJEhEKCWV2ZW50X2lkcxgCIAMoBBIYChBhcHBsaWVkX3NlcXVlbmNlGAMgASgEIn4KEVZlcmlmaWVySGVhcnRiZWF0EhMKC3ZlcmlmaWVyX2lkGAEgASgJEhgKEGFwcGxpZWRfc2VxdWVuY2UYAiABKAQSKwoIaW50ZXJ2YWwYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDQoFbGFiZWwYBCABKAkq7QIKDEtleUV2ZW50VHlwZRIeChpLRVlfRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEhoKFktFWV9FVkVOVF9UWVBFX1JFVk9LRUQQARIbChdLRVlfRVZFTlRfVFlQRV9ESVNBQkxFRBACEhoKFktFWV9FVkVOVF9UWVBFX0VOQUJMRUQQAxIhCh1LRVlfRVZFTlRfVFlQRV9TQ09QRVNfQ0hBTkdFRBAEEiMKH0tFWV9FVkVOVF9UWVBFX01FVEFEQVRBX0NIQU5HRUQQBRIaChZLRVlfRVZFTlRfVFlQRV9ST1RBVEVEEAYSGgoWS0VZX0VWRU5UX1RZUEVfRVhQSVJFRBAHEiYKIktFWV9FVkVOVF9UWVBFX1VTQUdFX0xJTUlUX0NIQU5HRUQQCBIbChdLRVlfRVZFTlRfVFlQRV9JTVBPUlRFRBAJEiMKH0tFWV9FVkVOVF9UWVBFX0tFWUNIQUlOX0NIQU5HRUQQCmIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * KeyEvent is published to the JetStream stream LATCHKEY_KEY_EVENTS on the
  * subject `latchkey.keys.<team_id>.<event>` (event in lower case: `revoked`,
  * `disabled`, `enabled`, `scopes_changed`, `metadata_changed`, `rotated`,
- * `expired`), with the outbox id as Nats-Msg-Id.
+ * `expired`, `usage_limit_changed`, `imported`, `keychain_changed`), with the
+ * outbox id as Nats-Msg-Id.
  *
  * @generated from message latchkey.v1.KeyEvent
  */
@@ -237,6 +238,14 @@ export enum KeyEventType {
    * @generated from enum value: KEY_EVENT_TYPE_IMPORTED = 9;
    */
   IMPORTED = 9,
+
+  /**
+   * The key is a keychain's secret and the keychain's secrets or grants
+   * changed: a cache of resolved secrets (`@latchkey/keychain`) drops them.
+   *
+   * @generated from enum value: KEY_EVENT_TYPE_KEYCHAIN_CHANGED = 10;
+   */
+  KEYCHAIN_CHANGED = 10,
 }
 
 /**
