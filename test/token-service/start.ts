@@ -8,7 +8,7 @@ import {
   createGrpcWebTransport,
 } from "@connectrpc/connect-node";
 import type { KeyEventBus } from "@latchkey/events";
-import { TeamService, TokenService } from "@latchkey/proto";
+import { AuditService, TeamService, TokenService } from "@latchkey/proto";
 import pg from "pg";
 import { type Logger, pino } from "pino";
 import {
@@ -52,6 +52,7 @@ export interface TestService {
   /** Connect-protocol clients with the given bearer key (root when left out, none for `null`). */
   tokens(bearer?: string | null, transport?: Transport): Client<typeof TokenService>;
   teams(bearer?: string | null, transport?: Transport): Client<typeof TeamService>;
+  audit(bearer?: string | null, transport?: Transport): Client<typeof AuditService>;
   /** Creates a team and an admin key in it (scopes `admin` plus `extraScopes`). */
   teamWithAdmin(
     name: string,
@@ -144,6 +145,7 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
     sql,
     tokens: (bearer, transport = defaultTransport) => createClient(TokenService, authed(bearer, transport)),
     teams: (bearer, transport = defaultTransport) => createClient(TeamService, authed(bearer, transport)),
+    audit: (bearer, transport = defaultTransport) => createClient(AuditService, authed(bearer, transport)),
     async teamWithAdmin(name, extraScopes = []) {
       const { team } = await service.teams(rootKey ?? undefined).createTeam({ name });
       const teamId = team?.id ?? "";
