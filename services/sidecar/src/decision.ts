@@ -16,11 +16,13 @@ export type DecisionLabel =
   | "no_credential"
   | "invalid_credential"
   | "insufficient_scope"
+  | "wrong_team"
   | "wrong_environment"
   | "wrong_owner"
   | "rate_limited"
   | "usage_exceeded"
   | "unavailable"
+  | "https_required"
   | "not_checked";
 
 /** Every {@link DecisionLabel}, for pre-creating metric series. */
@@ -33,11 +35,13 @@ export const DECISION_LABELS: readonly DecisionLabel[] = [
   "no_credential",
   "invalid_credential",
   "insufficient_scope",
+  "wrong_team",
   "wrong_environment",
   "wrong_owner",
   "rate_limited",
   "usage_exceeded",
   "unavailable",
+  "https_required",
   "not_checked",
 ];
 

@@ -129,6 +129,7 @@ describe("scanRequestHeaders", () => {
 describe("buildUpstreamHeaders", () => {
   const context = {
     peer: "10.0.0.5",
+    secure: false,
     requestId: "r-1",
     identity: undefined,
     passCredential: false,
