@@ -283,15 +283,23 @@ const STATUS_TEXT: Readonly<Record<number, string>> = {
 };
 
 /**
- * 403: the key verified, but its environment is not one the route accepts
- * (`environments: [prod]`). Names the accepted labels, which the policy file
- * already makes public to anyone who reads the app's docs.
+ * 403 on a route bound to teams or environments (`teams:`, `environments:`),
+ * for every credential that is not a usable key of them: a key of another
+ * team or environment, and equally a key that does not verify at all
+ * (malformed, unknown, revoked, expired, disabled). One answer, byte for byte
+ * but the request id, so nobody holding a key learns from a bound route
+ * whether it exists elsewhere; only a missing credential is told apart (401).
+ * It names the accepted environments, which are the same for every caller;
+ * never the teams, nor the key's own team.
  */
-export function wrongEnvironment(accepted: ReadonlySet<string>): Refusal {
+export function notAcceptedHere(teamsBound: boolean, environments: ReadonlySet<string> | undefined): Refusal {
+  const parts: string[] = [];
+  if (teamsBound) parts.push("of its own teams");
+  if (environments !== undefined) parts.push(`of the environment ${[...environments].join(", ")}`);
   return {
     status: 403,
     code: "forbidden",
-    message: `This route accepts keys of the environment ${[...accepted].join(", ")} only.`,
+    message: `This route accepts keys ${parts.join(" and ")} only: the credential is not such a key, or is malformed, expired, revoked or unknown.`,
     headers: [],
   };
 }
