@@ -30,6 +30,17 @@ let token: string;
 
 const certFile = () => join(certDir, "tls.crt");
 const keyFile = () => join(certDir, "tls.key");
+/** A sidecar on the shared certificate files, with `more` settings, on free ports. */
+const withTls = (more: Record<string, string> = {}) => ({
+  upstream: upstream.url,
+  tokenServiceUrl: service.grpcUrl,
+  env: {
+    LATCHKEY_SIDECAR_TLS_LISTEN: "127.0.0.1:0",
+    LATCHKEY_SIDECAR_TLS_CERT: certFile(),
+    LATCHKEY_SIDECAR_TLS_KEY: keyFile(),
+    ...more,
+  },
+});
 const bearer = () => ({ authorization: `Bearer ${token}` });
 
 /** Replaces a file the way the kubelet and editors do: a new file renamed over the old one. */
@@ -153,16 +164,7 @@ beforeAll(async () => {
   const first = await issueCertificate("sidecar-first");
   writeFileSync(certFile(), first.cert);
   writeFileSync(keyFile(), first.key);
-  sidecar = await spawnSidecar({
-    upstream: upstream.url,
-    tokenServiceUrl: service.grpcUrl,
-    natsUrl: nats.url,
-    env: {
-      LATCHKEY_SIDECAR_TLS_LISTEN: "127.0.0.1:0",
-      LATCHKEY_SIDECAR_TLS_CERT: certFile(),
-      LATCHKEY_SIDECAR_TLS_KEY: keyFile(),
-    },
-  });
+  sidecar = await spawnSidecar({ ...withTls(), natsUrl: nats.url });
 });
 
 afterAll(async () => {
@@ -462,15 +464,8 @@ describe("LATCHKEY_SIDECAR_PLAIN_HTTP=refuse", () => {
   let refusing: SidecarProcess;
   beforeAll(async () => {
     refusing = await spawnSidecar({
-      upstream: upstream.url,
-      tokenServiceUrl: service.grpcUrl,
+      ...withTls({ LATCHKEY_SIDECAR_PLAIN_HTTP: "refuse" }),
       natsUrl: nats.url,
-      env: {
-        LATCHKEY_SIDECAR_TLS_LISTEN: "127.0.0.1:0",
-        LATCHKEY_SIDECAR_TLS_CERT: certFile(),
-        LATCHKEY_SIDECAR_TLS_KEY: keyFile(),
-        LATCHKEY_SIDECAR_PLAIN_HTTP: "refuse",
-      },
     });
   });
   afterAll(() => refusing?.stop());
@@ -520,16 +515,7 @@ describe("LATCHKEY_SIDECAR_PLAIN_HTTP=refuse", () => {
 
 describe("shutdown", () => {
   it("exits cleanly on SIGTERM with an HTTP/2 session and an idle HTTP/1.1 connection open", async () => {
-    const short = await spawnSidecar({
-      upstream: upstream.url,
-      tokenServiceUrl: service.grpcUrl,
-      env: {
-        LATCHKEY_SIDECAR_TLS_LISTEN: "127.0.0.1:0",
-        LATCHKEY_SIDECAR_TLS_CERT: certFile(),
-        LATCHKEY_SIDECAR_TLS_KEY: keyFile(),
-        LATCHKEY_SHUTDOWN_TIMEOUT_MS: "20000",
-      },
-    });
+    const short = await spawnSidecar(withTls({ LATCHKEY_SHUTDOWN_TIMEOUT_MS: "20000" }));
     const session = h2Session(short.tlsPort as number);
     const agent = new Agent({ keepAlive: true });
     try {

@@ -2,7 +2,7 @@ import { once } from "node:events";
 import { createServer } from "node:http";
 import type { AddressInfo, Server } from "node:net";
 import type { Duplex } from "node:stream";
-import { checkNatsClientFiles, readPemFile, readTlsKeyPair } from "@latchkey/config";
+import { checkNatsClientFiles, readPemFile, readTlsKeyPair, type TlsKeyPair } from "@latchkey/config";
 import { createNatsKeyEventBus, type KeyEventBus } from "@latchkey/events";
 import { createKeyFormats } from "@latchkey/token";
 import { createVerifier } from "@latchkey/verifier";
@@ -12,7 +12,7 @@ import { Pool } from "undici";
 import { createAccessLog, createSidecarLogger } from "./access-log.js";
 import { createAdminServer } from "./admin-server.js";
 import { createAuthorizer } from "./authorize.js";
-import type { SidecarConfig } from "./config.js";
+import { SIDECAR_ENV, type SidecarConfig } from "./config.js";
 import { createDecisionUsage } from "./decision-usage.js";
 import { createForwardAuthRoute, FORWARD_AUTH_PATH } from "./forward-auth.js";
 import type { KeyChecker } from "./key-checker.js";
@@ -90,20 +90,8 @@ export async function startSidecar(
   const registry = options.registry ?? new Registry();
   const policy = options.policy ?? loadPolicy(config.policy, options.env);
   // Certificates first: a bad pair stops start-up, naming its setting, before anything connects.
-  const serverPair =
-    config.tlsCert === undefined || config.tlsKey === undefined
-      ? undefined
-      : readTlsKeyPair(config.tlsCert, config.tlsKey, [
-          "LATCHKEY_SIDECAR_TLS_CERT",
-          "LATCHKEY_SIDECAR_TLS_KEY",
-        ]);
-  const clientPair =
-    config.tokenServiceClientCert === undefined || config.tokenServiceClientKey === undefined
-      ? undefined
-      : readTlsKeyPair(config.tokenServiceClientCert, config.tokenServiceClientKey, [
-          "LATCHKEY_TOKEN_SERVICE_CLIENT_CERT",
-          "LATCHKEY_TOKEN_SERVICE_CLIENT_KEY",
-        ]);
+  const serverPair = keyPair(config, "tlsCert", "tlsKey");
+  const clientPair = keyPair(config, "tokenServiceClientCert", "tokenServiceClientKey");
   const cleanups: Array<() => Promise<void>> = [];
   let keyChecker = options.keyChecker;
   if (keyChecker === undefined) {
@@ -293,6 +281,18 @@ export async function startSidecar(
       return closing;
     },
   };
+}
+
+/** The certificate and key two settings name, read and checked; undefined when they are unset. */
+function keyPair(
+  config: SidecarConfig,
+  cert: "tlsCert" | "tokenServiceClientCert",
+  key: "tlsKey" | "tokenServiceClientKey",
+): TlsKeyPair | undefined {
+  const certFile = config[cert];
+  const keyFile = config[key];
+  if (certFile === undefined || keyFile === undefined) return undefined;
+  return readTlsKeyPair(certFile, keyFile, [SIDECAR_ENV[cert], SIDECAR_ENV[key]]);
 }
 
 async function listen(server: Server, host: string, port: number): Promise<void> {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { policyProblems } from "../../test-support/policy-problems.js";
+import { verifiedKey } from "../../test-support/verified-key.js";
 import type { VerifiedKey } from "../key-checker.js";
 import { keyBindingRefusal, placementRefusal } from "./key-binding.js";
 import { compilePolicy, type KeyRequirements } from "./policy.js";
@@ -8,18 +9,7 @@ const TEAM_A = "team_AAAAAAAAAAAAAAAAAAAAAA";
 const TEAM_B = "team_BBBBBBBBBBBBBBBBBBBBBB";
 const TEAM_C = "team_CCCCCCCCCCCCCCCCCCCCCC";
 
-function key(fields: Partial<VerifiedKey> = {}): VerifiedKey {
-  return {
-    id: "key_1",
-    teamId: TEAM_A,
-    name: "k",
-    scopes: ["write"],
-    environment: "prod",
-    expiresAt: undefined,
-    metadata: {},
-    ...fields,
-  };
-}
+const key = (fields: Partial<VerifiedKey> = {}) => verifiedKey({ teamId: TEAM_A, ...fields });
 
 const requirements = (policy: ReturnType<typeof compilePolicy>, method: string, path: string) =>
   policy.match(method, path).access as unknown as KeyRequirements;

@@ -48,30 +48,17 @@ export function createRequestHandler(
     );
     const requestId = scanned.requestId ?? nextRequestId();
     const [rawPath, query] = splitTarget(req.url ?? "/");
-    if (scanned.hostConflict) {
-      sendRefusal(res, CONFLICTING_HOST, requestId);
-      countRefusedEarly(
-        context,
-        {
-          via: "proxy",
-          method: req.method ?? "",
-          rawPath,
-          query,
-          scanned,
-          requestId,
-          peer: req.socket.remoteAddress ?? "",
-          start,
-        },
-        CONFLICTING_HOST,
-      );
-      return;
-    }
     const local = localRoutes.get(rawPath);
     if (local !== undefined) {
       local(req, res, scanned, requestId, start);
       return;
     }
     const exchange = new HttpExchange(context, req, res, scanned, requestId, start, rawPath, query);
+    if (scanned.hostConflict) {
+      sendRefusal(res, CONFLICTING_HOST, requestId);
+      countRefusedEarly(context, exchange, CONFLICTING_HOST);
+      return;
+    }
     whenDecided(context, decideRequest(context, exchange), exchange);
   };
 }
