@@ -129,5 +129,13 @@ describe("overlay dev: the example app's sidecar starts with the configuration i
     expect(policy.match("GET", "/health").access.kind).toBe("public");
     expect(policy.match("GET", "/").access).toMatchObject({ kind: "key", scopes: ["read"] });
     expect(policy.match("POST", "/orders").access).toMatchObject({ kind: "key", scopes: ["write"] });
+    // Bound to one team and the live environment by default: every rule that takes a key, and the
+    // default, accept keys of one team, live ones only (a key of any other is refused as unknown).
+    for (const rule of [...policy.rules, policy.fallback]) {
+      const access = rule.access;
+      if (access.kind !== "key" && access.kind !== "optional-key") continue;
+      expect(access.teams?.size, rule.label).toBe(1);
+      expect([...(access.environments ?? [])], rule.label).toEqual(["live"]);
+    }
   });
 });

@@ -17,7 +17,6 @@ export {
   startPostgres,
   TEST_DATABASE,
 } from "./postgres.js";
-export { createTestCertificates, type TestCertificates } from "./test-certificates.js";
 
 /**
  * Creates an empty, uniquely named database on the run's PostgreSQL server and returns its URL, so a
@@ -42,4 +41,10 @@ export function natsUrl(): string {
 export function databaseUrl(): string {
   return inject("databaseUrl");
 }
-export { createTestPki, type TestPki } from "./certificates.js";
+export {
+  type CertificateUse,
+  createTestCertificates,
+  createTestPki,
+  type TestCertificates,
+  type TestPki,
+} from "./certificates.js";

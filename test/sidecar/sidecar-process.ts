@@ -26,6 +26,8 @@ export interface SidecarProcess {
   /** `http://127.0.0.1:<proxy port>` */
   readonly url: string;
   readonly port: number;
+  /** Port of the HTTPS listener, when LATCHKEY_SIDECAR_TLS_CERT/_KEY are set. */
+  readonly tlsPort: number | undefined;
   /** `http://127.0.0.1:<admin port>` */
   readonly adminUrl: string;
   readonly process: ServiceProcess;
@@ -90,6 +92,7 @@ export async function spawnSidecar(options: SpawnSidecarOptions): Promise<Sideca
   }
   const port = Number(ports[1]);
   const adminPort = Number(ports[2]);
+  const tlsPort = /"tlsPort":(\d+)/.exec(child.output())?.[1];
   // Only whole lines: the last piece of the output may still be in the middle of a write.
   const accessLines = () =>
     child
@@ -101,6 +104,7 @@ export async function spawnSidecar(options: SpawnSidecarOptions): Promise<Sideca
   return {
     url: `http://127.0.0.1:${port}`,
     port,
+    tlsPort: tlsPort === undefined ? undefined : Number(tlsPort),
     adminUrl: `http://127.0.0.1:${adminPort}`,
     process: child,
     output: () => child.output(),
@@ -121,4 +125,25 @@ export async function spawnSidecar(options: SpawnSidecarOptions): Promise<Sideca
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Runs the sidecar with `env` (plus free ports and a policy file when given) and resolves with its
+ * exit code and output once it exits: for configurations that must stop start-up. A sidecar that
+ * starts instead is stopped and reported as exit code null.
+ */
+export async function sidecarExit(
+  options: Omit<SpawnSidecarOptions, "natsUrl">,
+): Promise<{ code: number | null; output: string }> {
+  try {
+    const sidecar = await spawnSidecar(options);
+    const output = sidecar.output();
+    await sidecar.stop();
+    return { code: null, output };
+  } catch (error) {
+    const message = (error as Error).message;
+    const code = /exited with (\d+) before it was ready/.exec(message)?.[1];
+    if (code === undefined) throw error;
+    return { code: Number(code), output: message };
+  }
 }

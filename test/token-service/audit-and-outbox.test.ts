@@ -4,6 +4,7 @@
 import { KeyEventType } from "@latchkey/proto";
 import { hashToken } from "@latchkey/token";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { eventually } from "../harness/wait.js";
 import { rpcError } from "./rpc-error.js";
 import { startTestService, type TestService } from "./start.js";
 
@@ -52,13 +53,30 @@ describe("the audit log", () => {
     }
   });
 
-  it("records nothing for a refused call", async () => {
-    const before = await service.sql.query("select count(*)::int as n from audit_log");
+  it("records no change for a failed call; an unauthenticated one only as a refusal", async () => {
+    const changes = "select count(*)::int as n from audit_log where action not like 'call.%'";
+    const refusals = "select action, details from audit_log where action like 'call.%'";
+    const before = await service.sql.query(changes);
     await rpcError(service.tokens(null).issue({ teamId: "team_0000000000000000000000", name: "x" }));
     await rpcError(service.tokens().issue({ teamId: "team_0000000000000000000000", name: "x" }));
     await rpcError(service.teams().createTeam({ name: "" }));
-    const after = await service.sql.query("select count(*)::int as n from audit_log");
-    expect(after.rows[0].n).toBe(before.rows[0].n);
+    // The refusal is written within a second (audit/refused-call-recorder.ts); NOT_FOUND and
+    // INVALID_ARGUMENT are not refusals and leave nothing.
+    const { rows } = await eventually(
+      () => service.sql.query(refusals),
+      (result) => result.rows.length > 0,
+      { what: "the unauthenticated call recorded" },
+    );
+    expect(rows).toEqual([
+      {
+        action: "call.unauthenticated",
+        details: expect.objectContaining({
+          procedure: "latchkey.v1.TokenService/Issue",
+          credential: "missing",
+        }),
+      },
+    ]);
+    expect((await service.sql.query(changes)).rows[0].n).toBe(before.rows[0].n);
   });
 });
 

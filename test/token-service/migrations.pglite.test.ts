@@ -30,5 +30,7 @@ describe("on PGlite", () => {
     } finally {
       await handle.close();
     }
-  });
+    // Every migration up and down on PGlite: 16 s on an idle machine, over 30 s when the two cores
+    // are shared with other test runs.
+  }, 120_000);
 });

@@ -28,10 +28,10 @@ describe("PostgreSQL over TLS with LATCHKEY_DB_CA_FILE", () => {
   let databaseUrl: string;
 
   beforeAll(async () => {
-    pki = createTestPki("postgres");
-    stranger = createTestPki("stranger");
+    pki = await createTestPki("postgres");
+    stranger = await createTestPki("stranger");
     // Issued for the address only: a client that connects as "localhost" must refuse it.
-    const { certFile, keyFile } = pki.issue("postgres", ["IP:127.0.0.1"]);
+    const { certFile, keyFile } = await pki.issue("postgres", ["IP:127.0.0.1"]);
     server = await startPostgres({ tls: { certFile, keyFile, caFile: pki.caFile } });
     const url = new URL(await createDatabase(server.url, "latchkey_tls"));
     url.search = "?sslmode=verify-full";

@@ -8,7 +8,7 @@ import {
   createGrpcWebTransport,
 } from "@connectrpc/connect-node";
 import type { KeyEventBus } from "@latchkey/events";
-import { KeychainService, TeamService, TokenService } from "@latchkey/proto";
+import { AuditService, KeychainService, TeamService, TokenService } from "@latchkey/proto";
 import pg from "pg";
 import { type Logger, pino } from "pino";
 import {
@@ -53,6 +53,7 @@ export interface TestService {
   tokens(bearer?: string | null, transport?: Transport): Client<typeof TokenService>;
   teams(bearer?: string | null, transport?: Transport): Client<typeof TeamService>;
   keychains(bearer?: string | null, transport?: Transport): Client<typeof KeychainService>;
+  audit(bearer?: string | null, transport?: Transport): Client<typeof AuditService>;
   /** Creates a team and an admin key in it (scopes `admin` plus `extraScopes`). */
   teamWithAdmin(
     name: string,
@@ -147,6 +148,7 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
     teams: (bearer, transport = defaultTransport) => createClient(TeamService, authed(bearer, transport)),
     keychains: (bearer, transport = defaultTransport) =>
       createClient(KeychainService, authed(bearer, transport)),
+    audit: (bearer, transport = defaultTransport) => createClient(AuditService, authed(bearer, transport)),
     async teamWithAdmin(name, extraScopes = []) {
       const { team } = await service.teams(rootKey ?? undefined).createTeam({ name });
       const teamId = team?.id ?? "";

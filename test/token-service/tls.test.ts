@@ -1,28 +1,15 @@
 // TLS on both listeners when LATCHKEY_TLS_CERT and LATCHKEY_TLS_KEY are set.
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import { Code, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { TokenService, VerifyResult } from "@latchkey/proto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestPki, type TestPki } from "../harness/index.js";
 import { rpcError } from "./rpc-error.js";
 import { startTestService, type TestService } from "./start.js";
 
-const hasOpenssl = (() => {
-  try {
-    execFileSync("openssl", ["version"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-})();
-
-describe.skipIf(!hasOpenssl)("with a certificate and key", () => {
-  const dir = mkdtempSync(join(tmpdir(), "latchkey-tls-"));
-  const certFile = join(dir, "cert.pem");
-  const keyFile = join(dir, "key.pem");
+describe("with a certificate and key", () => {
+  let pki: TestPki;
   let service: TestService;
   let ca: Buffer;
   const secureConnect = () =>
@@ -32,19 +19,14 @@ describe.skipIf(!hasOpenssl)("with a certificate and key", () => {
       nodeOptions: { ca },
     });
   beforeAll(async () => {
-    execFileSync(
-      "openssl",
-      ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"]
-        .concat(["-keyout", keyFile, "-out", certFile, "-subj", "/CN=localhost"])
-        .concat(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"]),
-      { stdio: "ignore" },
-    );
-    ca = readFileSync(certFile);
+    pki = await createTestPki("tls");
+    const { certFile, keyFile } = await pki.issue("token-service", ["IP:127.0.0.1", "DNS:localhost"]);
+    ca = readFileSync(pki.caFile);
     service = await startTestService({ settings: { tlsCert: certFile, tlsKey: keyFile } });
   });
   afterAll(async () => {
     await service?.close();
-    rmSync(dir, { recursive: true, force: true });
+    pki?.dispose();
   });
 
   it.each(["connect", "grpc-native"])(

@@ -29,9 +29,9 @@ describe("Verify over TLS, with a cleartext health port", () => {
   let token: string;
 
   beforeAll(async () => {
-    pki = createTestPki("token-service");
-    otherPki = createTestPki("stranger");
-    const { certFile, keyFile } = pki.issue("token-service", ["IP:127.0.0.1", "DNS:localhost"]);
+    pki = await createTestPki("token-service");
+    otherPki = await createTestPki("stranger");
+    const { certFile, keyFile } = await pki.issue("token-service", ["IP:127.0.0.1", "DNS:localhost"]);
     service = await startTestService({
       settings: { tlsCert: certFile, tlsKey: keyFile, healthListen: "127.0.0.1:0" },
     });
@@ -115,7 +115,7 @@ describe("Verify over TLS, with a cleartext health port", () => {
   it("reached by IP address, checks that the certificate names that address (not only a host name)", async () => {
     // grpc-js cannot send an IP as the TLS server name on Node 26; the client sends a placeholder
     // name and still checks the certificate against the IP it dialled.
-    const { certFile, keyFile } = pki.issue("localhost-only", ["DNS:localhost"]);
+    const { certFile, keyFile } = await pki.issue("localhost-only", ["DNS:localhost"]);
     const named = await startTestService({ settings: { tlsCert: certFile, tlsKey: keyFile } });
     const rootCerts = readFileSync(pki.caFile);
     const byIp = createVerifier({

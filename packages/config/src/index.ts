@@ -16,3 +16,9 @@ export {
   listenAddress,
   structuredSetting,
 } from "./schema-helpers.js";
+export {
+  loadTlsKeyPair,
+  readTlsKeyPair,
+  type TlsKeyPair,
+  type TlsKeyPairOutcome,
+} from "./tls-key-pair.js";

@@ -5,6 +5,7 @@
  * `@latchkey/proto/grpc` (see `grpc.ts`).
  */
 
+export * from "./gen/latchkey/v1/audit_pb.js";
 export * from "./gen/latchkey/v1/key_event_pb.js";
 export * from "./gen/latchkey/v1/key_pb.js";
 export * from "./gen/latchkey/v1/keychain_service_pb.js";

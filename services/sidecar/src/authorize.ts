@@ -1,7 +1,7 @@
 import { type CredentialSource, extractCredential, splitQueryToken } from "./credentials.js";
 import { type Decision, type DecisionLabel, decision } from "./decision.js";
 import type { KeyChecker, VerifyOutcome } from "./key-checker.js";
-import { keyBindingRefusal } from "./policy/key-binding.js";
+import { keyBindingRefusal, placementRefusal } from "./policy/key-binding.js";
 import { isCanonicalPath, normalizePath } from "./policy/normalize-path.js";
 import type { Policy, RouteRule } from "./policy/policy.js";
 import { decideHost, type HostFacts } from "./policy/request-host.js";
@@ -148,7 +148,9 @@ export function createAuthorizer(options: AuthorizerOptions): Authorize {
     }
     if (credential.kind !== "ok") {
       const [label, refusal] = CREDENTIAL_REFUSALS[credential.kind];
-      return decision({ allow: false, label, refusal, rule, path, query });
+      // On a bound route, an unusable credential gets the answer another team's key gets.
+      const bound = credential.kind === "invalid" ? notAcceptedOn(rule) : undefined;
+      return decision({ allow: false, label, refusal: bound ?? refusal, rule, path, query });
     }
     const { value, source } = credential;
     if (access.kind === "secret") {
@@ -198,6 +200,7 @@ function fromOutcome(
     });
   }
   // A refusal that names the key: it is logged and its use is counted.
+  const known = "key" in outcome ? outcome.key : undefined;
   const refusedKey = (label: DecisionLabel, refusal: Refusal) =>
     decision({
       allow: false,
@@ -206,10 +209,16 @@ function fromOutcome(
       rule,
       path,
       query,
-      key: "key" in outcome ? outcome.key : undefined,
+      key: known,
       credential: value,
       credentialSource: source,
     });
+  // Another team's (or environment's) key is refused as not accepted here before its missing scope
+  // or used-up budget could say that it exists.
+  const misplaced = known === undefined ? undefined : placementRefusal(rule, known);
+  if (misplaced !== undefined && outcome.code !== "UNAVAILABLE") {
+    return refusedKey(misplaced.label, misplaced.refusal);
+  }
   switch (outcome.code) {
     case "INSUFFICIENT_SCOPE":
       return refusedKey(
@@ -217,7 +226,11 @@ function fromOutcome(
         insufficientScope("scopes" in rule.access ? rule.access.scopes : []),
       );
     case "RATE_LIMITED":
-      return refusedKey("rate_limited", rateLimited());
+      // The token-service's own limit names no key: on a bound route it cannot be placed in a team.
+      return refusedKey(
+        "rate_limited",
+        known === undefined ? (notAcceptedOn(rule) ?? rateLimited()) : rateLimited(),
+      );
     case "USAGE_EXCEEDED":
       return refusedKey("usage_exceeded", usageExceeded(outcome.key?.usageLimit?.refillsAt));
     case "UNAVAILABLE":
@@ -235,6 +248,11 @@ function fromOutcome(
       // MALFORMED, NOT_FOUND, REVOKED, EXPIRED, DISABLED: one answer, so nobody learns which.
       return invalidCredential(rule, path, query, value, source);
   }
+}
+
+/** The route's answer to a credential it does not accept, when it binds teams or environments. */
+function notAcceptedOn(rule: RouteRule): Refusal | undefined {
+  return "notAccepted" in rule.access ? rule.access.notAccepted : undefined;
 }
 
 /**
@@ -265,7 +283,8 @@ function carriedRefusal(
 
 /**
  * The one refusal for a credential that does not verify and for a wrong shared
- * secret, so no answer tells a caller whether a key exists.
+ * secret, so no answer tells a caller whether a key exists: 401, or on a route
+ * bound to teams or environments the 403 a key of another team gets.
  */
 function invalidCredential(
   rule: RouteRule,
@@ -277,7 +296,7 @@ function invalidCredential(
   return decision({
     allow: false,
     label: "invalid_credential",
-    refusal: INVALID_CREDENTIAL,
+    refusal: notAcceptedOn(rule) ?? INVALID_CREDENTIAL,
     rule,
     path,
     query,

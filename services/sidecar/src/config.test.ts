@@ -1,3 +1,4 @@
+import type { ConfigError } from "@latchkey/config";
 import { describe, expect, it } from "vitest";
 import { loadSidecarConfig, SIDECAR_ENV } from "./config.js";
 
@@ -25,6 +26,45 @@ describe("sidecar configuration", () => {
     expect(() =>
       loadSidecarConfig({ LATCHKEY_UPSTREAM: "http://x", LATCHKEY_MAX_CREDENTIAL_BYTES: "big" }),
     ).toThrow(/LATCHKEY_MAX_CREDENTIAL_BYTES/);
+  });
+
+  it("has HTTPS off by default, on 0.0.0.0:8443 when a certificate and key are given", () => {
+    const off = loadSidecarConfig({ LATCHKEY_UPSTREAM: "http://x" });
+    expect(off.tlsCert).toBeUndefined();
+    expect(off.plainHttp).toBe("serve");
+    const on = loadSidecarConfig({
+      LATCHKEY_UPSTREAM: "http://x",
+      LATCHKEY_SIDECAR_TLS_CERT: "/tls/tls.crt",
+      LATCHKEY_SIDECAR_TLS_KEY: "/tls/tls.key",
+      LATCHKEY_SIDECAR_PLAIN_HTTP: "refuse",
+    });
+    expect(on.tlsListen).toEqual({ host: "0.0.0.0", port: 8443 });
+    expect(on.plainHttp).toBe("refuse");
+  });
+
+  it.each([
+    [{ LATCHKEY_SIDECAR_TLS_CERT: "/tls/tls.crt" }, "LATCHKEY_SIDECAR_TLS_KEY"],
+    [{ LATCHKEY_SIDECAR_TLS_KEY: "/tls/tls.key" }, "LATCHKEY_SIDECAR_TLS_CERT"],
+    [{ LATCHKEY_SIDECAR_TLS_LISTEN: "8443" }, "LATCHKEY_SIDECAR_TLS_LISTEN"],
+    [{ LATCHKEY_SIDECAR_TLS_LISTEN: "0.0.0.0:70000" }, "LATCHKEY_SIDECAR_TLS_LISTEN"],
+    [{ LATCHKEY_SIDECAR_PLAIN_HTTP: "redirect" }, "LATCHKEY_SIDECAR_PLAIN_HTTP"],
+    [{ LATCHKEY_SIDECAR_PLAIN_HTTP: "refuse" }, "LATCHKEY_SIDECAR_PLAIN_HTTP"],
+    [
+      { LATCHKEY_TOKEN_SERVICE_URL: "https://ts:8082", LATCHKEY_TOKEN_SERVICE_CLIENT_KEY: "/c/tls.key" },
+      "LATCHKEY_TOKEN_SERVICE_CLIENT_CERT",
+    ],
+    [
+      { LATCHKEY_TOKEN_SERVICE_CLIENT_CERT: "/c/tls.crt", LATCHKEY_TOKEN_SERVICE_CLIENT_KEY: "/c/tls.key" },
+      "LATCHKEY_TOKEN_SERVICE_CLIENT_CERT",
+    ],
+  ])("names the variable of a bad HTTPS or client-certificate setting: %j", (env, variable) => {
+    let settings: readonly string[] = [];
+    try {
+      loadSidecarConfig({ LATCHKEY_UPSTREAM: "http://x", ...env });
+    } catch (error) {
+      settings = (error as ConfigError).settings;
+    }
+    expect(settings).toEqual([variable]);
   });
 
   it("parses trusted proxies as addresses and ranges, IPv4 also in its mapped IPv6 form", () => {

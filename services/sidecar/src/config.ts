@@ -11,6 +11,9 @@ import {
 import { type KeyFormatSpec, validateKeyFormats } from "@latchkey/token";
 import { z } from "zod";
 
+/** What the plain-HTTP listener does when HTTPS is on: serve as usual, or refuse every request (`https_required`). */
+export const PLAIN_HTTP_MODES = ["serve", "refuse"] as const;
+
 /** How the sidecar acts on its decisions; `log` lets a team roll it out and watch the counts first. */
 export const ENFORCEMENT_MODES = ["disabled", "log", "enforce"] as const;
 
@@ -65,6 +68,18 @@ export const sidecarConfigSchema = z
     listen: listenAddress.prefault("0.0.0.0:8080"),
     // /healthz, /readyz and /metrics, kept off the client-facing port.
     adminListen: listenAddress.prefault("0.0.0.0:9090"),
+    // ---- HTTPS (issue 13) ----
+    // Where HTTPS clients connect when tlsCert/tlsKey are set: HTTP/2 for clients that offer it (ALPN),
+    // HTTP/1.1 (and WebSocket upgrades) for the rest; the same proxy and forward-auth as `listen`.
+    tlsListen: listenAddress.prefault("0.0.0.0:8443"),
+    // PEM certificate chain and private key of the HTTPS listener, both or neither (cert-manager's
+    // tls.crt/tls.key). Re-read when the files change; open connections keep the old certificate.
+    tlsCert: z.string().min(1).optional(),
+    tlsKey: z.string().min(1).optional(),
+    // `refuse`: the plain listener answers every request 403 https_required (seed 001: "Plain HTTP
+    // requests will be rejected"), so a client learns why rather than meeting a closed port; `serve`:
+    // it proxies as usual (forward-auth callers on loopback, a TLS-terminating load balancer).
+    plainHttp: z.enum(PLAIN_HTTP_MODES).default("serve"),
     // The app the sidecar protects; every allowed request goes there.
     upstream: httpUrl,
     // YAML route policy; unset means the `all-private` preset (every route needs a key with `read`),
@@ -78,6 +93,10 @@ export const sidecarConfigSchema = z
     // (cert-manager's ca.crt); unset = the system roots. Verify carries raw keys, so it must be TLS
     // whenever it leaves the pod.
     tokenServiceCaFile: z.string().min(1).optional(),
+    // Client certificate and key for a token-service that requires mutual TLS on its gRPC port
+    // (its LATCHKEY_GRPC_CLIENT_CA_FILE); both or neither, with an https:// URL.
+    tokenServiceClientCert: z.string().min(1).optional(),
+    tokenServiceClientKey: z.string().min(1).optional(),
     // NATS for key events (revocations reach the cache at once); unset means TTL and re-verify only.
     natsUrl: z.string().min(1).optional(),
     // Its NATS user (nkey seed file; the verifier role) and TLS to NATS.
@@ -136,7 +155,45 @@ export const sidecarConfigSchema = z
         message: "is only used with an https:// LATCHKEY_TOKEN_SERVICE_URL",
       });
     }
+    bothOrNeither(ctx, value, "tlsCert", "tlsKey", "LATCHKEY_SIDECAR_TLS_CERT and LATCHKEY_SIDECAR_TLS_KEY");
+    bothOrNeither(
+      ctx,
+      value,
+      "tokenServiceClientCert",
+      "tokenServiceClientKey",
+      "LATCHKEY_TOKEN_SERVICE_CLIENT_CERT and LATCHKEY_TOKEN_SERVICE_CLIENT_KEY",
+    );
+    if (value.tokenServiceClientCert !== undefined && value.tokenServiceUrl.protocol !== "https:") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["tokenServiceClientCert"],
+        message: "a client certificate needs an https:// LATCHKEY_TOKEN_SERVICE_URL",
+      });
+    }
+    if (value.plainHttp === "refuse" && value.tlsCert === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["plainHttp"],
+        message: "refuse needs HTTPS: set LATCHKEY_SIDECAR_TLS_CERT and LATCHKEY_SIDECAR_TLS_KEY",
+      });
+    }
   });
+
+/** Reports `first` (or `second`) when only one of a pair of settings is given. */
+function bothOrNeither(
+  ctx: z.RefinementCtx,
+  value: Partial<Record<string, unknown>>,
+  first: string,
+  second: string,
+  names: string,
+): void {
+  if ((value[first] === undefined) === (value[second] === undefined)) return;
+  ctx.addIssue({
+    code: "custom",
+    path: [value[first] === undefined ? first : second],
+    message: `${names} must be set together`,
+  });
+}
 
 /** The sidecar's parsed configuration. */
 export type SidecarConfig = z.output<typeof sidecarConfigSchema>;
@@ -148,11 +205,17 @@ export type SidecarConfigInput = z.input<typeof sidecarConfigSchema>;
 export const SIDECAR_ENV = {
   listen: "LATCHKEY_SIDECAR_LISTEN",
   adminListen: "LATCHKEY_SIDECAR_ADMIN_LISTEN",
+  tlsListen: "LATCHKEY_SIDECAR_TLS_LISTEN",
+  tlsCert: "LATCHKEY_SIDECAR_TLS_CERT",
+  tlsKey: "LATCHKEY_SIDECAR_TLS_KEY",
+  plainHttp: "LATCHKEY_SIDECAR_PLAIN_HTTP",
   upstream: "LATCHKEY_UPSTREAM",
   policy: "LATCHKEY_POLICY",
   enforcement: "LATCHKEY_ENFORCEMENT",
   tokenServiceUrl: "LATCHKEY_TOKEN_SERVICE_URL",
   tokenServiceCaFile: "LATCHKEY_TOKEN_SERVICE_CA_FILE",
+  tokenServiceClientCert: "LATCHKEY_TOKEN_SERVICE_CLIENT_CERT",
+  tokenServiceClientKey: "LATCHKEY_TOKEN_SERVICE_CLIENT_KEY",
   natsUrl: "NATS_URL",
   ...NATS_CLIENT_ENV,
   trustedProxies: "LATCHKEY_TRUSTED_PROXIES",

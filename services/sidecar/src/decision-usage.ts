@@ -6,7 +6,9 @@ import type { KeyChecker } from "./key-checker.js";
 const USAGE_OUTCOMES: Partial<Record<DecisionLabel, UsageOutcome>> = {
   key: UsageOutcome.ALLOWED,
   insufficient_scope: UsageOutcome.INSUFFICIENT_SCOPE,
-  // A key refused for where it is used (another environment, another owner's path): also a 403 for what it may do.
+  // A key refused for where it is used (another team, environment, owner's path): also a 403 for what it
+  // may do. Counted for its own team, which can then see its key presented where it is not accepted.
+  wrong_team: UsageOutcome.INSUFFICIENT_SCOPE,
   wrong_environment: UsageOutcome.INSUFFICIENT_SCOPE,
   wrong_owner: UsageOutcome.INSUFFICIENT_SCOPE,
   rate_limited: UsageOutcome.RATE_LIMITED,

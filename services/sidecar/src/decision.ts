@@ -17,11 +17,13 @@ export type DecisionLabel =
   | "invalid_credential"
   | "insufficient_scope"
   | "keychain_not_allowed"
+  | "wrong_team"
   | "wrong_environment"
   | "wrong_owner"
   | "rate_limited"
   | "usage_exceeded"
   | "unavailable"
+  | "https_required"
   | "not_checked";
 
 /** Every {@link DecisionLabel}, for pre-creating metric series. */
@@ -35,11 +37,13 @@ export const DECISION_LABELS: readonly DecisionLabel[] = [
   "invalid_credential",
   "insufficient_scope",
   "keychain_not_allowed",
+  "wrong_team",
   "wrong_environment",
   "wrong_owner",
   "rate_limited",
   "usage_exceeded",
   "unavailable",
+  "https_required",
   "not_checked",
 ];
 

@@ -1,5 +1,5 @@
 import type { ServerResponse } from "node:http";
-import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
 
 /** The `code` of a refusal body; also a stable value for dashboards. */
 export type RefusalCode =
@@ -11,7 +11,8 @@ export type RefusalCode =
   | "usage_exceeded"
   | "unavailable"
   | "bad_gateway"
-  | "forbidden";
+  | "forbidden"
+  | "https_required";
 
 /** An answer the sidecar gives instead of forwarding. */
 export interface Refusal {
@@ -102,6 +103,29 @@ export const CONFLICTING_ORIGINAL_REQUEST: Refusal = {
   status: 400,
   code: "invalid_request",
   message: "The X-Original-* and X-Forwarded-* headers describe different requests.",
+  headers: [],
+};
+
+/** 400: an HTTP/2 request whose `Host` and `:authority` disagree (RFC 9113 §8.3.1: malformed). */
+export const CONFLICTING_HOST: Refusal = {
+  status: 400,
+  code: "invalid_request",
+  message: "The Host header and the :authority of the request name different hosts.",
+  headers: [],
+};
+
+/**
+ * 403 on the plain-HTTP listener when it refuses plain HTTP
+ * (`LATCHKEY_SIDECAR_PLAIN_HTTP=refuse`): the same answer for every request,
+ * whatever it carries, and never a redirect, which would have clients send the
+ * key again after it already crossed the network in clear text.
+ */
+export const HTTPS_REQUIRED: Refusal = {
+  status: 403,
+  code: "https_required",
+  message:
+    "This API accepts HTTPS only; plain HTTP requests are rejected. Send the request to https:// instead. " +
+    "A key sent with this request crossed the network unencrypted: rotate it.",
   headers: [],
 };
 
@@ -240,7 +264,7 @@ export function sendRefusal(res: ServerResponse, refusal: Refusal, requestId: st
 }
 
 /** Sends a refusal on a raw socket (a refused WebSocket upgrade), then closes it. */
-export function sendRefusalOnSocket(socket: Socket, refusal: Refusal, requestId: string): void {
+export function sendRefusalOnSocket(socket: Duplex, refusal: Refusal, requestId: string): void {
   const body = refusalBody(refusal, requestId);
   const headers = refusalHeaders(refusal, requestId, body);
   let head = `HTTP/1.1 ${refusal.status} ${STATUS_TEXT[refusal.status] ?? "Error"}\r\nconnection: close\r\n`;
@@ -259,15 +283,23 @@ const STATUS_TEXT: Readonly<Record<number, string>> = {
 };
 
 /**
- * 403: the key verified, but its environment is not one the route accepts
- * (`environments: [prod]`). Names the accepted labels, which the policy file
- * already makes public to anyone who reads the app's docs.
+ * 403 on a route bound to teams or environments (`teams:`, `environments:`),
+ * for every credential that is not a usable key of them: a key of another
+ * team or environment, and equally a key that does not verify at all
+ * (malformed, unknown, revoked, expired, disabled). One answer, byte for byte
+ * but the request id, so nobody holding a key learns from a bound route
+ * whether it exists elsewhere; only a missing credential is told apart (401).
+ * It names the accepted environments, which are the same for every caller;
+ * never the teams, nor the key's own team.
  */
-export function wrongEnvironment(accepted: ReadonlySet<string>): Refusal {
+export function notAcceptedHere(teamsBound: boolean, environments: ReadonlySet<string> | undefined): Refusal {
+  const parts: string[] = [];
+  if (teamsBound) parts.push("of its own teams");
+  if (environments !== undefined) parts.push(`of the environment ${[...environments].join(", ")}`);
   return {
     status: 403,
     code: "forbidden",
-    message: `This route accepts keys of the environment ${[...accepted].join(", ")} only.`,
+    message: `This route accepts keys ${parts.join(" and ")} only: the credential is not such a key, or is malformed, expired, revoked or unknown.`,
     headers: [],
   };
 }

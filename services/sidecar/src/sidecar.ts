@@ -1,7 +1,8 @@
 import { once } from "node:events";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { checkNatsClientFiles, readPemFile } from "@latchkey/config";
+import { createServer } from "node:http";
+import type { AddressInfo, Server } from "node:net";
+import type { Duplex } from "node:stream";
+import { checkNatsClientFiles, readPemFile, readTlsKeyPair, type TlsKeyPair } from "@latchkey/config";
 import { createNatsKeyEventBus, type KeyEventBus } from "@latchkey/events";
 import { createKeyFormats } from "@latchkey/token";
 import { createVerifier } from "@latchkey/verifier";
@@ -11,18 +12,21 @@ import { Pool } from "undici";
 import { createAccessLog, createSidecarLogger } from "./access-log.js";
 import { createAdminServer } from "./admin-server.js";
 import { createAuthorizer } from "./authorize.js";
-import type { SidecarConfig } from "./config.js";
+import { SIDECAR_ENV, type SidecarConfig } from "./config.js";
 import { createDecisionUsage } from "./decision-usage.js";
 import { createForwardAuthRoute, FORWARD_AUTH_PATH } from "./forward-auth.js";
 import type { KeyChecker } from "./key-checker.js";
 import { LiveConnections } from "./live-connections.js";
 import { createSidecarMetrics } from "./metrics.js";
+import { createPlainHttpRefusal } from "./plain-http-refusal.js";
 import { loadPolicy, type Policy } from "./policy/policy.js";
 import { createRequestHandler, type LocalRoute } from "./proxy/http-proxy.js";
 import type { ProxyContext } from "./proxy/proxy-context.js";
 import { createUpgradeHandler } from "./proxy/websocket-proxy.js";
 import { NO_RATE_LIMITS } from "./rate-limit/rate-limit-step.js";
 import { startRateLimits } from "./rate-limit/start-rate-limits.js";
+import { createHttpsListener, type HttpsListener } from "./tls/https-listener.js";
+import { createTlsMetrics } from "./tls/tls-metrics.js";
 
 /** Options of {@link startSidecar} that are not configuration. */
 export interface StartSidecarOptions {
@@ -53,6 +57,8 @@ export interface SidecarHandle {
   readonly port: number;
   /** Port of the admin listener. */
   readonly adminPort: number;
+  /** Port of the HTTPS listener, when TLS is configured. */
+  readonly tlsPort: number | undefined;
   readonly registry: Registry;
   readonly logger: Logger;
   /** Open SSE streams and WebSockets. */
@@ -83,6 +89,9 @@ export async function startSidecar(
   const logger = options.logger ?? createSidecarLogger(config.logLevel);
   const registry = options.registry ?? new Registry();
   const policy = options.policy ?? loadPolicy(config.policy, options.env);
+  // Certificates first: a bad pair stops start-up, naming its setting, before anything connects.
+  const serverPair = keyPair(config, "tlsCert", "tlsKey");
+  const clientPair = keyPair(config, "tokenServiceClientCert", "tokenServiceClientKey");
   const cleanups: Array<() => Promise<void>> = [];
   let keyChecker = options.keyChecker;
   if (keyChecker === undefined) {
@@ -103,7 +112,16 @@ export async function startSidecar(
         : readPemFile(config.tokenServiceCaFile, "LATCHKEY_TOKEN_SERVICE_CA_FILE");
     const verifier = createVerifier({
       tokenService: config.tokenServiceUrl.href,
-      ...(rootCerts ? { grpc: { tls: { rootCerts } } } : {}),
+      ...(rootCerts || clientPair
+        ? {
+            grpc: {
+              tls: {
+                ...(rootCerts ? { rootCerts } : {}),
+                ...(clientPair ? { certChain: clientPair.cert, privateKey: clientPair.key } : {}),
+              },
+            },
+          }
+        : {}),
       events,
       ...(config.keyFormats ? { formats: createKeyFormats({ formats: config.keyFormats }) } : {}),
       maxEntries: config.cacheMaxEntries,
@@ -160,19 +178,38 @@ export async function startSidecar(
     logger,
   };
   const localRoutes = new Map<string, LocalRoute>([[FORWARD_AUTH_PATH, createForwardAuthRoute(context)]]);
-  const server = createServer(createRequestHandler(context, localRoutes));
-  server.on("upgrade", createUpgradeHandler(context));
-  // Upgraded sockets leave the HTTP server's bookkeeping; shutdown has to find them itself.
-  const upgraded = new Set<import("node:stream").Duplex>();
-  server.on("upgrade", (_req, socket) => {
-    upgraded.add(socket);
-    socket.once("close", () => upgraded.delete(socket));
-  });
-  server.on("clientError", (error, socket) => {
+  const onRequest = createRequestHandler(context, localRoutes);
+  const onUpgrade = createUpgradeHandler(context);
+  const onClientError = (error: Error, socket: Duplex) => {
     if (socket.writable)
       socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
     else socket.destroy(error);
-  });
+  };
+  const plain = config.plainHttp === "refuse" ? createPlainHttpRefusal(context) : { onRequest, onUpgrade };
+  const server = createServer(plain.onRequest);
+  server.on("upgrade", plain.onUpgrade);
+  server.on("clientError", onClientError);
+  const https: HttpsListener | undefined =
+    serverPair === undefined || config.tlsCert === undefined || config.tlsKey === undefined
+      ? undefined
+      : createHttpsListener({
+          certFile: config.tlsCert,
+          keyFile: config.tlsKey,
+          pair: serverPair,
+          onRequest,
+          onUpgrade,
+          onClientError,
+          logger,
+          onReload: createTlsMetrics(registry, serverPair),
+        });
+  // Upgraded sockets leave the HTTP servers' bookkeeping; shutdown has to find them itself.
+  const upgraded = new Set<Duplex>();
+  for (const listener of [server, https?.server]) {
+    listener?.on("upgrade", (_req, socket: Duplex) => {
+      upgraded.add(socket);
+      socket.once("close", () => upgraded.delete(socket));
+    });
+  }
   let shuttingDown = false;
   const admin = createAdminServer({
     registry,
@@ -184,16 +221,22 @@ export async function startSidecar(
   await listen(server, config.listen.host, config.listen.port);
   try {
     await listen(admin, config.adminListen.host, config.adminListen.port);
+    if (https) await listen(https.server, config.tlsListen.host, config.tlsListen.port);
   } catch (error) {
     server.close();
+    admin.close();
+    await https?.close(0);
     throw error;
   }
   const port = (server.address() as AddressInfo).port;
   const adminPort = (admin.address() as AddressInfo).port;
+  const tlsPort = https === undefined ? undefined : (https.server.address() as AddressInfo).port;
   logger.info(
     {
       port,
       adminPort,
+      tlsPort,
+      plainHttp: https === undefined ? undefined : config.plainHttp,
       upstream: config.upstream.origin + basePath,
       enforcement: config.enforcement,
       policy: options.policy !== undefined ? "(given)" : (config.policy ?? "preset all-private"),
@@ -209,6 +252,7 @@ export async function startSidecar(
   return {
     port,
     adminPort,
+    tlsPort,
     registry,
     logger,
     liveConnectionCount: () => liveConnections.size,
@@ -217,12 +261,14 @@ export async function startSidecar(
         shuttingDown = true;
         const drained = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
+        const httpsDrained = https?.close(config.shutdownTimeoutMs);
         liveConnections.close();
         const timer = setTimeout(() => {
           server.closeAllConnections();
           for (const socket of upgraded) socket.destroy();
         }, config.shutdownTimeoutMs);
         await drained;
+        await httpsDrained;
         clearTimeout(timer);
         await upstream.destroy();
         for (const cleanup of cleanups) {
@@ -236,6 +282,18 @@ export async function startSidecar(
       return closing;
     },
   };
+}
+
+/** The certificate and key two settings name, read and checked; undefined when they are unset. */
+function keyPair(
+  config: SidecarConfig,
+  cert: "tlsCert" | "tokenServiceClientCert",
+  key: "tlsKey" | "tokenServiceClientKey",
+): TlsKeyPair | undefined {
+  const certFile = config[cert];
+  const keyFile = config[key];
+  if (certFile === undefined || keyFile === undefined) return undefined;
+  return readTlsKeyPair(certFile, keyFile, [SIDECAR_ENV[cert], SIDECAR_ENV[key]]);
 }
 
 async function listen(server: Server, host: string, port: number): Promise<void> {

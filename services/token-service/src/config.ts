@@ -108,6 +108,10 @@ export const tokenServiceConfigSchema = z
     // PEM files; both set enables TLS on both listeners.
     tlsCert: z.string().min(1).optional(),
     tlsKey: z.string().min(1).optional(),
+    // PEM bundle of the CA that signs clients' certificates: set = mutual TLS on the native gRPC
+    // listener (grpcListen), where Verify carries raw keys: a client without a certificate that
+    // chains to it is refused in the handshake. Needs tlsCert/tlsKey.
+    grpcClientCaFile: z.string().min(1).optional(),
     // How long SIGTERM waits for in-flight calls before closing connections.
     shutdownTimeoutMs: integerSetting(0, 300_000).default(10_000),
     // last_used_at is written in batches this often instead of once per Verify.
@@ -155,6 +159,16 @@ export const tokenServiceConfigSchema = z
     keychainMasterKey: z.string().min(1).optional(),
     // The same in a file (one key per line, `#` comments), e.g. a mounted Kubernetes Secret.
     keychainMasterKeyFile: z.string().min(1).optional(),
+    // ---- The audit log (issue 13) ----
+    // Entries older than this many days are deleted by a sweeper; 0 keeps them forever.
+    auditRetentionDays: integerSetting(0, 36_500).default(365),
+    // How often the sweeper looks for entries past their retention.
+    auditSweepMs: integerSetting(1_000, 86_400_000).default(60_000),
+    // Entries one DELETE removes: small batches keep each statement's locks and WAL short.
+    auditSweepBatch: integerSetting(1, 100_000).default(1_000),
+    // Refused admin calls (unauthenticated, permission denied) cost a caller nothing: each replica
+    // writes at most this many audit rows for them a minute, and counts the rest.
+    auditRefusedCallsPerMinute: integerSetting(1, 100_000).default(120),
   })
   .strict()
   .superRefine((value, ctx) => {
@@ -163,6 +177,13 @@ export const tokenServiceConfigSchema = z
     checkMasterKeys(value, ctx);
     if (Boolean(value.tlsCert) !== Boolean(value.tlsKey)) {
       ctx.addIssue({ code: "custom", path: ["tlsCert"], message: "tlsCert and tlsKey must be set together" });
+    }
+    if (value.grpcClientCaFile !== undefined && value.tlsCert === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["grpcClientCaFile"],
+        message: "mutual TLS needs TLS: set LATCHKEY_TLS_CERT and LATCHKEY_TLS_KEY too",
+      });
     }
     if (value.dbCaFile !== undefined) {
       const sslmode = URL.canParse(value.databaseUrl ?? "")
@@ -287,6 +308,7 @@ export const TOKEN_SERVICE_ENV = {
   logLevel: "LATCHKEY_LOG_LEVEL",
   tlsCert: "LATCHKEY_TLS_CERT",
   tlsKey: "LATCHKEY_TLS_KEY",
+  grpcClientCaFile: "LATCHKEY_GRPC_CLIENT_CA_FILE",
   shutdownTimeoutMs: "LATCHKEY_SHUTDOWN_TIMEOUT_MS",
   lastUsedFlushMs: "LATCHKEY_LAST_USED_FLUSH_MS",
   dbPoolMax: "LATCHKEY_DB_POOL_MAX",
@@ -307,6 +329,10 @@ export const TOKEN_SERVICE_ENV = {
   importMaxBatch: "LATCHKEY_IMPORT_MAX_BATCH",
   keychainMasterKey: MASTER_KEY_ENV,
   keychainMasterKeyFile: MASTER_KEY_FILE_ENV,
+  auditRetentionDays: "LATCHKEY_AUDIT_RETENTION_DAYS",
+  auditSweepMs: "LATCHKEY_AUDIT_SWEEP_MS",
+  auditSweepBatch: "LATCHKEY_AUDIT_SWEEP_BATCH",
+  auditRefusedCallsPerMinute: "LATCHKEY_AUDIT_REFUSED_CALLS_PER_MINUTE",
 } as const satisfies Record<keyof z.input<typeof tokenServiceConfigSchema>, string>;
 
 /**

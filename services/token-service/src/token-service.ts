@@ -1,8 +1,11 @@
-import { readFileSync } from "node:fs";
-import { readPemFile } from "@latchkey/config";
+import { readPemFile, readTlsKeyPair } from "@latchkey/config";
 import type { KeyEventBus } from "@latchkey/events";
 import type { Logger } from "pino";
 import { Registry } from "prom-client";
+import { createAuditService } from "./audit/audit-handlers.js";
+import { createAuditSweeper } from "./audit/audit-sweeper.js";
+import { auditRefusals } from "./audit/refusal-audit.js";
+import { createRefusedCallRecorder } from "./audit/refused-call-recorder.js";
 import { createAdminAuthenticator } from "./auth/admin-authenticator.js";
 import { resolveRootCredential } from "./auth/root-key.js";
 import { keyFormatsOf, type TokenServiceConfig } from "./config.js";
@@ -86,6 +89,12 @@ export async function startTokenService(
   const logger = options.logger ?? createLogger(config.logLevel);
   // Read before anything connects: a bad or unreadable master key stops start-up naming its setting.
   const keychainKeyring = loadMasterKeyring(config);
+  // Files first: a bad certificate stops start-up before anything connects.
+  const tls = tlsOptions(config);
+  const clientCa =
+    config.grpcClientCaFile === undefined
+      ? undefined
+      : readPemFile(config.grpcClientCaFile, "LATCHKEY_GRPC_CLIENT_CA_FILE");
   const database = await openDatabase({
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
@@ -182,18 +191,42 @@ export async function startTokenService(
       metrics,
       keychainKeyring,
     };
+    // The audit log: refused admin calls (bounded, off the request path), and its retention.
+    const refusedCalls = createRefusedCallRecorder({
+      db: database.db,
+      logger,
+      maxRowsPerMinute: config.auditRefusedCallsPerMinute,
+      registry,
+    });
+    cleanups.push(() => refusedCalls.close());
+    if (config.auditRetentionDays > 0) {
+      const sweeper = createAuditSweeper({
+        db: database.db,
+        logger,
+        retentionDays: config.auditRetentionDays,
+        intervalMs: config.auditSweepMs,
+        batchSize: config.auditSweepBatch,
+      });
+      cleanups.push(() => sweeper.close());
+    }
     const health = createHealthService({
       "": ServingStatus.SERVING,
       "latchkey.v1.TokenService": ServingStatus.SERVING,
       "latchkey.v1.TeamService": ServingStatus.SERVING,
       "latchkey.v1.KeychainService": ServingStatus.SERVING,
+      "latchkey.v1.AuditService": ServingStatus.SERVING,
     });
-    const apps = [createTokenService(deps), createTeamService(deps), createKeychainService(deps), health];
+    // Every admin call refused as unauthenticated or permission denied reaches the audit log;
+    // Verify and ResolveSecrets are not admin calls (ResolveSecrets audits its own refusals).
+    const audited = { recorder: refusedCalls, formats, exempt: ["verify", "resolveSecrets"] };
+    const apps = [
+      auditRefusals(createTokenService(deps), audited),
+      auditRefusals(createTeamService(deps), audited),
+      auditRefusals(createAuditService(deps), audited),
+      auditRefusals(createKeychainService(deps), audited),
+      health,
+    ];
     const services = [...apps, ...createReflectionServices(apps)];
-    const tls: TlsOptions | undefined =
-      config.tlsCert && config.tlsKey
-        ? { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) }
-        : undefined;
     const servers: RunningServer[] = [];
     const connect = await createConnectServer({
       services,
@@ -215,6 +248,7 @@ export async function startTokenService(
       maxConnectionAgeMs: config.grpcMaxConnectionAgeMs,
       maxConnectionAgeGraceMs: config.grpcMaxConnectionAgeGraceMs,
       ...(tls ? { tls } : {}),
+      ...(clientCa ? { clientCa } : {}),
     });
     servers.push(grpc);
     cleanups.push(() => grpc.close(0));
@@ -271,6 +305,21 @@ export async function startTokenService(
     await cleanup();
     throw error;
   }
+}
+
+/**
+ * The listeners' certificate and key, checked to belong together before any
+ * listener starts.
+ *
+ * @throws ConfigError naming LATCHKEY_TLS_CERT or LATCHKEY_TLS_KEY.
+ */
+function tlsOptions(config: TokenServiceConfig): TlsOptions | undefined {
+  if (config.tlsCert === undefined || config.tlsKey === undefined) return undefined;
+  const { cert, key } = readTlsKeyPair(config.tlsCert, config.tlsKey, [
+    "LATCHKEY_TLS_CERT",
+    "LATCHKEY_TLS_KEY",
+  ]);
+  return { cert, key };
 }
 
 /**

@@ -38,6 +38,16 @@ export const mutations: Mutation[] = [
     apply: (text) => replaceOnce(text, /\n\s+nodeTaintsPolicy: Honor/g, ""),
   },
   {
+    name: "example app's policy binds keys to no team (any team's key passes)",
+    file: "deploy/k8s/components/example-app/policy.yaml",
+    apply: (text) => replaceOnce(text, /\nteams: \[[^\]]*\]/, ""),
+  },
+  {
+    name: "example app's policy binds keys to no environment (test keys pass)",
+    file: "deploy/k8s/components/example-app/policy.yaml",
+    apply: (text) => replaceOnce(text, /\nenvironments: \[live\]/, ""),
+  },
+  {
     name: "example app image floats on a major tag",
     file: "deploy/k8s/components/example-app/deployment.yaml",
     apply: (text) => replaceOnce(text, "traefik/whoami:v1.11.0", "traefik/whoami:v1"),

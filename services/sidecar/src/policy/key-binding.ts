@@ -1,17 +1,46 @@
 import type { VerifiedKey } from "../key-checker.js";
-import { KEYCHAIN_NOT_ALLOWED, type Refusal, WRONG_OWNER, wrongEnvironment } from "../refusal.js";
+import { KEYCHAIN_NOT_ALLOWED, type Refusal, WRONG_OWNER } from "../refusal.js";
 import type { KeyRequirements, RouteRule } from "./policy.js";
 
 /** Why a verified key may not use this route, or undefined when it may. */
 export type BindingRefusal =
+  | { readonly label: "wrong_team"; readonly refusal: Refusal }
   | { readonly label: "keychain_not_allowed"; readonly refusal: Refusal }
   | { readonly label: "wrong_environment"; readonly refusal: Refusal }
   | { readonly label: "wrong_owner"; readonly refusal: Refusal };
 
 /**
- * Checks what a route asks of a verified key beyond its scopes: a keychain's
- * secret only where the route allows keychains, one of the route's
- * environments, and an owner equal to the path's `{owner}` segment.
+ * Whether a key that exists may be used on this route at all: one of its
+ * teams and environments. Undefined when it may; otherwise the route's one
+ * answer for every credential it does not accept (`notAcceptedHere`), so the
+ * refusal of another team's key says no more than that of an unknown key.
+ * Checked before anything else a key's answer could tell (a missing scope, a
+ * used-up budget), which would otherwise say the key exists.
+ *
+ * @example
+ * ```ts
+ * placementRefusal(rule, otherTeamsKey); // { label: "wrong_team", refusal: 403 }
+ * ```
+ */
+export function placementRefusal(
+  rule: RouteRule,
+  key: Pick<VerifiedKey, "teamId" | "environment">,
+): BindingRefusal | undefined {
+  const access = rule.access as Partial<KeyRequirements>;
+  const refusal = access.notAccepted;
+  if (refusal === undefined) return undefined;
+  if (access.teams !== undefined && !access.teams.has(key.teamId)) return { label: "wrong_team", refusal };
+  if (access.environments !== undefined && !access.environments.has(key.environment)) {
+    return { label: "wrong_environment", refusal };
+  }
+  return undefined;
+}
+
+/**
+ * Checks what a route asks of a verified key beyond its scopes: one of the
+ * route's teams and environments (`placementRefusal`), a keychain's secret
+ * only where the route allows keychains, and an owner equal to the path's
+ * `{owner}` segment.
  * The owner is compared exactly (case and all) with the segment as the policy
  * matched it (percent-decoded once by `normalizePath`), and only when the
  * segment the app receives decodes to the same text: a segment with
@@ -29,13 +58,11 @@ export function keyBindingRefusal(
   matchPath: string,
   path: string,
 ): BindingRefusal | undefined {
+  const placed = placementRefusal(rule, key);
+  if (placed !== undefined) return placed;
   const access = rule.access as Partial<KeyRequirements>;
   if (key.keychainId !== undefined && access.keychains !== true) {
     return { label: "keychain_not_allowed", refusal: KEYCHAIN_NOT_ALLOWED };
-  }
-  const environments = access.environments;
-  if (environments !== undefined && !environments.has(key.environment)) {
-    return { label: "wrong_environment", refusal: wrongEnvironment(environments) };
   }
   if (access.ownerFromPath === true) {
     const owner = ownerInPath(rule, matchPath, path);

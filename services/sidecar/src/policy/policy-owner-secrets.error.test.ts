@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { policyProblems } from "../../test-support/policy-problems.js";
+import { verifiedKey } from "../../test-support/verified-key.js";
 import type { VerifiedKey } from "../key-checker.js";
 import { keyBindingRefusal, ownerInPath } from "./key-binding.js";
 import { normalizePath } from "./normalize-path.js";
@@ -13,18 +14,7 @@ const problemsOf = policyProblems;
 
 const rule = (fields: Record<string, unknown>) => ({ rules: [{ name: "r", path: "/x", ...fields }] });
 
-function key(fields: Partial<VerifiedKey> = {}): VerifiedKey {
-  return {
-    id: "key_1",
-    teamId: "team_1",
-    name: "k",
-    scopes: ["write"],
-    environment: "prod",
-    expiresAt: undefined,
-    metadata: {},
-    ...fields,
-  };
-}
+const key = verifiedKey;
 
 describe("environments in a policy", () => {
   it.each([

@@ -40,16 +40,26 @@ const publicAccess = {
   // (by default a `token` parameter is removed from every URL before it goes upstream).
   keepQueryToken: z.boolean().default(false),
 };
-// Environment labels a key must carry one of (`[prod]`); omitted means any.
+// Environment labels a key must carry one of (`[prod]`); omitted means any (or the policy's).
 const environments = z
   .array(z.string().regex(ENVIRONMENT_PATTERN, "must be an environment label (a-z, 0-9, _, -; 1-32)"))
   .min(1, "must name at least one environment")
   .max(32)
   .optional();
+/** A team id as the token-service makes them. */
+export const TEAM_ID = /^team_[0-9A-Za-z]{22}$/;
+// Teams (`team_…`) a key must belong to one of; omitted means any (or the policy's).
+const teams = z
+  .array(z.string().regex(TEAM_ID, "must be a team id (team_ followed by 22 letters or digits)"))
+  .min(1, "must name at least one team")
+  .max(100)
+  .optional();
 const keyAccess = {
   kind: z.literal("key"),
   // Scopes the key must hold; none means any valid key.
   scopes,
+  // Where the key may be used: these replace the policy's own `teams`/`environments` on this rule.
+  teams,
   environments,
   // Also accept `?token=` (EventSource cannot set headers); removed before forwarding.
   allowQueryToken: z.boolean().default(false),
@@ -182,6 +192,13 @@ export const policyFileSchema = z
     // Off by default: many frameworks route case-insensitively, and a private `/admin` rule must
     // also catch `/ADMIN`.
     caseSensitive: z.boolean().default(false),
+    // Binding (issue 13): on every key and optional-key rule (and the default), only keys of these
+    // teams and environments are accepted, unless the rule names its own. `teamsEnv` reads the team
+    // ids (comma-separated) from an environment variable at start, which wins over `teams` when set,
+    // so one policy file can serve the sidecars of several teams.
+    teams,
+    teamsEnv: envName.optional(),
+    environments,
     default: accessSchema.optional(),
     rules: z.array(ruleSchema).max(1000).default([]),
   })

@@ -1,8 +1,15 @@
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import type { RuleRateLimit } from "../rate-limit/rate-limit-schema.js";
+import { notAcceptedHere, type Refusal } from "../refusal.js";
 import { compilePathGlob, OWNER_PARAMETER } from "./path-glob.js";
-import { type AccessInput, type PolicyRuleInput, policyFileSchema } from "./policy-schema.js";
+import {
+  type AccessInput,
+  type PolicyFile,
+  type PolicyRuleInput,
+  policyFileSchema,
+  TEAM_ID,
+} from "./policy-schema.js";
 import { PRESETS } from "./presets.js";
 import { compileHostPattern, type HostPattern } from "./request-host.js";
 import { resolveSecrets, type SecretDigests } from "./secret-match.js";
@@ -11,8 +18,16 @@ import { resolveSecrets, type SecretDigests } from "./secret-match.js";
 export interface KeyRequirements {
   readonly scopes: readonly string[];
   readonly allowQueryToken: boolean;
+  /** Teams (`team_…`) the key must belong to one of; undefined means any. */
+  readonly teams: ReadonlySet<string> | undefined;
   /** Environment labels the key must carry one of; undefined means any. */
   readonly environments: ReadonlySet<string> | undefined;
+  /**
+   * On a route bound to teams or environments, the one answer to every
+   * credential that is not a usable key of them (see `notAcceptedHere`);
+   * undefined on a route that binds neither.
+   */
+  readonly notAccepted: Refusal | undefined;
   /** Whether the key's owner must equal the path's `{owner}` segment (key routes only). */
   readonly ownerFromPath: boolean;
   /** Whether a keychain's secret (a key with `keychainId`) is accepted as well. */
@@ -114,6 +129,10 @@ export function compilePolicy(document: unknown, options: CompilePolicyOptions =
   const preset = file.preset === undefined ? undefined : PRESETS[file.preset];
   const problems: string[] = [];
   const warnings: string[] = [];
+  const binding: Binding = {
+    teams: policyTeams(file, env, problems),
+    environments: file.environments === undefined ? undefined : new Set(file.environments),
+  };
   const compile = (rule: PolicyRuleInput, label: string): RouteRule => {
     const patterns: RegExp[] = [];
     const sourcePatterns = rule.paths ?? (rule.path === undefined ? [] : [rule.path]);
@@ -147,7 +166,7 @@ export function compilePolicy(document: unknown, options: CompilePolicyOptions =
       methods,
       patterns,
       hosts: rule.host === undefined ? undefined : hosts,
-      access: compileAccess(rule, label, { env, problems, warnings, ownerFromPath: owned > 0 }),
+      access: compileAccess(rule, label, { env, problems, warnings, ownerFromPath: owned > 0, binding }),
       rateLimit: rule.rateLimit,
     };
   };
@@ -161,7 +180,13 @@ export function compilePolicy(document: unknown, options: CompilePolicyOptions =
     methods: undefined,
     patterns: [],
     hosts: undefined,
-    access: compileAccess(fallbackAccess, "default", { env, problems, warnings, ownerFromPath: false }),
+    access: compileAccess(fallbackAccess, "default", {
+      env,
+      problems,
+      warnings,
+      ownerFromPath: false,
+      binding,
+    }),
     rateLimit: undefined,
   };
   if (problems.length > 0) throw new PolicyError(`invalid ${source}:\n  ${problems.join("\n  ")}`, problems);
@@ -254,12 +279,49 @@ export function loadPolicy(path: string | undefined, env: NodeJS.ProcessEnv = pr
   return compilePolicy(document, { env, source: `policy ${path}` });
 }
 
-/** What {@link compileAccess} reports into, and what the rule's paths decided. */
+/** The policy-level `teams` and `environments`: where keys may be used unless a rule says otherwise. */
+interface Binding {
+  readonly teams: ReadonlySet<string> | undefined;
+  readonly environments: ReadonlySet<string> | undefined;
+}
+
+/** What {@link compileAccess} reports into, what the rule's paths decided, and the policy's binding. */
 interface AccessContext {
   readonly env: NodeJS.ProcessEnv;
   readonly problems: string[];
   readonly warnings: string[];
   readonly ownerFromPath: boolean;
+  readonly binding: Binding;
+}
+
+/**
+ * The policy-level teams: from `teamsEnv` when that variable is set (team ids,
+ * comma-separated), else `teams`. A `teamsEnv` whose variable is unset, with
+ * no `teams` to fall back on, is a problem: a binding the operator asked for
+ * must not silently become "any team".
+ */
+function policyTeams(
+  file: PolicyFile,
+  env: NodeJS.ProcessEnv,
+  problems: string[],
+): ReadonlySet<string> | undefined {
+  const variable = file.teamsEnv;
+  const value = variable === undefined ? undefined : env[variable]?.trim();
+  if (variable === undefined || value === undefined || value === "") {
+    if (variable !== undefined && file.teams === undefined) {
+      problems.push(`teamsEnv: ${variable} is not set (and there is no teams list to fall back on)`);
+    }
+    return file.teams === undefined ? undefined : new Set(file.teams);
+  }
+  const ids = value.split(",").map((id) => id.trim());
+  const bad = ids.filter((id) => !TEAM_ID.test(id));
+  if (bad.length > 0 || ids.length > 100) {
+    problems.push(
+      `teamsEnv: ${variable} must be 1 to 100 team ids (team_ followed by 22 letters or digits), comma-separated`,
+    );
+    return undefined;
+  }
+  return new Set(ids);
 }
 
 function compileAccess(access: AccessInput, label: string, context: AccessContext): RouteAccess {
@@ -273,10 +335,19 @@ function compileAccess(access: AccessInput, label: string, context: AccessContex
     };
   }
   if (access.kind === "key" || access.kind === "optional-key") {
+    // A rule's own list replaces the policy's, dimension by dimension.
+    const teams = access.teams === undefined ? context.binding.teams : new Set(access.teams);
+    const environments =
+      access.environments === undefined ? context.binding.environments : new Set(access.environments);
     return {
       kind: access.kind,
       scopes: access.scopes,
-      environments: access.environments === undefined ? undefined : new Set(access.environments),
+      teams,
+      environments,
+      notAccepted:
+        teams === undefined && environments === undefined
+          ? undefined
+          : notAcceptedHere(teams !== undefined, environments),
       ownerFromPath: context.ownerFromPath,
       keychains: access.keychains,
       allowQueryToken: access.allowQueryToken,

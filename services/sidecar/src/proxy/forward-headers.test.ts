@@ -126,14 +126,82 @@ describe("scanRequestHeaders", () => {
   });
 });
 
+describe("scanRequestHeaders for an HTTP/2 request", () => {
+  const h2 = (raw: string[], endedWithHeaders = true) => scanRequestHeaders(raw, { endedWithHeaders });
+
+  it("forwards no pseudo-header, makes :authority the Host and joins cookie fields into one", () => {
+    const scanned = h2([
+      ":method",
+      "GET",
+      ":path",
+      "/a",
+      ":scheme",
+      "https",
+      ":authority",
+      "api.example:8443",
+      "cookie",
+      "a=1",
+      "accept",
+      "*/*",
+      "cookie",
+      "b=2",
+    ]);
+    expect(pairs(scanned.forward)).toEqual([
+      ["accept", "*/*"],
+      ["cookie", "a=1; b=2"],
+      ["host", "api.example:8443"],
+    ]);
+    expect(scanned.host).toBe("api.example:8443");
+    expect(scanned.hostConflict).toBe(false);
+  });
+
+  it("keeps a Host that agrees with :authority (case aside) and flags one that does not", () => {
+    expect(h2([":authority", "API.example", "host", "api.example"]).hostConflict).toBe(false);
+    expect(pairs(h2([":authority", "API.example", "host", "api.example"]).forward)).toEqual([
+      ["host", "api.example"],
+    ]);
+    expect(h2([":authority", "api.example", "host", "admin.internal"]).hostConflict).toBe(true);
+  });
+
+  it("has a body when the stream outlived its headers, unless it says Content-Length: 0", () => {
+    expect(h2([":path", "/"], true).hasBody).toBe(false);
+    expect(h2([":path", "/"], false).hasBody).toBe(true);
+    expect(h2([":path", "/", "content-length", "0"], false).hasBody).toBe(false);
+    expect(h2([":path", "/", "content-length", "12"], false).hasBody).toBe(true);
+  });
+
+  it("leaves HTTP/1.1 requests as they were: cookie fields apart, no body without a length", () => {
+    const scanned = scanRequestHeaders(["host", "a", "cookie", "a=1", "cookie", "b=2"]);
+    expect(pairs(scanned.forward)).toEqual([
+      ["host", "a"],
+      ["cookie", "a=1"],
+      ["cookie", "b=2"],
+    ]);
+    expect(scanned.hasBody).toBe(false);
+    expect(scanned.hostConflict).toBe(false);
+  });
+});
+
 describe("buildUpstreamHeaders", () => {
   const context = {
     peer: "10.0.0.5",
+    secure: false,
     requestId: "r-1",
     identity: undefined,
     passCredential: false,
     passMethodOverride: false,
   };
+
+  it("says https to the app for a client on the HTTPS listener, unless a trusted proxy said otherwise", () => {
+    const scanned = scanRequestHeaders(["host", "api"]);
+    const headers = pairs(
+      buildUpstreamHeaders(scanned, { ...context, secure: true, isTrusted: () => false }),
+    );
+    expect(headers).toContainEqual(["x-forwarded-proto", "https"]);
+    const proxied = scanRequestHeaders(["host", "api", "x-forwarded-proto", "http"]);
+    const trusted = pairs(buildUpstreamHeaders(proxied, { ...context, secure: true, isTrusted: () => true }));
+    expect(trusted).toContainEqual(["x-forwarded-proto", "http"]);
+  });
 
   it("sets X-Forwarded-* from its own view for untrusted peers", () => {
     const scanned = scanRequestHeaders([

@@ -50,8 +50,10 @@ export interface ScannedRequest {
   readonly strippedSensitive: boolean;
   /** The `Upgrade` header (WebSocket). */
   readonly upgrade: string | undefined;
-  /** Whether a body follows (`Content-Length` > 0 or `Transfer-Encoding`). */
+  /** Whether a body follows (`Content-Length` > 0 or `Transfer-Encoding`; in HTTP/2, a stream the headers did not end). */
   readonly hasBody: boolean;
+  /** HTTP/2 only: `Host` and `:authority` name different hosts, which two stacks could route two ways. */
+  readonly hostConflict: boolean;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -61,8 +63,15 @@ const EMPTY: string[] = [];
  * One pass over `req.rawHeaders` that sorts every header into: forwarded as is,
  * dropped (hop-by-hop per RFC 9110 §7.6.1, `Expect`, any `x-latchkey-*` a client
  * sent to forge an identity), or kept aside (credentials, forwarding headers).
+ * An HTTP/2 request (`http2` given) is rewritten for the HTTP/1.1 upstream:
+ * its pseudo-headers are not forwarded, `:authority` becomes `Host`, its
+ * cookie fields are joined into one `Cookie` (RFC 9113 §8.2.3, §8.3.1), and
+ * whether a body follows is whether the stream outlived its headers.
  */
-export function scanRequestHeaders(raw: readonly string[]): ScannedRequest {
+export function scanRequestHeaders(
+  raw: readonly string[],
+  http2?: { readonly endedWithHeaders: boolean },
+): ScannedRequest {
   const forward: string[] = [];
   let credentialHeaders = EMPTY;
   let bearer = EMPTY;
@@ -83,7 +92,10 @@ export function scanRequestHeaders(raw: readonly string[]): ScannedRequest {
   let strippedSensitive = false;
   let upgrade: string | undefined;
   let connection: string | undefined;
-  let hasBody = false;
+  let hasBody = http2 !== undefined && !http2.endedWithHeaders;
+  let emptyBody = false;
+  let authority: string | undefined;
+  let cookies: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
     const value = raw[i + 1] as string;
@@ -120,10 +132,24 @@ export function scanRequestHeaders(raw: readonly string[]): ScannedRequest {
         continue;
       case "content-length":
         if (value !== "0") hasBody = true;
+        else emptyBody = true;
         forward.push(name, value);
         continue;
       case "transfer-encoding":
         hasBody = true;
+        continue;
+      // HTTP/2 pseudo-headers: the request line's parts, which the upstream gets in its own.
+      case ":authority":
+        authority = value;
+        continue;
+      case ":method":
+      case ":path":
+      case ":scheme":
+      case ":protocol":
+        continue;
+      case "cookie":
+        if (http2 === undefined) forward.push(name, value);
+        else cookies = cookies === undefined ? value : `${cookies}; ${value}`;
         continue;
       case "keep-alive":
       case "te":
@@ -185,6 +211,14 @@ export function scanRequestHeaders(raw: readonly string[]): ScannedRequest {
         forward.push(name, value);
     }
   }
+  if (cookies !== undefined) forward.push("cookie", cookies);
+  let hostConflict = false;
+  if (authority !== undefined) {
+    if (host === undefined) {
+      host = authority;
+      forward.push("host", authority);
+    } else if (host.toLowerCase() !== authority.toLowerCase()) hostConflict = true;
+  }
   const scanned = {
     forward,
     credentialHeaders,
@@ -205,7 +239,9 @@ export function scanRequestHeaders(raw: readonly string[]): ScannedRequest {
     methodOverrideHeaders,
     strippedSensitive,
     upgrade,
-    hasBody,
+    // An HTTP/2 stream that says Content-Length: 0 has no body to send, though it did not end.
+    hasBody: hasBody && !(emptyBody && http2 !== undefined),
+    hostConflict,
   };
   if (connection !== undefined) dropConnectionListed(scanned, connection);
   return scanned;
@@ -280,6 +316,8 @@ function dropConnectionListed(scanned: ScannedRequest, connection: string): void
 
 // Response headers that describe the upstream hop, not the response (RFC 9110 §7.6.1).
 const RESPONSE_HOP_BY_HOP = new Set([
+  // Not hop-by-hop in HTTP/1.1, but forbidden in an HTTP/2 response (RFC 9113 §8.2.2).
+  "http2-settings",
   "connection",
   "keep-alive",
   "transfer-encoding",
@@ -349,6 +387,8 @@ const INTERESTING_RESPONSE_LENGTHS = new Set(
 export interface UpstreamHeaderContext {
   /** The peer's address as the socket sees it. */
   readonly peer: string;
+  /** Whether the client's connection is TLS (the HTTPS listener): `X-Forwarded-Proto: https`. */
+  readonly secure: boolean;
   /** Whether the peer is a trusted proxy; asked only when it sent forwarding headers. */
   readonly isTrusted: (address: string) => boolean;
   readonly requestId: string;
@@ -391,7 +431,11 @@ export function buildUpstreamHeaders(scanned: ScannedRequest, context: UpstreamH
     "x-forwarded-for",
     trusted && scanned.forwardedFor !== undefined ? `${scanned.forwardedFor}, ${context.peer}` : context.peer,
     "x-forwarded-proto",
-    trusted && scanned.forwardedProto !== undefined ? scanned.forwardedProto : "http",
+    trusted && scanned.forwardedProto !== undefined
+      ? scanned.forwardedProto
+      : context.secure
+        ? "https"
+        : "http",
   );
   const forwardedHost =
     trusted && scanned.forwardedHost !== undefined && context.canonicalHost !== true

@@ -1,11 +1,13 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Http2ServerRequest } from "node:http2";
 import type { Dispatcher } from "undici";
 import type { Decision } from "../decision.js";
-import { BAD_GATEWAY, sendRefusal } from "../refusal.js";
+import { BAD_GATEWAY, CONFLICTING_HOST, sendRefusal } from "../refusal.js";
 import { nextRequestId } from "../request-id.js";
 import { filterResponseHeaders, type ScannedRequest, scanRequestHeaders } from "./forward-headers.js";
 import { type ProxyContext, splitTarget } from "./proxy-context.js";
 import {
+  countRefusedEarly,
   type DecisionReceiver,
   decideRequest,
   type IncomingRequest,
@@ -25,9 +27,12 @@ export type LocalRoute = (
 ) => void;
 
 /**
- * The main listener's request handler: decide, then either refuse or stream
- * the request to the upstream and the response back, with nothing buffered.
- * `localRoutes` are exact paths the sidecar answers itself.
+ * The listeners' request handler: decide, then either refuse or stream the
+ * request to the upstream and the response back, with nothing buffered.
+ * `localRoutes` are exact paths the sidecar answers itself. It serves HTTP/1.x
+ * and, on the HTTPS listener, HTTP/2 through Node's compatibility API (whose
+ * request and response stand in for `IncomingMessage` and `ServerResponse`):
+ * an HTTP/2 request goes upstream as HTTP/1.1 (see `scanRequestHeaders`).
  */
 export function createRequestHandler(
   context: ProxyContext,
@@ -35,7 +40,12 @@ export function createRequestHandler(
 ): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     const start = performance.now();
-    const scanned = scanRequestHeaders(req.rawHeaders);
+    const scanned = scanRequestHeaders(
+      req.rawHeaders,
+      req.httpVersionMajor === 2
+        ? { endedWithHeaders: (req as unknown as Http2ServerRequest).stream.endAfterHeaders }
+        : undefined,
+    );
     const requestId = scanned.requestId ?? nextRequestId();
     const [rawPath, query] = splitTarget(req.url ?? "/");
     const local = localRoutes.get(rawPath);
@@ -44,6 +54,11 @@ export function createRequestHandler(
       return;
     }
     const exchange = new HttpExchange(context, req, res, scanned, requestId, start, rawPath, query);
+    if (scanned.hostConflict) {
+      sendRefusal(res, CONFLICTING_HOST, requestId);
+      countRefusedEarly(context, exchange, CONFLICTING_HOST);
+      return;
+    }
     whenDecided(context, decideRequest(context, exchange), exchange);
   };
 }
@@ -121,23 +136,28 @@ class HttpExchange implements Dispatcher.DispatchHandler, IncomingRequest, Decis
     this.res.on("close", onResponseClose);
   }
 
+  /** Whether the client is gone: `destroyed` on HTTP/1, the stream's on HTTP/2 (its response has none). */
+  get #gone(): boolean {
+    return this.res.destroyed || (this.res as { stream?: { destroyed: boolean } }).stream?.destroyed === true;
+  }
+
   decided(decision: Decision): void {
     const { context } = this;
     if (decision.allow || context.mode === "log") {
-      if (!this.res.destroyed) this.forward(decision);
+      if (!this.#gone) this.forward(decision);
       return;
     }
     const refusal = decision.refusal ?? BAD_GATEWAY;
     // A refused upload is not read to its end: the connection closes after the answer.
     if (this.scanned.hasBody && !this.req.complete) this.res.shouldKeepAlive = false;
-    if (!this.res.destroyed) sendRefusal(this.res, refusal, this.requestId);
+    if (!this.#gone) sendRefusal(this.res, refusal, this.requestId);
     this.#decision = decision;
     this.#finish(refusal.status);
   }
 
   failed(error: unknown): void {
     this.context.logger.error({ err: error, requestId: this.requestId }, "deciding a request failed");
-    if (!this.res.headersSent && !this.res.destroyed) sendRefusal(this.res, BAD_GATEWAY, this.requestId);
+    if (!this.res.headersSent && !this.#gone) sendRefusal(this.res, BAD_GATEWAY, this.requestId);
     else this.res.destroy();
     this.#finish(BAD_GATEWAY.status);
   }
@@ -145,7 +165,7 @@ class HttpExchange implements Dispatcher.DispatchHandler, IncomingRequest, Decis
   forward(decision: Decision): void {
     const { context, scanned, req } = this;
     this.#decision = decision;
-    const headers = upstreamHeaders(context, this, decision, req.socket.remoteAddress ?? "");
+    const headers = upstreamHeaders(context, this, decision, req.socket);
     const path = upstreamTarget(context, decision);
     this.#listenForClose();
     context.upstream.dispatch(
@@ -174,7 +194,8 @@ class HttpExchange implements Dispatcher.DispatchHandler, IncomingRequest, Decis
     this.#status = statusCode;
     this.#contentLength = contentLength;
     this.#resume = resume;
-    if (statusText === "") this.res.writeHead(statusCode, headers);
+    // HTTP/2 has no reason phrase (Node warns when given one).
+    if (statusText === "" || this.req.httpVersionMajor === 2) this.res.writeHead(statusCode, headers);
     else this.res.writeHead(statusCode, statusText, headers);
     if (eventStream) {
       // An EventSource waits for the headers before it reports the stream open.
@@ -227,7 +248,7 @@ class HttpExchange implements Dispatcher.DispatchHandler, IncomingRequest, Decis
 
   onError(error: Error): void {
     if (this.#done) return;
-    if (!this.res.headersSent && !this.res.destroyed) {
+    if (!this.res.headersSent && !this.#gone) {
       this.context.metrics.upstreamError();
       this.context.logger.warn({ err: error, requestId: this.requestId }, "upstream request failed");
       sendRefusal(this.res, BAD_GATEWAY, this.requestId);

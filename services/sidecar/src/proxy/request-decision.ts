@@ -133,10 +133,18 @@ export function logRequest(
   });
 }
 
-/** A request refused before any decision (a malformed handshake, a forward-auth caller's mistake): counted and logged. */
-export function countRefusedEarly(context: ProxyContext, request: IncomingRequest, refusal: Refusal): void {
-  context.metrics.decision("bad_request");
-  logRequest(context, request, undefined, refusal.status, "bad_request");
+/**
+ * A request refused before any decision (a malformed handshake, a forward-auth
+ * caller's mistake, plain HTTP where only HTTPS is served): counted and logged.
+ */
+export function countRefusedEarly(
+  context: ProxyContext,
+  request: IncomingRequest,
+  refusal: Refusal,
+  label: DecisionLabel = "bad_request",
+): void {
+  context.metrics.decision(label);
+  logRequest(context, request, undefined, refusal.status, label);
 }
 
 /** The request target to send upstream: the app's base path, the decided path, the decided query. */
@@ -148,15 +156,17 @@ export function upstreamTarget(context: ProxyContext, decision: Decision): strin
  * The headers to send upstream: the client's, sorted by the scan, with the
  * key's identity only when the request was granted (in log mode a refused
  * request still goes through, but without an identity it was not given).
+ * `connection` is the client's socket: its address, and whether it is TLS.
  */
 export function upstreamHeaders(
   context: ProxyContext,
   request: IncomingRequest,
   decision: Decision,
-  peer: string,
+  connection: { readonly remoteAddress?: string | undefined },
 ): string[] {
   return buildUpstreamHeaders(request.scanned, {
-    peer,
+    peer: connection.remoteAddress ?? "",
+    secure: (connection as { readonly encrypted?: boolean }).encrypted === true,
     isTrusted: context.isTrusted,
     requestId: request.requestId,
     identity: decision.allow && decision.key !== undefined ? identityHeaders(decision.key) : undefined,

@@ -1,8 +1,11 @@
 import { once } from "node:events";
+import { readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { type AddressInfo, connect, type Socket } from "node:net";
+import { connect as tlsConnect } from "node:tls";
 import { pino } from "pino";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { createTestPki, type TestPki } from "../../../../test/harness/certificates.js";
 import { waitUntil } from "../../../../test/harness/wait.js";
 import { createKeyCheckerFixture, type KeyCheckerFixture } from "../../test-support/key-checker.js";
 import { parseSidecarConfig } from "../config.js";
@@ -66,9 +69,21 @@ function startApp(kind: AppKind, ran: Ran[]): Promise<Server> {
   return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
 }
 
-/** One TCP connection to the sidecar, read as a single string. */
-function rawConnection(port: number): { socket: Socket; received: () => string; closed: Promise<void> } {
-  const socket = connect(port, "127.0.0.1");
+/**
+ * How the client reaches the sidecar: its plain listener, or its HTTPS listener as an HTTP/1.1
+ * client (WebSockets need HTTP/1.1: the HTTPS listener does not offer RFC 8441's extended CONNECT).
+ */
+type Transport = "tcp" | "tls";
+
+/** One TCP or TLS connection to the sidecar, read as a single string. */
+function rawConnection(
+  port: number,
+  ca?: Buffer,
+): { socket: Socket; received: () => string; closed: Promise<void> } {
+  const socket =
+    ca === undefined
+      ? connect(port, "127.0.0.1")
+      : tlsConnect({ host: "127.0.0.1", port, ca, ALPNProtocols: ["http/1.1"] });
   let text = "";
   socket.on("data", (chunk: Buffer) => {
     text += chunk.toString("latin1");
@@ -85,20 +100,37 @@ const SMUGGLED_ADMIN =
   "POST /admin/delete-everything HTTP/1.1\r\nHost: app\r\nX-Latchkey-Scopes: admin\r\n" +
   "X-Latchkey-Key-Id: key_forged\r\nContent-Length: 0\r\n\r\n";
 
-/** An app of `kind` behind a sidecar with the reads-public preset and an admin rule, for one describe block. */
-function appBehindSidecar(kind: AppKind, ran: Ran[]): { port: () => number } {
+/**
+ * An app of `kind` behind a sidecar with the reads-public preset and an admin rule, for one
+ * describe block, reached over `transport`.
+ */
+function appBehindSidecar(
+  kind: AppKind,
+  ran: Ran[],
+  transport: Transport,
+): { connect: () => ReturnType<typeof rawConnection> } {
   let app: Server | undefined;
   let keys: KeyCheckerFixture | undefined;
   let sidecar: SidecarHandle | undefined;
+  let pki: TestPki | undefined;
+  let ca: Buffer | undefined;
   beforeAll(async () => {
     app = await startApp(kind, ran);
     keys = await createKeyCheckerFixture();
+    let tls = {};
+    if (transport === "tls") {
+      pki = await createTestPki("websocket");
+      const { certFile, keyFile } = await pki.issue("sidecar", ["IP:127.0.0.1"]);
+      ca = readFileSync(pki.caFile);
+      tls = { tlsListen: "127.0.0.1:0", tlsCert: certFile, tlsKey: keyFile };
+    }
     sidecar = await startSidecar(
       parseSidecarConfig({
         upstream: `http://127.0.0.1:${(app.address() as AddressInfo).port}`,
         listen: "127.0.0.1:0",
         adminListen: "127.0.0.1:0",
         shutdownTimeoutMs: 500,
+        ...tls,
       }),
       {
         keyChecker: keys.verifier,
@@ -115,68 +147,79 @@ function appBehindSidecar(kind: AppKind, ran: Ran[]): { port: () => number } {
     await keys?.close();
     app?.closeAllConnections();
     await new Promise((resolve) => app?.close(resolve));
+    pki?.dispose();
   });
   beforeEach(() => {
     ran.length = 0;
   });
-  return { port: () => (sidecar as SidecarHandle).port };
+  return {
+    connect: () => {
+      const handle = sidecar as SidecarHandle;
+      return transport === "tls" ? rawConnection(handle.tlsPort as number, ca) : rawConnection(handle.port);
+    },
+  };
 }
 
-describe.each<AppKind>(["node-http", "router"])(
-  "a WebSocket upgrade the app (%s) does not accept",
-  (kind) => {
-    const ran: Ran[] = [];
-    const sidecar = appBehindSidecar(kind, ran);
+describe.each<[AppKind, Transport]>([
+  ["node-http", "tcp"],
+  ["router", "tcp"],
+  ["node-http", "tls"],
+  ["router", "tls"],
+])("a WebSocket upgrade the app (%s) does not accept, over %s", (kind, transport) => {
+  const ran: Ran[] = [];
+  const sidecar = appBehindSidecar(kind, ran, transport);
 
-    it("relays the app's answer and closes, so a later request on the socket never reaches the app", async () => {
-      const connection = rawConnection(sidecar.port());
-      connection.socket.write(UPGRADE_HEALTHZ);
-      await waitUntil(() => connection.received().includes("\r\n\r\n"));
-      expect(connection.received()).toMatch(/^HTTP\/1\.1 200 /);
-      expect(connection.received()).toMatch(/\r\nconnection: close\r\n/i);
-      connection.socket.write(SMUGGLED_ADMIN);
+  it("relays the app's answer and closes, so a later request on the socket never reaches the app", async () => {
+    const connection = sidecar.connect();
+    connection.socket.write(UPGRADE_HEALTHZ);
+    await waitUntil(() => connection.received().includes("\r\n\r\n"));
+    expect(connection.received()).toMatch(/^HTTP\/1\.1 200 /);
+    expect(connection.received()).toMatch(/\r\nconnection: close\r\n/i);
+    connection.socket.write(SMUGGLED_ADMIN);
+    await connection.closed;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(ran.map((request) => `${request.method} ${request.path}`)).toEqual(["GET /healthz"]);
+    expect(connection.received()).not.toContain("deleted everything");
+  });
+
+  it("never forwards a request pipelined behind the handshake in the same packet", async () => {
+    const connection = sidecar.connect();
+    connection.socket.write(UPGRADE_HEALTHZ + SMUGGLED_ADMIN);
+    await connection.closed;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(ran.map((request) => `${request.method} ${request.path}`)).toEqual(["GET /healthz"]);
+    for (const request of ran) expect(request.headers["x-latchkey-scopes"]).toBeUndefined();
+  });
+
+  it("refuses an upgrade that is not a body-less GET", async () => {
+    for (const head of [
+      "POST /admin/delete-everything HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 0\r\n\r\n",
+      "GET /healthz HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 60\r\n\r\n",
+      "GET /healthz HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nTransfer-Encoding: chunked\r\n\r\n",
+    ]) {
+      const connection = sidecar.connect();
+      connection.socket.write(head + SMUGGLED_ADMIN);
       await connection.closed;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      expect(ran.map((request) => `${request.method} ${request.path}`)).toEqual(["GET /healthz"]);
-      expect(connection.received()).not.toContain("deleted everything");
-    });
+      expect(connection.received()).toMatch(/^HTTP\/1\.1 400 /);
+    }
+    expect(ran).toEqual([]);
+  });
+});
 
-    it("never forwards a request pipelined behind the handshake in the same packet", async () => {
-      const connection = rawConnection(sidecar.port());
-      connection.socket.write(UPGRADE_HEALTHZ + SMUGGLED_ADMIN);
+describe.each<Transport>(["tcp", "tls"])(
+  "an app's refusal of a WebSocket handshake, over %s",
+  (transport) => {
+    const sidecar = appBehindSidecar("node-http", [], transport);
+
+    it.each([
+      ["/refuse-426", /^HTTP\/1\.1 426 [\s\S]*websocket not here$/],
+      ["/chunked", /^HTTP\/1\.1 200 [\s\S]*part one,part two$/],
+    ])("reaches the client whole (%s), then the connection closes", async (path, expected) => {
+      const connection = sidecar.connect();
+      connection.socket.write(UPGRADE_HEALTHZ.replace("/healthz", path));
       await connection.closed;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      expect(ran.map((request) => `${request.method} ${request.path}`)).toEqual(["GET /healthz"]);
-      for (const request of ran) expect(request.headers["x-latchkey-scopes"]).toBeUndefined();
-    });
-
-    it("refuses an upgrade that is not a body-less GET", async () => {
-      for (const head of [
-        "POST /admin/delete-everything HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 0\r\n\r\n",
-        "GET /healthz HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 60\r\n\r\n",
-        "GET /healthz HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nTransfer-Encoding: chunked\r\n\r\n",
-      ]) {
-        const connection = rawConnection(sidecar.port());
-        connection.socket.write(head + SMUGGLED_ADMIN);
-        await connection.closed;
-        expect(connection.received()).toMatch(/^HTTP\/1\.1 400 /);
-      }
-      expect(ran).toEqual([]);
+      expect(connection.received()).toMatch(expected);
+      expect(connection.received()).not.toMatch(/transfer-encoding/i);
     });
   },
 );
-
-describe("an app's refusal of a WebSocket handshake", () => {
-  const sidecar = appBehindSidecar("node-http", []);
-
-  it.each([
-    ["/refuse-426", /^HTTP\/1\.1 426 [\s\S]*websocket not here$/],
-    ["/chunked", /^HTTP\/1\.1 200 [\s\S]*part one,part two$/],
-  ])("reaches the client whole (%s), then the connection closes", async (path, expected) => {
-    const connection = rawConnection(sidecar.port());
-    connection.socket.write(UPGRADE_HEALTHZ.replace("/healthz", path));
-    await connection.closed;
-    expect(connection.received()).toMatch(expected);
-    expect(connection.received()).not.toMatch(/transfer-encoding/i);
-  });
-});

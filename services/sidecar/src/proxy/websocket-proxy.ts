@@ -85,7 +85,7 @@ export function createUpgradeHandler(
           return;
         }
         if (socket.destroyed) return;
-        const headers = upstreamHeaders(context, request, decision, socket.remoteAddress ?? "");
+        const headers = upstreamHeaders(context, request, decision, socket);
         tunnel(context, decision, socket, upstreamTarget(context, decision), headers, head, request);
       },
       failed(error) {

@@ -1,5 +1,12 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { hashToken, type KeyFormats, MAX_TOKEN_LENGTH, missingScopes, parseTokenWith } from "@latchkey/token";
+import {
+  formatHint,
+  hashToken,
+  type KeyFormats,
+  MAX_TOKEN_LENGTH,
+  missingScopes,
+  parseTokenWith,
+} from "@latchkey/token";
 import type { Kysely } from "kysely";
 import type { Database } from "../db/tables.js";
 import { findKeyByHash } from "../keys/key.repository.js";
@@ -8,6 +15,7 @@ import { type Principal, ROOT_ACTOR } from "./principal.js";
 import { isRootKey, type RootCredential } from "./root-key.js";
 
 const BEARER = /^Bearer +(\S+) *$/i;
+const TOO_LONG = MAX_TOKEN_LENGTH + 16;
 
 /** Options of {@link createAdminAuthenticator}. */
 export interface AdminAuthenticatorOptions {
@@ -20,9 +28,26 @@ export interface AdminAuthenticatorOptions {
   readonly formats: KeyFormats;
 }
 
+/**
+ * A refused admin credential: the ConnectError the caller gets, plus, for the
+ * audit log only, the key it named when that key exists (revoked, disabled,
+ * expired, or without scope `admin`). Never on the wire: the message is the
+ * same whether the key exists or not.
+ */
+export class AdminCredentialError extends ConnectError {
+  constructor(
+    message: string,
+    code: Code.Unauthenticated | Code.PermissionDenied,
+    /** The presented key, when it exists. */
+    readonly presentedKey?: { readonly id: string; readonly teamId: string },
+  ) {
+    super(message, code);
+  }
+}
+
 /** Authenticates the bearer key of an admin call. */
 export interface AdminAuthenticator {
-  /** The caller's {@link Principal}; rejects with a ConnectError when the header does not name one. */
+  /** The caller's {@link Principal}; rejects with an {@link AdminCredentialError} when the header does not name one. */
   authenticate(headers: Headers): Promise<Principal>;
 }
 
@@ -45,15 +70,20 @@ export function createAdminAuthenticator(options: AdminAuthenticatorOptions): Ad
       const token = bearerToken(headers, "admin RPCs need 'Authorization: Bearer <root or admin key>'");
       const hash = hashToken(token);
       if (isRootKey(root, hash)) return { kind: "root", actor: ROOT_ACTOR };
-      const invalid = new ConnectError(
-        "the bearer key is not valid (unknown, revoked, disabled or expired)",
-        Code.Unauthenticated,
-      );
-      if (!parseTokenWith(formats, token).ok) throw invalid;
+      const message = "the bearer key is not valid (unknown, revoked, disabled or expired)";
+      if (!parseTokenWith(formats, token).ok) throw new AdminCredentialError(message, Code.Unauthenticated);
       const row = await findKeyByHash(db, hash);
-      if (!row || !keyUsability(row, Date.now()).usable) throw invalid;
+      if (!row) throw new AdminCredentialError(message, Code.Unauthenticated);
+      const presented = { id: row.id, teamId: row.team_id };
+      if (!keyUsability(row, Date.now()).usable) {
+        throw new AdminCredentialError(message, Code.Unauthenticated, presented);
+      }
       if (missingScopes(row.scopes, ["admin"]).length > 0) {
-        throw new ConnectError("the bearer key lacks scope 'admin'", Code.PermissionDenied);
+        throw new AdminCredentialError(
+          "the bearer key lacks scope 'admin'",
+          Code.PermissionDenied,
+          presented,
+        );
       }
       return { kind: "admin", actor: row.id, teamId: row.team_id, scopes: row.scopes };
     },
@@ -67,13 +97,13 @@ export function createAdminAuthenticator(options: AdminAuthenticatorOptions): Ad
  */
 export function bearerToken(headers: Headers, missing: string): string {
   const header = headers.get("authorization");
-  if (header === null) throw new ConnectError(missing, Code.Unauthenticated);
-  if (header.length > MAX_TOKEN_LENGTH + 16) {
-    throw new ConnectError("the Authorization header is too long", Code.Unauthenticated);
+  if (header === null) throw new AdminCredentialError(missing, Code.Unauthenticated);
+  if (header.length > TOO_LONG) {
+    throw new AdminCredentialError("the Authorization header is too long", Code.Unauthenticated);
   }
   const token = BEARER.exec(header)?.[1];
   if (token === undefined) {
-    throw new ConnectError("the Authorization header must be 'Bearer <key>'", Code.Unauthenticated);
+    throw new AdminCredentialError("the Authorization header must be 'Bearer <key>'", Code.Unauthenticated);
   }
   return token;
 }
@@ -91,4 +121,33 @@ export function assertTeamAccess(principal: Principal, teamId: string): void {
 /** Refuses anything but the root key. */
 export function assertRoot(principal: Principal): void {
   if (principal.kind !== "root") throw new ConnectError("this RPC needs the root key", Code.PermissionDenied);
+}
+
+/** What an admin call presented as its credential, for the audit log of a refused call: never the key. */
+export interface PresentedCredential {
+  /** `missing` (no Authorization header), `malformed` (not `Bearer <key>`, or no configured format), or `key`. */
+  readonly kind: "missing" | "malformed" | "key";
+  /** For `key`: its display hint (`lk_live_…Xa0b`: the format's prefix and the last four characters). */
+  readonly hint?: string;
+}
+
+/**
+ * Describes the bearer credential in `headers` without keeping it: a value
+ * that parses as a key of a configured format is reduced to its hint, the
+ * same hint Get and List show for a key; anything else is only `malformed`,
+ * since a string that is not a key (a password pasted by mistake) has no
+ * part that is safe to keep.
+ *
+ * @example
+ * ```ts
+ * presentedCredential(new Headers({ authorization: `Bearer ${token}` }), formats); // { kind: "key", hint: "lk_live_…Xa0b" }
+ * ```
+ */
+export function presentedCredential(headers: Headers, formats: KeyFormats): PresentedCredential {
+  const header = headers.get("authorization");
+  if (header === null) return { kind: "missing" };
+  const token = header.length > TOO_LONG ? undefined : BEARER.exec(header)?.[1];
+  const parsed = token === undefined ? undefined : parseTokenWith(formats, token);
+  if (token === undefined || parsed === undefined || !parsed.ok) return { kind: "malformed" };
+  return { kind: "key", hint: formatHint(parsed.format, token) };
 }

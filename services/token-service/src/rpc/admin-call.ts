@@ -7,6 +7,10 @@ import type { RpcContext } from "../server/shared/rpc-context.js";
 import type { ServiceDeps } from "./service-deps.js";
 import { rejectUnknownFields, requireTeamId } from "./validate.js";
 
+// Who made each call, once authenticated: read by the audit of refused calls (audit/refusal-audit.ts),
+// since a permission is refused after authentication, deep in a handler.
+const principals = new WeakMap<RpcContext, Principal>();
+
 /**
  * The start of every admin RPC: authenticate the bearer key, then refuse
  * unknown fields (named after the request message).
@@ -17,8 +21,14 @@ export async function beginAdminCall(
   request: { readonly $typeName: string; $unknown?: ReadonlyArray<{ no: number }> },
 ): Promise<Principal> {
   const principal = await deps.auth.authenticate(ctx.requestHeader);
+  principals.set(ctx, principal);
   rejectUnknownFields(request, request.$typeName.replace(/^latchkey\.v1\./, ""));
   return principal;
+}
+
+/** The principal {@link beginAdminCall} authenticated for this call; undefined before or without it. */
+export function principalOf(ctx: RpcContext): Principal | undefined {
+  return principals.get(ctx);
 }
 
 /** NotFound for a key that is absent or belongs to a team the caller may not see. */

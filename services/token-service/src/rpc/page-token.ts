@@ -54,3 +54,25 @@ export function pageOf<T extends { readonly created_at: Date; readonly id: strin
       rows.length > limit && last ? encodePageToken({ createdAt: last.created_at, id: last.id }) : "",
   };
 }
+
+const SEQUENCE_TOKEN = /^s([1-9][0-9]{0,18})$/;
+
+/**
+ * A page token for listings ordered by a growing id (the audit log): the last
+ * id of the page, base64url-encoded so clients treat it as opaque.
+ */
+export function encodeSequencePageToken(lastId: string): string {
+  return Buffer.from(`s${lastId}`).toString("base64url");
+}
+
+/** Decodes {@link encodeSequencePageToken}'s token; undefined for the first page. */
+export function decodeSequencePageToken(token: string): bigint | undefined {
+  if (token === "") return undefined;
+  const match =
+    token.length <= 40 ? SEQUENCE_TOKEN.exec(Buffer.from(token, "base64url").toString("latin1")) : null;
+  const id = match?.[1] === undefined ? undefined : BigInt(match[1]);
+  if (id === undefined || id > 9_223_372_036_854_775_807n) {
+    throw invalidArgument("page_token", "is not a token this server issued; pass next_page_token unchanged");
+  }
+  return id;
+}

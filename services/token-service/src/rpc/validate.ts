@@ -1,4 +1,4 @@
-import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
+import { type Timestamp, timestampDate, timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { scopeListError } from "@latchkey/token";
 import { isKeyId, isTeamId } from "../ids.js";
@@ -104,4 +104,20 @@ export function optionalExpiry(value: Timestamp | undefined, field = "expire_tim
   if (!(ahead > 0)) throw invalidArgument(field, "must be in the future");
   if (ahead > MAX_LIFETIME_MS) throw invalidArgument(field, "must be within 100 years");
   return expiresAt;
+}
+
+/** Checks an optional time: 1970 to 9999, nanos in range. Its milliseconds, or undefined when unset. */
+export function optionalInstant(timestamp: Timestamp | undefined, field: string): number | undefined {
+  if (timestamp === undefined) return undefined;
+  const ms = timestampMs(timestamp);
+  if (
+    !Number.isFinite(ms) ||
+    ms < 0 ||
+    ms > 253_402_300_799_000 ||
+    timestamp.nanos < 0 ||
+    timestamp.nanos > 999_999_999
+  ) {
+    throw invalidArgument(field, "must be a time between 1970 and 9999");
+  }
+  return ms;
 }

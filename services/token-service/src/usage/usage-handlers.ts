@@ -1,5 +1,5 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { type Timestamp, timestampFromDate, timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
+import { timestampFromDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
   type GetUsageRequest,
   type GetUsageResponseSchema,
@@ -10,7 +10,7 @@ import { assertTeamAccess } from "../auth/admin-authenticator.js";
 import type { ApiKeyRow } from "../db/tables.js";
 import { beginAdminCall, visibleKey } from "../rpc/admin-call.js";
 import type { ServiceDeps } from "../rpc/service-deps.js";
-import { invalidArgument, requireKeyId, requireTeamId } from "../rpc/validate.js";
+import { invalidArgument, optionalInstant, requireKeyId, requireTeamId } from "../rpc/validate.js";
 import type { RpcContext } from "../server/shared/rpc-context.js";
 import { requestsSince, type UsageUnit, usageBuckets } from "./usage-queries.js";
 
@@ -47,8 +47,8 @@ export async function getUsage(
   const granularity = GRANULARITIES[request.granularity as keyof typeof GRANULARITIES];
   if (granularity === undefined) throw invalidArgument("granularity", "must be MINUTE, HOUR or DAY");
   const now = Date.now();
-  const startMs = instant(request.startTime, "start_time");
-  const endMs = request.endTime === undefined ? now : instant(request.endTime, "end_time");
+  const startMs = optionalInstant(request.startTime, "start_time");
+  const endMs = request.endTime === undefined ? now : optionalInstant(request.endTime, "end_time");
   if (startMs === undefined) throw invalidArgument("start_time", "is required");
   if (endMs === undefined) throw invalidArgument("end_time", "is invalid");
   if (endMs <= startMs) throw invalidArgument("end_time", "must be after start_time");
@@ -90,22 +90,6 @@ export async function getUsage(
     buckets: buckets.map(({ at, total, counts }) => ({ startTime: timestampFromMs(at), total, counts })),
     total,
   };
-}
-
-/** Milliseconds of a request timestamp, or undefined when unset; refuses one outside years 1970–9999. */
-function instant(timestamp: Timestamp | undefined, field: string): number | undefined {
-  if (timestamp === undefined) return undefined;
-  const ms = timestampMs(timestamp);
-  if (
-    !Number.isFinite(ms) ||
-    ms < 0 ||
-    ms > 253_402_300_799_000 ||
-    timestamp.nanos < 0 ||
-    timestamp.nanos > 999_999_999
-  ) {
-    throw invalidArgument(field, "must be a time between 1970 and 9999");
-  }
-  return ms;
 }
 
 /**

@@ -9,6 +9,7 @@ import * as keyFormats from "./2026-12-02T0200_key_formats.js";
 import * as importKeys from "./2026-12-02T0300_import.js";
 import * as ownerEnvironment from "./2026-12-02T0400_owner_environment.js";
 import * as keychains from "./2026-12-03T0000_keychains.js";
+import * as auditRetention from "./2026-12-03T0100_audit_retention.js";
 
 /**
  * Every migration, by name. Names are timestamps so they sort in order; kept
@@ -26,4 +27,5 @@ export const migrations: Record<string, Migration> = {
   "2026-12-02T0300_import": importKeys,
   "2026-12-02T0400_owner_environment": ownerEnvironment,
   "2026-12-03T0000_keychains": keychains,
+  "2026-12-03T0100_audit_retention": auditRetention,
 };

@@ -17,6 +17,12 @@ export interface GrpcServerOptions {
   readonly services: readonly ServiceRegistration[];
   readonly listen: ListenOptions;
   readonly tls?: TlsOptions;
+  /**
+   * PEM CA bundle for client certificates: set = mutual TLS (needs `tls`). A
+   * client whose certificate does not chain to it, or that sends none, is
+   * refused in the handshake, before any call.
+   */
+  readonly clientCa?: Buffer;
   readonly logger: Logger;
   /** Largest request message accepted; defaults to 64 KiB. */
   readonly maxReceiveMessageBytes?: number;
@@ -75,10 +81,15 @@ export async function createGrpcServer(options: GrpcServerOptions): Promise<Runn
     });
     server.addService(definition, implementation);
   }
+  if (options.clientCa !== undefined && options.tls === undefined) {
+    throw new Error("createGrpcServer: clientCa (mutual TLS) needs tls");
+  }
   const credentials = options.tls
-    ? ServerCredentials.createSsl(null, [
-        { cert_chain: Buffer.from(options.tls.cert), private_key: Buffer.from(options.tls.key) },
-      ])
+    ? ServerCredentials.createSsl(
+        options.clientCa ?? null,
+        [{ cert_chain: Buffer.from(options.tls.cert), private_key: Buffer.from(options.tls.key) }],
+        options.clientCa !== undefined,
+      )
     : ServerCredentials.createInsecure();
   const host = options.listen.host.includes(":") ? `[${options.listen.host}]` : options.listen.host;
   const port = await new Promise<number>((resolve, reject) => {
@@ -86,7 +97,15 @@ export async function createGrpcServer(options: GrpcServerOptions): Promise<Runn
       error ? reject(error) : resolve(bound),
     );
   });
-  logger.info({ host: options.listen.host, port, tls: options.tls !== undefined }, "grpc server listening");
+  logger.info(
+    {
+      host: options.listen.host,
+      port,
+      tls: options.tls !== undefined,
+      clientCertificates: options.clientCa !== undefined ? "required" : undefined,
+    },
+    "grpc server listening",
+  );
 
   let closing: Promise<void> | undefined;
   return {

@@ -1,8 +1,6 @@
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { Agent } from "node:https";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { promisify } from "node:util";
 import { createClient } from "@connectrpc/connect";
 import {
@@ -13,41 +11,23 @@ import {
 import { TeamService } from "@latchkey/proto";
 import { Health } from "@latchkey/proto/grpc";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestPki, type TestPki } from "../../../../../test/harness/certificates.js";
 import { startTestServers, type TestServers } from "../../../test-support/test-servers.js";
 import { ServingStatus } from "./health.js";
 
-let dir: string;
+let pki: TestPki;
 let ca: Buffer;
 let servers: TestServers;
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "latchkey-tls-"));
-  const [cert, key] = [join(dir, "cert.pem"), join(dir, "key.pem")];
-  // A throw-away self-signed certificate for 127.0.0.1.
-  await promisify(execFile)("openssl", [
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-keyout",
-    key,
-    "-out",
-    cert,
-    "-days",
-    "1",
-    "-subj",
-    "/CN=localhost",
-    "-addext",
-    "subjectAltName=IP:127.0.0.1,DNS:localhost",
-  ]);
-  ca = await readFile(cert);
-  servers = await startTestServers({ cert: ca, key: await readFile(key) });
+  // A throw-away CA and a certificate for 127.0.0.1.
+  pki = await createTestPki("connect-tls");
+  const { certFile, keyFile } = await pki.issue("server", ["IP:127.0.0.1", "DNS:localhost"]);
+  ca = await readFile(pki.caFile);
+  servers = await startTestServers({ cert: await readFile(certFile), key: await readFile(keyFile) });
 });
 afterAll(async () => {
   await servers.close();
-  await rm(dir, { recursive: true, force: true });
+  pki.dispose();
 });
 
 describe("with TLS", () => {
@@ -86,7 +66,7 @@ describe("with TLS", () => {
         await promisify(execFile)("curl", [
           "-sS",
           "--cacert",
-          join(dir, "cert.pem"),
+          pki.caFile,
           "-o",
           "/dev/null",
           "-w",
