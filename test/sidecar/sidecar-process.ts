@@ -28,6 +28,8 @@ export interface SidecarProcess {
   readonly port: number;
   /** `http://127.0.0.1:<admin port>` */
   readonly adminUrl: string;
+  /** Port of the ext_authz listener, when `LATCHKEY_SIDECAR_EXTAUTHZ_LISTEN` was given. */
+  readonly extAuthzPort: number | undefined;
   readonly process: ServiceProcess;
   /** Everything the child wrote (stdout and stderr). */
   output(): string;
@@ -90,6 +92,7 @@ export async function spawnSidecar(options: SpawnSidecarOptions): Promise<Sideca
   }
   const port = Number(ports[1]);
   const adminPort = Number(ports[2]);
+  const extAuthz = /"extAuthzPort":(\d+)/.exec(child.output());
   // Only whole lines: the last piece of the output may still be in the middle of a write.
   const accessLines = () =>
     child
@@ -102,6 +105,7 @@ export async function spawnSidecar(options: SpawnSidecarOptions): Promise<Sideca
     url: `http://127.0.0.1:${port}`,
     port,
     adminUrl: `http://127.0.0.1:${adminPort}`,
+    extAuthzPort: extAuthz === null ? undefined : Number(extAuthz[1]),
     process: child,
     output: () => child.output(),
     accessLines,

@@ -34,12 +34,19 @@ export interface RequestFacts {
   /** Whether the client sent headers proxy mode strips (see `ScannedRequest.strippedSensitive`). */
   readonly strippedSensitive?: boolean;
   /**
-   * True when the app receives the request as the client sent it, because a
-   * proxy in front (nginx, Traefik) forwards it and only asks the sidecar
-   * (forward-auth). What proxy mode would rewrite is refused instead: a path
-   * that is not in canonical form, headers it strips, a query token.
+   * True when the app receives the request's path as the client sent it,
+   * because a proxy in front forwards it and only asks the sidecar
+   * (forward-auth, Envoy ext_authz): a path that is not in canonical form is
+   * refused instead of rewritten.
    */
-  readonly forwardedAsSent?: boolean;
+  readonly pathAsSent?: boolean;
+  /**
+   * True when the proxy in front cannot remove anything either (nginx
+   * `auth_request`, Traefik ForwardAuth): headers proxy mode strips, a method
+   * override it would drop and a query token it would take out are refused.
+   * Envoy's ext_authz can remove headers and query parameters, so it is false there.
+   */
+  readonly headersAsSent?: boolean;
   /**
    * Gives the signal that aborts a lookup when the client leaves. Read only when
    * a lookup has to wait for the token-service, so the hit path allocates none.
@@ -81,7 +88,7 @@ export function createAuthorizer(options: AuthorizerOptions): Authorize {
       });
     }
     // The app will read the raw path: decide only on one that every stack reads as the policy does.
-    if (facts.forwardedAsSent === true && !isCanonicalPath(facts.rawPath, normalized.path)) {
+    if (facts.pathAsSent === true && !isCanonicalPath(facts.rawPath, normalized.path)) {
       return decision({
         allow: false,
         label: "bad_request",
@@ -101,7 +108,7 @@ export function createAuthorizer(options: AuthorizerOptions): Authorize {
       if (split.tokens.length > 0) {
         // The proxy in front removes one `token` parameter at most (the nginx example's map).
         if (
-          facts.forwardedAsSent === true &&
+          facts.headersAsSent === true &&
           (split.tokens.length > 1 || !(access.kind !== "public" && access.allowQueryToken))
         ) {
           return decision({
@@ -240,9 +247,9 @@ function carriedRefusal(
       if (!HTTP_METHOD.test(override) || policy.match(override, matchPath) !== rule) {
         return METHOD_OVERRIDE_NOT_ALLOWED;
       }
-    } else if (facts.forwardedAsSent === true) return UNSTRIPPABLE_HEADERS;
+    } else if (facts.headersAsSent === true) return UNSTRIPPABLE_HEADERS;
   }
-  if (facts.forwardedAsSent === true && facts.strippedSensitive === true) return UNSTRIPPABLE_HEADERS;
+  if (facts.headersAsSent === true && facts.strippedSensitive === true) return UNSTRIPPABLE_HEADERS;
   return undefined;
 }
 

@@ -1,5 +1,6 @@
 import type { ServerResponse } from "node:http";
 import type { Socket } from "node:net";
+import type { PathRejection } from "./policy/normalize-path.js";
 
 /** The `code` of a refusal body; also a stable value for dashboards. */
 export type RefusalCode =
@@ -201,14 +202,25 @@ export function insufficientScope(requiredScopes: readonly string[]): Refusal {
   };
 }
 
-/** 400 for a request path the sidecar refuses to interpret (see `normalizePath`). */
-export function badPath(reason: string): Refusal {
-  return {
-    status: 400,
-    code: "invalid_request",
-    message: `The request path is not acceptable (${reason}).`,
-    headers: [],
-  };
+const badPaths = new Map<PathRejection, Refusal>();
+
+/**
+ * 400 for a request path the sidecar refuses to interpret (see `normalizePath`).
+ * One object per reason, so an entry point can tell which reason a decision
+ * carries (ext_authz names Envoy's settings for a path Envoy should have normalized).
+ */
+export function badPath(reason: PathRejection): Refusal {
+  let refusal = badPaths.get(reason);
+  if (refusal === undefined) {
+    refusal = {
+      status: 400,
+      code: "invalid_request",
+      message: `The request path is not acceptable (${reason}).`,
+      headers: [],
+    };
+    badPaths.set(reason, refusal);
+  }
+  return refusal;
 }
 
 /** The JSON body of a refusal: `{ "error": { "code", "message", "requestId" } }`. */

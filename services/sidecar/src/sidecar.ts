@@ -13,6 +13,8 @@ import { createAdminServer } from "./admin-server.js";
 import { createAuthorizer } from "./authorize.js";
 import type { SidecarConfig } from "./config.js";
 import { createDecisionUsage } from "./decision-usage.js";
+import { createCheckHandler } from "./ext-authz/check-handler.js";
+import { type ExtAuthzServer, startExtAuthzServer } from "./ext-authz/ext-authz-server.js";
 import { createForwardAuthRoute, FORWARD_AUTH_PATH } from "./forward-auth.js";
 import type { KeyChecker } from "./key-checker.js";
 import { LiveConnections } from "./live-connections.js";
@@ -53,6 +55,8 @@ export interface SidecarHandle {
   readonly port: number;
   /** Port of the admin listener. */
   readonly adminPort: number;
+  /** Port of the Envoy ext_authz (gRPC) listener; undefined when `extAuthzListen` is unset. */
+  readonly extAuthzPort: number | undefined;
   readonly registry: Registry;
   readonly logger: Logger;
   /** Open SSE streams and WebSockets. */
@@ -67,7 +71,8 @@ export interface SidecarHandle {
 
 /**
  * Starts the sidecar: the proxy and forward-auth listener, the admin listener,
- * and (unless one is given) a verifier.
+ * the Envoy ext_authz listener when `extAuthzListen` is set, and (unless one
+ * is given) a verifier.
  *
  * @example
  * ```ts
@@ -181,10 +186,19 @@ export async function startSidecar(
   });
 
   await listen(server, config.listen.host, config.listen.port);
+  let extAuthz: ExtAuthzServer | undefined;
   try {
     await listen(admin, config.adminListen.host, config.adminListen.port);
+    if (config.extAuthzListen !== undefined) {
+      extAuthz = await startExtAuthzServer({
+        listen: config.extAuthzListen,
+        check: createCheckHandler(context),
+        logger,
+      });
+    }
   } catch (error) {
     server.close();
+    admin.close();
     throw error;
   }
   const port = (server.address() as AddressInfo).port;
@@ -193,6 +207,7 @@ export async function startSidecar(
     {
       port,
       adminPort,
+      extAuthzPort: extAuthz?.port,
       upstream: config.upstream.origin + basePath,
       enforcement: config.enforcement,
       policy: options.policy !== undefined ? "(given)" : (config.policy ?? "preset all-private"),
@@ -208,6 +223,7 @@ export async function startSidecar(
   return {
     port,
     adminPort,
+    extAuthzPort: extAuthz?.port,
     registry,
     logger,
     liveConnectionCount: () => liveConnections.size,
@@ -221,7 +237,7 @@ export async function startSidecar(
           server.closeAllConnections();
           for (const socket of upgraded) socket.destroy();
         }, config.shutdownTimeoutMs);
-        await drained;
+        await Promise.all([drained, extAuthz?.close(config.shutdownTimeoutMs)]);
         clearTimeout(timer);
         await upstream.destroy();
         for (const cleanup of cleanups) {
