@@ -1,0 +1,82 @@
+import { afterEach, describe, expect, it } from "vitest";
+import {
+  type EnvoyRequest,
+  envoyCheckRequest,
+  extAuthzClient,
+  outcomeOf,
+} from "../../../../test/sidecar/ext-authz-client.js";
+import { type SidecarStack, startSidecarStack } from "../../test-support/sidecar-stack.js";
+import type { SidecarConfigInput } from "../config.js";
+import { callerAddress } from "./ext-authz-server.js";
+
+let stack: SidecarStack | undefined;
+
+afterEach(async () => {
+  await stack?.close();
+  stack = undefined;
+});
+
+async function start(config: Partial<SidecarConfigInput> = {}) {
+  stack = await startSidecarStack({
+    policy: { preset: "reads-public", rules: [{ path: "/admin/**", kind: "key", scopes: ["admin"] }] },
+    config: { extAuthzListen: "127.0.0.1:0", ...config },
+  });
+  const client = extAuthzClient(stack.sidecar.extAuthzPort as number);
+  return {
+    keys: stack.keys,
+    check: async (request: EnvoyRequest) => outcomeOf(await client.check(envoyCheckRequest(request))),
+  };
+}
+
+describe("the ext_authz listener", () => {
+  it("is off unless configured", async () => {
+    stack = await startSidecarStack();
+    expect(stack.sidecar.extAuthzPort).toBeUndefined();
+  });
+
+  it("answers only trusted proxies: anyone else learns nothing about a key", async () => {
+    const { keys, check } = await start({ trustedProxies: "192.0.2.1" });
+    const { token } = keys.issue({ scopes: ["admin"] });
+    const outcome = await check({ path: "/admin/x", headers: [["authorization", `Bearer ${token}`]] });
+    expect(outcome).toMatchObject({ allowed: false, status: 403, headers: expect.any(Object) });
+    expect(outcome.body?.error.message).toMatch(/trusted proxies/);
+    expect(outcome.headers["x-latchkey-key-id"]).toBeUndefined();
+    expect(keys.calls).toBe(0);
+  });
+
+  it("in log mode allows what it would refuse, without an identity, and still removes what it must", async () => {
+    const { check } = await start({ enforcement: "log" });
+    const outcome = await check({
+      path: "/admin/x",
+      headers: [
+        ["authorization", "Bearer lk_test_nope"],
+        ["x-latchkey-key-id", "key_forged"],
+      ],
+    });
+    expect(outcome).toMatchObject({ allowed: true, headers: {} });
+    expect([...outcome.headersToRemove].sort()).toEqual(["authorization", "x-latchkey-key-id"]);
+    expect(stack?.logLines.at(-1)).toMatchObject({ via: "ext-authz", status: 200, wouldRefuse: 401 });
+  });
+
+  it("in disabled mode checks nothing and passes the credential, but never a forged identity", async () => {
+    const { check } = await start({ enforcement: "disabled" });
+    const outcome = await check({
+      path: "/admin/x",
+      headers: [
+        ["authorization", "Bearer anything"],
+        ["x_latchkey_team_id", "team_forged"],
+      ],
+    });
+    expect(outcome).toMatchObject({ allowed: true, headers: {}, headersToRemove: ["x_latchkey_team_id"] });
+  });
+});
+
+describe("callerAddress", () => {
+  it("reads grpc-js peer strings, and nothing else", () => {
+    expect(callerAddress("127.0.0.1:51234")).toBe("127.0.0.1");
+    expect(callerAddress("::1:51234")).toBe("::1");
+    expect(callerAddress("::ffff:10.1.2.3:443")).toBe("::ffff:10.1.2.3");
+    expect(callerAddress("unknown")).toBe("");
+    expect(callerAddress("/run/envoy.sock")).toBe("");
+  });
+});
