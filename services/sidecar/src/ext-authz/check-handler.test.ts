@@ -7,6 +7,7 @@ import {
 } from "../../../../test/sidecar/ext-authz-client.js";
 import { type SidecarStack, startSidecarStack } from "../../test-support/sidecar-stack.js";
 import type { SidecarConfigInput } from "../config.js";
+import { ANSWERS_PER_KEY } from "./check-response.js";
 import { callerAddress } from "./ext-authz-server.js";
 
 let stack: SidecarStack | undefined;
@@ -68,6 +69,30 @@ describe("the ext_authz listener", () => {
       ],
     });
     expect(outcome).toMatchObject({ allowed: true, headers: {}, headersToRemove: ["x_latchkey_team_id"] });
+  });
+});
+
+describe("OK answers served from their serialized bytes", () => {
+  it("are right for every set of removed headers, also past the number kept per key", async () => {
+    const { keys, check } = await start();
+    const { token, key } = keys.issue({ scopes: ["admin"] });
+    for (let i = 0; i < ANSWERS_PER_KEY + 4; i++) {
+      for (let repeat = 0; repeat < 2; repeat++) {
+        const outcome = await check({
+          path: "/admin/x",
+          headers: [
+            ["authorization", `Bearer ${token}`],
+            [`x-latchkey-forged-${i}`, "1"],
+          ],
+        });
+        expect(outcome.headers["x-latchkey-key-id"]).toBe(key.id);
+        expect(outcome.headersToRemove).toEqual(["authorization", `x-latchkey-forged-${i}`]);
+      }
+    }
+    // Another key never gets the first one's answer.
+    const other = keys.issue({ scopes: ["admin"] });
+    const outcome = await check({ path: "/admin/x", headers: [["authorization", `Bearer ${other.token}`]] });
+    expect(outcome.headers["x-latchkey-key-id"]).toBe(other.key.id);
   });
 });
 

@@ -9,13 +9,13 @@ import { ENVOY_PATH_SETTINGS, PATH_NOT_NORMALIZED, UNTRUSTED_CHECK } from "./ext
 
 /**
  * Answers one Check: `caller` is the gRPC peer's address (Envoy), `respond`
- * is called once with the answer, synchronously when the decision is local
- * (a cached key, a public route).
+ * is called once with the answer (a message, or one already serialized),
+ * synchronously when the decision is local (a cached key, a public route).
  */
 export type CheckHandler = (
   check: CheckRequest,
   caller: string,
-  respond: (response: CheckResponse) => void,
+  respond: (response: CheckResponse | Uint8Array) => void,
   abortable?: { readonly signal: AbortSignal },
 ) => void;
 

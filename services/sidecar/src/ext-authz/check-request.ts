@@ -45,8 +45,11 @@ export function readCheckRequest(
   if (map !== undefined && map.length > 0) {
     for (const header of map) {
       // Envoy fills raw_value (bytes) under encode_raw_headers; latin1 keeps every byte as one character.
+      const raw = header.rawValue;
       const value =
-        header.rawValue.length > 0 ? Buffer.from(header.rawValue).toString("latin1") : header.value;
+        raw.length > 0
+          ? Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString("latin1")
+          : header.value;
       pushHeader(rawHeaders, header.key, value);
     }
   } else if (http !== undefined) {

@@ -1,4 +1,4 @@
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import {
   type CheckResponse,
   CheckResponseSchema,
@@ -36,25 +36,52 @@ const BEARER_ANYWHERE = /(?:^|,)\s*bearer(?:\s|,|$)/i;
  * `token` query parameters the decision took out, and answers the client with
  * the rate-limit headers. Envoy removes after it sets, so a name that is set
  * is never also listed for removal.
+ *
+ * The common answers (a key, or none, and the headers to remove; no query
+ * parameter, no rate-limit header) are serialized once and their bytes reused:
+ * per cached key, and for at most {@link ANSWERS_PER_KEY} sets of removed
+ * headers each, so a client varying its headers cannot grow the cache.
  */
-export function allowedResponse(decision: Decision, read: ReadCheck): CheckResponse {
+export function allowedResponse(decision: Decision, read: ReadCheck): CheckResponse | Uint8Array {
   const key = decision.allow ? decision.key : undefined;
   const identity = key === undefined ? undefined : identityHeaders(key);
-  return create(CheckResponseSchema, {
-    status: { code: 0 },
-    httpResponse: {
-      case: "okResponse",
-      value: {
-        headers: key === undefined ? [] : identityOptions(key),
-        headersToRemove: headersToRemove(read.rawHeaders, decision, identity),
-        queryParametersToRemove:
-          decision.query === read.request.query ? [] : queryTokenNames(read.request.query),
-        responseHeadersToAdd:
-          decision.rateLimitHeaders === undefined ? [] : headerOptions(decision.rateLimitHeaders),
+  const remove = headersToRemove(read.rawHeaders, decision, identity);
+  const queryRemove = decision.query === read.request.query ? NONE : queryTokenNames(read.request.query);
+  const build = () =>
+    create(CheckResponseSchema, {
+      status: { code: 0 },
+      httpResponse: {
+        case: "okResponse",
+        value: {
+          headers: key === undefined ? [] : identityOptions(key),
+          headersToRemove: remove,
+          queryParametersToRemove: queryRemove,
+          responseHeadersToAdd:
+            decision.rateLimitHeaders === undefined ? [] : headerOptions(decision.rateLimitHeaders),
+        },
       },
-    },
-  });
+    });
+  if (queryRemove.length > 0 || decision.rateLimitHeaders !== undefined) return build();
+  let answers = key === undefined ? anonymousAnswers : serialized.get(key);
+  if (answers === undefined) {
+    answers = new Map();
+    serialized.set(key as VerifiedKey, answers);
+  }
+  // Header names hold no ",": the joined list is one set of names.
+  const signature = remove.join(",");
+  let bytes = answers.get(signature);
+  if (bytes === undefined) {
+    bytes = toBinary(CheckResponseSchema, build());
+    if (answers.size < ANSWERS_PER_KEY) answers.set(signature, bytes);
+  }
+  return bytes;
 }
+
+/** Serialized OK answers kept per key (one per set of removed headers). */
+export const ANSWERS_PER_KEY = 16;
+const serialized = new WeakMap<VerifiedKey, Map<string, Uint8Array>>();
+const anonymousAnswers = new Map<string, Uint8Array>();
+const NONE: string[] = [];
 
 /**
  * A denial: the refusal proxy mode would send (status, `WWW-Authenticate`,

@@ -68,13 +68,18 @@ export async function startExtAuthzServer(options: ExtAuthzServerOptions): Promi
       responseStream: false,
       requestSerialize: (message: CheckRequest) => asBuffer(toBinary(CheckRequestSchema, message)),
       requestDeserialize: (bytes: Buffer) => fromBinary(CheckRequestSchema, bytes),
-      responseSerialize: (message: CheckResponse) => asBuffer(toBinary(CheckResponseSchema, message)),
+      // An answer may come serialized already (a cached key's usual OK: check-response.ts).
+      responseSerialize: (message: CheckResponse | Uint8Array) =>
+        asBuffer(message instanceof Uint8Array ? message : toBinary(CheckResponseSchema, message)),
       responseDeserialize: (bytes: Buffer) => fromBinary(CheckResponseSchema, bytes),
       originalName: "check",
     },
   };
   server.addService(definition, {
-    check(call: ServerUnaryCall<CheckRequest, CheckResponse>, callback: sendUnaryData<CheckResponse>) {
+    check(
+      call: ServerUnaryCall<CheckRequest, CheckResponse | Uint8Array>,
+      callback: sendUnaryData<CheckResponse | Uint8Array>,
+    ) {
       check(call.request, callerAddress(call.getPeer()), (response) => callback(null, response), {
         // Made only when a lookup has to wait for the token-service: the cached path needs none.
         get signal() {
