@@ -10,6 +10,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { CheckRequestSchema } from "@latchkey/proto/envoy";
 import { generateToken } from "@latchkey/token";
+import { WebSocket } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type NatsServer, startNats } from "../harness/index.js";
 import { startTestService, type TestService } from "../token-service/start.js";
@@ -20,6 +21,7 @@ import {
   extAuthzClient,
   outcomeOf,
 } from "./ext-authz-client.js";
+import { type RecordingUpstream, startRecordingUpstream } from "./recording-upstream.js";
 import { type SidecarProcess, spawnSidecar } from "./sidecar-process.js";
 
 const POLICY = `
@@ -41,6 +43,10 @@ rules:
     kind: key
     scopes: [write]
     passMethodOverride: true
+  - name: websocket
+    path: /ws
+    kind: key
+    scopes: [read]
   - name: limited
     path: /limited
     kind: key
@@ -50,6 +56,8 @@ rules:
 
 let nats: NatsServer;
 let service: TestService;
+/** The app behind the sidecar's proxy: the route deploy/envoy/envoy.yaml gives live streams. */
+let upstream: RecordingUpstream;
 let sidecar: SidecarProcess;
 /** A sidecar whose token-service is gone: it cannot decide on an unknown key. */
 let orphan: SidecarProcess;
@@ -66,12 +74,11 @@ const check = async (request: EnvoyRequest, target: SidecarProcess = sidecar): P
 const bearer = (token: string): [string, string] => ["authorization", `Bearer ${token}`];
 
 beforeAll(async () => {
-  nats = await startNats();
+  [nats, upstream] = await Promise.all([startNats(), startRecordingUpstream()]);
   service = await startTestService({ natsUrl: nats.url });
   teamId = (await service.teams().createTeam({ name: "ext-authz-e2e" })).team?.id ?? "";
   const common = {
-    // Envoy forwards; the sidecar's own upstream is never asked in ext_authz.
-    upstream: "http://127.0.0.1:9",
+    upstream: upstream.url,
     natsUrl: nats.url,
     policy: POLICY,
     env: { LATCHKEY_SIDECAR_EXTAUTHZ_LISTEN: "127.0.0.1:0" },
@@ -88,6 +95,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all([sidecar?.stop(), orphan?.stop()]);
   await service?.close();
+  await upstream?.app.close();
   await nats?.dispose();
 });
 
@@ -401,6 +409,30 @@ describe("Check: revocation", () => {
       expect(performance.now() - revoked).toBeLessThan(5_000);
       await sleep(20);
     }
+  });
+});
+
+describe("live streams, as deploy/envoy/envoy.yaml routes them", () => {
+  it("a WebSocket on the proxied route is closed at revocation, and the key's next Check is refused", async () => {
+    const key = await issue("extauthz-live", ["admin"]);
+    expect((await check({ path: "/ws", headers: [bearer(key.token)] })).allowed).toBe(true);
+    // What Envoy forwards on the WebSocket route: the client's handshake, from loopback, with XFF.
+    const socket = new WebSocket(`ws://127.0.0.1:${sidecar.port}/ws`, {
+      headers: { authorization: `Bearer ${key.token}`, "x-forwarded-for": "203.0.113.7" },
+    });
+    const opened = new Promise((resolve, reject) => {
+      socket.addEventListener("open", resolve);
+      socket.addEventListener("error", reject);
+    });
+    const closed = new Promise<number>((resolve) =>
+      socket.addEventListener("close", (event) => resolve(event.code)),
+    );
+    await opened;
+    const revoked = performance.now();
+    await service.tokens().revoke({ keyId: key.id });
+    expect(await closed).toBe(1008);
+    expect((await check({ path: "/ws", headers: [bearer(key.token)] })).status).toBe(401);
+    expect(performance.now() - revoked).toBeLessThan(5_000);
   });
 });
 
