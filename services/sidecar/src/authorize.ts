@@ -13,6 +13,7 @@ import {
   METHOD_OVERRIDE_NOT_ALLOWED,
   MISSING_CREDENTIAL,
   QUERY_TOKEN_NOT_ACCEPTED,
+  QUERY_TOKEN_NOT_REMOVABLE,
   type Refusal,
   rateLimited,
   UNAVAILABLE,
@@ -47,6 +48,12 @@ export interface RequestFacts {
    * Envoy's ext_authz can remove headers and query parameters, so it is false there.
    */
   readonly headersAsSent?: boolean;
+  /**
+   * True when the proxy in front forwards the query as sent too (Traefik ForwardAuth; nginx's
+   * example removes one `token` parameter): a `token` parameter would reach the app, so it is
+   * refused on every route but a public one that keeps it.
+   */
+  readonly queryAsSent?: boolean;
   /**
    * Gives the signal that aborts a lookup when the client leaves. Read only when
    * a lookup has to wait for the token-service, so the hit path allocates none.
@@ -106,6 +113,16 @@ export function createAuthorizer(options: AuthorizerOptions): Authorize {
       // A `token` parameter never reaches the app: a key in a URL ends up in its logs.
       const split = splitQueryToken(query);
       if (split.tokens.length > 0) {
+        if (facts.queryAsSent === true) {
+          return decision({
+            allow: false,
+            label: "bad_request",
+            refusal: QUERY_TOKEN_NOT_REMOVABLE,
+            rule,
+            path,
+            query,
+          });
+        }
         // The proxy in front removes one `token` parameter at most (the nginx example's map).
         if (
           facts.headersAsSent === true &&

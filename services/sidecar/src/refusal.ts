@@ -156,6 +156,18 @@ export const QUERY_TOKEN_NOT_ACCEPTED: Refusal = {
 };
 
 /**
+ * 400 in forward-auth behind Traefik (the URI came as `X-Forwarded-Uri`): Traefik forwards the URL
+ * to the app as sent, so a `token` parameter cannot be taken out and would reach the app's logs.
+ */
+export const QUERY_TOKEN_NOT_REMOVABLE: Refusal = {
+  status: 400,
+  code: "invalid_request",
+  message:
+    "The proxy in front forwards the URL as sent, so a token in it would reach the app; send it in Authorization: Bearer or X-API-Key (event streams: route them through the sidecar's proxy).",
+  headers: [],
+};
+
+/**
  * 429 with `Retry-After` (whole seconds, at least 1) and, from the sidecar's
  * own limiter, its `RateLimit-Policy`/`RateLimit` headers (flat name, value).
  */

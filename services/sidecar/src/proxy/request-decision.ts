@@ -24,6 +24,8 @@ export interface IncomingRequest {
   readonly peer: string;
   /** `performance.now()` when it arrived. */
   readonly start: number;
+  /** See `RequestFacts.queryAsSent`. */
+  readonly queryAsSent?: boolean;
   /** See `RequestFacts.abortable`. */
   readonly abortable?: { readonly signal: AbortSignal };
 }
@@ -50,6 +52,7 @@ export function decideRequest(context: ProxyContext, request: IncomingRequest): 
     strippedSensitive: scanned.strippedSensitive,
     pathAsSent: request.via === "forward-auth" || request.via === "ext-authz",
     headersAsSent: request.via === "forward-auth",
+    queryAsSent: request.queryAsSent,
     abortable: request.abortable,
   });
   // Rate limits: one synchronous call per decision (rate-limit/rate-limit-step.ts). A request it
