@@ -19,7 +19,8 @@ import { spawnService } from "./service-process.js";
 // cache hit, rate-limit step, identity headers, access log at info), against a trivial grpc-js
 // Check handler (the yardstick) in the same run: h2load in its own process, one connection (as
 // Envoy's ext_authz cluster keeps), `streams` concurrent streams, one CheckRequest shaped as Envoy
-// sends it. Each target runs `rounds` times, interleaved; the median is reported.
+// sends it. A warm-up run per target first; then each target runs `rounds` times, interleaved; the
+// median is reported.
 
 const { values } = parseArgs({
   options: {
@@ -67,7 +68,7 @@ try {
   });
   stops.unshift(() => sidecar.stop());
   const trivial = await spawnService(
-    "test/bench/trivial-extauthz-server.ts",
+    "test/bench/trivial-grpc-server.ts",
     { PORT: String(trivialPort) },
     /listening/,
   );
@@ -98,19 +99,22 @@ try {
     { name: "trivial grpc-js Check handler", port: trivialPort },
     { name: "sidecar Check, cached key", port: sidecar.extAuthzPort as number },
   ];
+  const load = async (port: number, n: number) => {
+    const result = await h2loadGrpc({
+      url: `http://127.0.0.1:${port}/envoy.service.auth.v3.Authorization/Check`,
+      dataFile,
+      requests: n,
+      connections: 1,
+      streams,
+    });
+    if (result.failed > 0) throw new Error(`h2load on ${port}: ${result.failed} requests failed`);
+    return result.requestsPerSecond;
+  };
+  // Warm-up, not counted: both processes compile their hot paths first.
+  for (const target of targets) await load(target.port, Math.min(requests, 10_000));
   const results = targets.map(() => [] as number[]);
   for (let round = 0; round < rounds; round++) {
-    for (const [index, target] of targets.entries()) {
-      const result = await h2loadGrpc({
-        url: `http://127.0.0.1:${target.port}/envoy.service.auth.v3.Authorization/Check`,
-        dataFile,
-        requests,
-        connections: 1,
-        streams,
-      });
-      if (result.failed > 0) throw new Error(`h2load on ${target.name}: ${result.failed} requests failed`);
-      results[index]?.push(result.requestsPerSecond);
-    }
+    for (const [index, target] of targets.entries()) results[index]?.push(await load(target.port, requests));
   }
   const median = (list: number[]) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)] ?? 0;
   const [trivialRps = 1, checkRps = 0] = results.map(median);

@@ -3,6 +3,13 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { send } from "../../../test/harness/http-client.js";
 import { type NginxServer, startNginxExample } from "../../../test/harness/nginx.js";
+import {
+  AMBIGUOUS_PATHS,
+  forwardAuthCalls as countForwardAuth,
+  FORGED_HEADER_SETS,
+  FORWARD_AUTH_POLICY,
+  issueWriter,
+} from "../test-support/forward-auth-cases.js";
 import { type EchoedRequest, type SidecarStack, startSidecarStack } from "../test-support/sidecar-stack.js";
 
 // The shipped deploy/nginx example, run by Debian's nginx in front of the demo app, asking a sidecar.
@@ -12,13 +19,7 @@ let url: string;
 
 beforeAll(async () => {
   stack = await startSidecarStack({
-    policy: {
-      preset: "reads-public",
-      rules: [
-        { path: "/admin/**", kind: "key", scopes: ["admin"] },
-        { methods: ["GET"], path: "/feed", kind: "key", scopes: ["read"], allowQueryToken: true },
-      ],
-    },
+    policy: FORWARD_AUTH_POLICY,
   });
   nginx = await startNginxExample({ sidecarPort: stack.sidecar.port, appPort: stack.app.port });
   url = `http://127.0.0.1:${nginx.port}`;
@@ -29,7 +30,7 @@ afterAll(async () => {
   await stack?.close();
 });
 
-const forwardAuthCalls = () => stack.logLines.filter((line) => line.via === "forward-auth").length;
+const forwardAuthCalls = () => countForwardAuth(stack);
 
 describe("nginx auth_request with the example config", () => {
   it("lets public routes through without an identity", async () => {
@@ -44,16 +45,7 @@ describe("nginx auth_request with the example config", () => {
     // A decision cached for the plain request must not serve the same request with these headers.
     expect((await send(url, "GET", "/docs/forged")).status).toBe(200);
     const before = stack.app.handled();
-    for (const headers of <Record<string, string>[]>[
-      { "x-latchkey-key-id": "key_forged", "X-Latchkey-Scopes": "admin" },
-      { "X-Latchkey-Team-Id": "team_other" },
-      { "X-Latchkey-Owner": "agent-7" },
-      { "X-Latchkey-Environment": "prod" },
-      { "X-HTTP-Method-Override": "DELETE" },
-      { "X-Method-Override": "DELETE" },
-      { "X-Original-URL": "/admin/users" },
-      { "X-Rewrite-URL": "/admin/users" },
-    ]) {
+    for (const headers of FORGED_HEADER_SETS) {
       const response = await send(url, "GET", "/docs/forged", headers);
       // nginx turns the sidecar's 400 into a 500: the request is refused either way.
       expect(response.status).toBeGreaterThanOrEqual(400);
@@ -100,26 +92,14 @@ describe("nginx auth_request with the example config", () => {
   });
 
   it("passes a valid key's identity to the app and keeps the credential from it", async () => {
-    const { token, key } = stack.keys.issue({
-      scopes: ["write"],
-      name: "writer",
-      environment: "prod",
-      owner: "agent-7",
-    });
+    const { token, expectIdentity } = issueWriter(stack);
     const response = await send(url, "POST", "/chats?x=1", { authorization: `Bearer ${token}` }, "{}");
     expect(response.status).toBe(200);
     const echo = response.json<EchoedRequest>();
     expect(echo.method).toBe("POST");
     expect(echo.path).toBe("/chats?x=1");
     expect(echo.bodyBytes).toBe(2);
-    expect(echo.headers).toMatchObject({
-      "x-latchkey-key-id": key.id,
-      "x-latchkey-team-id": "team_demo",
-      "x-latchkey-scopes": "write",
-      "x-latchkey-key-name": "writer",
-      "x-latchkey-environment": "prod",
-      "x-latchkey-owner": "agent-7",
-    });
+    expectIdentity(echo.headers);
     expect(echo.headers.authorization).toBeUndefined();
   });
 
@@ -133,12 +113,7 @@ describe("nginx auth_request with the example config", () => {
 
   it("never lets a path the app reads differently reach it", async () => {
     const before = stack.app.handled();
-    for (const path of [
-      "/docs/../admin/users",
-      "/docs/%2e%2e/admin/users",
-      "/admin;x/users",
-      "//admin/users",
-    ]) {
+    for (const path of AMBIGUOUS_PATHS) {
       for (const method of ["GET", "POST", "DELETE"]) {
         const response = await send(url, method, path, {}, method === "GET" ? undefined : "");
         expect(response.status).toBeGreaterThanOrEqual(400);

@@ -4,6 +4,13 @@ import {
   startTraefikForwardAuthShape,
   type TraefikShape,
 } from "../../../test/harness/traefik-forward-auth.js";
+import {
+  AMBIGUOUS_PATHS,
+  forwardAuthCalls as countForwardAuth,
+  FORGED_HEADER_SETS,
+  FORWARD_AUTH_POLICY,
+  issueWriter,
+} from "../test-support/forward-auth-cases.js";
 import { type EchoedRequest, type SidecarStack, startSidecarStack } from "../test-support/sidecar-stack.js";
 
 // The shipped deploy/traefik example in front of the demo app, asking a sidecar: the cases of
@@ -15,13 +22,7 @@ let url: string;
 
 beforeAll(async () => {
   stack = await startSidecarStack({
-    policy: {
-      preset: "reads-public",
-      rules: [
-        { path: "/admin/**", kind: "key", scopes: ["admin"] },
-        { methods: ["GET"], path: "/feed", kind: "key", scopes: ["read"], allowQueryToken: true },
-      ],
-    },
+    policy: FORWARD_AUTH_POLICY,
   });
   traefik = await startTraefikForwardAuthShape({ sidecarPort: stack.sidecar.port, appPort: stack.app.port });
   url = `http://127.0.0.1:${traefik.port}`;
@@ -32,7 +33,7 @@ afterAll(async () => {
   await stack?.close();
 });
 
-const forwardAuthCalls = () => stack.logLines.filter((line) => line.via === "forward-auth").length;
+const forwardAuthCalls = () => countForwardAuth(stack);
 
 describe("Traefik ForwardAuth with the example config (recorded request shape)", () => {
   it("lets public routes through without an identity", async () => {
@@ -72,17 +73,10 @@ describe("Traefik ForwardAuth with the example config (recorded request shape)",
   it("never lets a forged identity, rewrite or method-override header reach the app", async () => {
     expect((await send(url, "GET", "/docs/forged")).status).toBe(200);
     const before = stack.app.handled();
-    for (const headers of <Record<string, string>[]>[
-      { "x-latchkey-key-id": "key_forged", "X-Latchkey-Scopes": "admin" },
-      { "X-Latchkey-Team-Id": "team_other" },
-      { "X-Latchkey-Owner": "agent-7" },
-      { "X-Latchkey-Environment": "prod" },
+    for (const headers of [
+      ...FORGED_HEADER_SETS,
       { "X-Latchkey-Role": "owner" },
       { x_latchkey_team_id: "team_other" },
-      { "X-HTTP-Method-Override": "DELETE" },
-      { "X-Method-Override": "DELETE" },
-      { "X-Original-URL": "/admin/users" },
-      { "X-Rewrite-URL": "/admin/users" },
       // nginx's name for the URI, which Traefik passes on: it contradicts Traefik's X-Forwarded-Uri.
       { "X-Original-URI": "/admin/users" },
     ]) {
@@ -131,26 +125,14 @@ describe("Traefik ForwardAuth with the example config (recorded request shape)",
   });
 
   it("passes a valid key's identity to the app; the credential goes too (Traefik cannot remove it)", async () => {
-    const { token, key } = stack.keys.issue({
-      scopes: ["write"],
-      name: "writer",
-      environment: "prod",
-      owner: "agent-7",
-    });
+    const { token, expectIdentity } = issueWriter(stack);
     const response = await send(url, "POST", "/chats?x=1", { authorization: `Bearer ${token}` }, "{}");
     expect(response.status).toBe(200);
     const echo = response.json<EchoedRequest>();
     expect(echo.method).toBe("POST");
     expect(echo.path).toBe("/chats?x=1");
     expect(echo.bodyBytes).toBe(2);
-    expect(echo.headers).toMatchObject({
-      "x-latchkey-key-id": key.id,
-      "x-latchkey-team-id": "team_demo",
-      "x-latchkey-scopes": "write",
-      "x-latchkey-key-name": "writer",
-      "x-latchkey-environment": "prod",
-      "x-latchkey-owner": "agent-7",
-    });
+    expectIdentity(echo.headers);
     expect(echo.headers.authorization).toBe(`Bearer ${token}`);
   });
 
@@ -163,14 +145,7 @@ describe("Traefik ForwardAuth with the example config (recorded request shape)",
 
   it("never lets a path the app reads differently reach it: Traefik cleans it first, or the sidecar refuses it", async () => {
     const before = stack.app.handled();
-    for (const path of [
-      "/docs/../admin/users",
-      "/docs/%2e%2e/admin/users",
-      "/docs/%2E%2E/admin/users",
-      "/admin;x/users",
-      "//admin/users",
-      "/./admin/users",
-    ]) {
+    for (const path of [...AMBIGUOUS_PATHS, "/docs/%2E%2E/admin/users", "/./admin/users"]) {
       for (const method of ["GET", "POST", "DELETE"]) {
         const response = await send(url, method, path, {}, method === "GET" ? undefined : "");
         expect(response.status, `${method} ${path}`).toBeGreaterThanOrEqual(400);
