@@ -1,52 +1,31 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { send } from "../../../test/harness/http-client.js";
-import {
-  startTraefikForwardAuthShape,
-  type TraefikShape,
-} from "../../../test/harness/traefik-forward-auth.js";
+import { startTraefikForwardAuthShape } from "../../../test/harness/traefik-forward-auth.js";
 import {
   AMBIGUOUS_PATHS,
   forwardAuthCalls as countForwardAuth,
+  expectMissingAndBadKeyRefused,
+  expectPublicWithoutIdentity,
   FORGED_HEADER_SETS,
-  FORWARD_AUTH_POLICY,
-  issueWriter,
+  postAsWriter,
+  useForwardAuthFront,
 } from "../test-support/forward-auth-cases.js";
-import { type EchoedRequest, type SidecarStack, startSidecarStack } from "../test-support/sidecar-stack.js";
+import type { EchoedRequest } from "../test-support/sidecar-stack.js";
 
 // The shipped deploy/traefik example in front of the demo app, asking a sidecar: the cases of
 // nginx-auth-request.test.ts. Traefik cannot be installed here, so the front is the recorded
 // request shape of Traefik v3's entry point and ForwardAuth (test/harness/traefik-forward-auth.ts).
-let stack: SidecarStack;
-let traefik: TraefikShape;
-let url: string;
-
-beforeAll(async () => {
-  stack = await startSidecarStack({
-    policy: FORWARD_AUTH_POLICY,
-  });
-  traefik = await startTraefikForwardAuthShape({ sidecarPort: stack.sidecar.port, appPort: stack.app.port });
-  url = `http://127.0.0.1:${traefik.port}`;
-}, 60_000);
-
-afterAll(async () => {
-  await traefik?.stop();
-  await stack?.close();
-});
-
-const forwardAuthCalls = () => countForwardAuth(stack);
+const started = useForwardAuthFront(startTraefikForwardAuthShape, 60_000);
+const forwardAuthCalls = () => countForwardAuth(started.stack);
 
 describe("Traefik ForwardAuth with the example config (recorded request shape)", () => {
   it("lets public routes through without an identity", async () => {
-    const response = await send(url, "GET", "/docs");
-    expect(response.status).toBe(200);
-    const echo = response.json<EchoedRequest>();
-    expect(echo.headers["x-latchkey-key-id"]).toBeUndefined();
-    expect(echo.headers["x-latchkey-scopes"]).toBeUndefined();
+    expectPublicWithoutIdentity(await send(started.url, "GET", "/docs"));
   });
 
   it("asks the sidecar with Traefik's headers: the request's method and URI, never the client's", async () => {
-    const before = traefik.authRequests.length;
-    const response = await send(url, "POST", "/admin/users?x=1", {
+    const before = started.front.authRequests.length;
+    const response = await send(started.url, "POST", "/admin/users?x=1", {
       "X-Forwarded-Uri": "/docs",
       "X-Forwarded-Method": "GET",
       x_forwarded_uri: "/docs",
@@ -54,7 +33,7 @@ describe("Traefik ForwardAuth with the example config (recorded request shape)",
     });
     // Judged as the POST to /admin/users it is, not as the public GET the client named.
     expect(response.status).toBe(401);
-    const [asked] = traefik.authRequests.slice(before);
+    const [asked] = started.front.authRequests.slice(before);
     expect(asked?.method).toBe("GET");
     expect(asked?.path).toBe("/_latchkey/auth");
     const headers = Object.fromEntries(asked?.headers ?? []);
@@ -71,8 +50,8 @@ describe("Traefik ForwardAuth with the example config (recorded request shape)",
   });
 
   it("never lets a forged identity, rewrite or method-override header reach the app", async () => {
-    expect((await send(url, "GET", "/docs/forged")).status).toBe(200);
-    const before = stack.app.handled();
+    expect((await send(started.url, "GET", "/docs/forged")).status).toBe(200);
+    const before = started.stack.app.handled();
     for (const headers of [
       ...FORGED_HEADER_SETS,
       { "X-Latchkey-Role": "owner" },
@@ -80,81 +59,73 @@ describe("Traefik ForwardAuth with the example config (recorded request shape)",
       // nginx's name for the URI, which Traefik passes on: it contradicts Traefik's X-Forwarded-Uri.
       { "X-Original-URI": "/admin/users" },
     ]) {
-      const response = await send(url, "GET", "/docs/forged", headers);
+      const response = await send(started.url, "GET", "/docs/forged", headers);
       // Traefik hands the sidecar's refusal to the client as it is.
       expect(response.status, JSON.stringify(headers)).toBe(400);
       expect(response.json<{ error: { code: string } }>().error.code).toBe("invalid_request");
     }
-    expect(stack.app.handled()).toBe(before);
+    expect(started.stack.app.handled()).toBe(before);
   });
 
   it("refuses every `?token=` on the forward-auth path, since Traefik would pass it to the app", async () => {
-    const { token } = stack.keys.issue({ scopes: ["read"] });
-    const before = stack.app.handled();
+    const { token } = started.stack.keys.issue({ scopes: ["read"] });
+    const before = started.stack.app.handled();
     for (const query of [`token=${token}`, `a=1&%74oken=${token}`, `tok%65n=${token}&z=9`]) {
       for (const path of ["/feed", "/docs"]) {
-        const response = await send(url, "GET", `${path}?${query}`);
+        const response = await send(started.url, "GET", `${path}?${query}`);
         expect(response.status, `${path}?${query}`).toBe(400);
         expect(response.body).not.toContain(token);
       }
     }
-    expect(stack.app.handled()).toBe(before);
+    expect(started.stack.app.handled()).toBe(before);
   });
 
   it("sends event streams to the sidecar's proxy, which takes the token out of the URL", async () => {
-    const { token } = stack.keys.issue({ scopes: ["read"] });
+    const { token } = started.stack.keys.issue({ scopes: ["read"] });
     const calls = forwardAuthCalls();
-    const response = await send(url, "GET", `/feed?a=1&token=${token}`, { accept: "text/event-stream" });
+    const response = await send(started.url, "GET", `/feed?a=1&token=${token}`, {
+      accept: "text/event-stream",
+    });
     expect(response.status).toBe(200);
     const echo = response.json<EchoedRequest>();
     expect(echo.path).toBe("/feed?a=1");
     expect(echo.headers["x-latchkey-scopes"]).toBe("read");
     expect(forwardAuthCalls()).toBe(calls);
     // Without a key, the proxy refuses it itself.
-    expect((await send(url, "GET", "/feed", { accept: "text/event-stream" })).status).toBe(401);
+    expect((await send(started.url, "GET", "/feed", { accept: "text/event-stream" })).status).toBe(401);
   });
 
   it("refuses a missing or bad key with 401, the sidecar's WWW-Authenticate and its JSON body", async () => {
-    const none = await send(url, "POST", "/chats", {}, "{}");
-    expect(none.status).toBe(401);
-    expect(none.headers["www-authenticate"]).toBe('Bearer realm="latchkey"');
-    expect(none.json<{ error: { code: string } }>().error.code).toBe("unauthenticated");
-    const bad = await send(url, "POST", "/chats", { authorization: "Bearer lk_test_nope" }, "{}");
-    expect(bad.status).toBe(401);
-    expect(bad.headers["www-authenticate"]).toBe('Bearer realm="latchkey", error="invalid_token"');
+    await expectMissingAndBadKeyRefused(started.url);
+    expect(
+      (await send(started.url, "POST", "/chats", {}, "{}")).json<{ error: { code: string } }>().error.code,
+    ).toBe("unauthenticated");
   });
 
   it("passes a valid key's identity to the app; the credential goes too (Traefik cannot remove it)", async () => {
-    const { token, expectIdentity } = issueWriter(stack);
-    const response = await send(url, "POST", "/chats?x=1", { authorization: `Bearer ${token}` }, "{}");
-    expect(response.status).toBe(200);
-    const echo = response.json<EchoedRequest>();
-    expect(echo.method).toBe("POST");
-    expect(echo.path).toBe("/chats?x=1");
-    expect(echo.bodyBytes).toBe(2);
-    expectIdentity(echo.headers);
+    const { echo, token } = await postAsWriter(started.url, started.stack);
     expect(echo.headers.authorization).toBe(`Bearer ${token}`);
   });
 
   it("answers 403 for a key without the route's scope", async () => {
-    const { token } = stack.keys.issue({ scopes: ["write"] });
-    const response = await send(url, "GET", "/admin/users", { "x-api-key": token });
+    const { token } = started.stack.keys.issue({ scopes: ["write"] });
+    const response = await send(started.url, "GET", "/admin/users", { "x-api-key": token });
     expect(response.status).toBe(403);
     expect(response.headers["www-authenticate"]).toMatch(/insufficient_scope/);
   });
 
   it("never lets a path the app reads differently reach it: Traefik cleans it first, or the sidecar refuses it", async () => {
-    const before = stack.app.handled();
+    const before = started.stack.app.handled();
     for (const path of [...AMBIGUOUS_PATHS, "/docs/%2E%2E/admin/users", "/./admin/users"]) {
       for (const method of ["GET", "POST", "DELETE"]) {
-        const response = await send(url, method, path, {}, method === "GET" ? undefined : "");
+        const response = await send(started.url, method, path, {}, method === "GET" ? undefined : "");
         expect(response.status, `${method} ${path}`).toBeGreaterThanOrEqual(400);
       }
     }
-    expect(stack.app.handled()).toBe(before);
+    expect(started.stack.app.handled()).toBe(before);
     // With a key, the app gets the path that was decided on, as Traefik cleaned it.
-    const { token } = stack.keys.issue({ scopes: ["admin"] });
-    const response = await send(url, "GET", "/docs/%2e%2e//admin/./users", {
+    const { token } = started.stack.keys.issue({ scopes: ["admin"] });
+    const response = await send(started.url, "GET", "/docs/%2e%2e//admin/./users", {
       authorization: `Bearer ${token}`,
     });
     expect(response.status).toBe(200);
@@ -162,10 +133,12 @@ describe("Traefik ForwardAuth with the example config (recorded request shape)",
   });
 
   it("has no decision cache: every request asks the sidecar", async () => {
-    const { token } = stack.keys.issue({ scopes: ["write"] });
+    const { token } = started.stack.keys.issue({ scopes: ["write"] });
     const before = forwardAuthCalls();
     for (let i = 0; i < 5; i++) {
-      expect((await send(url, "POST", "/cached", { authorization: `Bearer ${token}` }, "")).status).toBe(200);
+      expect(
+        (await send(started.url, "POST", "/cached", { authorization: `Bearer ${token}` }, "")).status,
+      ).toBe(200);
     }
     await expect.poll(() => forwardAuthCalls() - before).toBe(5);
   });
