@@ -89,6 +89,26 @@ describe("OK answers served from their serialized bytes", () => {
         expect(outcome.headersToRemove).toEqual(["authorization", `x-latchkey-forged-${i}`]);
       }
     }
+    // A caller's header name may hold a comma: one name is never read as two, nor two as one (a
+    // fresh key, whose answers are still cached).
+    const fresh = keys.issue({ scopes: ["admin"] });
+    const oneName = await check({
+      path: "/admin/x",
+      headers: [
+        ["authorization", `Bearer ${fresh.token}`],
+        ["x-latchkey-a,x-latchkey-b", "1"],
+      ],
+    });
+    expect(oneName.headersToRemove).toEqual(["authorization", "x-latchkey-a,x-latchkey-b"]);
+    const twoNames = await check({
+      path: "/admin/x",
+      headers: [
+        ["authorization", `Bearer ${fresh.token}`],
+        ["x-latchkey-a", "1"],
+        ["x-latchkey-b", "1"],
+      ],
+    });
+    expect(twoNames.headersToRemove).toEqual(["authorization", "x-latchkey-a", "x-latchkey-b"]);
     // Another key never gets the first one's answer.
     const other = keys.issue({ scopes: ["admin"] });
     const outcome = await check({ path: "/admin/x", headers: [["authorization", `Bearer ${other.token}`]] });

@@ -67,8 +67,8 @@ export function allowedResponse(decision: Decision, read: ReadCheck): CheckRespo
     answers = new Map();
     serialized.set(key as VerifiedKey, answers);
   }
-  // Header names hold no ",": the joined list is one set of names.
-  const signature = remove.join(",");
+  // JSON, not a joined string: a caller's header name may hold any separator.
+  const signature = JSON.stringify(remove);
   let bytes = answers.get(signature);
   if (bytes === undefined) {
     bytes = toBinary(CheckResponseSchema, build());
