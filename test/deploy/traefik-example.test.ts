@@ -8,7 +8,8 @@ import { identityHeaders } from "../../services/sidecar/src/proxy/identity-heade
 const example = parse(readFileSync("deploy/traefik/latchkey-forward-auth.yml", "utf8")) as {
   http: {
     middlewares: { latchkey: { forwardAuth: Record<string, unknown> } };
-    routers: Record<string, { middlewares?: string[] }>;
+    routers: Record<string, { rule: string; service: string; priority?: number; middlewares?: string[] }>;
+    services: Record<string, { loadBalancer: { servers: { url: string }[] } }>;
   };
 };
 const forwardAuth = example.http.middlewares.latchkey.forwardAuth;
@@ -40,8 +41,22 @@ describe("the Traefik ForwardAuth example", () => {
     expect((forwardAuth.authResponseHeaders as string[]).map((name) => name.toLowerCase())).toEqual(names);
   });
 
-  it("puts every router behind the middleware", () => {
-    for (const router of Object.values(example.http.routers))
-      expect(router.middlewares).toContain("latchkey");
+  it("puts every router to the app behind the middleware; the others go to the sidecar's proxy", () => {
+    const address = new URL(String(forwardAuth.address));
+    for (const router of Object.values(example.http.routers)) {
+      if (router.middlewares?.includes("latchkey")) continue;
+      const [server] = example.http.services[router.service]?.loadBalancer.servers ?? [];
+      // The sidecar's own listener (proxy and forward-auth share it): it checks what it forwards.
+      expect(new URL(server?.url ?? "").host).toBe(address.host);
+    }
+    expect(example.http.routers.app?.middlewares).toEqual(["latchkey"]);
+  });
+
+  it("sends WebSockets and event streams to the sidecar's proxy, ahead of the app router", () => {
+    const streams = example.http.routers["latchkey-streams"];
+    expect(streams?.rule).toMatch(/HeaderRegexp\(`Upgrade`, `\(\?i\)\^websocket\$`\)/);
+    expect(streams?.rule).toMatch(/HeaderRegexp\(`Accept`, `\(\?i\)text\/event-stream`\)/);
+    // Traefik's default priority is the rule's length.
+    expect(streams?.priority ?? 0).toBeGreaterThan(example.http.routers.app?.rule.length ?? 0);
   });
 });

@@ -1,14 +1,16 @@
 // Everything the differential test sends requests through, all real and each in its own place:
 // the token-service (in this process, on the run's PostgreSQL and NATS) issuing real keys; for
-// each policy variant and each app upstream, a sidecar process in proxy mode and Debian's nginx
+// each policy variant and each app upstream, a sidecar process in proxy mode, Debian's nginx
 // running the shipped deploy/nginx/latchkey-auth-request.conf (ports rewritten) asking that
-// sidecar's forward-auth endpoint; and the apps: one node:http server running three routers side
+// sidecar's forward-auth endpoint, and the recorded Traefik ForwardAuth shape running the shipped
+// deploy/traefik example the same way (Traefik itself cannot be installed here); and the apps: one node:http server running three routers side
 // by side, and a wsgiref server.
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { generateToken } from "@latchkey/token";
 import { natsUrl } from "../harness/index.js";
 import { type NginxServer, startNginxExample } from "../harness/nginx.js";
+import { startTraefikForwardAuthShape } from "../harness/traefik-forward-auth.js";
 import { type SidecarProcess, spawnSidecar } from "../sidecar/sidecar-process.js";
 import { startTestService, type TestService } from "../token-service/start.js";
 import { routeExpressLike } from "./apps/express-like-router.js";
@@ -31,7 +33,7 @@ import { exchangeRaw, type RawExchange, type RawRequest } from "./raw-exchange.j
 
 const EXAMPLE_POLICY = new URL("../../services/sidecar/examples/policy.yaml", import.meta.url);
 
-/** One way into one upstream: through a sidecar (proxy) or through nginx asking a sidecar (forward-auth). */
+/** One way into one upstream: through a sidecar (proxy), or nginx or the Traefik shape asking a sidecar. */
 export interface Target {
   readonly policy: PolicyVariant;
   readonly mode: Mode;
@@ -130,6 +132,11 @@ export async function startDifferentialStack(options: DifferentialStackOptions):
               appPort: upstream.port,
             });
             closers.push(() => nginx.stop());
+            const traefik = await startTraefikForwardAuthShape({
+              sidecarPort: sidecar.port,
+              appPort: upstream.port,
+            });
+            closers.push(() => traefik.stop());
             targets.push(
               { policy, mode: "proxy", upstream, port: sidecar.port, label: `proxy/${upstream.name}` },
               {
@@ -139,6 +146,7 @@ export async function startDifferentialStack(options: DifferentialStackOptions):
                 port: nginx.port,
                 label: `forward-auth/${upstream.name}`,
               },
+              { policy, mode: "traefik", upstream, port: traefik.port, label: `traefik/${upstream.name}` },
             );
           })(),
         );

@@ -6,8 +6,11 @@
 import { type HandlerName, type HandlerRun, identityField, type StackName } from "./apps/handler-run.js";
 import type { CredentialName, CredentialPlace, PolicyVariant } from "./attack-case.js";
 
-/** Which way the request went through the sidecar. */
-export type Mode = "proxy" | "forward-auth";
+/**
+ * Which way the request went through the sidecar: proxy mode, nginx asking forward-auth, or the
+ * recorded Traefik ForwardAuth shape asking it (test/harness/traefik-forward-auth.ts).
+ */
+export type Mode = "proxy" | "forward-auth" | "traefik";
 
 /** What a handler needs, as the policy's author means it, whatever method the app ran it as. */
 export type Requirement =

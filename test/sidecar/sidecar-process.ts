@@ -30,6 +30,8 @@ export interface SidecarProcess {
   readonly tlsPort: number | undefined;
   /** `http://127.0.0.1:<admin port>` */
   readonly adminUrl: string;
+  /** Port of the ext_authz listener, when `LATCHKEY_SIDECAR_EXTAUTHZ_LISTEN` was given. */
+  readonly extAuthzPort: number | undefined;
   readonly process: ServiceProcess;
   /** Everything the child wrote (stdout and stderr). */
   output(): string;
@@ -93,6 +95,7 @@ export async function spawnSidecar(options: SpawnSidecarOptions): Promise<Sideca
   const port = Number(ports[1]);
   const adminPort = Number(ports[2]);
   const tlsPort = /"tlsPort":(\d+)/.exec(child.output())?.[1];
+  const extAuthz = /"extAuthzPort":(\d+)/.exec(child.output());
   // Only whole lines: the last piece of the output may still be in the middle of a write.
   const accessLines = () =>
     child
@@ -106,6 +109,7 @@ export async function spawnSidecar(options: SpawnSidecarOptions): Promise<Sideca
     port,
     tlsPort: tlsPort === undefined ? undefined : Number(tlsPort),
     adminUrl: `http://127.0.0.1:${adminPort}`,
+    extAuthzPort: extAuthz === null ? undefined : Number(extAuthz[1]),
     process: child,
     output: () => child.output(),
     accessLines,

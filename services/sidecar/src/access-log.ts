@@ -13,8 +13,8 @@ export interface AccessLogEntry {
   readonly keyId: string | undefined;
   readonly teamId: string | undefined;
   readonly durationMs: number;
-  /** `forward-auth` or `websocket` for those paths; absent for proxied HTTP. */
-  readonly via?: "forward-auth" | "websocket";
+  /** `forward-auth`, `ext-authz` or `websocket` for those paths; absent for proxied HTTP. */
+  readonly via?: "forward-auth" | "ext-authz" | "websocket";
   /** In log mode: the refusal enforce mode would have sent. */
   readonly wouldRefuse?: number;
 }

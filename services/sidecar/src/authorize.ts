@@ -15,6 +15,7 @@ import {
   METHOD_OVERRIDE_NOT_ALLOWED,
   MISSING_CREDENTIAL,
   QUERY_TOKEN_NOT_ACCEPTED,
+  QUERY_TOKEN_NOT_REMOVABLE,
   type Refusal,
   rateLimited,
   UNAVAILABLE,
@@ -36,12 +37,25 @@ export interface RequestFacts extends HostFacts {
   /** Whether the client sent headers proxy mode strips (see `ScannedRequest.strippedSensitive`). */
   readonly strippedSensitive?: boolean;
   /**
-   * True when the app receives the request as the client sent it, because a
-   * proxy in front (nginx, Traefik) forwards it and only asks the sidecar
-   * (forward-auth). What proxy mode would rewrite is refused instead: a path
-   * that is not in canonical form, headers it strips, a query token.
+   * True when the app receives the request's path as the client sent it,
+   * because a proxy in front forwards it and only asks the sidecar
+   * (forward-auth, Envoy ext_authz): a path that is not in canonical form is
+   * refused instead of rewritten.
    */
-  readonly forwardedAsSent?: boolean;
+  readonly pathAsSent?: boolean;
+  /**
+   * True when the proxy in front cannot remove anything either (nginx
+   * `auth_request`, Traefik ForwardAuth): headers proxy mode strips, a method
+   * override it would drop and a query token it would take out are refused.
+   * Envoy's ext_authz can remove headers and query parameters, so it is false there.
+   */
+  readonly headersAsSent?: boolean;
+  /**
+   * True when the proxy in front forwards the query as sent too (Traefik ForwardAuth; nginx's
+   * example removes one `token` parameter): a `token` parameter would reach the app, so it is
+   * refused on every route but a public one that keeps it.
+   */
+  readonly queryAsSent?: boolean;
   /**
    * Gives the signal that aborts a lookup when the client leaves. Read only when
    * a lookup has to wait for the token-service, so the hit path allocates none.
@@ -83,7 +97,7 @@ export function createAuthorizer(options: AuthorizerOptions): Authorize {
       });
     }
     // The app will read the raw path: decide only on one that every stack reads as the policy does.
-    if (facts.forwardedAsSent === true && !isCanonicalPath(facts.rawPath, normalized.path)) {
+    if (facts.pathAsSent === true && !isCanonicalPath(facts.rawPath, normalized.path)) {
       return decision({
         allow: false,
         label: "bad_request",
@@ -115,9 +129,19 @@ export function createAuthorizer(options: AuthorizerOptions): Authorize {
       // A `token` parameter never reaches the app: a key in a URL ends up in its logs.
       const split = splitQueryToken(query);
       if (split.tokens.length > 0) {
+        if (facts.queryAsSent === true) {
+          return decision({
+            allow: false,
+            label: "bad_request",
+            refusal: QUERY_TOKEN_NOT_REMOVABLE,
+            rule,
+            path,
+            query,
+          });
+        }
         // The proxy in front removes one `token` parameter at most (the nginx example's map).
         if (
-          facts.forwardedAsSent === true &&
+          facts.headersAsSent === true &&
           (split.tokens.length > 1 || !(access.kind !== "public" && access.allowQueryToken))
         ) {
           return decision({
@@ -275,9 +299,9 @@ function carriedRefusal(
       if (!HTTP_METHOD.test(override) || policy.match(override, matchPath, host) !== rule) {
         return METHOD_OVERRIDE_NOT_ALLOWED;
       }
-    } else if (facts.forwardedAsSent === true) return UNSTRIPPABLE_HEADERS;
+    } else if (facts.headersAsSent === true) return UNSTRIPPABLE_HEADERS;
   }
-  if (facts.forwardedAsSent === true && facts.strippedSensitive === true) return UNSTRIPPABLE_HEADERS;
+  if (facts.headersAsSent === true && facts.strippedSensitive === true) return UNSTRIPPABLE_HEADERS;
   return undefined;
 }
 

@@ -67,6 +67,18 @@ describe("sidecar configuration", () => {
     expect(settings).toEqual([variable]);
   });
 
+  it("serves ext_authz only when its listen address is set, and names the variable of a bad one", () => {
+    expect(loadSidecarConfig({ LATCHKEY_UPSTREAM: "http://x" }).extAuthzListen).toBeUndefined();
+    expect(
+      loadSidecarConfig({ LATCHKEY_UPSTREAM: "http://x", LATCHKEY_SIDECAR_EXTAUTHZ_LISTEN: "127.0.0.1:8083" })
+        .extAuthzListen,
+    ).toEqual({ host: "127.0.0.1", port: 8083 });
+    for (const bad of ["8083", "127.0.0.1:99999", "localhost"])
+      expect(() =>
+        loadSidecarConfig({ LATCHKEY_UPSTREAM: "http://x", LATCHKEY_SIDECAR_EXTAUTHZ_LISTEN: bad }),
+      ).toThrow(/LATCHKEY_SIDECAR_EXTAUTHZ_LISTEN/);
+  });
+
   it("parses trusted proxies as addresses and ranges, IPv4 also in its mapped IPv6 form", () => {
     const { trustedProxies } = loadSidecarConfig({
       LATCHKEY_UPSTREAM: "http://x",

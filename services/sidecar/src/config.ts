@@ -103,6 +103,10 @@ export const sidecarConfigSchema = z
     ...natsClientSettings,
     // Peers whose X-Forwarded-* and X-Original-* headers are believed (nginx, Traefik, a load balancer).
     trustedProxies: addressList.prefault("127.0.0.1,::1"),
+    // Envoy external authorization: `envoy.service.auth.v3.Authorization/Check` over gRPC (h2c) for
+    // Envoy, Istio and Envoy Gateway, decided like forward-auth; unset means no such port. Its
+    // callers must be in trustedProxies, since they vouch for the request they describe.
+    extAuthzListen: listenAddress.optional(),
     logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     // Verifier cache bound: answers kept in memory.
     cacheMaxEntries: integerSetting(0, 10_000_000).default(10_000),
@@ -219,6 +223,7 @@ export const SIDECAR_ENV = {
   natsUrl: "NATS_URL",
   ...NATS_CLIENT_ENV,
   trustedProxies: "LATCHKEY_TRUSTED_PROXIES",
+  extAuthzListen: "LATCHKEY_SIDECAR_EXTAUTHZ_LISTEN",
   logLevel: "LATCHKEY_LOG_LEVEL",
   cacheMaxEntries: "LATCHKEY_CACHE_MAX_ENTRIES",
   cacheTtlMs: "LATCHKEY_CACHE_TTL_MS",

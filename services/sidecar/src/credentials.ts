@@ -118,6 +118,27 @@ export function splitQueryToken(query: string): SplitQuery {
   return { tokens, rest: tokens.length === 0 ? query : kept.join("&") };
 }
 
+/**
+ * The `token` parameter names of a query string as they are spelled in it
+ * (`token`, `%74oken`, …), each once: what a proxy that compares names
+ * without decoding them (Envoy's `query_parameters_to_remove`) must be told
+ * to remove so that {@link splitQueryToken}'s tokens are all gone.
+ *
+ * @example
+ * ```ts
+ * queryTokenNames("a=1&%74oken=x&token=y"); // ["%74oken", "token"]
+ * ```
+ */
+export function queryTokenNames(query: string): string[] {
+  const names: string[] = [];
+  for (const part of query.split("&")) {
+    const equals = part.indexOf("=");
+    const name = equals === -1 ? part : part.slice(0, equals);
+    if (decodeQueryName(name) === "token" && !names.includes(name)) names.push(name);
+  }
+  return names;
+}
+
 function decodeQueryName(name: string): string {
   if (!name.includes("%") && !name.includes("+")) return name;
   try {

@@ -49,6 +49,7 @@ export function createForwardAuthRoute(context: ProxyContext): LocalRoute {
       requestId,
       peer: req.socket.remoteAddress ?? "",
       start,
+      queryAsSent: scanned.forwardedUri,
     };
     const refusedEarly = !context.isTrusted(req.socket.remoteAddress ?? "")
       ? UNTRUSTED_FORWARD_AUTH

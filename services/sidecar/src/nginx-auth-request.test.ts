@@ -1,74 +1,50 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { send } from "../../../test/harness/http-client.js";
-import { type NginxServer, startNginxExample } from "../../../test/harness/nginx.js";
-import { type EchoedRequest, type SidecarStack, startSidecarStack } from "../test-support/sidecar-stack.js";
+import { startNginxExample } from "../../../test/harness/nginx.js";
+import {
+  AMBIGUOUS_PATHS,
+  forwardAuthCalls as countForwardAuth,
+  expectMissingAndBadKeyRefused,
+  expectPublicWithoutIdentity,
+  FORGED_HEADER_SETS,
+  postAsWriter,
+  useForwardAuthFront,
+} from "../test-support/forward-auth-cases.js";
+import type { EchoedRequest } from "../test-support/sidecar-stack.js";
 
 // The shipped deploy/nginx example, run by Debian's nginx in front of the demo app, asking a sidecar.
-let stack: SidecarStack;
-let nginx: NginxServer;
-let url: string;
-
-beforeAll(async () => {
-  stack = await startSidecarStack({
-    policy: {
-      preset: "reads-public",
-      rules: [
-        { path: "/admin/**", kind: "key", scopes: ["admin"] },
-        { methods: ["GET"], path: "/feed", kind: "key", scopes: ["read"], allowQueryToken: true },
-      ],
-    },
-  });
-  nginx = await startNginxExample({ sidecarPort: stack.sidecar.port, appPort: stack.app.port });
-  url = `http://127.0.0.1:${nginx.port}`;
-}, 180_000);
-
-afterAll(async () => {
-  await nginx?.stop();
-  await stack?.close();
-});
-
-const forwardAuthCalls = () => stack.logLines.filter((line) => line.via === "forward-auth").length;
+const started = useForwardAuthFront(startNginxExample, 180_000);
+const forwardAuthCalls = () => countForwardAuth(started.stack);
 
 describe("nginx auth_request with the example config", () => {
   it("lets public routes through without an identity", async () => {
-    const response = await send(url, "GET", "/docs");
-    expect(response.status).toBe(200);
-    const echo = response.json<EchoedRequest>();
-    expect(echo.headers["x-latchkey-key-id"]).toBeUndefined();
-    expect(echo.headers["x-latchkey-scopes"]).toBeUndefined();
+    expectPublicWithoutIdentity(await send(started.url, "GET", "/docs"));
   });
 
   it("never lets a forged identity, rewrite or method-override header reach the app, cached or not", async () => {
     // A decision cached for the plain request must not serve the same request with these headers.
-    expect((await send(url, "GET", "/docs/forged")).status).toBe(200);
-    const before = stack.app.handled();
-    for (const headers of <Record<string, string>[]>[
-      { "x-latchkey-key-id": "key_forged", "X-Latchkey-Scopes": "admin" },
-      { "X-Latchkey-Team-Id": "team_other" },
-      { "X-Latchkey-Owner": "agent-7" },
-      { "X-Latchkey-Environment": "prod" },
-      { "X-HTTP-Method-Override": "DELETE" },
-      { "X-Method-Override": "DELETE" },
-      { "X-Original-URL": "/admin/users" },
-      { "X-Rewrite-URL": "/admin/users" },
-    ]) {
-      const response = await send(url, "GET", "/docs/forged", headers);
+    expect((await send(started.url, "GET", "/docs/forged")).status).toBe(200);
+    const before = started.stack.app.handled();
+    for (const headers of FORGED_HEADER_SETS) {
+      const response = await send(started.url, "GET", "/docs/forged", headers);
       // nginx turns the sidecar's 400 into a 500: the request is refused either way.
       expect(response.status).toBeGreaterThanOrEqual(400);
     }
     // Not part of the cache key: refused by the sidecar when it is asked.
     expect(
-      (await send(url, "GET", "/docs/role", { "X-Latchkey-Role": "owner" })).status,
+      (await send(started.url, "GET", "/docs/role", { "X-Latchkey-Role": "owner" })).status,
     ).toBeGreaterThanOrEqual(400);
-    expect(stack.app.handled()).toBe(before);
+    expect(started.stack.app.handled()).toBe(before);
   });
 
   it("keeps a query token out of its access log", async () => {
-    const { token } = stack.keys.issue({ scopes: ["read"] });
-    expect((await send(url, "GET", `/docs/logged?token=${token}`)).status).toBeGreaterThanOrEqual(400);
-    expect((await send(url, "GET", `/feed?token=${token}`)).status).toBe(200);
+    const { token } = started.stack.keys.issue({ scopes: ["read"] });
+    expect((await send(started.url, "GET", `/docs/logged?token=${token}`)).status).toBeGreaterThanOrEqual(
+      400,
+    );
+    expect((await send(started.url, "GET", `/feed?token=${token}`)).status).toBe(200);
     // Nor does the app get it in its URL: the example takes it out, whatever the spelling of its name.
     for (const [query, seen] of [
       [`token=${token}`, "/feed"],
@@ -77,81 +53,54 @@ describe("nginx auth_request with the example config", () => {
       [`tokens=1&atoken=2&token=${token}`, "/feed?tokens=1&atoken=2"],
       [`tok%65n=${token}&z=9`, "/feed?z=9"],
     ] as const) {
-      const response = await send(url, "GET", `/feed?${query}`);
+      const response = await send(started.url, "GET", `/feed?${query}`);
       expect(response.status).toBe(200);
       expect(response.json<EchoedRequest>().path).toBe(seen);
     }
     // Two `token` parameters: the sidecar refuses, since nginx removes only one.
-    expect((await send(url, "GET", `/feed?token=${token}&token=${token}`)).status).toBeGreaterThanOrEqual(
-      400,
-    );
-    const log = readFileSync(join(nginx.dir, "logs", "access.log"), "utf8");
+    expect(
+      (await send(started.url, "GET", `/feed?token=${token}&token=${token}`)).status,
+    ).toBeGreaterThanOrEqual(400);
+    const log = readFileSync(join(started.front.dir, "logs", "access.log"), "utf8");
     expect(log).toContain("/docs/logged");
     expect(log).not.toContain(token);
   });
 
   it("refuses a missing or bad key with 401 and the sidecar's WWW-Authenticate", async () => {
-    const none = await send(url, "POST", "/chats", {}, "{}");
-    expect(none.status).toBe(401);
-    expect(none.headers["www-authenticate"]).toBe('Bearer realm="latchkey"');
-    const bad = await send(url, "POST", "/chats", { authorization: "Bearer lk_test_nope" }, "{}");
-    expect(bad.status).toBe(401);
-    expect(bad.headers["www-authenticate"]).toBe('Bearer realm="latchkey", error="invalid_token"');
+    await expectMissingAndBadKeyRefused(started.url);
   });
 
   it("passes a valid key's identity to the app and keeps the credential from it", async () => {
-    const { token, key } = stack.keys.issue({
-      scopes: ["write"],
-      name: "writer",
-      environment: "prod",
-      owner: "agent-7",
-    });
-    const response = await send(url, "POST", "/chats?x=1", { authorization: `Bearer ${token}` }, "{}");
-    expect(response.status).toBe(200);
-    const echo = response.json<EchoedRequest>();
-    expect(echo.method).toBe("POST");
-    expect(echo.path).toBe("/chats?x=1");
-    expect(echo.bodyBytes).toBe(2);
-    expect(echo.headers).toMatchObject({
-      "x-latchkey-key-id": key.id,
-      "x-latchkey-team-id": "team_demo",
-      "x-latchkey-scopes": "write",
-      "x-latchkey-key-name": "writer",
-      "x-latchkey-environment": "prod",
-      "x-latchkey-owner": "agent-7",
-    });
+    const { echo } = await postAsWriter(started.url, started.stack);
     expect(echo.headers.authorization).toBeUndefined();
   });
 
   it("answers 403 for a key without the route's scope", async () => {
-    const { token } = stack.keys.issue({ scopes: ["write"] });
-    const response = await send(url, "GET", "/admin/users", { "x-api-key": token });
+    const { token } = started.stack.keys.issue({ scopes: ["write"] });
+    const response = await send(started.url, "GET", "/admin/users", { "x-api-key": token });
     expect(response.status).toBe(403);
-    const echoApiKey = await send(url, "PUT", "/x", { "x-api-key": token }, "");
+    const echoApiKey = await send(started.url, "PUT", "/x", { "x-api-key": token }, "");
     expect(echoApiKey.json<EchoedRequest>().headers["x-api-key"]).toBeUndefined();
   });
 
   it("never lets a path the app reads differently reach it", async () => {
-    const before = stack.app.handled();
-    for (const path of [
-      "/docs/../admin/users",
-      "/docs/%2e%2e/admin/users",
-      "/admin;x/users",
-      "//admin/users",
-    ]) {
+    const before = started.stack.app.handled();
+    for (const path of AMBIGUOUS_PATHS) {
       for (const method of ["GET", "POST", "DELETE"]) {
-        const response = await send(url, method, path, {}, method === "GET" ? undefined : "");
+        const response = await send(started.url, method, path, {}, method === "GET" ? undefined : "");
         expect(response.status).toBeGreaterThanOrEqual(400);
       }
     }
-    expect(stack.app.handled()).toBe(before);
+    expect(started.stack.app.handled()).toBe(before);
   });
 
   it("caches decisions: the same key and URI ask the sidecar once", async () => {
-    const { token } = stack.keys.issue({ scopes: ["write"] });
+    const { token } = started.stack.keys.issue({ scopes: ["write"] });
     const before = forwardAuthCalls();
     for (let i = 0; i < 5; i++) {
-      expect((await send(url, "POST", "/cached", { authorization: `Bearer ${token}` }, "")).status).toBe(200);
+      expect(
+        (await send(started.url, "POST", "/cached", { authorization: `Bearer ${token}` }, "")).status,
+      ).toBe(200);
     }
     expect(forwardAuthCalls() - before).toBe(1);
   });

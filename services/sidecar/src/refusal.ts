@@ -1,5 +1,7 @@
 import type { ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
+import type { Socket } from "node:net";
+import type { PathRejection } from "./policy/normalize-path.js";
 
 /** The `code` of a refusal body; also a stable value for dashboards. */
 export type RefusalCode =
@@ -179,6 +181,18 @@ export const QUERY_TOKEN_NOT_ACCEPTED: Refusal = {
 };
 
 /**
+ * 400 in forward-auth behind Traefik (the URI came as `X-Forwarded-Uri`): Traefik forwards the URL
+ * to the app as sent, so a `token` parameter cannot be taken out and would reach the app's logs.
+ */
+export const QUERY_TOKEN_NOT_REMOVABLE: Refusal = {
+  status: 400,
+  code: "invalid_request",
+  message:
+    "The proxy in front forwards the URL as sent, so a token in it would reach the app; send it in Authorization: Bearer or X-API-Key (event streams: route them through the sidecar's proxy).",
+  headers: [],
+};
+
+/**
  * 429 with `Retry-After` (whole seconds, at least 1) and, from the sidecar's
  * own limiter, its `RateLimit-Policy`/`RateLimit` headers (flat name, value).
  */
@@ -225,14 +239,25 @@ export function insufficientScope(requiredScopes: readonly string[]): Refusal {
   };
 }
 
-/** 400 for a request path the sidecar refuses to interpret (see `normalizePath`). */
-export function badPath(reason: string): Refusal {
-  return {
-    status: 400,
-    code: "invalid_request",
-    message: `The request path is not acceptable (${reason}).`,
-    headers: [],
-  };
+const badPaths = new Map<PathRejection, Refusal>();
+
+/**
+ * 400 for a request path the sidecar refuses to interpret (see `normalizePath`).
+ * One object per reason, so an entry point can tell which reason a decision
+ * carries (ext_authz names Envoy's settings for a path Envoy should have normalized).
+ */
+export function badPath(reason: PathRejection): Refusal {
+  let refusal = badPaths.get(reason);
+  if (refusal === undefined) {
+    refusal = {
+      status: 400,
+      code: "invalid_request",
+      message: `The request path is not acceptable (${reason}).`,
+      headers: [],
+    };
+    badPaths.set(reason, refusal);
+  }
+  return refusal;
 }
 
 /** The JSON body of a refusal: `{ "error": { "code", "message", "requestId" } }`. */

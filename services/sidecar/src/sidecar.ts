@@ -14,6 +14,8 @@ import { createAdminServer } from "./admin-server.js";
 import { createAuthorizer } from "./authorize.js";
 import { SIDECAR_ENV, type SidecarConfig } from "./config.js";
 import { createDecisionUsage } from "./decision-usage.js";
+import { createCheckHandler } from "./ext-authz/check-handler.js";
+import { type ExtAuthzServer, startExtAuthzServer } from "./ext-authz/ext-authz-server.js";
 import { createForwardAuthRoute, FORWARD_AUTH_PATH } from "./forward-auth.js";
 import type { KeyChecker } from "./key-checker.js";
 import { LiveConnections } from "./live-connections.js";
@@ -59,6 +61,8 @@ export interface SidecarHandle {
   readonly adminPort: number;
   /** Port of the HTTPS listener, when TLS is configured. */
   readonly tlsPort: number | undefined;
+  /** Port of the Envoy ext_authz (gRPC) listener; undefined when `extAuthzListen` is unset. */
+  readonly extAuthzPort: number | undefined;
   readonly registry: Registry;
   readonly logger: Logger;
   /** Open SSE streams and WebSockets. */
@@ -73,7 +77,8 @@ export interface SidecarHandle {
 
 /**
  * Starts the sidecar: the proxy and forward-auth listener, the admin listener,
- * and (unless one is given) a verifier.
+ * the Envoy ext_authz listener when `extAuthzListen` is set, and (unless one
+ * is given) a verifier.
  *
  * @example
  * ```ts
@@ -219,9 +224,17 @@ export async function startSidecar(
   });
 
   await listen(server, config.listen.host, config.listen.port);
+  let extAuthz: ExtAuthzServer | undefined;
   try {
     await listen(admin, config.adminListen.host, config.adminListen.port);
     if (https) await listen(https.server, config.tlsListen.host, config.tlsListen.port);
+    if (config.extAuthzListen !== undefined) {
+      extAuthz = await startExtAuthzServer({
+        listen: config.extAuthzListen,
+        check: createCheckHandler(context),
+        logger,
+      });
+    }
   } catch (error) {
     server.close();
     admin.close();
@@ -237,6 +250,7 @@ export async function startSidecar(
       adminPort,
       tlsPort,
       plainHttp: https === undefined ? undefined : config.plainHttp,
+      extAuthzPort: extAuthz?.port,
       upstream: config.upstream.origin + basePath,
       enforcement: config.enforcement,
       policy: options.policy !== undefined ? "(given)" : (config.policy ?? "preset all-private"),
@@ -253,6 +267,7 @@ export async function startSidecar(
     port,
     adminPort,
     tlsPort,
+    extAuthzPort: extAuthz?.port,
     registry,
     logger,
     liveConnectionCount: () => liveConnections.size,
@@ -267,8 +282,7 @@ export async function startSidecar(
           server.closeAllConnections();
           for (const socket of upgraded) socket.destroy();
         }, config.shutdownTimeoutMs);
-        await drained;
-        await httpsDrained;
+        await Promise.all([drained, httpsDrained, extAuthz?.close(config.shutdownTimeoutMs)]);
         clearTimeout(timer);
         await upstream.destroy();
         for (const cleanup of cleanups) {

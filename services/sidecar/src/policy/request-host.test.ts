@@ -88,11 +88,11 @@ describe("decideHost", () => {
       ok: false,
       reason: "conflicting_host",
     });
-    expect(decideHost({ host: "A.example", forwardedAsSent: true })).toEqual({
+    expect(decideHost({ host: "A.example", pathAsSent: true })).toEqual({
       ok: false,
       reason: "not_canonical_host",
     });
-    expect(decideHost({ host: "a.example.", forwardedAsSent: true })).toEqual({
+    expect(decideHost({ host: "a.example.", pathAsSent: true })).toEqual({
       ok: false,
       reason: "not_canonical_host",
     });
@@ -104,7 +104,7 @@ describe("decideHost", () => {
       name: "a.example",
       port: "",
     });
-    expect(decideHost({ host: "a.example:8443", forwardedAsSent: true })).toEqual({
+    expect(decideHost({ host: "a.example:8443", pathAsSent: true })).toEqual({
       ok: true,
       name: "a.example",
       port: ":8443",

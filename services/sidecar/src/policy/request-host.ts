@@ -110,8 +110,8 @@ export interface HostFacts {
   readonly hostAmbiguous?: boolean | undefined;
   /** In proxy mode, a trusted proxy's `X-Forwarded-Host`: an app behind it may read that instead. */
   readonly forwardedHost?: string | undefined;
-  /** Forward-auth: the app gets the request as sent, so only a canonical host is decided on. */
-  readonly forwardedAsSent?: boolean | undefined;
+  /** Forward-auth and ext_authz: the app gets the request as sent, so only a canonical host is decided on. */
+  readonly pathAsSent?: boolean | undefined;
 }
 
 /**
@@ -133,7 +133,7 @@ export function decideHost(facts: HostFacts): NormalizedHost {
   if (facts.host === undefined) return { ok: false, reason: "missing_host" };
   const host = normalizeHost(facts.host);
   if (!host.ok) return host;
-  if (facts.forwardedAsSent === true && facts.host !== `${host.name}${host.port}`) {
+  if (facts.pathAsSent === true && facts.host !== `${host.name}${host.port}`) {
     return { ok: false, reason: "not_canonical_host" };
   }
   if (facts.forwardedHost !== undefined) {

@@ -30,6 +30,11 @@ export interface ScannedRequest {
    * client may have added the name its proxy does not set.
    */
   readonly originalConflict: boolean;
+  /**
+   * True when the original URI came (also) as `X-Forwarded-Uri`, Traefik's name: Traefik forwards
+   * the request's URI to the app as sent, so nothing in its query can be taken out.
+   */
+  readonly forwardedUri: boolean;
   readonly requestId: string | undefined;
   /**
    * The method a client asks the app to use instead of the request's
@@ -86,6 +91,7 @@ export function scanRequestHeaders(
   let originalUri: string | undefined;
   let originalMethod: string | undefined;
   let originalConflict = false;
+  let forwardedUri = false;
   let requestId: string | undefined;
   let methodOverride: string | undefined;
   let methodOverrideHeaders = EMPTY;
@@ -179,8 +185,12 @@ export function scanRequestHeaders(
         continue;
       // What a forward-auth caller says the original request was. Read by forward-auth only; an app
       // must never take them from a client, so they are not forwarded.
-      case "x-original-uri":
       case "x-forwarded-uri":
+        forwardedUri = true;
+        if (originalUri !== undefined && originalUri !== value) originalConflict = true;
+        originalUri ??= value;
+        continue;
+      case "x-original-uri":
         if (originalUri !== undefined && originalUri !== value) originalConflict = true;
         originalUri ??= value;
         continue;
@@ -234,6 +244,7 @@ export function scanRequestHeaders(
     originalUri,
     originalMethod,
     originalConflict,
+    forwardedUri,
     requestId,
     methodOverride,
     methodOverrideHeaders,

@@ -4,8 +4,11 @@ import { buildUpstreamHeaders, type ScannedRequest } from "./forward-headers.js"
 import { identityHeaders } from "./identity-headers.js";
 import type { ProxyContext } from "./proxy-context.js";
 
-/** How a request reached the sidecar: proxied HTTP, a WebSocket handshake, or a forward-auth question. */
-export type Via = "proxy" | "websocket" | "forward-auth";
+/**
+ * How a request reached the sidecar: proxied HTTP, a WebSocket handshake, a
+ * forward-auth question (nginx, Traefik) or an Envoy ext_authz Check.
+ */
+export type Via = "proxy" | "websocket" | "forward-auth" | "ext-authz";
 
 /** A request as each entry point hands it to the shared steps below. */
 export interface IncomingRequest {
@@ -21,16 +24,20 @@ export interface IncomingRequest {
   readonly peer: string;
   /** `performance.now()` when it arrived. */
   readonly start: number;
+  /** See `RequestFacts.queryAsSent`. */
+  readonly queryAsSent?: boolean;
   /** See `RequestFacts.abortable`. */
   readonly abortable?: { readonly signal: AbortSignal };
 }
 
 /**
- * The one decision path of the proxy, the WebSocket upgrade and forward-auth:
- * unchecked in `disabled` mode, otherwise the policy's and the verifier's.
- * Forward-auth decides on a request the app gets from another proxy as the
- * client sent it, so what the sidecar would rewrite is refused there instead
- * (`RequestFacts.forwardedAsSent`). Synchronous when the answer is local.
+ * The one decision path of the proxy, the WebSocket upgrade, forward-auth and
+ * ext_authz: unchecked in `disabled` mode, otherwise the policy's and the
+ * verifier's. Forward-auth and ext_authz decide on a request the app gets from
+ * another proxy, with the path the client (or Envoy's normalization) gave it,
+ * so a path the sidecar would rewrite is refused there instead
+ * (`RequestFacts.pathAsSent`); nginx and Traefik cannot remove headers either,
+ * Envoy can (`RequestFacts.headersAsSent`). Synchronous when the answer is local.
  */
 export function decideRequest(context: ProxyContext, request: IncomingRequest): Decision | Promise<Decision> {
   if (context.mode === "disabled") return notChecked(request.rawPath, request.query);
@@ -49,7 +56,9 @@ export function decideRequest(context: ProxyContext, request: IncomingRequest): 
     apiKey: scanned.apiKey,
     methodOverride: scanned.methodOverride,
     strippedSensitive: scanned.strippedSensitive,
-    forwardedAsSent: forwardAuth,
+    pathAsSent: request.via === "forward-auth" || request.via === "ext-authz",
+    headersAsSent: request.via === "forward-auth",
+    queryAsSent: request.queryAsSent,
     abortable: request.abortable,
     host: forwardAuth ? scanned.forwardedHost : scanned.host,
     hostAmbiguous: forwardAuth
