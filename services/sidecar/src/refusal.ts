@@ -1,6 +1,5 @@
 import type { ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
-import type { Socket } from "node:net";
 import type { PathRejection } from "./policy/normalize-path.js";
 
 /** The `code` of a refusal body; also a stable value for dashboards. */
