@@ -8,6 +8,7 @@ import * as rateLimits from "./2026-12-02T0100_rate_limits.js";
 import * as keyFormats from "./2026-12-02T0200_key_formats.js";
 import * as importKeys from "./2026-12-02T0300_import.js";
 import * as ownerEnvironment from "./2026-12-02T0400_owner_environment.js";
+import * as outboxCurrency from "./2026-12-03T0000_outbox_currency.js";
 
 /**
  * Every migration, by name. Names are timestamps so they sort in order; kept
@@ -24,4 +25,5 @@ export const migrations: Record<string, Migration> = {
   "2026-12-02T0200_key_formats": keyFormats,
   "2026-12-02T0300_import": importKeys,
   "2026-12-02T0400_owner_environment": ownerEnvironment,
+  "2026-12-03T0000_outbox_currency": outboxCurrency,
 };
