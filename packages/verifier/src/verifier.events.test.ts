@@ -202,6 +202,11 @@ describe("acks and heartbeats", () => {
     expect(text).toContain("latchkey_verifier_applied_sequence 3");
     expect(text).toContain("latchkey_verifier_lag_events 0");
     expect(text).toContain("latchkey_verifier_nats_connected 1");
+    // One publish → applied observation per event; a proof of currency from this heartbeat's answer.
+    expect(text).toMatch(/^latchkey_verifier_revocation_lag_seconds_count 3$/m);
+    const age = Number(/^latchkey_verifier_currency_age_seconds (\S+)$/m.exec(text)?.[1]);
+    expect(age).toBeGreaterThanOrEqual(0);
+    expect(age).toBeLessThan(0.1);
   });
 });
 

@@ -231,9 +231,12 @@ describe("token-service failures", () => {
     expect(outcome).toMatchObject({ ok: false, code: "UNAVAILABLE", cached: false, stale: false });
     expect(outcome.code === "UNAVAILABLE" && (outcome.cause as { code?: Code }).code).toBe(Code.Unavailable);
     expect(v.isHealthy()).toBe(false);
+    // Counted as a fail-closed answer.
+    expect(await v.metrics.metrics()).toMatch(/^latchkey_verifier_unavailable_total 1$/m);
     stub.failWith = undefined;
     expect(await v.verify(token)).toMatchObject({ ok: true });
     expect(v.isHealthy()).toBe(true);
+    expect(await v.metrics.metrics()).toMatch(/^latchkey_verifier_unavailable_total 1$/m);
   });
 
   it("does not serve an expired answer on error when serve-stale is off", async () => {

@@ -133,6 +133,8 @@ export function startOutboxCurrency(options: OutboxCurrencyOptions): OutboxCurre
     let pending: readonly number[];
     let through: number;
     try {
+      // No proof without a connection: and a bus still making its first one would keep the read waiting.
+      if (!bus.isConnected()) throw new Error("the key event bus is not connected");
       pending = await options.pendingIds(maxPending + 1);
       // Read after the outbox: every row it found published had reached the stream by now.
       through = await bus.lastSequence();
