@@ -162,6 +162,13 @@ export interface NatsKeyEventBus extends KeyEventBus {
 const noLogger: KeyEventBusLogger = { info() {}, warn() {} };
 
 /**
+ * A reply subject in a verifier's inbox: the NATS client's default `_INBOX.<nuid>` (and a
+ * request's token after it). Verifiers keep that default; the token-service's own prefix
+ * (TOKEN_SERVICE_INBOX_PREFIX) is `_INBOX_…`, which this does not match.
+ */
+const VERIFIER_INBOX = /^_INBOX(\.[A-Za-z0-9_-]{1,64}){1,4}$/;
+
+/**
  * The key event bus over NATS JetStream. Events go to the stream
  * `LATCHKEY_KEY_EVENTS` on `latchkey.keys.<team>.<event>` as protobuf `KeyEvent`,
  * with the outbox id as `Nats-Msg-Id` so a re-publish is de-duplicated.
@@ -425,6 +432,16 @@ export function createNatsKeyEventBus(options: NatsKeyEventBusOptions): NatsKeyE
       return subscribeCore(`${VERIFIER_CURRENCY_SUBJECT_PREFIX}.*`, (message) => {
         const replyTo = message.reply;
         if (replyTo === undefined || replyTo === "") return;
+        // The answer goes wherever the request says. The token-service's NATS user may publish key
+        // events and JetStream API requests, so a reply subject naming one of those would make it
+        // write there for whoever asked: answer only into a verifier's inbox.
+        if (!VERIFIER_INBOX.test(replyTo)) {
+          logger.warn(
+            { subject: message.subject },
+            "outbox currency request with a reply subject outside _INBOX",
+          );
+          return;
+        }
         const request = fromBinary(OutboxCurrencyRequestSchema, message.data);
         let answered = false;
         handler({
