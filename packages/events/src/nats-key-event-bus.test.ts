@@ -1,5 +1,4 @@
 import { createServer, type Server, type Socket, connect as tcpConnect } from "node:net";
-import { setTimeout as sleep } from "node:timers/promises";
 import { create, toBinary } from "@bufbuild/protobuf";
 import {
   type KeyEvent,
