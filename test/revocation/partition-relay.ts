@@ -4,6 +4,7 @@
 // stack keeps its connection "up"). Bytes are held, not dropped: TCP
 // retransmits, so a healed path delivers what was sent meanwhile.
 import { connect as connectTcp, createServer, type Socket } from "node:net";
+import { listenRelay } from "./relay-listener.js";
 
 /** A running relay. */
 export interface PartitionRelay {
@@ -80,14 +81,9 @@ export async function startPartitionRelay(upstream: string): Promise<PartitionRe
     }
     relay(client);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
-  });
-  const address = server.address();
-  const port = typeof address === "object" && address !== null ? address.port : 0;
+  const listening = await listenRelay(server, sockets, target);
   return {
-    url: `${target.protocol}//127.0.0.1:${port}`,
+    url: listening.url,
     partition() {
       partitioned = true;
       // Pausing stops reading: what the other side sends stays in its buffers, as in a stalled path.
@@ -102,9 +98,6 @@ export async function startPartitionRelay(upstream: string): Promise<PartitionRe
         client.resume();
       }
     },
-    async close() {
-      for (const socket of sockets) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
+    close: listening.close,
   };
 }

@@ -83,7 +83,7 @@ export function createTokenServiceMetrics(
   });
   const cacheCounts = registerScrapedCounter(registry, {
     name: "latchkey_token_service_row_cache_lookups_total",
-    help: "Verify lookups in the key row cache: hit, miss, or bypass (key events cut off, or the caller has applied newer events).",
+    help: "Verify lookups in the key row cache: hit, miss, or bypass (no proof of currency recent enough, key events cut off, or the caller has applied newer events).",
     labelName: "outcome",
     keys: OUTCOMES,
     labelOf: (outcome) => outcome,
