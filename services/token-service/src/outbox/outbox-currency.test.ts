@@ -154,6 +154,24 @@ describe("outbox currency", () => {
     expect(await next).toMatchObject({ publishedThroughSequence: 0n });
   });
 
+  it("forgets a question after 10 s: its verifier has given up, and an answer would prove little", async () => {
+    outbox = async () => {
+      throw new Error("connection refused");
+    };
+    start();
+    await vi.advanceTimersByTimeAsync(10);
+    const stale = ask(60_000);
+    await vi.advanceTimersByTimeAsync(10_500);
+    outbox = async () => [];
+    const fresh = ask(60_000);
+    await vi.advanceTimersByTimeAsync(2 * INTERVAL);
+    expect(await fresh).toMatchObject({ publishedThroughSequence: 0n });
+    let staleAnswer: OutboxCurrency | "none" | undefined;
+    void stale.then((a) => (staleAnswer = a));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(staleAnswer).toBeUndefined();
+  });
+
   it("offers each proof to the row cache's coverage, which holds it until the stream is applied", async () => {
     await publishEvents(2);
     const coverage = start();

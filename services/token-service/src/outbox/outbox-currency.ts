@@ -94,8 +94,8 @@ export function startOutboxCurrency(options: OutboxCurrencyOptions): OutboxCurre
 
   const questions = bus.onOutboxCurrencyRequest((question) => {
     if (closed) return;
+    if (waiting.length >= MAX_WAITING) waiting.shift();
     waiting.push({ receivedAt: now(), question });
-    if (waiting.length > MAX_WAITING) waiting = waiting.slice(waiting.length - MAX_WAITING);
   });
 
   /** The latest time before which every committed row is published, or undefined when not provable. */
@@ -111,15 +111,19 @@ export function startOutboxCurrency(options: OutboxCurrencyOptions): OutboxCurre
     return undefined;
   }
 
-  function answer(provenFrom: number, through: number): void {
+  /** Answers the questions that arrived before `provenFrom` (none when undefined); drops expired ones. */
+  function answer(provenFrom: number | undefined, through: number): void {
     if (waiting.length === 0) return;
-    const reply = create(OutboxCurrencySchema, {
-      publishedThroughSequence: BigInt(through),
-      replicaId: options.replicaId,
-    });
+    const reply =
+      provenFrom === undefined
+        ? undefined
+        : create(OutboxCurrencySchema, {
+            publishedThroughSequence: BigInt(through),
+            replicaId: options.replicaId,
+          });
     const expired = now() - QUESTION_TTL_MS;
     waiting = waiting.filter(({ receivedAt, question }) => {
-      if (receivedAt <= provenFrom) {
+      if (reply !== undefined && provenFrom !== undefined && receivedAt <= provenFrom) {
         question.respond(reply);
         return false;
       }
@@ -143,6 +147,7 @@ export function startOutboxCurrency(options: OutboxCurrencyOptions): OutboxCurre
         logger.warn({ err: error }, "cannot prove the outbox published; verifiers will re-verify");
       failing = true;
       options.onRound?.("failed");
+      answer(undefined, 0);
       return;
     }
     if (failing) logger.info("outbox currency proven again");
@@ -155,6 +160,7 @@ export function startOutboxCurrency(options: OutboxCurrencyOptions): OutboxCurre
     if (history.length > HISTORY) history.shift();
     if (provenFrom === undefined) {
       options.onRound?.("pending");
+      answer(undefined, through);
       return;
     }
     options.onRound?.("proven");
