@@ -99,8 +99,8 @@ describe("revocation across verifiers", () => {
     await nats.restart();
     // The events arrive after the restart: every cache drops exactly the revoked keys. Wait for
     // the events themselves: during the outage the entries merely went stale (verifyCached says
-    // nothing), and they are vouched for again once the feed is back, before the outbox has sent
-    // the revocations.
+    // nothing), and they are vouched for again only once the outbox has sent the revocations (a
+    // replica proves the outbox published before any verifier counts itself current).
     await eventually(
       () =>
         verifiers.every(
