@@ -20,6 +20,7 @@ export const CUSTOM_RESOURCES: ReadonlySet<string> = new Set([
   "cert-manager.io/v1/Certificate",
   "cert-manager.io/v1/Issuer",
   "monitoring.coreos.com/v1/PodMonitor",
+  "monitoring.coreos.com/v1/PrometheusRule",
   "postgresql.cnpg.io/v1/ScheduledBackup",
   "barmancloud.cnpg.io/v1/ObjectStore",
 ]);

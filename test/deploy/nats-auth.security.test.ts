@@ -18,7 +18,14 @@ import {
   USAGE_STREAM,
   type UsageDelivery,
 } from "@latchkey/events";
-import { KeyEventSchema, KeyEventType, UsageReportSchema, VerifierAckSchema } from "@latchkey/proto";
+import {
+  KeyEventSchema,
+  KeyEventType,
+  OutboxCurrencyRequestSchema,
+  OutboxCurrencySchema,
+  UsageReportSchema,
+  VerifierAckSchema,
+} from "@latchkey/proto";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { createUser } from "@nats-io/nkeys";
 import {
@@ -108,6 +115,19 @@ async function violationsWithin(nc: NatsConnection, ms: number, act: () => void)
   act();
   await sleep(ms);
   return violations;
+}
+
+/** Retries `ask` until it resolves: the answering subscription may not have reached the server yet. */
+async function waitForAnswer<T>(ask: () => Promise<T>): Promise<T> {
+  const until = Date.now() + 10_000;
+  for (;;) {
+    try {
+      return await ask();
+    } catch (error) {
+      if (Date.now() > until) throw error;
+      await sleep(50);
+    }
+  }
 }
 
 function bus(options: Parameters<typeof createNatsKeyEventBus>[0]): NatsKeyEventBus {
@@ -234,6 +254,34 @@ describe("NATS from the rendered dev config: the verifier role", () => {
     await verifier.flush();
     await sleep(200);
     expect(delivered).toEqual(["latchkey.verifiers.heartbeat.v_1"]);
+  });
+
+  it("asks the token-service whether the outbox is published, and cannot answer another verifier's question", async () => {
+    const tokenService = tokenServiceBus();
+    await tokenService.ensureStream();
+    const answering = tokenService.onOutboxCurrencyRequest((question) =>
+      question.respond(create(OutboxCurrencySchema, { publishedThroughSequence: 7n, replicaId: "ts_a" })),
+    );
+    opened.push(answering);
+    const verifier = verifierBus();
+    await verifier.connected();
+    const answer = await waitForAnswer(() =>
+      verifier.requestOutboxCurrency(create(OutboxCurrencyRequestSchema, { verifierId: "v_q" }), 2_000),
+    );
+    expect(answer).toMatchObject({ publishedThroughSequence: 7n, replicaId: "ts_a" });
+    // Another verifier can neither hear the questions nor put a forged answer in an inbox.
+    const other = await asVerifier();
+    const refused: string[] = [];
+    const reported = await violationsWithin(other, 1_500, () => {
+      other.subscribe("latchkey.verifiers.currency.*", {
+        callback: (error) => {
+          if (error instanceof PermissionViolationError) refused.push(`${error.operation} ${error.subject}`);
+        },
+      });
+      other.publish("_INBOX.forged.1", new Uint8Array([1]));
+    });
+    expect(refused).toEqual(["subscription latchkey.verifiers.currency.*"]);
+    expect(reported).toContain("publish _INBOX.forged.1");
   });
 
   it("shares rate-limit counts with the other sidecars on latchkey.ratelimit.counts.* and nowhere else", async () => {

@@ -4,6 +4,7 @@
 // Client → upstream bytes go through at once, so the replica's publishes and
 // requests reach NATS on time; only what NATS sends back is late.
 import { connect as connectTcp, createServer, type Socket } from "node:net";
+import { listenRelay } from "./relay-listener.js";
 
 /** A running relay. */
 export interface DelayingRelay {
@@ -45,17 +46,5 @@ export async function startDelayingRelay(upstream: string, delayMs: number): Pro
     client.on("error", () => remote.destroy());
     remote.on("error", () => client.destroy());
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
-  });
-  const address = server.address();
-  const port = typeof address === "object" && address !== null ? address.port : 0;
-  return {
-    url: `${target.protocol}//127.0.0.1:${port}`,
-    async close() {
-      for (const socket of sockets) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
+  return listenRelay(server, sockets, target);
 }

@@ -40,7 +40,16 @@ function followingVerifier(name: string, via: { tokenService: string } | { trans
   // The verifier reads NATS directly, on time; only the replica lags.
   const bus = createNatsKeyEventBus({ servers: nats.url, name: `lagging-replica-${name}` });
   buses.push(bus);
-  return createVerifier({ ...via, events: bus, prefix: "lk", heartbeatIntervalMs: 100, label: name });
+  // A long maxStale, so the request's max_staleness_ms (half of it) leaves the lagging replica free
+  // to answer from its row cache: min_event_sequence alone must keep it from doing so.
+  return createVerifier({
+    ...via,
+    events: bus,
+    prefix: "lk",
+    heartbeatIntervalMs: 100,
+    maxStaleMs: 120_000,
+    label: name,
+  });
 }
 
 beforeAll(async () => {
@@ -48,7 +57,13 @@ beforeAll(async () => {
   const databaseUrl = await freshDatabaseUrl("lagging_replica");
   prompt = await startTestService({ databaseUrl, natsUrl: nats.url });
   relay = await startDelayingRelay(nats.url, LAG_MS);
-  lagging = await startTestService({ databaseUrl, natsUrl: relay.url });
+  // Its row cache answers while its proof of currency is under a minute old (the relay makes it
+  // ~1 s old): only min_event_sequence stands between a verifier and its stale rows.
+  lagging = await startTestService({
+    databaseUrl,
+    natsUrl: relay.url,
+    settings: { verifyCacheMaxStaleMs: 60_000 },
+  });
   teamId = (await prompt.teams().createTeam({ name: "lagging-replica" })).team?.id ?? "";
   verifiers["grpc-js on the native port"] = followingVerifier("grpc", { tokenService: lagging.grpcUrl });
   verifiers["Connect on the Connect port"] = followingVerifier("connect", {

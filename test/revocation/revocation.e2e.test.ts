@@ -69,9 +69,13 @@ describe("revocation across verifiers", () => {
   it("reaches every verifier, and Revoke with waitTimeout says so", async () => {
     const { keyId, token } = await issue("widely-cached");
     for (const verifier of verifiers) expect((await verifier.verify(token)).code).toBe("VALID");
-    for (const verifier of verifiers) expect(verifier.verifyCached(token)?.code).toBe("VALID");
-    // Heartbeats make every verifier live for the tracker.
+    // Heartbeats make every verifier live for the tracker; a current proof keeps each answer cached.
     await sleep(300);
+    await eventually(
+      () => verifiers.every((v) => Date.now() - v.status().coveredAt < MAX_STALE_MS / 2),
+      10_000,
+    );
+    for (const verifier of verifiers) expect(verifier.verifyCached(token)?.code).toBe("VALID");
     const { propagation } = await service.tokens().revoke({ keyId, waitTimeout: { seconds: 5n } });
     expect(propagation?.liveVerifiers).toBe(4);
     expect(propagation?.confirmed).toBe(4);
@@ -95,8 +99,8 @@ describe("revocation across verifiers", () => {
     await nats.restart();
     // The events arrive after the restart: every cache drops exactly the revoked keys. Wait for
     // the events themselves: during the outage the entries merely went stale (verifyCached says
-    // nothing), and they are vouched for again once the feed is back, before the outbox has sent
-    // the revocations.
+    // nothing), and they are vouched for again only once the outbox has sent the revocations (a
+    // replica proves the outbox published before any verifier counts itself current).
     await eventually(
       () =>
         verifiers.every(

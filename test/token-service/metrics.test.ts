@@ -9,6 +9,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { TokenService, VerifyResult } from "@latchkey/proto";
 import { generateToken } from "@latchkey/token";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { eventually } from "../harness/wait.js";
 import { sample, scrape } from "./scrape-metrics.js";
 import { startTestService, type TestService } from "./start.js";
 
@@ -63,6 +64,13 @@ describe("a token-service with LATCHKEY_METRICS_LISTEN", () => {
     });
     expect(issueCalls).toBeGreaterThanOrEqual(1);
     expect(sample(text, "latchkey_token_service_key_events_connected")).toBe(1);
+    expect(sample(text, "latchkey_token_service_nats_connected")).toBe(1);
+    // The outbox is proven published round after round, and the row cache's proof is recent.
+    expect(
+      sample(text, "latchkey_token_service_outbox_currency_rounds_total", { outcome: "proven" }),
+    ).toBeGreaterThanOrEqual(1);
+    expect(sample(text, "latchkey_token_service_row_cache_currency_age_seconds")).toBeGreaterThanOrEqual(0);
+    expect(sample(text, "latchkey_token_service_row_cache_currency_age_seconds")).toBeLessThan(60);
     expect(sample(text, "latchkey_token_service_outbox_pending_rows")).toBe(0);
     expect(sample(text, "latchkey_token_service_outbox_oldest_pending_age_seconds")).toBe(0);
     expect(sample(text, "process_resident_memory_bytes")).toBeGreaterThan(0);
@@ -105,5 +113,17 @@ describe("a token-service cut off from NATS", () => {
       1,
     );
     expect(sample(text, "latchkey_token_service_key_events_connected")).toBe(0);
+    expect(sample(text, "latchkey_token_service_nats_connected")).toBe(0);
+    // No round can read the stream (each waits for NATS up to the bus's request timeout): nothing is
+    // ever proven, so the row cache is not trusted.
+    const rounds = (body: string, outcome: string) =>
+      sample(body, "latchkey_token_service_outbox_currency_rounds_total", { outcome }) ?? 0;
+    const later = await eventually(
+      () => scrape(service.handle.metricsPort ?? 0),
+      (body) => rounds(body, "failed") >= 1,
+      { what: "a failed outbox currency round", timeoutMs: 20_000, intervalMs: 200 },
+    );
+    expect(rounds(later, "proven")).toBe(0);
+    expect(later).toMatch(/^latchkey_token_service_row_cache_currency_age_seconds \+Inf$/m);
   });
 });

@@ -16,6 +16,8 @@ export {
   natsConnectionOptions,
 } from "./nats-key-event-bus.js";
 export { ensureUsageStream, type UsageStreamLimits, usageMessageId } from "./nats-usage-stream.js";
+export { createOutboxCoverage, type OutboxCoverage } from "./outbox-coverage.js";
+export type { OutboxCurrencyQuestion, OutboxCurrencyTransport } from "./outbox-currency-transport.js";
 export {
   KEY_EVENTS_STREAM,
   KEY_EVENTS_SUBJECT_PREFIX,
@@ -29,6 +31,7 @@ export {
   USAGE_SUBJECTS,
   usageSubject,
   VERIFIER_ACK_SUBJECT_PREFIX,
+  VERIFIER_CURRENCY_SUBJECT_PREFIX,
   VERIFIER_HEARTBEAT_SUBJECT_PREFIX,
   verifierSubject,
 } from "./subjects.js";

@@ -1,4 +1,5 @@
 import type { KeyEvent, VerifierAck, VerifierHeartbeat } from "@latchkey/proto";
+import type { OutboxCurrencyTransport } from "./outbox-currency-transport.js";
 import type { UsageReportTransport } from "./usage-report-transport.js";
 
 /** A key event as delivered to a subscriber, with its position in the stream. */
@@ -7,6 +8,12 @@ export interface KeyEventDelivery {
   readonly sequence: number;
   /** The event. */
   readonly event: KeyEvent;
+  /**
+   * When the bus stored it (ms since the epoch): JetStream's timestamp, on the
+   * NATS server's clock, or the in-process bus's. For the revocation lag metric
+   * only; nothing that decides access compares it with another clock.
+   */
+  readonly publishedAt: number;
 }
 
 /** Callbacks of a key event subscription. */
@@ -31,10 +38,11 @@ export interface KeyEventSubscription {
 
 /**
  * Carries key events from the token-service's outbox to every verifier, and
- * verifier acks, heartbeats and usage reports back. Implemented by the
- * in-process bus (the embedded default) and by NATS JetStream.
+ * verifier acks, heartbeats, usage reports and outbox currency questions back.
+ * Implemented by the in-process bus (the embedded default) and by NATS
+ * JetStream.
  */
-export interface KeyEventBus extends UsageReportTransport {
+export interface KeyEventBus extends UsageReportTransport, OutboxCurrencyTransport {
   /**
    * Publishes one event. `messageId` de-duplicates re-publication of the same
    * outbox row. Resolves once the bus has durably accepted it.

@@ -1,4 +1,11 @@
-import type { KeyEvent, UsageReport, VerifierAck, VerifierHeartbeat } from "@latchkey/proto";
+import type {
+  KeyEvent,
+  OutboxCurrency,
+  OutboxCurrencyRequest,
+  UsageReport,
+  VerifierAck,
+  VerifierHeartbeat,
+} from "@latchkey/proto";
 import type {
   KeyEventBus,
   KeyEventDelivery,
@@ -6,6 +13,7 @@ import type {
   KeyEventSubscription,
   VerifierMessage,
 } from "./key-event-bus.js";
+import type { OutboxCurrencyQuestion } from "./outbox-currency-transport.js";
 import type { UsageDelivery } from "./usage-report-transport.js";
 
 /** Options of {@link createMemoryKeyEventBus}. */
@@ -41,6 +49,7 @@ export function createMemoryKeyEventBus(options: MemoryKeyEventBusOptions = {}):
   const seenIds = new Map<string, number>();
   const subscribers = new Set<MemorySubscriber>();
   const verifierHandlers = new Set<(message: VerifierMessage) => void>();
+  const currencyHandlers = new Set<(question: OutboxCurrencyQuestion) => void>();
   let sequence = 0;
   let closed = false;
   const usage = createMemoryUsageQueue(retain);
@@ -71,7 +80,7 @@ export function createMemoryKeyEventBus(options: MemoryKeyEventBusOptions = {}):
       const existing = seenIds.get(messageId);
       if (existing !== undefined) return { sequence: existing, duplicate: true };
       sequence += 1;
-      const delivery: KeyEventDelivery = { sequence, event };
+      const delivery: KeyEventDelivery = { sequence, event, publishedAt: Date.now() };
       log.push(delivery);
       seenIds.set(messageId, sequence);
       if (log.length > retain) {
@@ -125,6 +134,38 @@ export function createMemoryKeyEventBus(options: MemoryKeyEventBusOptions = {}):
       };
     },
 
+    requestOutboxCurrency(request: OutboxCurrencyRequest, timeoutMs: number): Promise<OutboxCurrency> {
+      if (closed) return Promise.reject(new Error("key event bus is closed"));
+      if (currencyHandlers.size === 0) return Promise.reject(new Error("no token-service answers"));
+      return new Promise((resolve, reject) => {
+        let answered = false;
+        const timer = setTimeout(() => {
+          answered = true;
+          reject(new Error("no answer to the outbox currency request"));
+        }, timeoutMs);
+        timer.unref?.();
+        const respond = (answer: OutboxCurrency) => {
+          if (answered) return;
+          answered = true;
+          clearTimeout(timer);
+          resolve(answer);
+        };
+        // Delivered asynchronously, as over a network.
+        queueMicrotask(() => {
+          for (const handler of currencyHandlers) handler({ request, respond });
+        });
+      });
+    },
+
+    onOutboxCurrencyRequest(handler) {
+      currencyHandlers.add(handler);
+      return {
+        async close() {
+          currencyHandlers.delete(handler);
+        },
+      };
+    },
+
     async publishUsage(report: UsageReport, messageId: string) {
       if (closed) throw new Error("key event bus is closed");
       return usage.publish(report, messageId);
@@ -145,6 +186,7 @@ export function createMemoryKeyEventBus(options: MemoryKeyEventBusOptions = {}):
       for (const entry of subscribers) entry.closed = true;
       subscribers.clear();
       verifierHandlers.clear();
+      currencyHandlers.clear();
     },
   };
 }

@@ -1,9 +1,12 @@
 import { createServer, type Server, type Socket, connect as tcpConnect } from "node:net";
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import {
   type KeyEvent,
   KeyEventSchema,
   KeyEventType,
+  type OutboxCurrency,
+  OutboxCurrencyRequestSchema,
+  OutboxCurrencySchema,
   VerifierAckSchema,
   VerifierHeartbeatSchema,
 } from "@latchkey/proto";
@@ -218,6 +221,62 @@ describe("createNatsKeyEventBus", () => {
     expect(gotAck?.kind === "ack" && gotAck.ack.eventIds).toEqual([1n, 2n]);
     expect(gotAck?.kind === "ack" && gotAck.ack.appliedSequence).toBe(9n);
     expect(gotHeartbeat?.kind === "heartbeat" && gotHeartbeat.heartbeat.label).toBe("x");
+  });
+
+  it("carries outbox currency requests and answers, and answers only into an inbox", async () => {
+    const tokenService = bus();
+    const verifier = bus();
+    const asked: string[] = [];
+    tokenService.onOutboxCurrencyRequest((question) => {
+      asked.push(question.request.verifierId);
+      question.respond(create(OutboxCurrencySchema, { publishedThroughSequence: 42n, replicaId: "ts_1" }));
+    });
+    await tokenService.connected();
+    await verifier.connected();
+    const request = create(OutboxCurrencyRequestSchema, { verifierId: "v_1" });
+    // The answering subscription reaches the server asynchronously: ask until it answers.
+    let answer: OutboxCurrency | undefined;
+    await waitUntil(
+      async () => {
+        answer = await verifier.requestOutboxCurrency(request, 500).catch(() => undefined);
+        return answer !== undefined;
+      },
+      { what: "an answer", timeoutMs: 15_000 },
+    );
+    expect(answer).toMatchObject({ publishedThroughSequence: 42n, replicaId: "ts_1" });
+
+    // A request whose reply subject names a key event subject (or any other non-inbox subject)
+    // is heard but never answered: the answer would be written there with the token-service's rights.
+    const raw = await connect({ servers: server.url });
+    closers.push(() => raw.close());
+    const written: string[] = [];
+    for (const subject of [
+      "latchkey.keys.team_a.revoked",
+      "$JS.API.STREAM.DELETE.LATCHKEY_KEY_EVENTS",
+      "_INBOX_latchkey_token_service.x",
+    ]) {
+      raw.subscribe(subject, {
+        callback: (_, message) => {
+          written.push(message.subject);
+        },
+      });
+    }
+    await raw.flush();
+    const before = asked.length;
+    for (const reply of [
+      "latchkey.keys.team_a.revoked",
+      "$JS.API.STREAM.DELETE.LATCHKEY_KEY_EVENTS",
+      "_INBOX_latchkey_token_service.x",
+    ]) {
+      raw.publish("latchkey.verifiers.currency.v_evil", toBinary(OutboxCurrencyRequestSchema, request), {
+        reply,
+      });
+    }
+    await raw.flush();
+    // A proper request sent after them is answered, so they had arrived and been dropped.
+    expect(await verifier.requestOutboxCurrency(request, 5_000)).toMatchObject({ replicaId: "ts_1" });
+    expect(asked.length).toBe(before + 1);
+    expect(written).toEqual([]);
   });
 
   it("reports a gap when the stream no longer holds the requested sequence", async () => {

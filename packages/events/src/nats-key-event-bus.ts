@@ -3,6 +3,9 @@ import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
   type KeyEvent,
   KeyEventSchema,
+  type OutboxCurrencyRequest,
+  OutboxCurrencyRequestSchema,
+  OutboxCurrencySchema,
   type UsageReport,
   UsageReportSchema,
   type VerifierAck,
@@ -19,6 +22,7 @@ import {
 } from "@nats-io/jetstream";
 import {
   connect,
+  type Msg,
   type NatsConnection,
   type NodeConnectionOptions,
   nkeyAuthenticator,
@@ -31,12 +35,14 @@ import {
   openNatsKeyEventSubscription,
 } from "./nats-key-event-subscription.js";
 import { consumeUsageReports, ensureUsageStream } from "./nats-usage-stream.js";
+import type { OutboxCurrencyQuestion } from "./outbox-currency-transport.js";
 import {
   KEY_EVENTS_STREAM,
   keyEventSubject,
   USAGE_STREAM,
   usageSubject,
   VERIFIER_ACK_SUBJECT_PREFIX,
+  VERIFIER_CURRENCY_SUBJECT_PREFIX,
   VERIFIER_HEARTBEAT_SUBJECT_PREFIX,
   verifierSubject,
 } from "./subjects.js";
@@ -154,6 +160,13 @@ export interface NatsKeyEventBus extends KeyEventBus {
 }
 
 const noLogger: KeyEventBusLogger = { info() {}, warn() {} };
+
+/**
+ * A reply subject in a verifier's inbox: the NATS client's default `_INBOX.<nuid>` (and a
+ * request's token after it). Verifiers keep that default; the token-service's own prefix
+ * (TOKEN_SERVICE_INBOX_PREFIX) is `_INBOX_…`, which this does not match.
+ */
+const VERIFIER_INBOX = /^_INBOX(\.[A-Za-z0-9_-]{1,64}){1,4}$/;
 
 /**
  * The key event bus over NATS JetStream. Events go to the stream
@@ -393,32 +406,57 @@ export function createNatsKeyEventBus(options: NatsKeyEventBusOptions): NatsKeyE
     },
 
     onVerifierMessage(handler: (message: VerifierMessage) => void): KeyEventSubscription {
-      let subscription: Subscription | undefined;
-      let unsubscribed = false;
-      const ready = connecting.then((nc) => {
-        if (unsubscribed) return;
-        subscription = nc.subscribe("latchkey.verifiers.>", {
-          callback: (error, message) => {
-            if (error) return;
+      return subscribeCore("latchkey.verifiers.>", (message) => {
+        if (message.subject.startsWith(`${VERIFIER_ACK_SUBJECT_PREFIX}.`)) {
+          handler({ kind: "ack", ack: fromBinary(VerifierAckSchema, message.data) });
+        } else if (message.subject.startsWith(`${VERIFIER_HEARTBEAT_SUBJECT_PREFIX}.`)) {
+          handler({ kind: "heartbeat", heartbeat: fromBinary(VerifierHeartbeatSchema, message.data) });
+        }
+      });
+    },
+
+    async requestOutboxCurrency(request: OutboxCurrencyRequest, timeoutMs: number) {
+      const nc = connection;
+      // A request made while reconnecting would wait in the client's buffer: a proof is only
+      // worth having from a connection that is up now.
+      if (closed || nc === undefined || !connectedNow) throw new Error("NATS is not connected");
+      const reply = await nc.request(
+        verifierSubject(VERIFIER_CURRENCY_SUBJECT_PREFIX, request.verifierId),
+        toBinary(OutboxCurrencyRequestSchema, request),
+        { timeout: timeoutMs },
+      );
+      return fromBinary(OutboxCurrencySchema, reply.data);
+    },
+
+    onOutboxCurrencyRequest(handler: (question: OutboxCurrencyQuestion) => void) {
+      return subscribeCore(`${VERIFIER_CURRENCY_SUBJECT_PREFIX}.*`, (message) => {
+        const replyTo = message.reply;
+        if (replyTo === undefined || replyTo === "") return;
+        // The answer goes wherever the request says. The token-service's NATS user may publish key
+        // events and JetStream API requests, so a reply subject naming one of those would make it
+        // write there for whoever asked: answer only into a verifier's inbox.
+        if (!VERIFIER_INBOX.test(replyTo)) {
+          logger.warn(
+            { subject: message.subject },
+            "outbox currency request with a reply subject outside _INBOX",
+          );
+          return;
+        }
+        const request = fromBinary(OutboxCurrencyRequestSchema, message.data);
+        let answered = false;
+        handler({
+          request,
+          respond(answer) {
+            if (answered || closed) return;
+            answered = true;
             try {
-              if (message.subject.startsWith(`${VERIFIER_ACK_SUBJECT_PREFIX}.`)) {
-                handler({ kind: "ack", ack: fromBinary(VerifierAckSchema, message.data) });
-              } else if (message.subject.startsWith(`${VERIFIER_HEARTBEAT_SUBJECT_PREFIX}.`)) {
-                handler({ kind: "heartbeat", heartbeat: fromBinary(VerifierHeartbeatSchema, message.data) });
-              }
-            } catch (decodeError) {
-              logger.warn({ err: decodeError, subject: message.subject }, "undecodable verifier message");
+              message.respond(toBinary(OutboxCurrencySchema, answer));
+            } catch (error) {
+              logger.warn({ err: error }, "cannot answer an outbox currency request");
             }
           },
         });
       });
-      ready.catch(() => {});
-      return {
-        async close() {
-          unsubscribed = true;
-          subscription?.unsubscribe();
-        },
-      };
     },
 
     isConnected() {
@@ -437,6 +475,35 @@ export function createNatsKeyEventBus(options: NatsKeyEventBusOptions): NatsKeyE
       if (nc !== undefined && !nc.isClosed()) await nc.drain().catch(() => nc.close());
     },
   };
+
+  /**
+   * A core NATS subscription made once connected; `onMessage` may throw (an
+   * undecodable message from a peer), which is logged, never raised.
+   */
+  function subscribeCore(subject: string, onMessage: (message: Msg) => void): KeyEventSubscription {
+    let subscription: Subscription | undefined;
+    let unsubscribed = false;
+    const ready = connecting.then((nc) => {
+      if (unsubscribed) return;
+      subscription = nc.subscribe(subject, {
+        callback: (error, message) => {
+          if (error) return;
+          try {
+            onMessage(message);
+          } catch (decodeError) {
+            logger.warn({ err: decodeError, subject: message.subject }, "undecodable verifier message");
+          }
+        },
+      });
+    });
+    ready.catch(() => {});
+    return {
+      async close() {
+        unsubscribed = true;
+        subscription?.unsubscribe();
+      },
+    };
+  }
 
   /**
    * Fire-and-forget core NATS publish. Dropped before the first connection;

@@ -148,7 +148,7 @@ export async function openNatsKeyEventSubscription(
       return;
     }
     try {
-      await subscriber.onEvent({ sequence, event });
+      await subscriber.onEvent({ sequence, event, publishedAt: message.info.timestampNanos / 1e6 });
     } catch (error) {
       // The subscriber may not have applied it (a revocation, perhaps): report it as lost.
       logger.warn({ err: error, sequence }, "key event subscriber failed");
@@ -163,6 +163,9 @@ export async function openNatsKeyEventSubscription(
 
   /** Re-subscribes, one run at a time; a request during a run causes one more run. */
   function requestResubscribe(): void {
+    // Not current until caught up again: a subscriber asking whether it is current (an outbox
+    // currency request) must not pair an answer about the stream now with a position in an old one.
+    reportConnection(false);
     if (resubscribing) {
       resubscribeAgain = true;
       return;

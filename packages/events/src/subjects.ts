@@ -11,6 +11,11 @@ export const VERIFIER_ACK_SUBJECT_PREFIX = "latchkey.verifiers.ack";
 /** Core NATS subject prefix of verifier heartbeats: `latchkey.verifiers.heartbeat.<verifier_id>`. */
 export const VERIFIER_HEARTBEAT_SUBJECT_PREFIX = "latchkey.verifiers.heartbeat";
 /**
+ * Core NATS subject prefix of verifiers' outbox currency requests:
+ * `latchkey.verifiers.currency.<verifier_id>`, answered on the request's reply subject.
+ */
+export const VERIFIER_CURRENCY_SUBJECT_PREFIX = "latchkey.verifiers.currency";
+/**
  * Reply-subject prefix of the token-service's NATS connection. The shipped NATS
  * permissions (deploy/k8s/base/nats/auth.conf) let only the token-service's user
  * subscribe to it; verifiers keep the default `_INBOX`.

@@ -15,7 +15,11 @@ export interface CacheEntry {
   readonly key: VerifiedKey | undefined;
   /** The key's scopes plus the ones they imply, for VALID. */
   readonly scopes: ReadonlySet<string>;
-  /** When the Verify that produced it was sent (ms since the epoch). */
+  /**
+   * The moment (ms since the epoch) the answer is known to be current from:
+   * when the Verify that produced it was sent, less the staleness the
+   * token-service was allowed to answer from its own cache (`max_staleness_ms`).
+   */
   readonly verifiedAt: number;
   /** Until when it may be served without asking again (TTL, clamped to the key's expiry). */
   readonly freshUntil: number;
@@ -140,7 +144,9 @@ function sizeOf(hash: string, key: VerifiedKey | undefined): number {
  * for a usage-limited key is `metered`: its entry serves the callers of this
  * RPC only and is never cached, since every use must reach the token-service;
  * USAGE_EXCEEDED is such an answer too. Unknown results throw, so that the
- * caller reports UNAVAILABLE rather than guess.
+ * caller reports UNAVAILABLE rather than guess. `answerStalenessMs` is the
+ * `max_staleness_ms` the request allowed the token-service: the entry counts
+ * as verified that much before `requestedAt`.
  *
  * @example
  * ```ts
@@ -153,6 +159,7 @@ export function createCacheEntry(
   response: VerifyResponse,
   requestedAt: number,
   lifetimes: EntryLifetimes,
+  answerStalenessMs = 0,
 ): { entry: CacheEntry; metered: boolean } | { uncached: VerifyOutcome; metered: boolean } {
   if (response.result === VerifyResult.RATE_LIMITED) {
     return {
@@ -184,7 +191,7 @@ export function createCacheEntry(
     code,
     key,
     scopes: scopes === undefined ? NO_SCOPES : scopes.effective,
-    verifiedAt: requestedAt,
+    verifiedAt: requestedAt - answerStalenessMs,
     freshUntil: Math.min(requestedAt + ttl, keyExpiresAt),
     keyExpiresAt,
     hit,

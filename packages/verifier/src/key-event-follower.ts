@@ -1,11 +1,18 @@
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
-import type { KeyEventBus, KeyEventSubscription } from "@latchkey/events";
-import { type KeyEvent, VerifierAckSchema, VerifierHeartbeatSchema } from "@latchkey/proto";
+import { createOutboxCoverage, type KeyEventBus, type KeyEventSubscription } from "@latchkey/events";
+import {
+  type KeyEvent,
+  OutboxCurrencyRequestSchema,
+  VerifierAckSchema,
+  VerifierHeartbeatSchema,
+} from "@latchkey/proto";
 import type { VerifierMetrics } from "./verifier-metrics.js";
 
 /** Longest pause between attempts to subscribe. */
 const MAX_RETRY_MS = 5_000;
+/** Outbox currency requests awaiting an answer at most; beyond, a heartbeat skips asking. */
+const MAX_ASKING = 4;
 
 /** Options of {@link createKeyEventFollower}. */
 export interface KeyEventFollowerOptions {
@@ -15,8 +22,10 @@ export interface KeyEventFollowerOptions {
   readonly label: string;
   /** Acks of applied events are sent at most this long after the first of a batch. */
   readonly ackBatchMs: number;
-  /** Interval of heartbeats, and of the stream position probe that proves the feed current. */
+  /** Interval of heartbeats, and of the outbox currency requests that prove the feed current. */
   readonly heartbeatIntervalMs: number;
+  /** How long an outbox currency request waits for an answer (an older answer proves too little). */
+  readonly currencyTimeoutMs: number;
   /** First pause between attempts to subscribe while the bus is unreachable (doubling up to 5 s). */
   readonly retryMs: number;
   readonly metrics: VerifierMetrics;
@@ -35,9 +44,12 @@ export interface KeyEventFollower {
   /** Highest stream sequence applied. */
   appliedSequence(): number;
   /**
-   * A time (ms since the epoch) before which every published event is known to
-   * be applied; -Infinity until the first proof. Advanced by probing the
-   * stream's last sequence each heartbeat and seeing it applied.
+   * A time (ms since the epoch, this process's clock) before which every
+   * committed key change is known to be applied; -Infinity until the first
+   * proof. Advanced each heartbeat by an outbox currency request: a
+   * token-service replica answers that everything committed before the request
+   * is in the stream up to some sequence, and once that sequence is applied,
+   * the time the request was sent is covered.
    */
   coveredAt(): number;
   /** Whether the subscription is connected, as the bus reports it. */
@@ -49,63 +61,75 @@ export interface KeyEventFollower {
 /**
  * Follows the key event stream for a verifier: subscribes from the stream's
  * current end, applies each event, acknowledges applied events in batches of
- * at most `ackBatchMs`, sends a heartbeat every `heartbeatIntervalMs`, and at
- * each heartbeat probes the stream's last sequence: once that sequence is
- * applied, every event published before the probe was sent has reached the
- * cache. That time ({@link KeyEventFollower.coveredAt}) is what bounded
- * staleness measures against, so a connection that is silently dead (no TCP
- * reset) is caught as surely as a clean disconnect.
+ * at most `ackBatchMs`, and every `heartbeatIntervalMs` sends a heartbeat and
+ * asks the token-service replicas whether the outbox is published (an outbox
+ * currency request). The first answer names a stream sequence; once it is
+ * applied, every key change committed before the request was sent has reached
+ * the cache. That time ({@link KeyEventFollower.coveredAt}) is what bounded
+ * staleness measures against. It stops advancing whenever any link of the
+ * chain fails: this verifier cut off from NATS (cleanly or silently), every
+ * token-service replica cut off from NATS or PostgreSQL, or revocations
+ * waiting in the outbox.
  *
  * @example
  * ```ts
  * const follower = createKeyEventFollower({ bus, verifierId, label: "sidecar", ackBatchMs: 2,
- *   heartbeatIntervalMs: 1000, retryMs: 250, metrics, apply: evict, reset: () => cache.clear() });
+ *   heartbeatIntervalMs: 1000, currencyTimeoutMs: 2000, retryMs: 250, metrics,
+ *   apply: evict, reset: () => cache.clear() });
  * await follower.ready;
  * ```
  */
 export function createKeyEventFollower(options: KeyEventFollowerOptions): KeyEventFollower {
   const { bus, metrics } = options;
+  const coverage = createOutboxCoverage();
   let applied = 0;
-  let covered = Number.NEGATIVE_INFINITY;
   let connected = false;
   let subscription: KeyEventSubscription | undefined;
   let closed = false;
-  let probing = false;
-  /** A probe answered while events up to `sequence` were still on their way. */
-  let pendingProof: { sentAt: number; sequence: number } | undefined;
+  let asking = 0;
   let ackIds: bigint[] = [];
   let ackTimer: ReturnType<typeof setTimeout> | undefined;
+
+  /** The stream position moved without the events in between (start, gap): earlier proofs are void. */
+  function moveTo(sequence: number): void {
+    applied = sequence;
+    metrics.appliedSequence.set(sequence);
+    coverage.reset();
+    coverage.applied(sequence);
+  }
 
   function setConnected(value: boolean): void {
     connected = value;
     metrics.natsConnected.set(value ? 1 : 0);
-    if (value) void probe();
+    // An answer to a request sent over the connection that just changed may name a position in a
+    // stream this subscription no longer follows.
+    coverage.reset();
+    if (value) askCurrency();
   }
 
-  function proveUpTo(sentAt: number, sequence: number): void {
-    if (applied >= sequence) {
-      if (sentAt > covered) covered = sentAt;
-      pendingProof = undefined;
-    } else {
-      pendingProof = { sentAt, sequence };
-    }
-  }
-
-  async function probe(): Promise<void> {
-    if (probing || closed || subscription === undefined) return;
-    probing = true;
+  /** Asks the token-service replicas for an outbox currency proof; the first answer is offered. */
+  function askCurrency(): void {
+    if (closed || subscription === undefined || !connected || asking >= MAX_ASKING) return;
+    asking += 1;
+    const ticket = coverage.ticket();
     const sentAt = Date.now();
-    try {
-      const last = await bus.lastSequence();
-      metrics.lag.set(Math.max(0, last - applied));
-      // A stream shorter than what we applied was re-created: that proves nothing until the bus
-      // has reported the gap and we read the new stream.
-      if (last >= applied) proveUpTo(sentAt, last);
-    } catch {
-      // Unreachable: coverage simply does not advance, and bounded staleness takes over.
-    } finally {
-      probing = false;
-    }
+    bus
+      .requestOutboxCurrency(
+        create(OutboxCurrencyRequestSchema, { verifierId: options.verifierId }),
+        options.currencyTimeoutMs,
+      )
+      .then(
+        (answer) => {
+          const through = Number(answer.publishedThroughSequence);
+          metrics.lag.set(Math.max(0, through - applied));
+          coverage.offer(ticket, sentAt, through);
+        },
+        // No answer (no replica can prove it, or none is reachable): the proof does not advance.
+        () => {},
+      )
+      .finally(() => {
+        asking -= 1;
+      });
   }
 
   function flushAcks(): void {
@@ -137,7 +161,7 @@ export function createKeyEventFollower(options: KeyEventFollowerOptions): KeyEve
   const heartbeat = setInterval(() => {
     if (subscription === undefined) return;
     sendHeartbeat();
-    void probe();
+    askCurrency();
   }, options.heartbeatIntervalMs);
   heartbeat.unref();
 
@@ -146,13 +170,12 @@ export function createKeyEventFollower(options: KeyEventFollowerOptions): KeyEve
       try {
         const last = await bus.lastSequence();
         if (closed) return;
-        applied = last;
-        metrics.appliedSequence.set(applied);
+        moveTo(last);
         // Anything cached so far was verified before the feed covered it.
         options.reset();
         const opened = await bus.subscribe(
           {
-            onEvent: ({ sequence, event }) => {
+            onEvent: ({ sequence, event, publishedAt }) => {
               try {
                 options.apply(event);
               } catch (error) {
@@ -164,15 +187,15 @@ export function createKeyEventFollower(options: KeyEventFollowerOptions): KeyEve
               }
               applied = sequence;
               metrics.appliedSequence.set(sequence);
-              if (pendingProof !== undefined) proveUpTo(pendingProof.sentAt, pendingProof.sequence);
+              metrics.revocationLag.observe(Math.max(0, Date.now() - publishedAt) / 1000);
+              coverage.applied(sequence);
               ackIds.push(event.id);
               ackTimer ??= setTimeout(flushAcks, options.ackBatchMs);
             },
             onGap: ({ firstAvailable }) => {
               options.reset();
               // Where delivery goes on; lower than before when the stream was re-created.
-              applied = firstAvailable - 1;
-              metrics.appliedSequence.set(applied);
+              moveTo(firstAvailable - 1);
             },
             onConnectionChange: setConnected,
           },
@@ -184,7 +207,7 @@ export function createKeyEventFollower(options: KeyEventFollowerOptions): KeyEve
         }
         subscription = opened;
         sendHeartbeat();
-        void probe();
+        askCurrency();
         return;
       } catch (error) {
         options.onError?.(error);
@@ -199,7 +222,7 @@ export function createKeyEventFollower(options: KeyEventFollowerOptions): KeyEve
   return {
     ready,
     appliedSequence: () => applied,
-    coveredAt: () => covered,
+    coveredAt: coverage.coveredAt,
     isConnected: () => connected && subscription !== undefined,
     async close() {
       closed = true;

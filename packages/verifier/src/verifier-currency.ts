@@ -19,9 +19,9 @@ export interface VerifierCurrencyOptions {
   readonly maxStaleMs: number;
   /**
    * The event feed's proof of currency: a time (ms since the epoch) before
-   * which every published event has been applied (see
+   * which every committed key change has been applied (see
    * `KeyEventFollower.coveredAt`). Left out without an event feed, so VALID
-   * answers live `maxStaleMs` only.
+   * answers live only while they are younger than `maxStaleMs`.
    */
   readonly coveredAt?: () => number;
 }
@@ -36,8 +36,8 @@ export interface VerifierCurrency {
  * Creates the currency rule of a verifier. A cached VALID answer is served
  * only while it is younger than `maxStaleMs`, or while the event feed's proof
  * of currency is: once the feed stops proving itself current (NATS down,
- * cleanly or silently), every VALID answer older than `maxStaleMs` is
- * re-verified before use. Negative answers are not subject to it: a stale "no"
+ * cleanly or silently; no token-service able to prove its outbox published),
+ * every VALID answer older than `maxStaleMs` is re-verified before use. Negative answers are not subject to it: a stale "no"
  * only delays access.
  *
  * The check runs on every cache hit, so it is comparisons only.

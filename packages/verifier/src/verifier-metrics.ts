@@ -28,27 +28,48 @@ export interface VerifierMetrics {
   staleReverifications: number;
   /** Cached answers served because the token-service could not be reached (serve-stale-on-error). */
   staleServed: number;
+  /** UNAVAILABLE answers: no answer from the token-service and nothing usable cached (fail closed). */
+  unavailable: number;
   readonly evictions: Counter<"reason">;
   readonly rpcDuration: Histogram<"result">;
   readonly natsConnected: Gauge;
   readonly appliedSequence: Gauge;
   readonly lag: Gauge;
+  /** Key event publish (the bus's timestamp) to applied here, one observation per event. */
+  readonly revocationLag: Histogram;
 }
+
+/** What the scrape-time gauges of {@link createVerifierMetrics} read. */
+export interface VerifierMetricsSources {
+  /** The cache's size, for the cache gauges. */
+  readonly cacheStats: () => { entries: number; bytes: number };
+  /** The proof of currency (ms since the epoch; -Infinity before the first), for its age gauge. */
+  readonly coveredAt: () => number;
+}
+
+const NO_SOURCES: VerifierMetricsSources = {
+  cacheStats: () => ({ entries: 0, bytes: 0 }),
+  coveredAt: () => Number.NEGATIVE_INFINITY,
+};
 
 /**
  * Registers the verifier's metrics on `registry` (a fresh one when left out).
- * `cacheStats` is read at scrape time for the cache size gauges.
+ * `sources` are read at scrape time for the cache size and currency gauges.
  *
  * @example
  * ```ts
- * const metrics = createVerifierMetrics(register, () => ({ entries: cache.size, bytes: cache.bytes }));
+ * const metrics = createVerifierMetrics(register, {
+ *   cacheStats: () => ({ entries: cache.size, bytes: cache.bytes }),
+ *   coveredAt: follower.coveredAt,
+ * });
  * metrics.hits++;
  * ```
  */
 export function createVerifierMetrics(
   registry: Registry = new Registry(),
-  cacheStats: () => { entries: number; bytes: number } = () => ({ entries: 0, bytes: 0 }),
+  sources: VerifierMetricsSources = NO_SOURCES,
 ): VerifierMetrics {
+  const { cacheStats } = sources;
   const registers = [registry];
   const metrics: VerifierMetrics = {
     registry,
@@ -57,6 +78,7 @@ export function createVerifierMetrics(
     coalesced: 0,
     staleReverifications: 0,
     staleServed: 0,
+    unavailable: 0,
     evictions: new Counter({
       name: "latchkey_verifier_cache_evictions_total",
       help: "Cache entries dropped, by reason: lru (bounds), event (key event), gap (events lost), expiry (key expired)",
@@ -82,10 +104,24 @@ export function createVerifierMetrics(
     }),
     lag: new Gauge({
       name: "latchkey_verifier_lag_events",
-      help: "Key events in the stream not yet applied (stream last sequence minus applied), sampled each heartbeat",
+      help: "Key events in the stream not yet applied (the stream's last sequence, as the last outbox currency answer gave it, minus applied)",
+      registers,
+    }),
+    revocationLag: new Histogram({
+      name: "latchkey_verifier_revocation_lag_seconds",
+      help: "Key event (revocation, disable, scope change, …) published to the stream → applied to this cache; the publish time is the NATS server's clock",
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     }),
   };
+  new Gauge({
+    name: "latchkey_verifier_currency_age_seconds",
+    help: "Age of the proof that every committed key change is applied to this cache (+Inf before the first); past maxStaleMs, cached VALID answers are re-verified",
+    registers,
+    collect() {
+      this.set((Date.now() - sources.coveredAt()) / 1000);
+    },
+  });
   // Each counter reports the running total kept in `metrics` at scrape time.
   const counter = (name: string, help: string, read: () => number) =>
     registerTotalCounter(registry, name, help, read);
@@ -104,6 +140,11 @@ export function createVerifierMetrics(
     "latchkey_verifier_stale_reverifications_total",
     "Cached answers re-verified because the key event feed could not vouch for them (bounded staleness)",
     () => metrics.staleReverifications,
+  );
+  counter(
+    "latchkey_verifier_unavailable_total",
+    "Verifications answered UNAVAILABLE: the token-service gave no answer and nothing usable was cached (the caller fails closed)",
+    () => metrics.unavailable,
   );
   counter(
     "latchkey_verifier_stale_served_total",

@@ -59,8 +59,12 @@ export interface VerifierOptions {
   readonly negativeTtlMs?: number;
   /**
    * Bounded staleness (default 2,000 ms): a cached VALID answer older than this
-   * is re-verified unless the event feed proves, within this long, that every
-   * event has been applied. Also the lifetime of VALID answers without a bus.
+   * is re-verified unless the proof of currency (an outbox currency answer from
+   * the token-service, applied) is younger than this: every key change
+   * committed more than `maxStaleMs` ago is then in the cache. Verify asks the
+   * token-service for an answer no staler than half of it (`max_staleness_ms`)
+   * and counts the answer that much older, so without a bus a VALID answer
+   * lives `maxStaleMs / 2`.
    */
   readonly maxStaleMs?: number;
   /**
@@ -77,7 +81,7 @@ export interface VerifierOptions {
   readonly timeoutMs?: number;
   /** Acks of applied events are batched for at most this long (default 2 ms). */
   readonly ackBatchMs?: number;
-  /** Heartbeat and feed-currency probe interval (default 1,000 ms); keep it below `maxStaleMs`. */
+  /** Heartbeat and outbox currency request interval (default 1,000 ms); keep it well below `maxStaleMs`. */
   readonly heartbeatIntervalMs?: number;
   /** While the token-service is unreachable, probe it this often to notice its return (default 1,000 ms). */
   readonly healthProbeIntervalMs?: number;

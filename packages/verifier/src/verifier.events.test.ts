@@ -1,6 +1,7 @@
 import { createMemoryKeyEventBus, type KeyEventBus, type VerifierMessage } from "@latchkey/events";
 import { KeyEventType } from "@latchkey/proto";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { answerOutboxCurrency } from "../test-support/drained-outbox.js";
 import {
   createControlledBus,
   createTokenServiceStub,
@@ -40,6 +41,7 @@ function nextInvalidation(v: Verifier): Promise<KeyInvalidation> {
 beforeEach(() => {
   stub = createTokenServiceStub();
   bus = createMemoryKeyEventBus();
+  answerOutboxCurrency(bus);
 });
 
 afterEach(async () => {
@@ -200,6 +202,11 @@ describe("acks and heartbeats", () => {
     expect(text).toContain("latchkey_verifier_applied_sequence 3");
     expect(text).toContain("latchkey_verifier_lag_events 0");
     expect(text).toContain("latchkey_verifier_nats_connected 1");
+    // One publish → applied observation per event; a proof of currency from this heartbeat's answer.
+    expect(text).toMatch(/^latchkey_verifier_revocation_lag_seconds_count 3$/m);
+    const age = Number(/^latchkey_verifier_currency_age_seconds (\S+)$/m.exec(text)?.[1]);
+    expect(age).toBeGreaterThanOrEqual(0);
+    expect(age).toBeLessThan(0.1);
   });
 });
 
@@ -239,10 +246,12 @@ describe("bounded staleness", () => {
     expect(await v.metrics.metrics()).toContain("latchkey_verifier_stale_reverifications_total 1");
     expect(await v.metrics.metrics()).toContain("latchkey_verifier_nats_connected 0");
 
-    // A fresh answer is usable for maxStale even while cut off.
+    // A fresh answer is usable for half of maxStale even while cut off: the other half is the
+    // staleness the token-service was allowed to answer from (max_staleness_ms).
     const other = stub.issue();
     await v.verify(other.token);
-    await vi.advanceTimersByTimeAsync(2_000);
+    expect(stub.requests.at(-1)?.maxStalenessMs).toBe(1_000);
+    await vi.advanceTimersByTimeAsync(1_000);
     expect(await v.verify(other.token)).toMatchObject({ cached: true });
     await vi.advanceTimersByTimeAsync(1);
     expect(await v.verify(other.token)).toMatchObject({ cached: false });

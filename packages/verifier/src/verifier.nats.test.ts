@@ -3,6 +3,7 @@ import { KeyEventType } from "@latchkey/proto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type NatsServer, startNats } from "../../../test/harness/nats.js";
 import { waitUntil } from "../../../test/harness/wait.js";
+import { answerOutboxCurrency } from "../test-support/drained-outbox.js";
 import {
   createTokenServiceStub,
   keyEvent,
@@ -24,6 +25,8 @@ beforeAll(async () => {
   server = await startNats();
   publisher = createNatsKeyEventBus({ servers: server.url, reconnectTimeWaitMs: 50 });
   await publisher.ensureStream();
+  // The stand-in token-service answers currency requests over NATS request/reply, as replicas do.
+  answerOutboxCurrency(publisher);
   stub = createTokenServiceStub();
 });
 

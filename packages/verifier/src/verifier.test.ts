@@ -168,11 +168,14 @@ describe("cache", () => {
     expect(stub.calls).toBe(2);
   });
 
-  it("without an event bus, uses a VALID answer for maxStale only", async () => {
+  it("without an event bus, uses a VALID answer for maxStale only, half of it spent at the token-service", async () => {
     const v = verifier({ maxStaleMs: 2_000 });
     const { token } = stub.issue();
     await v.verify(token);
-    vi.advanceTimersByTime(2_000);
+    // The token-service may answer from a cache proven current up to 1 s before: the answer counts
+    // as verified that much earlier, so it is served for the other second.
+    expect(stub.requests[0]?.maxStalenessMs).toBe(1_000);
+    vi.advanceTimersByTime(1_000);
     expect(await v.verify(token)).toMatchObject({ cached: true });
     vi.advanceTimersByTime(1);
     expect(v.verifyCached(token)).toBeUndefined();
@@ -228,9 +231,12 @@ describe("token-service failures", () => {
     expect(outcome).toMatchObject({ ok: false, code: "UNAVAILABLE", cached: false, stale: false });
     expect(outcome.code === "UNAVAILABLE" && (outcome.cause as { code?: Code }).code).toBe(Code.Unavailable);
     expect(v.isHealthy()).toBe(false);
+    // Counted as a fail-closed answer.
+    expect(await v.metrics.metrics()).toMatch(/^latchkey_verifier_unavailable_total 1$/m);
     stub.failWith = undefined;
     expect(await v.verify(token)).toMatchObject({ ok: true });
     expect(v.isHealthy()).toBe(true);
+    expect(await v.metrics.metrics()).toMatch(/^latchkey_verifier_unavailable_total 1$/m);
   });
 
   it("does not serve an expired answer on error when serve-stale is off", async () => {

@@ -135,10 +135,11 @@ export function createVerifier(options: VerifierOptions): Verifier {
   const onError = options.onError !== undefined ? { onError: options.onError } : {};
   let closed = false;
 
-  const metrics: VerifierMetrics = createVerifierMetrics(options.registry, () => ({
-    entries: cache.size,
-    bytes: cache.bytes,
-  }));
+  const maxStaleMs = options.maxStaleMs ?? 2_000;
+  const metrics: VerifierMetrics = createVerifierMetrics(options.registry, {
+    cacheStats: () => ({ entries: cache.size, bytes: cache.bytes }),
+    coveredAt: () => follower?.coveredAt() ?? Number.NEGATIVE_INFINITY,
+  });
   const cache = createVerifierCache({
     maxEntries: options.maxEntries ?? 10_000,
     maxBytes: options.maxBytes ?? 32 * 1024 * 1024,
@@ -155,6 +156,8 @@ export function createVerifier(options: VerifierOptions): Verifier {
           label: options.label ?? "",
           ackBatchMs: options.ackBatchMs ?? 2,
           heartbeatIntervalMs: options.heartbeatIntervalMs ?? 1_000,
+          // An answer arriving later than this could not vouch for anything anyway.
+          currencyTimeoutMs: Math.min(Math.max(maxStaleMs, 500), 10_000),
           retryMs: 250,
           metrics,
           apply: invalidator.apply,
@@ -162,7 +165,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
           ...onError,
         });
   const currency = createVerifierCurrency({
-    maxStaleMs: options.maxStaleMs ?? 2_000,
+    maxStaleMs,
     ...(follower !== undefined ? { coveredAt: follower.coveredAt } : {}),
   });
   const usage = createUsageRecorder({
@@ -176,6 +179,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
   const countsUsage = (options.usageCounting ?? "verify") === "verify";
   /** Counts an answer's use of its key when the verifier counts usage itself. */
   function counted(outcome: VerifyOutcome): VerifyOutcome {
+    if (outcome.code === "UNAVAILABLE") metrics.unavailable += 1;
     if (countsUsage && outcome.code !== "UNAVAILABLE" && outcome.key !== undefined) {
       const usageOutcome = USAGE_OUTCOME[outcome.code];
       if (usageOutcome !== undefined) usage.record(outcome.key.id, outcome.key.teamId, usageOutcome);
@@ -189,6 +193,9 @@ export function createVerifier(options: VerifierOptions): Verifier {
     healthProbeIntervalMs: options.healthProbeIntervalMs ?? 1_000,
     lifetimes: { ttlMs: options.ttlMs ?? 60_000, negativeTtlMs: options.negativeTtlMs ?? 5_000 },
     serveStaleOnErrorMs: options.serveStaleOnErrorMs ?? 0,
+    // Half the budget for the replica's proof, half for this cache: an answer a replica gave from
+    // its own cache is fresh here for maxStaleMs / 2 (it matters only while the feed cannot vouch).
+    answerStalenessMs: Math.floor(maxStaleMs / 2),
     flights,
     appliedSequence: () => follower?.appliedSequence() ?? 0,
     store(entry) {
@@ -222,7 +229,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
     try {
       const requiredScopes = verifyOptions.requiredScopes ?? NO_SCOPES;
       if (token.length === 0 || token.length > MAX_TOKEN_LENGTH) return MALFORMED;
-      if (closed) return unavailable(new Error("verifier is closed"));
+      if (closed) return counted(unavailable(new Error("verifier is closed")));
       const hash = tokenCacheKey(token);
       const entry = cache.get(hash);
       let fallback: CacheEntry | undefined;
@@ -243,7 +250,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
         await lookups.verify({ token, hash, requiredScopes, fallback, signal: verifyOptions.signal }),
       );
     } catch (error) {
-      return unavailable(error);
+      return counted(unavailable(error));
     }
   }
 

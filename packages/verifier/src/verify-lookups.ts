@@ -33,6 +33,13 @@ export interface VerifyLookupsOptions {
   readonly lifetimes: EntryLifetimes;
   /** Serve a cached answer this long past its lifetime when the token-service is unreachable (0: off). */
   readonly serveStaleOnErrorMs: number;
+  /**
+   * Sent as `max_staleness_ms`: how stale a proof of currency a token-service
+   * replica may answer from its own cache with. Each answer is cached as
+   * verified this much before the request, so bounded staleness holds however
+   * the replica answered.
+   */
+  readonly answerStalenessMs: number;
   /** Concurrent lookups of one token, shared with the step that invalidates them. */
   readonly flights: SingleFlight<LookupResult>;
   /** The highest event sequence applied so far, sent as `min_event_sequence` (0 without events). */
@@ -100,7 +107,7 @@ function abortable(promise: Promise<LookupResult>, signal: AbortSignal | undefin
  * @example
  * ```ts
  * const lookups = createVerifyLookups({ client, ownsClient: true, timeoutMs: 2_000,
- *   healthProbeIntervalMs: 1_000, lifetimes, serveStaleOnErrorMs: 0, flights,
+ *   healthProbeIntervalMs: 1_000, lifetimes, serveStaleOnErrorMs: 0, answerStalenessMs: 1_000, flights,
  *   appliedSequence: () => follower.appliedSequence(), store: (entry) => cache.set(entry), metrics });
  * const outcome = await lookups.verify({ token, hash, requiredScopes, fallback: undefined, signal });
  * ```
@@ -129,12 +136,14 @@ export function createVerifyLookups(options: VerifyLookupsOptions): VerifyLookup
     const requestedAt = Date.now();
     const started = performance.now();
     const minEventSequence = BigInt(options.appliedSequence());
+    const maxStalenessMs = options.answerStalenessMs;
     let response: VerifyResponse;
     try {
       // No required scopes: one answer serves every route; scopes are checked locally.
-      response = await client.verify(create(VerifyRequestSchema, { token, minEventSequence }), {
-        timeoutMs,
-      });
+      response = await client.verify(
+        create(VerifyRequestSchema, { token, minEventSequence, maxStalenessMs }),
+        { timeoutMs },
+      );
     } catch (error) {
       metrics.rpcDuration.observe({ result: "error" }, (performance.now() - started) / 1000);
       health.markReachable(false);
@@ -143,7 +152,7 @@ export function createVerifyLookups(options: VerifyLookupsOptions): VerifyLookup
     // The service answered, so it is reachable, even if the answer is unusable.
     health.markReachable(true);
     try {
-      const result = createCacheEntry(hash, response, requestedAt, lifetimes);
+      const result = createCacheEntry(hash, response, requestedAt, lifetimes, maxStalenessMs);
       const code = "entry" in result ? result.entry.code : result.uncached.code;
       metrics.rpcDuration.observe({ result: code }, (performance.now() - started) / 1000);
       if ("entry" in result && !result.metered) {

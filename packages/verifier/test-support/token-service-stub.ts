@@ -134,8 +134,9 @@ export function keyEvent(type: KeyEventType, key: Key, token?: string): KeyEvent
 
 /**
  * A bus over the in-process one whose connection a test controls: while "cut",
- * events are withheld from the subscriber, `lastSequence` fails, and the
- * subscriber is told it is disconnected; `gap()` reports lost events.
+ * events are withheld from the subscriber, `lastSequence` and outbox currency
+ * requests fail, and the subscriber is told it is disconnected; `gap()` reports
+ * lost events.
  */
 export interface ControlledBus extends KeyEventBus {
   cut(): void;
@@ -152,6 +153,10 @@ export function createControlledBus(inner: KeyEventBus): ControlledBus {
     lastSequence: async () => {
       if (cut) throw new ConnectError("bus is cut off", Code.Unavailable);
       return inner.lastSequence();
+    },
+    requestOutboxCurrency: async (request, timeoutMs) => {
+      if (cut) throw new ConnectError("bus is cut off", Code.Unavailable);
+      return inner.requestOutboxCurrency(request, timeoutMs);
     },
     async subscribe(subscriber, options) {
       subscribers.push(subscriber);

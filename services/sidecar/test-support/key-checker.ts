@@ -14,6 +14,7 @@ import {
 } from "@latchkey/proto";
 import { generateToken, hashToken, missingScopes, randomBase62 } from "@latchkey/token";
 import { createVerifier, type Verifier } from "@latchkey/verifier";
+import { answerOutboxCurrency } from "../../../packages/verifier/test-support/drained-outbox.js";
 
 /**
  * A real `@latchkey/verifier` (cache, single-flight, key events) whose Verify
@@ -77,6 +78,8 @@ export async function createKeyCheckerFixture(
       },
     });
   });
+  // The fixture publishes every change itself, at once: its outbox is always drained.
+  answerOutboxCurrency(bus);
   const verifier = createVerifier({ transport, events: bus, maxStaleMs: options.maxStaleMs ?? 60_000 });
   await verifier.ready();
   const publish = async (type: KeyEventType, key: Key) => {

@@ -120,6 +120,10 @@ export const tokenServiceConfigSchema = z
     dbPoolMax: integerSetting(1, 500).default(10),
     // Outbox poll interval: the fallback when LISTEN/NOTIFY is missed.
     outboxPollMs: integerSetting(50, 60_000).default(1_000),
+    // How often this replica proves the outbox published (one read of the outbox, one of the stream's
+    // end) and answers verifiers' currency requests with it. A verifier's proof of currency is about
+    // this plus its heartbeat interval old; it must stay below the verifiers' maxStaleMs.
+    outboxCurrencyMs: integerSetting(20, 10_000).default(250),
     // How long key events stay in the JetStream stream; longer than any cache TTL.
     streamMaxAgeS: integerSetting(60, 365 * 86_400).default(7 * 86_400),
     // Size bound of the stream.
@@ -129,6 +133,9 @@ export const tokenServiceConfigSchema = z
     // Server-side cache of key rows for Verify; invalidated by every key event.
     verifyCacheMaxEntries: integerSetting(0, 10_000_000).default(100_000),
     verifyCacheTtlMs: integerSetting(0, 3_600_000).default(30_000),
+    // The row cache answers only while this replica's own outbox currency proof is younger than this
+    // (a Verify request may ask for less: max_staleness_ms); otherwise Verify reads PostgreSQL.
+    verifyCacheMaxStaleMs: integerSetting(0, 3_600_000).default(1_000),
     // Minute buckets of usage are kept this many days, then swept (GetUsage reaches no further back).
     usageRetentionDays: integerSetting(1, 3_660).default(35),
     // How often old usage buckets and report ids are swept.
@@ -313,11 +320,13 @@ export const TOKEN_SERVICE_ENV = {
   lastUsedFlushMs: "LATCHKEY_LAST_USED_FLUSH_MS",
   dbPoolMax: "LATCHKEY_DB_POOL_MAX",
   outboxPollMs: "LATCHKEY_OUTBOX_POLL_MS",
+  outboxCurrencyMs: "LATCHKEY_OUTBOX_CURRENCY_MS",
   streamMaxAgeS: "LATCHKEY_STREAM_MAX_AGE_S",
   streamMaxBytes: "LATCHKEY_STREAM_MAX_BYTES",
   streamReplicas: "LATCHKEY_STREAM_REPLICAS",
   verifyCacheMaxEntries: "LATCHKEY_VERIFY_CACHE_MAX_ENTRIES",
   verifyCacheTtlMs: "LATCHKEY_VERIFY_CACHE_TTL_MS",
+  verifyCacheMaxStaleMs: "LATCHKEY_VERIFY_CACHE_MAX_STALE_MS",
   usageRetentionDays: "LATCHKEY_USAGE_RETENTION_DAYS",
   usageSweepMs: "LATCHKEY_USAGE_SWEEP_MS",
   usageStreamMaxAgeS: "LATCHKEY_USAGE_STREAM_MAX_AGE_S",

@@ -1,5 +1,6 @@
 import { readPemFile, readTlsKeyPair } from "@latchkey/config";
-import type { KeyEventBus } from "@latchkey/events";
+import { createOutboxCoverage, type KeyEventBus } from "@latchkey/events";
+import { randomBase62 } from "@latchkey/token";
 import type { Logger } from "pino";
 import { Registry } from "prom-client";
 import { createAuditService } from "./audit/audit-handlers.js";
@@ -20,7 +21,8 @@ import { LastUsedRecorder } from "./keys/last-used-recorder.js";
 import { createRowCacheFeed } from "./keys/row-cache-feed.js";
 import { createLogger } from "./logger.js";
 import { createTokenServiceMetrics } from "./metrics/token-service-metrics.js";
-import { OUTBOX_CHANNEL, pendingBacklog } from "./outbox/outbox.repository.js";
+import { OUTBOX_CHANNEL, pendingBacklog, pendingCurrencyIds } from "./outbox/outbox.repository.js";
+import { startOutboxCurrency } from "./outbox/outbox-currency.js";
 import { createOutboxPublisher, type OutboxPublisher } from "./outbox/outbox-publisher.js";
 import { PropagationTracker } from "./outbox/propagation-tracker.js";
 import { createKeychainService } from "./rpc/keychain-service-impl.js";
@@ -126,9 +128,12 @@ export async function startTokenService(
     const { bus } = opened;
     if (!options.bus) cleanups.push(() => bus.close());
     let wakePublisher: (() => void) | undefined;
+    // The row cache's proof of currency, on this process's monotonic clock (outbox-currency.ts).
+    const coverage = createOutboxCoverage();
     const feed = createRowCacheFeed({
       bus,
       cache,
+      coverage,
       logger,
       // Events committed while the bus was down can go out now.
       onConnected: () => wakePublisher?.(),
@@ -164,7 +169,19 @@ export async function startTokenService(
     const metrics = createTokenServiceMetrics(registry, {
       outboxBacklog: () => pendingBacklog(database.db),
       eventsConnected: feed.connected,
+      busConnected: () => bus.isConnected(),
+      rowCacheCurrencyAgeSeconds: () => (performance.now() - coverage.coveredAt()) / 1000,
     });
+    const currency = startOutboxCurrency({
+      bus,
+      pendingIds: (limit) => pendingCurrencyIds(database.db, limit),
+      intervalMs: config.outboxCurrencyMs,
+      replicaId: `ts_${randomBase62(16)}`,
+      coverage,
+      logger,
+      onRound: metrics.currencyRound,
+    });
+    cleanups.push(() => currency.close());
     const stopUsage = await startUsageIngest({
       db: database.db,
       bus,
@@ -187,7 +204,9 @@ export async function startTokenService(
       lastUsed,
       publisher,
       tracker,
-      eventsConnected: feed.connected,
+      rowCacheCurrent: (maxStalenessMs) =>
+        feed.connected() && performance.now() - coverage.coveredAt() <= maxStalenessMs,
+      verifyCacheMaxStaleMs: config.verifyCacheMaxStaleMs,
       metrics,
       keychainKeyring,
     };

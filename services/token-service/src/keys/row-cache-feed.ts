@@ -1,4 +1,4 @@
-import type { KeyEventBus, KeyEventSubscription } from "@latchkey/events";
+import type { KeyEventBus, KeyEventSubscription, OutboxCoverage } from "@latchkey/events";
 import type { Logger } from "pino";
 import { type KeyRowCache, tokenHashHex } from "./key-row-cache.js";
 
@@ -6,6 +6,11 @@ import { type KeyRowCache, tokenHashHex } from "./key-row-cache.js";
 export interface RowCacheFeedOptions {
   readonly bus: KeyEventBus;
   readonly cache: KeyRowCache;
+  /**
+   * The row cache's proof of currency: told every stream position the cache
+   * reaches, and reset when the position it knows may no longer hold.
+   */
+  readonly coverage: OutboxCoverage;
   readonly logger: Logger;
   /** Called each time the subscription (re)connects, after the cache is emptied. */
   readonly onConnected?: () => void;
@@ -45,7 +50,13 @@ export interface RowCacheFeed {
  * ```
  */
 export function createRowCacheFeed(options: RowCacheFeedOptions): RowCacheFeed {
-  const { bus, cache, logger } = options;
+  const { bus, cache, coverage, logger } = options;
+  /** Moves the cache to `sequence` after it forgot what it held (start, gap). */
+  function restart(sequence: number): void {
+    cache.clear(sequence);
+    coverage.reset();
+    coverage.applied(sequence);
+  }
   const closed = new AbortController();
   // False until the subscription is up: until then the row cache is bypassed.
   let connected = false;
@@ -56,14 +67,18 @@ export function createRowCacheFeed(options: RowCacheFeedOptions): RowCacheFeed {
     // after this read, so it reflects every event up to `start`.
     const start = await bus.lastSequence();
     if (closed.signal.aborted) return;
-    cache.clear(start);
+    restart(start);
     subscription = await bus.subscribe(
       {
-        onEvent: ({ sequence, event }) =>
-          cache.applyEvent(sequence, event.keyId, tokenHashHex(event.tokenHash)),
-        onGap: ({ firstAvailable }) => cache.clear(firstAvailable - 1),
+        onEvent: ({ sequence, event }) => {
+          cache.applyEvent(sequence, event.keyId, tokenHashHex(event.tokenHash));
+          coverage.applied(sequence);
+        },
+        onGap: ({ firstAvailable }) => restart(firstAvailable - 1),
         onConnectionChange: (up) => {
           connected = up;
+          // A proof under way was read against the connection that just changed.
+          coverage.reset();
           if (up) {
             cache.clear();
             options.onConnected?.();

@@ -1,5 +1,6 @@
 import { VerifyResult } from "@latchkey/proto";
 import { collectDefaultMetrics, Gauge, type Registry } from "prom-client";
+import type { CurrencyRoundOutcome } from "../outbox/outbox-currency.js";
 import type { CallRecord } from "../server/shared/logging-interceptor.js";
 import { type ObserveDuration, registerDurationHistogram } from "./duration-histogram.js";
 import { registerScrapedCounter } from "./scraped-counter.js";
@@ -15,6 +16,8 @@ export interface TokenServiceMetrics {
   rowCache(outcome: RowCacheOutcome): void;
   /** Records a finished RPC on either listener (`latchkey_token_service_rpc_duration_seconds`). */
   rpcFinished(record: CallRecord): void;
+  /** Counts one outbox currency round (`latchkey_token_service_outbox_currency_rounds_total{outcome}`). */
+  currencyRound(outcome: CurrencyRoundOutcome): void;
 }
 
 /** What the scrape-time gauges read. */
@@ -23,12 +26,17 @@ export interface TokenServiceMetricsSources {
   readonly outboxBacklog: () => Promise<{ rows: number; oldest: Date | null }>;
   /** Whether key events reach this replica's row cache. */
   readonly eventsConnected: () => boolean;
+  /** Whether this replica's NATS connection is up. */
+  readonly busConnected: () => boolean;
+  /** Age of the row cache's outbox currency proof, in seconds (Infinity before the first). */
+  readonly rowCacheCurrencyAgeSeconds: () => number;
 }
 
 const RESULTS = Object.values(VerifyResult).filter(
   (value): value is VerifyResult => typeof value === "number",
 );
 const OUTCOMES: readonly RowCacheOutcome[] = ["hit", "miss", "bypass"];
+const ROUND_OUTCOMES: readonly CurrencyRoundOutcome[] = ["proven", "pending", "failed"];
 // gRPC status code names, value for value (Connect's Code enum has the same numbers).
 const CODE_NAMES = [
   "OK",
@@ -54,7 +62,8 @@ const CODE_NAMES = [
  * Registers the token-service's metrics on `registry`: Verify answers by
  * result, row-cache lookups, RPC latency by procedure and code, the outbox
  * backlog (rows and oldest age, read at scrape time), whether key events
- * arrive, and the Node process defaults.
+ * arrive and NATS is connected, outbox currency rounds and the row cache's
+ * proof of currency, and the Node process defaults.
  *
  * Counters on the Verify path are plain numbers copied into prom-client at
  * scrape time (its own `inc` hashes the label set on every call); the latency
@@ -74,7 +83,7 @@ export function createTokenServiceMetrics(
   });
   const cacheCounts = registerScrapedCounter(registry, {
     name: "latchkey_token_service_row_cache_lookups_total",
-    help: "Verify lookups in the key row cache: hit, miss, or bypass (key events cut off, or the caller has applied newer events).",
+    help: "Verify lookups in the key row cache: hit, miss, or bypass (no proof of currency recent enough, key events cut off, or the caller has applied newer events).",
     labelName: "outcome",
     keys: OUTCOMES,
     labelOf: (outcome) => outcome,
@@ -127,7 +136,33 @@ export function createTokenServiceMetrics(
       this.set(sources.eventsConnected() ? 1 : 0);
     },
   });
+  const rounds = registerScrapedCounter(registry, {
+    name: "latchkey_token_service_outbox_currency_rounds_total",
+    help: "Outbox currency rounds: proven (verifiers' questions answered), pending (unpublished rows it cannot prove newer), failed (PostgreSQL or the stream unreachable).",
+    labelName: "outcome",
+    keys: ROUND_OUTCOMES,
+    labelOf: (outcome) => outcome,
+  });
+  new Gauge({
+    name: "latchkey_token_service_row_cache_currency_age_seconds",
+    help: "Age of this replica's proof that its row cache reflects every committed key change; above LATCHKEY_VERIFY_CACHE_MAX_STALE_MS, Verify reads PostgreSQL. +Inf before the first proof.",
+    registers: [registry],
+    collect() {
+      this.set(sources.rowCacheCurrencyAgeSeconds());
+    },
+  });
+  new Gauge({
+    name: "latchkey_token_service_nats_connected",
+    help: "1 while this replica's NATS connection is up (the in-process bus counts as up), 0 otherwise.",
+    registers: [registry],
+    collect() {
+      this.set(sources.busConnected() ? 1 : 0);
+    },
+  });
   return {
+    currencyRound(outcome) {
+      rounds[outcome] += 1;
+    },
     verified(result) {
       verifyCounts[result] += 1;
     },

@@ -76,6 +76,10 @@ export function createOutboxPublisher(options: OutboxPublisherOptions): OutboxPu
       // poll, or a wake() on reconnect, tries again.
       if (!options.bus.isConnected()) return;
       try {
+        // After a failure, first a request that holds no row lock: a replica silently cut off from
+        // NATS (its client still "connected") would otherwise lock rows again for a whole publish
+        // timeout, rows another replica could publish meanwhile.
+        if (failures > 0) await options.bus.lastSequence();
         while (!stopped && (await publishBatch()) === batchSize) {}
         failures = 0;
       } catch (error) {

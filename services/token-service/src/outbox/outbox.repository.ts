@@ -1,4 +1,4 @@
-import type { KeyEventType } from "@latchkey/proto";
+import { KeyEventType } from "@latchkey/proto";
 import { type Kysely, sql, type Transaction } from "kysely";
 import type { ApiKeyRow, Database } from "../db/tables.js";
 
@@ -122,4 +122,22 @@ export async function pendingBacklog(db: Db): Promise<{ rows: number; oldest: Da
     .executeTakeFirstOrThrow();
   const oldest = row.oldest === null ? null : new Date(row.oldest);
   return { rows: Number(row.n), oldest };
+}
+
+/**
+ * Ids of up to `limit` unpublished rows, lowest first, IMPORTED events left
+ * out (they change no VALID answer; see the `outbox_currency` migration): what
+ * the outbox currency check compares between its rounds. One scan of a partial
+ * index that holds only these rows.
+ */
+export async function pendingCurrencyIds(db: Db, limit: number): Promise<number[]> {
+  const rows = await db
+    .selectFrom("key_event_outbox")
+    .select("id")
+    .where("published_at", "is", null)
+    .where("event_type", "<>", KeyEventType.IMPORTED)
+    .orderBy("id")
+    .limit(limit)
+    .execute();
+  return rows.map((row) => Number(row.id));
 }

@@ -25,10 +25,16 @@ export interface ServiceDeps {
   readonly lastUsed: LastUsedRecorder;
   readonly publisher: OutboxPublisher;
   readonly tracker: PropagationTracker;
-  /** True while key events reach this replica; when false the row cache is bypassed. */
-  readonly eventsConnected: () => boolean;
   /** The master keys of keychains' data keys; undefined when none is configured (keychain RPCs refuse). */
   readonly keychainKeyring?: MasterKeyring | undefined;
+  /**
+   * Whether the row cache may answer a caller that accepts `maxStalenessMs`:
+   * key events reach this replica and its outbox currency proof is younger
+   * than that. When false, Verify reads PostgreSQL.
+   */
+  readonly rowCacheCurrent: (maxStalenessMs: number) => boolean;
+  /** The staleness a Verify request that names none accepts (`verifyCacheMaxStaleMs`). */
+  readonly verifyCacheMaxStaleMs: number;
   /** Verify results and row-cache outcomes; left out in unit tests. */
   readonly metrics?: Pick<TokenServiceMetrics, "verified" | "rowCache">;
 }

@@ -88,7 +88,8 @@ function setup() {
     formats: createKeyFormats({ formats: [{ name: "latchkey", kind: "latchkey", prefix: "lk" }] }),
     cache,
     lastUsed: { record() {} },
-    eventsConnected: () => true,
+    rowCacheCurrent: () => true,
+    verifyCacheMaxStaleMs: 1_000,
   } as unknown as ServiceDeps;
   const handler = createVerifyHandler(deps);
   const verify = async (minEventSequence: bigint): Promise<VerifyResponse> =>

@@ -139,11 +139,15 @@ export function createVerifyHandler(
         : NO_SCOPES;
     // The same digest as hashToken, as hex straight from the native side (the row cache's key).
     const hashHex = digest("sha256", token, "hex");
-    // While events do not reach this replica, a cached row could miss a
-    // revocation made elsewhere: read through to the database instead. The
-    // same when the caller has applied events this replica has not yet.
+    // Unless this replica has proved, recently enough for the caller, that its
+    // cache reflects every committed change (events reach it and the outbox is
+    // published: outbox-currency.ts), a cached row could miss a revocation made
+    // elsewhere or still waiting in the outbox: read through to the database
+    // instead. The same when the caller has applied events this replica has not.
     const minSequence = request.minEventSequence;
-    const bypass = !deps.eventsConnected() || minSequence > deps.cache.appliedSequence;
+    const bypass =
+      !deps.rowCacheCurrent(request.maxStalenessMs ?? deps.verifyCacheMaxStaleMs) ||
+      minSequence > deps.cache.appliedSequence;
     const hit = bypass ? undefined : deps.cache.get(hashHex, minSequence);
     const count = request.countRateLimit;
     if (hit) {

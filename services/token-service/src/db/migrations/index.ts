@@ -10,6 +10,7 @@ import * as importKeys from "./2026-12-02T0300_import.js";
 import * as ownerEnvironment from "./2026-12-02T0400_owner_environment.js";
 import * as keychains from "./2026-12-03T0000_keychains.js";
 import * as auditRetention from "./2026-12-03T0100_audit_retention.js";
+import * as outboxCurrency from "./2026-12-03T0200_outbox_currency.js";
 
 /**
  * Every migration, by name. Names are timestamps so they sort in order; kept
@@ -28,4 +29,5 @@ export const migrations: Record<string, Migration> = {
   "2026-12-02T0400_owner_environment": ownerEnvironment,
   "2026-12-03T0000_keychains": keychains,
   "2026-12-03T0100_audit_retention": auditRetention,
+  "2026-12-03T0200_outbox_currency": outboxCurrency,
 };

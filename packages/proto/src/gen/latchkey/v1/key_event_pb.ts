@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file latchkey/v1/key_event.proto.
  */
 export const file_latchkey_v1_key_event: GenFile = /*@__PURE__*/
-  fileDesc("ChtsYXRjaGtleS92MS9rZXlfZXZlbnQucHJvdG8SC2xhdGNoa2V5LnYxItUBCghLZXlFdmVudBIKCgJpZBgBIAEoBBInCgR0eXBlGAIgASgOMhkubGF0Y2hrZXkudjEuS2V5RXZlbnRUeXBlEg4KBmtleV9pZBgDIAEoCRIPCgd0ZWFtX2lkGAQgASgJEhIKCnRva2VuX2hhc2gYBSABKAwSLgoKb2NjdXJfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIk8KC1ZlcmlmaWVyQWNrEhMKC3ZlcmlmaWVyX2lkGAEgASgJEhEKCWV2ZW50X2lkcxgCIAMoBBIYChBhcHBsaWVkX3NlcXVlbmNlGAMgASgEIn4KEVZlcmlmaWVySGVhcnRiZWF0EhMKC3ZlcmlmaWVyX2lkGAEgASgJEhgKEGFwcGxpZWRfc2VxdWVuY2UYAiABKAQSKwoIaW50ZXJ2YWwYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDQoFbGFiZWwYBCABKAkq7QIKDEtleUV2ZW50VHlwZRIeChpLRVlfRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEhoKFktFWV9FVkVOVF9UWVBFX1JFVk9LRUQQARIbChdLRVlfRVZFTlRfVFlQRV9ESVNBQkxFRBACEhoKFktFWV9FVkVOVF9UWVBFX0VOQUJMRUQQAxIhCh1LRVlfRVZFTlRfVFlQRV9TQ09QRVNfQ0hBTkdFRBAEEiMKH0tFWV9FVkVOVF9UWVBFX01FVEFEQVRBX0NIQU5HRUQQBRIaChZLRVlfRVZFTlRfVFlQRV9ST1RBVEVEEAYSGgoWS0VZX0VWRU5UX1RZUEVfRVhQSVJFRBAHEiYKIktFWV9FVkVOVF9UWVBFX1VTQUdFX0xJTUlUX0NIQU5HRUQQCBIbChdLRVlfRVZFTlRfVFlQRV9JTVBPUlRFRBAJEiMKH0tFWV9FVkVOVF9UWVBFX0tFWUNIQUlOX0NIQU5HRUQQCmIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChtsYXRjaGtleS92MS9rZXlfZXZlbnQucHJvdG8SC2xhdGNoa2V5LnYxItUBCghLZXlFdmVudBIKCgJpZBgBIAEoBBInCgR0eXBlGAIgASgOMhkubGF0Y2hrZXkudjEuS2V5RXZlbnRUeXBlEg4KBmtleV9pZBgDIAEoCRIPCgd0ZWFtX2lkGAQgASgJEhIKCnRva2VuX2hhc2gYBSABKAwSLgoKb2NjdXJfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIk8KC1ZlcmlmaWVyQWNrEhMKC3ZlcmlmaWVyX2lkGAEgASgJEhEKCWV2ZW50X2lkcxgCIAMoBBIYChBhcHBsaWVkX3NlcXVlbmNlGAMgASgEIn4KEVZlcmlmaWVySGVhcnRiZWF0EhMKC3ZlcmlmaWVyX2lkGAEgASgJEhgKEGFwcGxpZWRfc2VxdWVuY2UYAiABKAQSKwoIaW50ZXJ2YWwYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDQoFbGFiZWwYBCABKAkiLAoVT3V0Ym94Q3VycmVuY3lSZXF1ZXN0EhMKC3ZlcmlmaWVyX2lkGAEgASgJIkgKDk91dGJveEN1cnJlbmN5EiIKGnB1Ymxpc2hlZF90aHJvdWdoX3NlcXVlbmNlGAEgASgEEhIKCnJlcGxpY2FfaWQYAiABKAkq7QIKDEtleUV2ZW50VHlwZRIeChpLRVlfRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEhoKFktFWV9FVkVOVF9UWVBFX1JFVk9LRUQQARIbChdLRVlfRVZFTlRfVFlQRV9ESVNBQkxFRBACEhoKFktFWV9FVkVOVF9UWVBFX0VOQUJMRUQQAxIhCh1LRVlfRVZFTlRfVFlQRV9TQ09QRVNfQ0hBTkdFRBAEEiMKH0tFWV9FVkVOVF9UWVBFX01FVEFEQVRBX0NIQU5HRUQQBRIaChZLRVlfRVZFTlRfVFlQRV9ST1RBVEVEEAYSGgoWS0VZX0VWRU5UX1RZUEVfRVhQSVJFRBAHEiYKIktFWV9FVkVOVF9UWVBFX1VTQUdFX0xJTUlUX0NIQU5HRUQQCBIbChdLRVlfRVZFTlRfVFlQRV9JTVBPUlRFRBAJEiMKH0tFWV9FVkVOVF9UWVBFX0tFWUNIQUlOX0NIQU5HRUQQCmIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * KeyEvent is published to the JetStream stream LATCHKEY_KEY_EVENTS on the
@@ -161,6 +161,65 @@ export type VerifierHeartbeat = Message<"latchkey.v1.VerifierHeartbeat"> & {
  */
 export const VerifierHeartbeatSchema: GenMessage<VerifierHeartbeat> = /*@__PURE__*/
   messageDesc(file_latchkey_v1_key_event, 2);
+
+/**
+ * OutboxCurrencyRequest is sent by a verifier as a core NATS request on
+ * `latchkey.verifiers.currency.<verifier_id>`, once per heartbeat interval.
+ * Every token-service replica that can prove the answer replies with
+ * OutboxCurrency; one that cannot stays silent.
+ *
+ * @generated from message latchkey.v1.OutboxCurrencyRequest
+ */
+export type OutboxCurrencyRequest = Message<"latchkey.v1.OutboxCurrencyRequest"> & {
+  /**
+   * The verifier instance (random per process start).
+   *
+   * @generated from field: string verifier_id = 1;
+   */
+  verifierId: string;
+};
+
+/**
+ * Describes the message latchkey.v1.OutboxCurrencyRequest.
+ * Use `create(OutboxCurrencyRequestSchema)` to create a new message.
+ */
+export const OutboxCurrencyRequestSchema: GenMessage<OutboxCurrencyRequest> = /*@__PURE__*/
+  messageDesc(file_latchkey_v1_key_event, 3);
+
+/**
+ * OutboxCurrency answers an OutboxCurrencyRequest: every outbox row committed
+ * before the request reached the answering replica had been published when it
+ * answered, at a stream sequence no higher than `published_through_sequence`
+ * (IMPORTED events excepted: they change no VALID answer). A verifier that has
+ * applied the stream that far knows every key change committed before it sent
+ * the request. The replica proves it from one read of the outbox and one read
+ * of the stream's end, each taken after the request arrived, and its own clock
+ * only: no clock is compared between machines.
+ *
+ * @generated from message latchkey.v1.OutboxCurrency
+ */
+export type OutboxCurrency = Message<"latchkey.v1.OutboxCurrency"> & {
+  /**
+   * The stream's last sequence, read after the outbox was found published.
+   *
+   * @generated from field: uint64 published_through_sequence = 1;
+   */
+  publishedThroughSequence: bigint;
+
+  /**
+   * The replica that answered (random per process start), for operators.
+   *
+   * @generated from field: string replica_id = 2;
+   */
+  replicaId: string;
+};
+
+/**
+ * Describes the message latchkey.v1.OutboxCurrency.
+ * Use `create(OutboxCurrencySchema)` to create a new message.
+ */
+export const OutboxCurrencySchema: GenMessage<OutboxCurrency> = /*@__PURE__*/
+  messageDesc(file_latchkey_v1_key_event, 4);
 
 /**
  * KeyEventType says what happened to a key. Every type is a reason for a cache
