@@ -115,7 +115,8 @@ afterAll(async () => {
   if (work !== undefined) rmSync(work, { recursive: true, force: true });
 });
 
-describe("the README's keychain walk with the seed's instant.package.json", () => {
+// The CLI runs as a tsx process (10–20 s each on a busy two-core machine), three times in the first test.
+describe("the README's keychain walk with the seed's instant.package.json", { timeout: 180_000 }, () => {
   let secret: string;
 
   it("registers the package, fills and grants a keychain, and the package gets its Stripe key", async () => {

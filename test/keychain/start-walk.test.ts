@@ -47,7 +47,9 @@ afterAll(async () => {
   if (dataDir !== undefined) await rm(dataDir, { recursive: true, force: true });
 });
 
-describe("npm start's keychain walk", () => {
+// Eight shell lines, two of them `npm run keychain` (npm, then a tsx process: 10–20 s each on a busy
+// two-core machine).
+describe("npm start's keychain walk", { timeout: 300_000 }, () => {
   it("works as printed: the secret resolves for the pinned digest and is refused for another", async () => {
     expect(service.database.kind).toBe("pglite");
     const teams = createClient(

@@ -1,13 +1,10 @@
 // @latchkey/verifier as a user gets it: built, packed with `npm pack`, installed from the tarballs into a
 // project outside the repository, and run by plain `node` (no tsx, no source condition) against a real
 // token-service.
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { REPO_ROOT } from "../deploy/render-overlay.js";
 import { runCommand } from "../harness/run-command.js";
 import { startTestService, type TestService } from "../token-service/start.js";
+import { installedFiles, type PackedProject, packedProject } from "./packed-project.js";
 
 /** The verifier and the workspace packages it depends on: what a user installs. */
 const PACKED = ["@latchkey/verifier", "@latchkey/token", "@latchkey/proto", "@latchkey/events"];
@@ -27,47 +24,27 @@ try {
 }
 `;
 
-let project: string;
+let project: PackedProject;
 let service: TestService;
 
 beforeAll(async () => {
-  project = mkdtempSync(join(tmpdir(), "latchkey-verifier-user-"));
-  const tarballs = join(project, "tarballs");
-  mkdirSync(tarballs);
-  // The build is incremental: after `npm run build` (CI does one first) it takes about a second.
-  await runCommand("npm", ["run", "--silent", "build"], { cwd: REPO_ROOT });
-  await runCommand(
-    "npm",
-    ["pack", "--silent", "--pack-destination", tarballs, ...PACKED.flatMap((name) => ["--workspace", name])],
-    { cwd: REPO_ROOT },
-  );
-  writeFileSync(
-    join(project, "package.json"),
-    `${JSON.stringify({ name: "verifier-user", private: true, type: "module" }, null, 2)}\n`,
-  );
-  writeFileSync(join(project, "verify.mjs"), SCRIPT);
-  // Third-party dependencies come from the registry (the npm cache when it has them); ours from the tarballs.
-  const files = readdirSync(tarballs).map((file) => join(tarballs, file));
-  await runCommand("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund", ...files], {
-    cwd: project,
-  });
+  project = await packedProject("verifier-user", PACKED, { "verify.mjs": SCRIPT });
   service = await startTestService();
 }, 120_000);
 
 afterAll(async () => {
   await service?.close();
-  if (project !== undefined) rmSync(project, { recursive: true, force: true });
+  project?.remove();
 });
 
 describe("the packed @latchkey/verifier", () => {
   it("installs from its tarballs with its own dependencies, and ships built JavaScript with types only", async () => {
-    const { stdout } = await runCommand("npm", ["ls", "--all", "--json"], { cwd: project });
+    const { stdout } = await runCommand("npm", ["ls", "--all", "--json"], { cwd: project.dir });
     const tree = JSON.parse(stdout) as { dependencies: Record<string, { resolved?: string }> };
     expect(tree.dependencies["@latchkey/verifier"]?.resolved).toMatch(
       /^file:.*latchkey-verifier-0\.1\.0\.tgz$/,
     );
-    const installed = join(project, "node_modules", "@latchkey", "verifier");
-    const files = readdirSync(installed, { recursive: true, encoding: "utf8" });
+    const files = installedFiles(project, "@latchkey/verifier");
     expect(files).toContain("dist/index.js");
     expect(files).toContain("dist/index.d.ts");
     expect(files.filter((file) => /\.ts$/.test(file) && !file.endsWith(".d.ts"))).toEqual([]);
@@ -81,7 +58,7 @@ describe("the packed @latchkey/verifier", () => {
       process.execPath,
       ["verify.mjs", `http://127.0.0.1:${service.handle.grpcPort}`, issued.token],
       // Nothing of this process's loaders or conditions reaches the user's node.
-      { cwd: project, env: { NODE_OPTIONS: "" } },
+      { cwd: project.dir, env: { NODE_OPTIONS: "" } },
     );
     expect(JSON.parse(stdout)).toEqual({ valid: "VALID", keyId: issued.key?.id, garbage: "MALFORMED" });
   });

@@ -120,7 +120,9 @@ describe("tampered storage", () => {
   });
 });
 
-describe("master key rotation", () => {
+// Each test starts the service up to three times and the re-wrap command (a tsx process, 10–20 s on a
+// busy two-core machine) up to twice.
+describe("master key rotation", { timeout: 240_000 }, () => {
   const first = masterKey("2026-06");
   const second = masterKey("2026-12");
 
