@@ -30,5 +30,5 @@ describe("on PGlite", () => {
     } finally {
       await handle.close();
     }
-  });
+  }, 120_000); // PGlite is CPU-bound: a whole migration cycle takes over 30 s on a busy 2-core machine
 });
