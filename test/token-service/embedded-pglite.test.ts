@@ -69,5 +69,5 @@ describe("on PGlite in a folder", () => {
     } finally {
       await service.close();
     }
-  });
+  }, 120_000); // PGlite is CPU-bound: opening, migrating and serving take over 30 s on a busy 2-core machine
 });

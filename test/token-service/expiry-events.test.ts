@@ -27,12 +27,14 @@ afterAll(async () => {
 
 it("announces each expiry once, across two replicas, and skips revoked keys", async () => {
   const teamId = (await a.teams().createTeam({ name: "expiring" })).team?.id ?? "";
-  const expireTime = timestampFromDate(new Date(Date.now() + 700));
+  // Long enough for the revocation below to land first on a busy machine (two replicas' outbox
+  // currency rounds and every other test share the cores).
+  const expireTime = timestampFromDate(new Date(Date.now() + 3_000));
   const expiring = await a.tokens().issue({ teamId, name: "short-lived", expireTime });
   const revoked = await a.tokens().issue({ teamId, name: "revoked first", expireTime });
   const lasting = await a.tokens().issue({ teamId, name: "lasting" });
   await a.tokens().revoke({ keyId: revoked.key?.id ?? "" });
-  const deadline = Date.now() + 5_000;
+  const deadline = Date.now() + 10_000;
   while (Date.now() < deadline && !seen.some((d) => d.event.type === KeyEventType.EXPIRED)) await sleep(50);
   await sleep(500); // time for a duplicate to show up, if there were one
   const expired = seen.filter((d) => d.event.type === KeyEventType.EXPIRED).map((d) => d.event.keyId);

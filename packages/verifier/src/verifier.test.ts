@@ -194,7 +194,7 @@ describe("cache", () => {
     expect(await v.metrics.metrics()).toContain(
       'latchkey_verifier_cache_evictions_total{reason="lru"} 10000',
     );
-  });
+  }, 120_000); // 20,000 RPCs through the in-memory transport: over 30 s on a busy 2-core machine
 
   it("holds its byte bound", async () => {
     const v = verifier({ maxBytes: 64 * 1024 });
