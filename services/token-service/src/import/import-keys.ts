@@ -23,6 +23,7 @@ import { invalidArgument } from "../rpc/validate.js";
 import type { RpcContext } from "../server/shared/rpc-context.js";
 import { findTeam } from "../teams/team.repository.js";
 import { NO_USAGE_LIMIT } from "../usage/usage-limit.js";
+import { type ExistingKey, judgeAgainstDatabase } from "./import-conflicts.js";
 import { checkImportRow, type ImportCandidate } from "./import-row.js";
 
 const DEFAULT_MAX_BATCH = 1_000;
@@ -183,49 +184,48 @@ async function checkAgainstDatabase(
   for (const teamId of new Set(candidates.map((c) => c.teamId))) {
     teams.set(teamId, (await findTeam(trx, teamId)) !== undefined);
   }
-  const imported = new Map<string, { id: string; fingerprint: Uint8Array | null }>();
+  const imported = new Map<string, ExistingKey>();
   for (const teamId of teams.keys()) {
     const ids = candidates.filter((c) => c.teamId === teamId).map((c) => c.externalId);
     for (const row of await findKeysByExternalIds(trx, teamId, ids)) {
-      imported.set(`${teamId} ${row.external_id}`, { id: row.id, fingerprint: row.import_fingerprint });
+      imported.set(`${teamId} ${row.external_id}`, {
+        id: row.id,
+        teamId,
+        externalId: row.external_id,
+        fingerprint: row.import_fingerprint,
+      });
     }
   }
-  const holders = new Map<string, { id: string; teamId: string }>();
+  const holders = new Map<string, ExistingKey>();
   for (const row of await findKeysByHashes(
     trx,
     candidates.map((c) => c.tokenHash),
   )) {
-    holders.set(Buffer.from(row.token_hash).toString("base64"), { id: row.id, teamId: row.team_id });
+    holders.set(Buffer.from(row.token_hash).toString("base64"), {
+      id: row.id,
+      teamId: row.team_id,
+      externalId: row.external_id,
+      fingerprint: row.import_fingerprint,
+    });
   }
   for (const [index, state] of states.entries()) {
     if (state.kind !== "new") continue;
-    const { teamId, externalId, tokenHash, secretField, fingerprint } = state.candidate;
-    if (!teams.get(teamId)) {
-      states[index] = { kind: "rejected", error: `team_id: team ${teamId} not found`, code: Code.NotFound };
-      continue;
-    }
-    const before = imported.get(`${teamId} ${externalId}`);
-    if (before) {
-      states[index] =
-        before.fingerprint !== null && Buffer.from(before.fingerprint).equals(fingerprint)
-          ? { kind: "already", keyId: before.id }
-          : {
-              kind: "rejected",
-              error: `external_id: ${externalId} was imported before with different content (key ${before.id}); change that key with Update, Revoke or Rotate`,
-              code: Code.AlreadyExists,
-            };
-      continue;
-    }
-    const holder = holders.get(tokenHash.toString("base64"));
-    if (holder) {
-      // Name the holder only to a caller who may see it.
-      const visible = principal.kind === "root" || principal.teamId === holder.teamId;
+    const { candidate } = state;
+    if (!teams.get(candidate.teamId)) {
       states[index] = {
         kind: "rejected",
-        error: `${secretField}: another key already has this token${visible ? ` (${holder.id})` : ""}`,
-        code: Code.AlreadyExists,
+        error: `team_id: team ${candidate.teamId} not found`,
+        code: Code.NotFound,
       };
+      continue;
     }
+    const conflict = judgeAgainstDatabase(
+      candidate,
+      imported.get(`${candidate.teamId} ${candidate.externalId}`),
+      holders.get(candidate.tokenHash.toString("base64")),
+      principal,
+    );
+    if (conflict.kind !== "none") states[index] = conflict;
   }
 }
 

@@ -19,11 +19,11 @@ export async function insertKeys(db: Db, rows: readonly NewApiKeyRow[]): Promise
 export async function findKeysByHashes(
   db: Db,
   hashes: readonly Uint8Array[],
-): Promise<Pick<ApiKeyRow, "id" | "team_id" | "token_hash">[]> {
+): Promise<Pick<ApiKeyRow, "id" | "team_id" | "token_hash" | "external_id" | "import_fingerprint">[]> {
   if (hashes.length === 0) return [];
   return db
     .selectFrom("api_keys")
-    .select(["id", "team_id", "token_hash"])
+    .select(["id", "team_id", "token_hash", "external_id", "import_fingerprint"])
     .where("token_hash", "in", hashes)
     .execute();
 }
