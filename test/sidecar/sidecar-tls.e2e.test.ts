@@ -548,6 +548,19 @@ describe("LATCHKEY_SIDECAR_PLAIN_HTTP=refuse", () => {
 });
 
 describe("shutdown", () => {
+  it("cuts a connection that never finishes its TLS handshake when the drain time is up", async () => {
+    const short = await spawnSidecar(withTls({ LATCHKEY_SHUTDOWN_TIMEOUT_MS: "1000" }));
+    const silent = netConnect(short.tlsPort as number, "127.0.0.1");
+    silent.on("error", () => {});
+    await once(silent, "connect");
+    const cut = once(silent, "close");
+    // Without the cut, Node's 120 s handshake timeout would hold the listener open and the stop
+    // would end in SIGKILL after 10 s.
+    await short.stop();
+    await cut;
+    expect(short.process.child.exitCode).toBe(0);
+  });
+
   it("exits cleanly on SIGTERM with an HTTP/2 session and an idle HTTP/1.1 connection open", async () => {
     const short = await spawnSidecar(withTls({ LATCHKEY_SHUTDOWN_TIMEOUT_MS: "20000" }));
     const session = h2Session(short.tlsPort as number);
