@@ -7,6 +7,7 @@ import { once } from "node:events";
 import { copyFileSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { type ClientHttp2Session, connect as http2Connect, type IncomingHttpHeaders } from "node:http2";
 import { Agent, request as httpsRequest, type RequestOptions } from "node:https";
+import { connect as netConnect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type TLSSocket, connect as tlsConnect } from "node:tls";
@@ -297,6 +298,39 @@ describe("HTTP/2 over TLS", () => {
     expect(upstream.seen.length).toBe(before);
   });
 
+  it("takes exactly HTTP/1.1's methods: `delete` or an unknown token never reaches the app", async () => {
+    const before = upstream.seen.length;
+    for (const method of ["delete", "Delete", "PURGEALL", "GETX"]) {
+      const response = await requestOverH2(session, { ":method": method, ":path": "/orders/1", ...bearer() });
+      expect(response.status, method).toBe(400);
+      expect(JSON.parse(response.body).error.code).toBe("invalid_request");
+    }
+    expect(upstream.seen.length).toBe(before);
+    expect(
+      (await requestOverH2(session, { ":method": "DELETE", ":path": "/orders/1", ...bearer() })).status,
+    ).toBe(200);
+  });
+
+  it("survives bytes that are not HTTP/2 after ALPN chose h2, and bytes that are not TLS at all", async () => {
+    const port = sidecar.tlsPort as number;
+    const garbled = tlsConnect({ host: "127.0.0.1", port, ca, ALPNProtocols: ["h2"] });
+    garbled.on("error", () => {});
+    await once(garbled, "secureConnect");
+    expect(garbled.alpnProtocol).toBe("h2");
+    garbled.write(randomBytes(4096));
+    garbled.resume(); // read the server's GOAWAY, then its end of the connection
+    await once(garbled, "close");
+    const plain = netConnect(port, "127.0.0.1", () => plain.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    let cleartext = "";
+    plain.on("data", (chunk: Buffer) => {
+      cleartext += chunk.toString("latin1");
+    });
+    plain.on("error", () => {});
+    await once(plain, "close");
+    expect(cleartext).not.toContain("HTTP/1.1 200");
+    expect((await requestOverH2(session, { ":path": "/still-up", ...bearer() })).status).toBe(200);
+  });
+
   it("opens no tunnel: CONNECT is refused and WebSockets over HTTP/2 (RFC 8441) are not offered", async () => {
     const before = upstream.seen.length;
     const connect = await requestOverH2(session, {
@@ -514,6 +548,19 @@ describe("LATCHKEY_SIDECAR_PLAIN_HTTP=refuse", () => {
 });
 
 describe("shutdown", () => {
+  it("cuts a connection that never finishes its TLS handshake when the drain time is up", async () => {
+    const short = await spawnSidecar(withTls({ LATCHKEY_SHUTDOWN_TIMEOUT_MS: "1000" }));
+    const silent = netConnect(short.tlsPort as number, "127.0.0.1");
+    silent.on("error", () => {});
+    await once(silent, "connect");
+    const cut = once(silent, "close");
+    // Without the cut, Node's 120 s handshake timeout would hold the listener open and the stop
+    // would end in SIGKILL after 10 s.
+    await short.stop();
+    await cut;
+    expect(short.process.child.exitCode).toBe(0);
+  });
+
   it("exits cleanly on SIGTERM with an HTTP/2 session and an idle HTTP/1.1 connection open", async () => {
     const short = await spawnSidecar(withTls({ LATCHKEY_SHUTDOWN_TIMEOUT_MS: "20000" }));
     const session = h2Session(short.tlsPort as number);

@@ -115,6 +115,14 @@ export const CONFLICTING_HOST: Refusal = {
   headers: [],
 };
 
+/** 400: an HTTP/2 request whose method HTTP/1.1 would not take (`delete`, an unknown token). */
+export const UNSUPPORTED_METHOD: Refusal = {
+  status: 400,
+  code: "invalid_request",
+  message: "The request method is not one this server accepts (methods are upper-case: GET, POST, …).",
+  headers: [],
+};
+
 /**
  * 403 on the plain-HTTP listener when it refuses plain HTTP
  * (`LATCHKEY_SIDECAR_PLAIN_HTTP=refuse`): the same answer for every request,

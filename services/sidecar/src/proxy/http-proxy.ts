@@ -1,8 +1,8 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
+import { type IncomingMessage, METHODS, type ServerResponse } from "node:http";
 import type { Http2ServerRequest } from "node:http2";
 import type { Dispatcher } from "undici";
 import type { Decision } from "../decision.js";
-import { BAD_GATEWAY, CONFLICTING_HOST, sendRefusal } from "../refusal.js";
+import { BAD_GATEWAY, CONFLICTING_HOST, type Refusal, sendRefusal, UNSUPPORTED_METHOD } from "../refusal.js";
 import { nextRequestId } from "../request-id.js";
 import { filterResponseHeaders, type ScannedRequest, scanRequestHeaders } from "./forward-headers.js";
 import { type ProxyContext, splitTarget } from "./proxy-context.js";
@@ -40,11 +40,10 @@ export function createRequestHandler(
 ): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     const start = performance.now();
+    const http2 = req.httpVersionMajor === 2;
     const scanned = scanRequestHeaders(
       req.rawHeaders,
-      req.httpVersionMajor === 2
-        ? { endedWithHeaders: (req as unknown as Http2ServerRequest).stream.endAfterHeaders }
-        : undefined,
+      http2 ? { endedWithHeaders: (req as unknown as Http2ServerRequest).stream.endAfterHeaders } : undefined,
     );
     const requestId = scanned.requestId ?? nextRequestId();
     const [rawPath, query] = splitTarget(req.url ?? "/");
@@ -54,13 +53,25 @@ export function createRequestHandler(
       return;
     }
     const exchange = new HttpExchange(context, req, res, scanned, requestId, start, rawPath, query);
-    if (scanned.hostConflict) {
-      sendRefusal(res, CONFLICTING_HOST, requestId);
-      countRefusedEarly(context, exchange, CONFLICTING_HOST);
+    const malformed = http2 ? http2Refusal(req.method ?? "", scanned) : undefined;
+    if (malformed !== undefined) {
+      sendRefusal(res, malformed, requestId);
+      countRefusedEarly(context, exchange, malformed);
       return;
     }
     whenDecided(context, decideRequest(context, exchange), exchange);
   };
+}
+
+// The methods Node's HTTP/1.1 parser accepts. HTTP/2 takes any token as a method, `delete` and
+// `Delete` included, which no rule written for DELETE matches but an app that upper-cases methods
+// would run as DELETE: over HTTP/2 the sidecar accepts exactly what it accepts over HTTP/1.1.
+const HTTP1_METHODS = new Set(METHODS);
+
+/** What an HTTP/2 request carries that HTTP/1.1 could not, refused before any decision; undefined when none. */
+function http2Refusal(method: string, scanned: ScannedRequest): Refusal | undefined {
+  if (!HTTP1_METHODS.has(method)) return UNSUPPORTED_METHOD;
+  return scanned.hostConflict ? CONFLICTING_HOST : undefined;
 }
 
 const kExchange = Symbol("latchkey.exchange");

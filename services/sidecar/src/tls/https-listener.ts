@@ -70,12 +70,19 @@ export function createHttpsListener(options: HttpsListenerOptions): HttpsListene
     settings: HTTP2_SETTINGS,
   });
   const sockets = new Set<TLSSocket>();
+  // Every TCP connection, handshakes still under way included: those keep `close` waiting (up to the
+  // 120 s handshake timeout) and are cut when the drain time is up.
+  const connections = new Set<Socket>();
   const sessions = new Set<Http2Session>();
   /** Responses in progress per HTTP/1.1 connection. */
   const busy = new Map<Duplex, number>();
   const upgraded = new WeakSet<Duplex>();
   let closing = false;
 
+  server.on("connection", (socket: Socket) => {
+    connections.add(socket);
+    socket.once("close", () => connections.delete(socket));
+  });
   server.on("secureConnection", (socket: TLSSocket) => {
     sockets.add(socket);
     socket.once("close", () => {
@@ -136,6 +143,7 @@ export function createHttpsListener(options: HttpsListenerOptions): HttpsListene
         const timer = setTimeout(() => {
           for (const session of sessions) session.destroy();
           for (const socket of sockets) socket.destroy();
+          for (const socket of connections) socket.destroy();
         }, timeoutMs);
         timer.unref();
       });
