@@ -183,9 +183,14 @@ describe("latchkey-token-service import", () => {
         name: "k",
         token: token(),
       }));
-      const run = await runImport([file("aging.jsonl", jsonl(rows)), "--batch-size", "1"], {
-        env: { LATCHKEY_TOKEN_SERVICE_URL: aging.grpcUrl },
-      });
+      // One batch at a time: each call must fit the 50 ms grace, which four at once on a busy
+      // machine may not (they would be cut, and sent again, until the retries ran out).
+      const run = await runImport(
+        [file("aging.jsonl", jsonl(rows)), "--batch-size", "1", "--concurrency", "1"],
+        {
+          env: { LATCHKEY_TOKEN_SERVICE_URL: aging.grpcUrl },
+        },
+      );
       // A batch cut off after its commit comes back as already there: every row is in, none twice.
       const [, imported, already] =
         /^imported (\d+), already there (\d+), bad rows 0 \(of 120 rows read\)$/m.exec(run.stdout) ?? [];
