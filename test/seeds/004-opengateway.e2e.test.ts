@@ -3,7 +3,7 @@
 // og_test_ for staging when Issue names that format. The sidecar runs the shipped
 // policy-004-team-keys.yaml (the production data plane: prod keys only), and the test walks the
 // seed's rotation: create the new key, move traffic to it while the old one still works, watch the
-// old key's traffic drop to zero, then revoke it (401 at once); and a rotation whose grace period
+// old key's traffic drop to zero, then revoke it (refused at once: 403, the bound route's one answer for a key it does not accept); and a rotation whose grace period
 // simply ends. Every request is tagged in the access log with the key that made it, never the key.
 import { randomBytes } from "node:crypto";
 import { Code } from "@connectrpc/connect";
@@ -131,7 +131,9 @@ describe("seed 004: rotate first, revoke second", () => {
       .tokens()
       .revoke({ keyId: worker.id, reason: "rotated", waitTimeout: { seconds: 5n } });
     expect(propagation?.complete).toBe(true);
-    expect((await completions(worker.token)).status).toBe(401);
+    // The data plane is bound to prod keys: every credential that is not a usable prod key gets
+    // the binding's one 403, a revoked key included (README: binding keys to teams and environments).
+    expect((await completions(worker.token)).status).toBe(403);
     expect((await completions(next.token)).status).toBe(200);
     expect((await rpcError(stack.service.tokens().rotate({ keyId: worker.id }))).code).toBe(
       Code.FailedPrecondition,
@@ -151,13 +153,13 @@ describe("seed 004: rotate first, revoke second", () => {
       const at = Date.now();
       const { status } = await completions(old.token);
       statuses.push([at, status]);
-      if (status === 401) break;
+      if (status === 403) break;
       await new Promise((done) => setTimeout(done, 100));
     }
     // Accepted until the end of the grace period (less the second the expiry is rounded to), refused after.
     expect(statuses[0]?.[1]).toBe(200);
     expect(statuses.filter(([at]) => at < ends - 1_000).every(([, status]) => status === 200)).toBe(true);
-    expect(statuses.at(-1)?.[1]).toBe(401);
+    expect(statuses.at(-1)?.[1]).toBe(403);
     expect((await completions(rotated.token)).status).toBe(200);
   }, 60_000);
 });
@@ -165,7 +167,7 @@ describe("seed 004: rotate first, revoke second", () => {
 describe("seed 004: every request is tagged with its key in the access log", () => {
   it("carries the key id and team of each request, and never a key", async () => {
     const lines = () => gateway.accessLines().filter((line) => line.path === "/v1/chat/completions");
-    await gateway.waitForAccessLine((line) => line.status === 401 && line.decision === "invalid_credential");
+    await gateway.waitForAccessLine((line) => line.status === 403 && line.decision === "invalid_credential");
     const allowed = lines().filter((line) => line.status === 200);
     expect(allowed.length).toBeGreaterThanOrEqual(10);
     for (const line of allowed) {
