@@ -118,6 +118,8 @@ export const tokenServiceConfigSchema = z
     lastUsedFlushMs: integerSetting(100, 600_000).default(5_000),
     // Connections in the PostgreSQL pool per replica.
     dbPoolMax: integerSetting(1, 500).default(10),
+    // Hot fixed-shape queries as named prepared statements; off behind a pooler that cannot keep them.
+    dbPreparedStatements: booleanSetting.default(true),
     // Outbox poll interval: the fallback when LISTEN/NOTIFY is missed.
     outboxPollMs: integerSetting(50, 60_000).default(1_000),
     // How often this replica proves the outbox published (one read of the outbox, one of the stream's
@@ -319,6 +321,7 @@ export const TOKEN_SERVICE_ENV = {
   shutdownTimeoutMs: "LATCHKEY_SHUTDOWN_TIMEOUT_MS",
   lastUsedFlushMs: "LATCHKEY_LAST_USED_FLUSH_MS",
   dbPoolMax: "LATCHKEY_DB_POOL_MAX",
+  dbPreparedStatements: "LATCHKEY_DB_PREPARED_STATEMENTS",
   outboxPollMs: "LATCHKEY_OUTBOX_POLL_MS",
   outboxCurrencyMs: "LATCHKEY_OUTBOX_CURRENCY_MS",
   streamMaxAgeS: "LATCHKEY_STREAM_MAX_AGE_S",

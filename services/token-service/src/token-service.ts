@@ -101,6 +101,7 @@ export async function startTokenService(
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
     poolMax: config.dbPoolMax,
+    preparedStatements: config.dbPreparedStatements,
     ca: databaseCa(config),
     onPoolError: (error) => logger.warn({ err: error }, "database client error"),
   });

@@ -1,4 +1,5 @@
 import type { Kysely, Selectable, Transaction } from "kysely";
+import { prepared } from "../db/database.js";
 import type { AuditLogTable, Database } from "../db/tables.js";
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -21,25 +22,27 @@ export type AuditRow = Omit<Selectable<AuditLogTable>, "id"> & { readonly id: st
 
 /** Appends an entry to the audit log. */
 export async function recordAudit(db: Db, entry: AuditEntry): Promise<void> {
-  await recordAudits(db, [entry]);
+  // One row: a fixed text, so a prepared statement (every audited call pays for it).
+  await db.executeQuery(prepared(insertAudits(db, [entry])));
 }
 
 /** Appends entries to the audit log in one statement (one per key of an import batch). */
 export async function recordAudits(db: Db, entries: readonly AuditEntry[]): Promise<void> {
   if (entries.length === 0) return;
-  await db
-    .insertInto("audit_log")
-    .values(
-      entries.map((entry) => ({
-        actor: entry.actor,
-        action: entry.action,
-        team_id: entry.teamId ?? null,
-        key_id: entry.keyId ?? null,
-        request_id: entry.requestId ?? null,
-        details: JSON.stringify(entry.details ?? {}),
-      })),
-    )
-    .execute();
+  await insertAudits(db, entries).execute();
+}
+
+function insertAudits(db: Db, entries: readonly AuditEntry[]) {
+  return db.insertInto("audit_log").values(
+    entries.map((entry) => ({
+      actor: entry.actor,
+      action: entry.action,
+      team_id: entry.teamId ?? null,
+      key_id: entry.keyId ?? null,
+      request_id: entry.requestId ?? null,
+      details: JSON.stringify(entry.details ?? {}),
+    })),
+  );
 }
 
 /** What {@link listAuditEntries} selects; every field optional but `limit`. */

@@ -1,4 +1,5 @@
 import { type Kysely, sql } from "kysely";
+import { prepared } from "../db/database.js";
 import type { Database, StoredRequiredSecret } from "../db/tables.js";
 
 /**
@@ -7,8 +8,8 @@ import type { Database, StoredRequiredSecret } from "../db/tables.js";
  * the keychain's grant for the package, the registry's entry for the
  * version presented, and the ciphertexts of the secrets both the grant names
  * and the version declares (all the rules could release; they are decrypted
- * only when the rules do). One round trip: ResolveSecrets answers with this
- * and one audit write.
+ * only when the rules do). One round trip, a prepared statement: ResolveSecrets
+ * answers with this and one audit write.
  */
 export interface Resolution {
   readonly key_id: string;
@@ -36,7 +37,7 @@ export async function loadResolution(
   packageName: string,
   version: string,
 ): Promise<Resolution | undefined> {
-  return db
+  const query = db
     .selectFrom("api_keys as k")
     .innerJoin("keychains as c", "c.id", "k.keychain_id")
     .leftJoin("keychain_grants as g", (join) =>
@@ -68,6 +69,6 @@ export async function loadResolution(
         "sealed",
       ),
     ])
-    .where("k.token_hash", "=", tokenHash)
-    .executeTakeFirst();
+    .where("k.token_hash", "=", tokenHash);
+  return (await db.executeQuery(prepared(query))).rows[0];
 }
