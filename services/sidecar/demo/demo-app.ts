@@ -51,9 +51,15 @@ export async function startDemoApp(options: { port?: number; host?: string } = {
     req.on("data", (chunk: Buffer) => {
       bodyBytes += chunk.length;
     });
+    // `?status=503` answers with that status (200–599), for tests of what a front does with app errors.
+    const asked = Number(url.searchParams.get("status"));
+    const status = Number.isInteger(asked) && asked >= 200 && asked <= 599 ? asked : 200;
     req.on("end", () => {
       const body = JSON.stringify({ method: req.method, path: req.url, headers: req.headers, bodyBytes });
-      res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+      res.writeHead(status, {
+        "content-type": "application/json",
+        "content-length": Buffer.byteLength(body),
+      });
       res.end(body);
     });
   });

@@ -29,8 +29,9 @@ describe("nginx auth_request with the example config", () => {
     const before = started.stack.app.handled();
     for (const headers of FORGED_HEADER_SETS) {
       const response = await send(started.url, "GET", "/docs/forged", headers);
-      // nginx turns the sidecar's 400 into a 500: the request is refused either way.
-      expect(response.status).toBeGreaterThanOrEqual(400);
+      // The sidecar's 400, passed on by the example's @latchkey_refused (auth_request alone makes it a 500).
+      expect(response.status).toBe(400);
+      expect(response.json<{ error: { code: string } }>().error.code).toBe("bad_request");
     }
     // Not part of the cache key: refused by the sidecar when it is asked.
     expect(
@@ -92,6 +93,58 @@ describe("nginx auth_request with the example config", () => {
       }
     }
     expect(started.stack.app.handled()).toBe(before);
+  });
+
+  it("gives the client the sidecar's 429 with Retry-After and RateLimit headers, not nginx's 500", async () => {
+    const { token } = started.stack.keys.issue({ scopes: ["read"] });
+    const ask = (n: number) =>
+      send(started.url, "GET", `/burst?n=${n}`, { authorization: `Bearer ${token}` });
+    expect((await ask(1)).status).toBe(200);
+    expect((await ask(2)).status).toBe(200);
+    const before = started.stack.app.handled();
+    const refused = await ask(3);
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers["retry-after"])).toBeGreaterThanOrEqual(1);
+    expect(refused.headers.ratelimit).toMatch(/"burst";r=0;t=\d+/);
+    expect(refused.headers["ratelimit-policy"]).toMatch(/"burst";q=2;w=60/);
+    expect(refused.headers["cache-control"]).toBe("no-store");
+    const body = refused.json<{ error: { code: string; requestId: string } }>();
+    expect(body.error.code).toBe("too_many_requests");
+    expect(body.error.requestId).toBe(refused.headers["x-request-id"]);
+    expect(body.error.requestId).toMatch(/^[\w-]+$/);
+    expect(started.stack.app.handled()).toBe(before);
+  });
+
+  it("answers 503 with Retry-After when the sidecar cannot decide, and never reaches the app", async () => {
+    const { token } = started.stack.keys.issue({ scopes: ["write"] });
+    const before = started.stack.app.handled();
+    started.stack.keys.down = true;
+    try {
+      const response = await send(
+        started.url,
+        "POST",
+        "/unavailable",
+        { authorization: `Bearer ${token}` },
+        "",
+      );
+      expect(response.status).toBe(503);
+      expect(response.headers["retry-after"]).toBe("2");
+      expect(response.json<{ error: { code: string } }>().error.code).toBe("unavailable");
+    } finally {
+      started.stack.keys.down = false;
+    }
+    expect(started.stack.app.handled()).toBe(before);
+    // The app's own 500 is not taken for a refusal: it passes through untouched.
+    const { token: writer } = started.stack.keys.issue({ scopes: ["write"] });
+    const failing = await send(
+      started.url,
+      "POST",
+      "/failing?status=500",
+      { authorization: `Bearer ${writer}` },
+      "",
+    );
+    expect(failing.status).toBe(500);
+    expect(failing.headers["retry-after"]).toBeUndefined();
   });
 
   it("caches decisions: the same key and URI ask the sidecar once", async () => {

@@ -5,11 +5,12 @@ import { type EchoedRequest, type SidecarStack, startSidecarStack } from "./side
 // What the forward-auth tests of the nginx and Traefik examples share: the policy behind them, the
 // requests each must keep from the app, and what the app sees for a valid key.
 
-/** Reads public, `/admin/**` needs `admin`, `GET /feed` takes `?token=`. */
+/** Reads public, `/admin/**` needs `admin`, `GET /feed` takes `?token=`, `/burst` allows 2 a minute. */
 export const FORWARD_AUTH_POLICY = {
   preset: "reads-public",
   rules: [
     { path: "/admin/**", kind: "key", scopes: ["admin"] },
+    { path: "/burst", kind: "key", rateLimit: [{ name: "burst", limit: 2, window: "60s" }] },
     { methods: ["GET"], path: "/feed", kind: "key", scopes: ["read"], allowQueryToken: true },
   ],
 };
