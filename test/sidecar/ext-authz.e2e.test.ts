@@ -7,8 +7,10 @@
 import { connect } from "node:http2";
 import { setTimeout as sleep } from "node:timers/promises";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
 import { CheckRequestSchema } from "@latchkey/proto/envoy";
+import { Health, HealthCheckResponse_ServingStatus } from "@latchkey/proto/grpc";
 import { generateToken } from "@latchkey/token";
 import { WebSocket } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -158,7 +160,9 @@ describe("Check: denials carry proxy mode's status, headers and JSON body", () =
     expect((await check({ method: "POST", path: "/notes", headers: [bearer(key.token)] })).allowed).toBe(
       true,
     );
-    await service.tokens().revoke({ keyId: key.id });
+    // Every live verifier (this sidecar's) has dropped the key before the Checks below.
+    const { propagation } = await service.tokens().revoke({ keyId: key.id, waitTimeout: { seconds: 10n } });
+    expect(propagation?.complete).toBe(true);
     const answers: CheckOutcome[] = [];
     for (const token of [generateToken({ prefix: "lk", environment: "live" }), "lk_live_nope", key.token]) {
       answers.push(await check({ method: "POST", path: "/notes", headers: [bearer(token)] }));
@@ -390,6 +394,31 @@ describe("Check: bad input", () => {
     expect(status).not.toBe("0");
     const valid = Buffer.from(toBinary(CheckRequestSchema, envoyCheckRequest({ path: "/docs" })));
     expect(await rawGrpcCall(sidecar.extAuthzPort as number, valid)).toBe("0");
+    expect((await check({ path: "/docs" })).allowed).toBe(true);
+  });
+});
+
+describe("gRPC health on the ext_authz port (Envoy's grpc_health_check, a Kubernetes grpc probe)", () => {
+  it("answers SERVING for the server and the Authorization service, NOT_FOUND for any other name", async () => {
+    const health = createClient(
+      Health,
+      createGrpcTransport({ baseUrl: `http://127.0.0.1:${sidecar.extAuthzPort as number}` }),
+    );
+    for (const service of ["", "envoy.service.auth.v3.Authorization"]) {
+      expect((await health.check({ service })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
+    }
+    for (const service of ["latchkey.v1.TokenService", "x".repeat(10_000)]) {
+      const refused = await health.check({ service }).catch((error: unknown) => ConnectError.from(error));
+      expect(refused).toBeInstanceOf(ConnectError);
+      expect((refused as ConnectError).code).toBe(Code.NotFound);
+      expect((refused as ConnectError).rawMessage.length).toBeLessThan(300);
+    }
+    // Watch is not served; Check still answers afterwards.
+    const watched = await (async () => {
+      for await (const _ of health.watch({ service: "" })) return "answered";
+      return "ended";
+    })().catch((error: unknown) => ConnectError.from(error).code);
+    expect(watched).toBe(Code.Unimplemented);
     expect((await check({ path: "/docs" })).allowed).toBe(true);
   });
 });

@@ -17,6 +17,7 @@ import {
 } from "@latchkey/proto/envoy";
 import type { Logger } from "pino";
 import type { CheckHandler } from "./check-handler.js";
+import { extAuthzHealth } from "./ext-authz-health.js";
 
 /**
  * Largest CheckRequest accepted. Envoy's request headers are at most 60 KiB by
@@ -43,7 +44,8 @@ export interface ExtAuthzServer {
 /**
  * Serves `envoy.service.auth.v3.Authorization/Check` over gRPC (cleartext
  * HTTP/2, grpc-js: the fast gRPC server on Node) with protobuf-es messages
- * from the vendored Envoy protos.
+ * from the vendored Envoy protos, and `grpc.health.v1.Health/Check` beside it
+ * (`ext-authz-health.ts`).
  *
  * @example
  * ```ts
@@ -91,6 +93,8 @@ export async function startExtAuthzServer(options: ExtAuthzServerOptions): Promi
       });
     },
   });
+  const health = extAuthzHealth();
+  server.addService(health.definition, health.implementation);
   const host = options.listen.host.includes(":") ? `[${options.listen.host}]` : options.listen.host;
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(`${host}:${options.listen.port}`, ServerCredentials.createInsecure(), (error, bound) =>
