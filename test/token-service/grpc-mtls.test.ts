@@ -7,6 +7,7 @@ import { createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { ConfigError } from "@latchkey/config";
 import { Health, HealthCheckResponse_ServingStatus } from "@latchkey/proto/grpc";
+import { generateToken } from "@latchkey/token";
 import { createVerifier } from "@latchkey/verifier";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -16,7 +17,8 @@ import { send } from "../harness/http-client.js";
 import { createTestPki, freshDatabaseUrl, type TestPki } from "../harness/index.js";
 import { type RecordingUpstream, startRecordingUpstream } from "../sidecar/recording-upstream.js";
 import { sidecarExit, spawnSidecar } from "../sidecar/sidecar-process.js";
-import { startTestService, type TestService, testConfig } from "./start.js";
+import { runImportCommand } from "./import-command-process.js";
+import { ROOT_KEY, startTestService, type TestService, testConfig } from "./start.js";
 
 describe("mutual TLS on the native gRPC port", () => {
   let pki: TestPki;
@@ -26,6 +28,7 @@ describe("mutual TLS on the native gRPC port", () => {
   let client: { certFile: string; keyFile: string };
   let strangerClient: { certFile: string; keyFile: string };
   let token: string;
+  let teamId: string;
   const grpcUrl = () => `https://127.0.0.1:${service.handle.grpcPort}`;
 
   beforeAll(async () => {
@@ -51,7 +54,7 @@ describe("mutual TLS on the native gRPC port", () => {
       httpVersion: "2",
       nodeOptions: { ca: readFileSync(pki.caFile) },
     });
-    const teamId = (await service.teams(undefined, connect).createTeam({ name: "mtls" })).team?.id ?? "";
+    teamId = (await service.teams(undefined, connect).createTeam({ name: "mtls" })).team?.id ?? "";
     ({ token } = await service.tokens(undefined, connect).issue({ teamId, name: "mtls", scopes: ["read"] }));
   });
   afterAll(async () => {
@@ -118,6 +121,60 @@ describe("mutual TLS on the native gRPC port", () => {
     } finally {
       await sidecar.stop();
     }
+  });
+
+  it("the import command presents LATCHKEY_TOKEN_SERVICE_CLIENT_CERT/_KEY; without them it is refused, and half a pair is an error", async () => {
+    const row = (n: number) =>
+      `${JSON.stringify({ externalId: `mtls-${n}`, teamId, name: `imported ${n}`, token: generateToken({ prefix: "lk", environment: "live" }) })}\n`;
+    const base = { url: grpcUrl(), adminKey: ROOT_KEY };
+    const tls = { LATCHKEY_TOKEN_SERVICE_CA_FILE: pki.caFile };
+    const withCertificate = await runImportCommand(["-"], {
+      ...base,
+      stdin: row(1),
+      env: {
+        ...tls,
+        LATCHKEY_TOKEN_SERVICE_CLIENT_CERT: client.certFile,
+        LATCHKEY_TOKEN_SERVICE_CLIENT_KEY: client.keyFile,
+      },
+    });
+    expect(withCertificate.stdout).toBe("imported 1, already there 0, bad rows 0 (of 1 rows read)\n");
+    expect(withCertificate.code).toBe(0);
+
+    const without = await runImportCommand(["-"], { ...base, stdin: row(2), env: tls });
+    expect(without.code).not.toBe(0);
+    expect(without.stdout).not.toMatch(/imported 1/);
+
+    const half = await runImportCommand(["-"], {
+      ...base,
+      stdin: row(3),
+      env: { ...tls, LATCHKEY_TOKEN_SERVICE_CLIENT_CERT: client.certFile },
+    });
+    expect(half.code).toBe(2);
+    expect(half.stderr).toContain(
+      "set both LATCHKEY_TOKEN_SERVICE_CLIENT_CERT and LATCHKEY_TOKEN_SERVICE_CLIENT_KEY",
+    );
+    const cleartext = await runImportCommand(["-"], {
+      url: `http://127.0.0.1:${service.handle.grpcPort}`,
+      adminKey: ROOT_KEY,
+      stdin: row(4),
+      env: {
+        LATCHKEY_TOKEN_SERVICE_CLIENT_CERT: client.certFile,
+        LATCHKEY_TOKEN_SERVICE_CLIENT_KEY: client.keyFile,
+      },
+    });
+    expect(cleartext.code).toBe(2);
+    expect(cleartext.stderr).toContain("needs an https:// token-service URL");
+    const missing = await runImportCommand(["-"], {
+      ...base,
+      stdin: row(5),
+      env: {
+        ...tls,
+        LATCHKEY_TOKEN_SERVICE_CLIENT_CERT: `${pki.dir}/nope.crt`,
+        LATCHKEY_TOKEN_SERVICE_CLIENT_KEY: client.keyFile,
+      },
+    });
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain("LATCHKEY_TOKEN_SERVICE_CLIENT_CERT: cannot read");
   });
 
   it("leaves the cleartext health port open to kubelet probes, which have no certificate", async () => {

@@ -39,6 +39,9 @@ sends them to the token-service's ImportKeys in batches (up to 1000 keys, and
   LATCHKEY_ADMIN_KEY              the root key or a team admin key (required; never an argument)
   LATCHKEY_TOKEN_SERVICE_URL      the token-service (default http://127.0.0.1:8082)
   LATCHKEY_TOKEN_SERVICE_CA_FILE  PEM CA of its certificate, for an https:// URL
+  LATCHKEY_TOKEN_SERVICE_CLIENT_CERT, LATCHKEY_TOKEN_SERVICE_CLIENT_KEY
+                                  PEM client certificate and key, both or neither, for an
+                                  https:// URL that asks for one (LATCHKEY_GRPC_CLIENT_CA_FILE)
 `;
 
 /** Where the command reads and writes; the process's own streams in production. */
@@ -98,6 +101,8 @@ export async function runImportCommand(io: ImportCommandIo): Promise<number> {
       return fail(`LATCHKEY_TOKEN_SERVICE_CA_FILE: ${(error as Error).message}`);
     }
   }
+  const clientCertificate = readClientCertificate(io.env, new URL(url).protocol);
+  if (typeof clientCertificate === "string") return fail(clientCertificate);
   let input: Readable;
   let totalBytes: number | undefined;
   if (args.file === undefined || args.file === "-") {
@@ -117,7 +122,7 @@ export async function runImportCommand(io: ImportCommandIo): Promise<number> {
     TokenService,
     createGrpcTransport({
       baseUrl: url,
-      ...(ca ? { nodeOptions: { ca } } : {}),
+      nodeOptions: { ...(ca ? { ca } : {}), ...clientCertificate },
       interceptors: [
         (next) => (request) => {
           request.header.set("authorization", `Bearer ${adminKey}`);
@@ -309,4 +314,33 @@ function parseImportArgs(argv: readonly string[]) {
     url: values.url,
     help: values.help === true,
   };
+}
+
+/**
+ * The client certificate and key from LATCHKEY_TOKEN_SERVICE_CLIENT_CERT/_KEY
+ * (both or neither, https only), or the error to print.
+ */
+function readClientCertificate(
+  env: NodeJS.ProcessEnv,
+  protocol: string,
+): { cert?: Buffer; key?: Buffer } | string {
+  const certFile = env.LATCHKEY_TOKEN_SERVICE_CLIENT_CERT ?? "";
+  const keyFile = env.LATCHKEY_TOKEN_SERVICE_CLIENT_KEY ?? "";
+  if (certFile === "" && keyFile === "") return {};
+  if (certFile === "" || keyFile === "")
+    return "set both LATCHKEY_TOKEN_SERVICE_CLIENT_CERT and LATCHKEY_TOKEN_SERVICE_CLIENT_KEY, or neither";
+  if (protocol !== "https:")
+    return "LATCHKEY_TOKEN_SERVICE_CLIENT_CERT needs an https:// token-service URL (a client certificate is sent only over TLS)";
+  const read = (file: string, setting: string): Buffer | string => {
+    try {
+      return readFileSync(file);
+    } catch (error) {
+      return `${setting}: cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? "error"}`;
+    }
+  };
+  const cert = read(certFile, "LATCHKEY_TOKEN_SERVICE_CLIENT_CERT");
+  if (typeof cert === "string") return cert;
+  const key = read(keyFile, "LATCHKEY_TOKEN_SERVICE_CLIENT_KEY");
+  if (typeof key === "string") return key;
+  return { cert, key };
 }
