@@ -9,17 +9,17 @@ import { findFreePort } from "../harness/free-port.js";
 import { startNats } from "../harness/nats.js";
 import { startPostgres } from "../harness/postgres.js";
 import { envoyCheckRequest, extAuthzClient, outcomeOf } from "../sidecar/ext-authz-client.js";
-import { spawnSidecar } from "../sidecar/sidecar-process.js";
 import { adminClients } from "./admin-client.js";
 import { h2loadGrpc, writeGrpcFrame } from "./h2load.js";
 import { spawnService } from "./service-process.js";
+import { startChild, stopChild, waitForStatus } from "./sidecar-stack.js";
 
 // npm run bench:extauthz [-- --rounds 3 --requests 40000 --streams 64]
 // Envoy ext_authz Check throughput of the sidecar on a cached key (policy, credential, verifier
 // cache hit, rate-limit step, identity headers, access log at info), against a trivial grpc-js
-// Check handler (the yardstick) in the same run: h2load in its own process, one connection (as
-// Envoy's ext_authz cluster keeps), `streams` concurrent streams, one CheckRequest shaped as Envoy
-// sends it. A warm-up run per target first; then each target runs `rounds` times, interleaved; the
+// Check handler (the yardstick) in the same run. The sidecar runs built (`npm run build` first) and
+// logs to a file, as bench:sidecar's does. h2load in its own process, one connection (as Envoy's
+// ext_authz cluster keeps), `streams` concurrent streams, one CheckRequest shaped as Envoy sends it. A warm-up run per target first; then each target runs `rounds` times, interleaved; the
 // median is reported.
 
 const { values } = parseArgs({
@@ -59,14 +59,30 @@ try {
     /token-service ready/,
   );
   stops.unshift(() => tokenService.stop());
-  const sidecar = await spawnSidecar({
-    upstream: "http://127.0.0.1:9",
-    tokenServiceUrl: `http://127.0.0.1:${grpcPort}`,
-    natsUrl: nats.url,
-    policy: "preset: all-private\n",
-    env: { LATCHKEY_SIDECAR_EXTAUTHZ_LISTEN: "127.0.0.1:0" },
-  });
-  stops.unshift(() => sidecar.stop());
+  // The built sidecar, as deployed, its output (the access log at info) into a file: a pipe into this
+  // process would cost this process CPU per request, on the same two cores as the sidecar and h2load.
+  const [extAuthzPort, adminPort, proxyPort] = [
+    await findFreePort(),
+    await findFreePort(),
+    await findFreePort(),
+  ];
+  const sidecarLog = join(dir, "sidecar.log");
+  const sidecarProcess = startChild(
+    process.execPath,
+    ["services/sidecar/bin/latchkey-sidecar.js"],
+    {
+      LATCHKEY_UPSTREAM: "http://127.0.0.1:9",
+      LATCHKEY_SIDECAR_LISTEN: `127.0.0.1:${proxyPort}`,
+      LATCHKEY_SIDECAR_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
+      LATCHKEY_SIDECAR_EXTAUTHZ_LISTEN: `127.0.0.1:${extAuthzPort}`,
+      LATCHKEY_TOKEN_SERVICE_URL: `http://127.0.0.1:${grpcPort}`,
+      NATS_URL: nats.url,
+      LATCHKEY_LOG_LEVEL: "info",
+    },
+    sidecarLog,
+  );
+  stops.unshift(() => stopChild(sidecarProcess));
+  await waitForStatus(`http://127.0.0.1:${adminPort}/readyz`, 200, sidecarProcess, sidecarLog);
   const trivial = await spawnService(
     "test/bench/trivial-grpc-server.ts",
     { PORT: String(trivialPort) },
@@ -90,14 +106,14 @@ try {
       ["x-envoy-expected-rq-timeout-ms", "15000"],
     ],
   });
-  const first = outcomeOf(await extAuthzClient(sidecar.extAuthzPort as number).check(check));
+  const first = outcomeOf(await extAuthzClient(extAuthzPort).check(check));
   if (!first.allowed) throw new Error(`setup: the sidecar refused the bench key (${first.status})`);
   const dataFile = join(dir, "check.grpc");
   writeGrpcFrame(dataFile, toBinary(CheckRequestSchema, check));
 
   const targets = [
     { name: "trivial grpc-js Check handler", port: trivialPort },
-    { name: "sidecar Check, cached key", port: sidecar.extAuthzPort as number },
+    { name: "sidecar Check, cached key", port: extAuthzPort },
   ];
   const load = async (port: number, n: number) => {
     const result = await h2loadGrpc({
