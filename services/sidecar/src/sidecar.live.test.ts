@@ -1,3 +1,4 @@
+import { connect } from "node:net";
 import { WebSocket } from "undici";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { eventReader, sendRaw } from "../../../test/harness/http-client.js";
@@ -13,6 +14,12 @@ beforeAll(async () => {
       rules: [
         { path: "/events", kind: "key", scopes: ["read"], allowQueryToken: true },
         { path: "/ws", kind: "key", scopes: ["read"], allowQueryToken: true },
+        ...["/ws-limited", "/refused-ws"].map((path) => ({
+          path,
+          kind: "key",
+          scopes: ["read"],
+          rateLimit: [{ name: "ws", limit: 5, window: "1m" }],
+        })),
       ],
     },
   });
@@ -109,6 +116,35 @@ describe("WebSocket", () => {
     );
     expect(hello.path).toBe("/ws?a=b");
     socket.close();
+  });
+
+  it("carries the route's RateLimit headers on the 101, and on an app's refusal of the handshake", async () => {
+    const { token } = stack.keys.issue({ scopes: ["read"] });
+    const head = (path: string) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect(stack.sidecar.port, "127.0.0.1", () =>
+          socket.write(
+            `GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Bearer ${token}\r\n\r\n`,
+          ),
+        );
+        let text = "";
+        socket.on("data", (chunk: Buffer) => {
+          text += chunk.toString("latin1");
+          const end = text.indexOf("\r\n\r\n");
+          if (end !== -1) {
+            socket.destroy();
+            resolve(text.slice(0, end));
+          }
+        });
+        socket.on("error", reject);
+      });
+    const upgraded = await head("/ws-limited");
+    expect(upgraded).toMatch(/^HTTP\/1\.1 101 /);
+    expect(upgraded).toMatch(/\r\nratelimit-policy: "ws";q=5;w=60\r\n/i);
+    expect(upgraded).toMatch(/\r\nratelimit: "ws";r=4;t=\d+/i);
+    const refused = await head("/refused-ws");
+    expect(refused).toMatch(/^HTTP\/1\.1 404 /);
+    expect(refused).toMatch(/\r\nratelimit: "ws";r=4;t=\d+/i);
   });
 
   it("refuses a handshake without a valid key before reaching the upstream", async () => {

@@ -156,7 +156,7 @@ function tunnel(
   });
   request.on("response", (response) => {
     status = response.statusCode ?? 502;
-    relayRefusedHandshake(client, response);
+    relayRefusedHandshake(client, response, rateLimitLines(decision));
     response.once("close", () => request.destroy());
     finishLog();
   });
@@ -167,6 +167,7 @@ function tunnel(
     let responseHead = `HTTP/1.1 101 ${response.statusMessage ?? "Switching Protocols"}\r\n`;
     const raw = response.rawHeaders;
     for (let i = 0; i < raw.length; i += 2) responseHead += `${raw[i]}: ${raw[i + 1]}\r\n`;
+    responseHead += rateLimitLines(decision);
     client.write(`${responseHead}\r\n`);
     splice(context, decision, client, socket, head, upgradeHead, finishLog);
   });
@@ -178,12 +179,21 @@ function tunnel(
   });
 }
 
+/** The decision's `RateLimit-Policy`/`RateLimit` header lines, as every proxied answer carries them. */
+function rateLimitLines(decision: Decision): string {
+  const headers = decision.rateLimitHeaders;
+  if (headers === undefined) return "";
+  let lines = "";
+  for (let i = 0; i < headers.length; i += 2) lines += `${headers[i]}: ${headers[i + 1]}\r\n`;
+  return lines;
+}
+
 /**
  * Sends the client the app's non-101 answer to the handshake, framed by its
  * length or by the close that follows, then closes. The client's socket is
  * drained and never read: bytes it sent after the handshake go nowhere.
  */
-function relayRefusedHandshake(client: Socket, response: IncomingMessage): void {
+function relayRefusedHandshake(client: Socket, response: IncomingMessage, extraLines: string): void {
   if (client.destroyed) {
     response.destroy();
     return;
@@ -191,7 +201,7 @@ function relayRefusedHandshake(client: Socket, response: IncomingMessage): void 
   const { headers } = filterResponseHeaders(response.rawHeaders.map((value) => Buffer.from(value, "latin1")));
   let responseHead = `HTTP/1.1 ${response.statusCode} ${response.statusMessage ?? ""}\r\nconnection: close\r\n`;
   for (let i = 0; i < headers.length; i += 2) responseHead += `${headers[i]}: ${headers[i + 1]}\r\n`;
-  client.write(`${responseHead}\r\n`);
+  client.write(`${responseHead}${extraLines}\r\n`);
   client.resume();
   response.pipe(client);
   response.once("end", () => {
