@@ -21,7 +21,7 @@ export interface OpenDatabaseOptions {
   readonly dataDir: string;
   /** Pool size for PostgreSQL. */
   readonly poolMax: number;
-  /** Called when an idle pooled client errors (the pool replaces it). */
+  /** Called when a pooled client's connection fails, idle or checked out (the pool replaces it). */
   readonly onPoolError?: (error: Error) => void;
   /**
    * CA bundle (PEM) for PostgreSQL: connect over TLS and check the server's
@@ -73,30 +73,100 @@ function openPostgres(
   onPoolError?: (error: Error) => void,
 ): DatabaseHandle {
   const pool = new pg.Pool({ ...connection, max: poolMax, connectionTimeoutMillis: 5_000 });
-  pool.on("error", (error) => onPoolError?.(error));
+  // pg emits "error" on a client whose connection ends while no query runs on it, and pg-pool
+  // listens only while the client is idle: a client checked out between two statements (a
+  // transaction waiting on NATS) would crash the process when PostgreSQL goes away. So every
+  // client gets a listener of its own for its whole life; its owner still sees the failure on
+  // its next query, and the pool drops it on release. The pool's own "error" repeats the idle
+  // clients' errors, already reported.
+  pool.on("connect", (client) => client.on("error", (error) => onPoolError?.(error)));
+  pool.on("error", () => {});
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  const listeners: pg.Client[] = [];
+  const listeners: Array<() => Promise<void>> = [];
   return {
     db,
     kind: "postgres",
     async listen(channel, onNotify) {
-      // A dedicated client: LISTEN belongs to a session, and pooled clients are shared.
-      const client = new pg.Client(connection);
-      client.on("error", (error) => onPoolError?.(error));
-      await client.connect();
-      client.on("notification", (message) => {
-        if (message.channel === channel) onNotify();
-      });
-      await client.query(`listen ${pg.escapeIdentifier(channel)}`);
-      listeners.push(client);
-      return async () => {
-        await client.end().catch(() => {});
-      };
+      const listener = await listenWithReconnect(connection, channel, onNotify, onPoolError);
+      listeners.push(listener);
+      return listener;
     },
     async close() {
-      await Promise.all(listeners.map((client) => client.end().catch(() => {})));
+      await Promise.all(listeners.map((stop) => stop()));
       await db.destroy();
     },
+  };
+}
+
+/** Longest pause between attempts to re-open the LISTEN connection. */
+const LISTEN_MAX_RETRY_MS = 5_000;
+
+/**
+ * LISTENs on `channel` on a dedicated client (LISTEN belongs to a session, and pooled clients are
+ * shared). When its connection ends (PostgreSQL restarted, a failover, a network cut) it opens a
+ * new one, LISTENs again and calls `onNotify` once, since notifications sent meanwhile are lost;
+ * without that, every replica would fall back to polling for the rest of its life. The first
+ * connection's failure is thrown (start-up reports it); later ones are retried with backoff.
+ * Resolves to a function that stops listening.
+ */
+async function listenWithReconnect(
+  connection: PostgresConnection,
+  channel: string,
+  onNotify: () => void,
+  onError: ((error: Error) => void) | undefined,
+): Promise<() => Promise<void>> {
+  let client: pg.Client | undefined;
+  let stopped = false;
+  let retry: ReturnType<typeof setTimeout> | undefined;
+
+  async function open(): Promise<void> {
+    const opening = new pg.Client(connection);
+    opening.on("error", (error) => onError?.(error));
+    opening.on("end", () => {
+      if (client === opening) reopen(0);
+    });
+    try {
+      await opening.connect();
+      opening.on("notification", (message) => {
+        if (message.channel === channel) onNotify();
+      });
+      await opening.query(`listen ${pg.escapeIdentifier(channel)}`);
+    } catch (error) {
+      await opening.end().catch(() => {});
+      throw error;
+    }
+    if (stopped) {
+      await opening.end().catch(() => {});
+      return;
+    }
+    client = opening;
+  }
+
+  function reopen(attempt: number): void {
+    client = undefined;
+    if (stopped) return;
+    const delay = Math.min(LISTEN_MAX_RETRY_MS, 100 * 2 ** Math.min(attempt, 6));
+    retry = setTimeout(() => {
+      open().then(
+        () => {
+          if (!stopped) onNotify();
+        },
+        (error: unknown) => {
+          onError?.(error instanceof Error ? error : new Error(String(error)));
+          reopen(attempt + 1);
+        },
+      );
+    }, delay);
+    retry.unref();
+  }
+
+  await open();
+  return async () => {
+    stopped = true;
+    clearTimeout(retry);
+    const current = client;
+    client = undefined;
+    await current?.end().catch(() => {});
   };
 }
 
