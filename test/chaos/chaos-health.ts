@@ -57,6 +57,10 @@ async function failingChecks(stack: ChaosStack, load: ChaosLoad, settings: Chaos
         failing.push(`${sidecar.name} not running`);
         return;
       }
+      if (process.process.child.exitCode !== null) {
+        failing.push(`${sidecar.name} exited`);
+        return;
+      }
       const metrics = await scrape(`${process.adminUrl}/metrics`);
       if (metrics.get("latchkey_verifier_nats_connected") !== 1) failing.push(`${sidecar.name} NATS`);
       const age = metrics.get("latchkey_verifier_currency_age_seconds") ?? Number.POSITIVE_INFINITY;
@@ -69,6 +73,11 @@ async function failingChecks(stack: ChaosStack, load: ChaosLoad, settings: Chaos
       }
     }),
     ...stack.replicas.map(async (replica) => {
+      const child = replica.process?.child;
+      if (child === undefined || child.exitCode !== null || child.signalCode !== null) {
+        failing.push(`${replica.name} exited`);
+        return;
+      }
       const metrics = await scrape(`${replica.metricsUrl}/metrics`);
       if (metrics.get("latchkey_token_service_nats_connected") !== 1) failing.push(`${replica.name} NATS`);
       if (metrics.get("latchkey_token_service_key_events_connected") !== 1) {
@@ -79,6 +88,27 @@ async function failingChecks(stack: ChaosStack, load: ChaosLoad, settings: Chaos
     }),
   ]);
   return failing.sort();
+}
+
+/**
+ * The last lines each exited process wrote, for the report of a fault the stack did not recover
+ * from (a crash is the likeliest cause, and its stack trace is there).
+ */
+export function exitedProcessOutput(stack: ChaosStack): string {
+  const tails: string[] = [];
+  for (const replica of stack.replicas) {
+    const service = replica.process;
+    if (service !== undefined && (service.child.exitCode !== null || service.child.signalCode !== null)) {
+      tails.push(`--- ${replica.name} exited (${service.child.exitCode ?? service.child.signalCode}):\n${service.output().slice(-4_000)}`);
+    }
+  }
+  for (const sidecar of stack.sidecars) {
+    const child = sidecar.process?.process.child;
+    if (child !== undefined && child.exitCode !== null) {
+      tails.push(`--- ${sidecar.name} exited (${child.exitCode}):\n${sidecar.process?.output().slice(-4_000)}`);
+    }
+  }
+  return tails.join("\n");
 }
 
 /** Reads a Prometheus text page into unlabelled series (the first sample of each name); empty on failure. */

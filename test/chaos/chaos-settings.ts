@@ -1,4 +1,4 @@
-// The chaos run's knobs, from its command line, and the staleness bound they imply.
+// The chaos run's knobs, from its command line (`--only` takes fault names from chaos-faults.ts), and the staleness bound they imply.
 
 /** What a chaos run does, and how hard. */
 export interface ChaosSettings {
@@ -28,6 +28,8 @@ export interface ChaosSettings {
   readonly revokeEveryMs: number;
   /** Keys never revoked (the valid half of the load). */
   readonly validKeys: number;
+  /** Only these faults, by name (`--only a,b`); every fault when left out. */
+  readonly only?: readonly string[];
 }
 
 /**
@@ -48,16 +50,21 @@ export function parseChaosSettings(argv: readonly string[]): ChaosSettings {
     "revoke-every-ms": 400,
   };
   let short = false;
+  let only: string[] | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] ?? "";
     if (arg === "--short") {
       short = true;
       continue;
     }
+    if (arg === "--only") {
+      only = (argv[++i] ?? "").split(",").filter((name) => name !== "");
+      continue;
+    }
     const name = arg.startsWith("--") ? arg.slice(2) : "";
     if (!(name in numbers)) {
       throw new Error(
-        `unknown argument ${JSON.stringify(arg)}: use --short, --${Object.keys(numbers).join(" N, --")} N`,
+        `unknown argument ${JSON.stringify(arg)}: use --short, --only NAMES, --${Object.keys(numbers).join(" N, --")} N`,
       );
     }
     const value = Number(argv[++i]);
@@ -78,6 +85,7 @@ export function parseChaosSettings(argv: readonly string[]): ChaosSettings {
     rate: numbers.rate ?? 150,
     revokeEveryMs: numbers["revoke-every-ms"] ?? 400,
     validKeys: 20,
+    ...(only === undefined ? {} : { only }),
   };
 }
 
@@ -89,6 +97,6 @@ export function describeSettings(settings: ChaosSettings): string {
     `outbox_currency_ms=${settings.outboxCurrencyMs} bound_ms=${settings.boundMs} ` +
     `(wrong accept = an accept of a request sent more than max_stale_ms + verify_timeout_ms after Revoke returned) ` +
     `hold_ms=${settings.holdMs} recover_ms=${settings.recoverMs} rate=${settings.rate} ` +
-    `revoke_every_ms=${settings.revokeEveryMs}`
+    `revoke_every_ms=${settings.revokeEveryMs}${settings.only ? ` only=${settings.only.join(",")}` : ""}`
   );
 }

@@ -1,6 +1,7 @@
 // npm run chaos                 (3 rounds of every fault)
 // npm run chaos -- --short      (1 round: the CI-sized run)
 // npm run chaos -- --rounds 5 --hold-ms 8000 --rate 200
+// npm run chaos -- --only kill-token-service,restart-postgres
 //
 // The chaos bench (not part of `npm test`). It starts two token-service replicas on real
 // PostgreSQL, a three-node NATS JetStream cluster (stream replicas 3) and four sidecars, runs a
@@ -16,13 +17,18 @@
 //   chaos faults=… requests=… wrong_accepts=0 lost_revocations=0 max_staleness_ms=… fail_closed=…
 // Exit code 1 when a wrong accept, a lost revocation, a wrong refusal or an unrecovered fault occurred.
 import { CHAOS_FAULTS } from "./chaos-faults.js";
-import { waitForRecovery } from "./chaos-health.js";
+import { exitedProcessOutput, waitForRecovery } from "./chaos-health.js";
 import { createChaosLedger, totalsSince } from "./chaos-ledger.js";
 import { startChaosLoad } from "./chaos-load.js";
 import { describeSettings, parseChaosSettings } from "./chaos-settings.js";
 import { startChaosStack } from "./chaos-stack.js";
 
 const settings = parseChaosSettings(process.argv.slice(2));
+const faultList = CHAOS_FAULTS.filter((fault) => settings.only?.includes(fault.name) ?? true);
+const unknown = settings.only?.filter((name) => !CHAOS_FAULTS.some((fault) => fault.name === name)) ?? [];
+if (unknown.length > 0) {
+  throw new Error(`--only: no fault named ${unknown.join(", ")}; the faults: ${CHAOS_FAULTS.map((f) => f.name).join(", ")}`);
+}
 console.log(describeSettings(settings));
 const runStarted = performance.now();
 const stack = await startChaosStack(settings);
@@ -36,7 +42,7 @@ try {
   await new Promise((resolve) => setTimeout(resolve, 3_000));
 
   for (let round = 0; round < settings.rounds; round++) {
-    for (const fault of CHAOS_FAULTS) {
+    for (const fault of faultList) {
       const before = ledger.totals();
       ledger.openWindow();
       const started = performance.now();
@@ -44,6 +50,7 @@ try {
       const recovery = await waitForRecovery(stack, load, settings);
       const during = totalsSince(before, ledger.totals());
       faults += 1;
+      if (!recovery.ok) console.error(exitedProcessOutput(stack));
       if (!recovery.ok || during.wrongAccepts > 0 || during.wrongRefusals > 0) failed = true;
       console.log(
         `fault round=${round + 1} kind=${fault.name} target=${target} ` +
