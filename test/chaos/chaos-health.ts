@@ -99,13 +99,17 @@ export function exitedProcessOutput(stack: ChaosStack): string {
   for (const replica of stack.replicas) {
     const service = replica.process;
     if (service !== undefined && (service.child.exitCode !== null || service.child.signalCode !== null)) {
-      tails.push(`--- ${replica.name} exited (${service.child.exitCode ?? service.child.signalCode}):\n${service.output().slice(-4_000)}`);
+      tails.push(
+        `--- ${replica.name} exited (${service.child.exitCode ?? service.child.signalCode}):\n${service.output().slice(-4_000)}`,
+      );
     }
   }
   for (const sidecar of stack.sidecars) {
     const child = sidecar.process?.process.child;
     if (child !== undefined && child.exitCode !== null) {
-      tails.push(`--- ${sidecar.name} exited (${child.exitCode}):\n${sidecar.process?.output().slice(-4_000)}`);
+      tails.push(
+        `--- ${sidecar.name} exited (${child.exitCode}):\n${sidecar.process?.output().slice(-4_000)}`,
+      );
     }
   }
   return tails.join("\n");

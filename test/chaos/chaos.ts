@@ -27,7 +27,9 @@ const settings = parseChaosSettings(process.argv.slice(2));
 const faultList = CHAOS_FAULTS.filter((fault) => settings.only?.includes(fault.name) ?? true);
 const unknown = settings.only?.filter((name) => !CHAOS_FAULTS.some((fault) => fault.name === name)) ?? [];
 if (unknown.length > 0) {
-  throw new Error(`--only: no fault named ${unknown.join(", ")}; the faults: ${CHAOS_FAULTS.map((f) => f.name).join(", ")}`);
+  throw new Error(
+    `--only: no fault named ${unknown.join(", ")}; the faults: ${CHAOS_FAULTS.map((f) => f.name).join(", ")}`,
+  );
 }
 console.log(describeSettings(settings));
 const runStarted = performance.now();
