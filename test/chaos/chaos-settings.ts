@@ -28,12 +28,14 @@ export interface ChaosSettings {
   readonly revokeEveryMs: number;
   /** Keys never revoked (the valid half of the load). */
   readonly validKeys: number;
+  /** Print, after each fault, the warnings each process logged during it (`--verbose`). */
+  readonly verbose: boolean;
   /** Only these faults, by name (`--only a,b`); every fault when left out. */
   readonly only?: readonly string[];
 }
 
 /**
- * Reads the settings from `argv` (`--short`, `--rounds N`, `--hold-ms N`, `--recover-ms N`,
+ * Reads the settings from `argv` (`--short`, `--verbose`, `--only a,b`, `--rounds N`, `--hold-ms N`, `--recover-ms N`,
  * `--rate N`, `--revoke-every-ms N`); anything else stops the run with its name.
  *
  * @example
@@ -50,11 +52,16 @@ export function parseChaosSettings(argv: readonly string[]): ChaosSettings {
     "revoke-every-ms": 400,
   };
   let short = false;
+  let verbose = false;
   let only: string[] | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] ?? "";
     if (arg === "--short") {
       short = true;
+      continue;
+    }
+    if (arg === "--verbose") {
+      verbose = true;
       continue;
     }
     if (arg === "--only") {
@@ -64,7 +71,7 @@ export function parseChaosSettings(argv: readonly string[]): ChaosSettings {
     const name = arg.startsWith("--") ? arg.slice(2) : "";
     if (!(name in numbers)) {
       throw new Error(
-        `unknown argument ${JSON.stringify(arg)}: use --short, --only NAMES, --${Object.keys(numbers).join(" N, --")} N`,
+        `unknown argument ${JSON.stringify(arg)}: use --short, --verbose, --only NAMES, --${Object.keys(numbers).join(" N, --")} N`,
       );
     }
     const value = Number(argv[++i]);
@@ -85,6 +92,7 @@ export function parseChaosSettings(argv: readonly string[]): ChaosSettings {
     rate: numbers.rate ?? 150,
     revokeEveryMs: numbers["revoke-every-ms"] ?? 400,
     validKeys: 20,
+    verbose,
     ...(only === undefined ? {} : { only }),
   };
 }

@@ -2,6 +2,7 @@
 // JetStream cluster, two token-service replicas behind a TCP balancer (a Kubernetes Service), four
 // sidecars in front of one upstream app. Every NATS client reaches the cluster through a relay of
 // its own (partition-relay.ts), so the run can cut one process off from NATS without a sound.
+import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import { type ServiceProcess, spawnService } from "../bench/service-process.js";
@@ -11,6 +12,16 @@ import { type PostgresServer, startPostgres } from "../harness/postgres.js";
 import { type PartitionRelay, startPartitionRelay } from "../revocation/partition-relay.js";
 import { type SidecarProcess, spawnSidecar } from "../sidecar/sidecar-process.js";
 import type { ChaosSettings } from "./chaos-settings.js";
+
+/** One warning or error line a process logged. */
+export interface ChaosWarning {
+  /** performance.now() when it was read. */
+  readonly at: number;
+  /** The process (`ts-a`, `sc-2`, …). */
+  readonly source: string;
+  /** Its `msg` field. */
+  readonly message: string;
+}
 
 /** A token-service replica: fixed ports, so a restarted one is found where the old one was. */
 export interface ChaosReplica {
@@ -38,6 +49,8 @@ export interface ChaosStack {
   /** Native gRPC URL of the balancer in front of the replicas (what sidecars and the admin use). */
   readonly tokenServiceUrl: string;
   readonly rootKey: string;
+  /** Every warning and error the processes logged (pino level 40 and up), in order. */
+  readonly warnings: ChaosWarning[];
   /** Starts (or restarts) a replica with its first settings. */
   startReplica(replica: ChaosReplica): Promise<void>;
   /** Starts (or restarts) a sidecar; its URL changes. */
@@ -72,6 +85,22 @@ export async function startChaosStack(settings: ChaosSettings): Promise<ChaosSta
       () => new Promise((resolve) => upstream.server.close(resolve)),
     );
     await nats.waitForLeader();
+    const warnings: ChaosWarning[] = [];
+    const collectWarnings = (source: string, child: ChildProcess) => {
+      let partial = "";
+      const onData = (chunk: Buffer) => {
+        const lines = (partial + chunk.toString()).split("\n");
+        partial = lines.pop() ?? "";
+        for (const line of lines) {
+          const match = /"level":(\d+).*?"msg":"([^"]*)"/.exec(line);
+          if (match !== null && Number(match[1]) >= 40) {
+            warnings.push({ at: performance.now(), source, message: match[2] ?? "" });
+          }
+        }
+      };
+      child.stdout?.on("data", onData);
+      child.stderr?.on("data", onData);
+    };
     const rootKey = randomBytes(32).toString("base64url");
 
     const replicas: ChaosReplica[] = [];
@@ -109,6 +138,7 @@ export async function startChaosStack(settings: ChaosSettings): Promise<ChaosSta
         /token-service ready/,
         60_000,
       );
+      collectWarnings(replica.name, replica.process.child);
     };
     cleanups.push(async () => {
       for (const replica of replicas) await replica.process?.stop();
@@ -130,6 +160,7 @@ export async function startChaosStack(settings: ChaosSettings): Promise<ChaosSta
         natsUrl: sidecar.natsRelay.url,
         env: { LATCHKEY_MAX_STALE_MS: String(settings.maxStaleMs) },
       });
+      collectWarnings(sidecar.name, sidecar.process.process.child);
     };
     cleanups.push(async () => {
       for (const sidecar of sidecars) await sidecar.process?.stop();
@@ -143,6 +174,7 @@ export async function startChaosStack(settings: ChaosSettings): Promise<ChaosSta
       sidecars,
       tokenServiceUrl,
       rootKey,
+      warnings,
       startReplica,
       startSidecar,
       stop: cleanup,

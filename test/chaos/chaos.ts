@@ -1,7 +1,7 @@
 // npm run chaos                 (3 rounds of every fault)
 // npm run chaos -- --short      (1 round: the CI-sized run)
 // npm run chaos -- --rounds 5 --hold-ms 8000 --rate 200
-// npm run chaos -- --only kill-token-service,restart-postgres
+// npm run chaos -- --only kill-token-service,restart-postgres --verbose
 //
 // The chaos bench (not part of `npm test`). It starts two token-service replicas on real
 // PostgreSQL, a three-node NATS JetStream cluster (stream replicas 3) and four sidecars, runs a
@@ -21,7 +21,7 @@ import { exitedProcessOutput, waitForRecovery } from "./chaos-health.js";
 import { createChaosLedger, totalsSince } from "./chaos-ledger.js";
 import { startChaosLoad } from "./chaos-load.js";
 import { describeSettings, parseChaosSettings } from "./chaos-settings.js";
-import { startChaosStack } from "./chaos-stack.js";
+import { type ChaosWarning, startChaosStack } from "./chaos-stack.js";
 
 const settings = parseChaosSettings(process.argv.slice(2));
 const faultList = CHAOS_FAULTS.filter((fault) => settings.only?.includes(fault.name) ?? true);
@@ -52,6 +52,7 @@ try {
       const recovery = await waitForRecovery(stack, load, settings);
       const during = totalsSince(before, ledger.totals());
       faults += 1;
+      if (settings.verbose) console.log(describeWarnings(stack.warnings.filter((w) => w.at >= started)));
       if (!recovery.ok) console.error(exitedProcessOutput(stack));
       if (!recovery.ok || during.wrongAccepts > 0 || during.wrongRefusals > 0) failed = true;
       console.log(
@@ -92,3 +93,15 @@ try {
   await stack.stop();
 }
 process.exit(failed ? 1 : 0);
+
+/** `  ts-a ×3 outbox publish failed; will retry`, one line per process and message. */
+function describeWarnings(warnings: readonly ChaosWarning[]): string {
+  const counts = new Map<string, number>();
+  for (const { source, message } of warnings) {
+    const key = `${source} ${message}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return (
+    [...counts].map(([key, count]) => `  ${key.replace(" ", ` ×${count} `)}`).join("\n") || "  (no warnings)"
+  );
+}
