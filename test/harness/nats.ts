@@ -28,6 +28,8 @@ export interface NatsServer {
   readonly running: boolean;
   /** Stops the server (SIGTERM, then waits for it to exit), keeping the store; simulates an outage. */
   stop(): Promise<void>;
+  /** Kills the server with SIGKILL (a crash: no goodbye to clients or peers) and waits for its exit. */
+  kill(): Promise<void>;
   /** Starts the server again on the same port and store (stopping it first if it is running). */
   restart(): Promise<void>;
   /** Stops the server and deletes its store. */
@@ -93,6 +95,12 @@ export async function startNats(options: StartNatsOptions = {}): Promise<NatsSer
     }
   };
 
+  const kill = async () => {
+    process.off("exit", killNow);
+    child?.kill("SIGKILL");
+    await exited;
+  };
+
   const stop = async () => {
     const current = child;
     process.off("exit", killNow);
@@ -118,6 +126,7 @@ export async function startNats(options: StartNatsOptions = {}): Promise<NatsSer
       return child !== undefined;
     },
     stop,
+    kill,
     async restart() {
       await stop();
       await start();

@@ -13,6 +13,13 @@ export interface PostgresServer {
   url: string;
   /** Stops the server (`pg_ctl -m fast stop`) and deletes its data directory. */
   stop(): Promise<void>;
+  /**
+   * Crashes the server (`pg_ctl -m immediate stop`: every backend is killed, no checkpoint, so
+   * the next start recovers from the WAL). Clients see their connections cut, then refused.
+   */
+  crash(): Promise<void>;
+  /** Starts a crashed server again on the same port and data. */
+  start(): Promise<void>;
 }
 
 /** Options of {@link startPostgres}. */
@@ -92,12 +99,15 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
       "-c max_connections=200",
       ...tlsOptions,
     ].join(" ");
-    try {
-      await run("pg_ctl", ["-D", dataDir, "-o", serverOptions, "-l", join(dir, "log"), "-w", "start"]);
-    } catch (error) {
-      const log = await readFile(join(dir, "log"), "utf8").catch(() => "");
-      throw new Error(`PostgreSQL did not start:\n${log}`, { cause: error });
-    }
+    const startServer = async () => {
+      try {
+        await run("pg_ctl", ["-D", dataDir, "-o", serverOptions, "-l", join(dir, "log"), "-w", "start"]);
+      } catch (error) {
+        const log = await readFile(join(dir, "log"), "utf8").catch(() => "");
+        throw new Error(`PostgreSQL did not start:\n${log}`, { cause: error });
+      }
+    };
+    await startServer();
     started = true;
 
     const stopNow = () => {
@@ -131,6 +141,10 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
         })();
         return stopped;
       },
+      async crash() {
+        await run("pg_ctl", ["-D", dataDir, "-m", "immediate", "stop"]);
+      },
+      start: startServer,
     };
   } catch (error) {
     if (started) await run("pg_ctl", ["-D", dataDir, "-m", "immediate", "stop"]).catch(() => undefined);

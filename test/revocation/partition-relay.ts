@@ -2,7 +2,8 @@
 // either direction and new connections wait, but nothing is closed or reset,
 // as when a network path silently stops carrying packets (the client's TCP
 // stack keeps its connection "up"). Bytes are held, not dropped: TCP
-// retransmits, so a healed path delivers what was sent meanwhile.
+// retransmits, so a healed path delivers what was sent meanwhile. Given several upstreams it also
+// balances, as a Kubernetes Service does: each connection goes to the next one that accepts it.
 import { connect as connectTcp, createServer, type Socket } from "node:net";
 import { listenRelay } from "./relay-listener.js";
 
@@ -18,7 +19,8 @@ export interface PartitionRelay {
 }
 
 /**
- * Listens on a free loopback port and relays each connection to `upstream`.
+ * Listens on a free loopback port and relays each connection to `upstream`, or, given a list, to
+ * the next upstream in turn that accepts a connection (a client is cut off only when none does).
  *
  * @example
  * ```ts
@@ -27,8 +29,11 @@ export interface PartitionRelay {
  * relay.partition(); // the replica can no longer reach NATS, and does not know it
  * ```
  */
-export async function startPartitionRelay(upstream: string): Promise<PartitionRelay> {
-  const target = new URL(upstream);
+export async function startPartitionRelay(upstream: string | readonly string[]): Promise<PartitionRelay> {
+  const targets = (typeof upstream === "string" ? [upstream] : upstream).map((url) => new URL(url));
+  const target = targets[0];
+  if (target === undefined) throw new Error("startPartitionRelay needs at least one upstream");
+  let turn = 0;
   const sockets = new Set<Socket>();
   /** Client sockets accepted while partitioned, waiting to be connected upstream. */
   const waiting: Socket[] = [];
@@ -61,15 +66,27 @@ export async function startPartitionRelay(upstream: string): Promise<PartitionRe
     });
   }
 
-  function relay(client: Socket): void {
-    const remote = connectTcp(Number(target.port), target.hostname);
+  function relay(client: Socket, tried = 0): void {
+    const next = targets[turn++ % targets.length];
+    if (next === undefined) return;
+    const remote = connectTcp(Number(next.port), next.hostname);
     track(remote);
-    forward(client, remote);
-    forward(remote, client);
+    const refused = () => {
+      // Not connected yet: that upstream is down, so the client goes to the next one.
+      if (tried + 1 < targets.length && !client.destroyed) relay(client, tried + 1);
+      else client.destroy();
+    };
+    remote.once("error", refused);
     client.once("close", () => remote.destroy());
-    remote.once("close", () => client.destroy());
     client.on("error", () => remote.destroy());
-    remote.on("error", () => client.destroy());
+    remote.once("connect", () => {
+      remote.off("error", refused);
+      forward(client, remote);
+      forward(remote, client);
+      remote.once("close", () => client.destroy());
+      remote.on("error", () => client.destroy());
+      if (partitioned) remote.pause();
+    });
   }
 
   const server = createServer((client) => {

@@ -4,13 +4,9 @@
 import { sql } from "kysely";
 import { describe, expect, it } from "vitest";
 import { recordAudit } from "../../services/token-service/src/audit/audit.repository.js";
-import {
-  type DatabaseHandle,
-  openDatabase,
-  prepared,
-  preparedStatementName,
-} from "../../services/token-service/src/db/database.js";
+import { type DatabaseHandle, openDatabase } from "../../services/token-service/src/db/database.js";
 import { migrateToLatest } from "../../services/token-service/src/db/migrate.js";
+import { prepared, preparedStatementName } from "../../services/token-service/src/db/prepared-statements.js";
 import { freshDatabaseUrl } from "../harness/index.js";
 
 /** The prepared statements of the (single) pooled connection's session. */

@@ -8,6 +8,14 @@ import { KEY_EVENTS_STREAM, KEY_EVENTS_SUBJECTS } from "./subjects.js";
 const RESUBSCRIBE_RETRY_MS = 250;
 /** Longest pause between those attempts. */
 const RESUBSCRIBE_MAX_RETRY_MS = 5_000;
+/**
+ * The server sends the consumer's idle heartbeat this often while a pull waits; two missed mean
+ * the consumer is gone (its NATS node died, while this connection, to another node, stayed up)
+ * or the path is silently cut. The library's default (half of a 30 s pull) took ~30 s to notice.
+ */
+const CONSUMER_IDLE_HEARTBEAT_MS = 1_000;
+/** Each pull request lasts this long before the next is sent. */
+const CONSUMER_PULL_EXPIRES_MS = 5_000;
 
 /** What a subscription needs from its bus. */
 export interface SubscriptionContext {
@@ -98,7 +106,12 @@ export async function openNatsKeyEventSubscription(
     });
     // Without abort_on_missing_resource, a deleted stream leaves the library re-creating the
     // consumer forever in the background; with it, the iterator ends and we re-subscribe ourselves.
-    const started = await consumer.consume({ max_messages: 256, abort_on_missing_resource: true });
+    const started = await consumer.consume({
+      max_messages: 256,
+      abort_on_missing_resource: true,
+      idle_heartbeat: CONSUMER_IDLE_HEARTBEAT_MS,
+      expires: CONSUMER_PULL_EXPIRES_MS,
+    });
     const current = () => open() && mine === generation;
     if (!current()) {
       await started.close().catch(() => {});
@@ -119,9 +132,11 @@ export async function openNatsKeyEventSubscription(
     void (async () => {
       for await (const status of started.status()) {
         if (!current()) return;
-        // The library re-created the consumer on its own (for example after missed heartbeats):
-        // it resumes at the right sequence but does not check for a gap, so take over and check.
-        if (status.type === "ordered_consumer_recreated") {
+        // The library re-created the consumer on its own: it resumes at the right sequence but
+        // does not check for a gap, so take over and check. Missed heartbeats: the library would
+        // ask for the lost consumer's info and back off for a whole pull between tries; a new
+        // consumer, placed on a live node, is quicker.
+        if (status.type === "ordered_consumer_recreated" || status.type === "heartbeats_missed") {
           requestResubscribe();
           return;
         }

@@ -1,5 +1,5 @@
 import type { Kysely, Selectable, Transaction } from "kysely";
-import { prepared } from "../db/database.js";
+import { prepared } from "../db/prepared-statements.js";
 import type { AuditLogTable, Database } from "../db/tables.js";
 
 type Db = Kysely<Database> | Transaction<Database>;

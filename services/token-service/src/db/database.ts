@@ -1,16 +1,8 @@
-import { createHash } from "node:crypto";
 import { existsSync, mkdirSync } from "node:fs";
 import { PGlite } from "@electric-sql/pglite";
-import {
-  type Compilable,
-  type CompiledQuery,
-  Kysely,
-  PGliteDialect,
-  PostgresDialect,
-  type PostgresPool,
-  type PostgresPoolClient,
-} from "kysely";
+import { Kysely, PGliteDialect, PostgresDialect } from "kysely";
 import pg from "pg";
+import { preparingPool } from "./prepared-statements.js";
 import type { Database } from "./tables.js";
 
 /** A database handle plus the LISTEN side channel the outbox publisher wakes on. */
@@ -30,7 +22,7 @@ export interface OpenDatabaseOptions {
   readonly dataDir: string;
   /** Pool size for PostgreSQL. */
   readonly poolMax: number;
-  /** Called when an idle pooled client errors (the pool replaces it). */
+  /** Called when a pooled client's connection fails, idle or checked out (the pool replaces it). */
   readonly onPoolError?: (error: Error) => void;
   /**
    * CA bundle (PEM) for PostgreSQL: connect over TLS and check the server's
@@ -45,41 +37,6 @@ export interface OpenDatabaseOptions {
    * before 1.21, or without `max_prepared_statements`).
    */
   readonly preparedStatements?: boolean | undefined;
-}
-
-// SQL text → statement name, for the hot fixed-shape queries marked with
-// `prepared`. Bounded: only code registers texts, and only fixed-shape ones.
-const PREPARED_MAX = 64;
-const preparedNames = new Map<string, string>();
-
-/**
- * Compiles a fixed-shape query (its SQL text the same on every call; only
- * parameters vary) and marks its text to run as a named prepared statement
- * on PostgreSQL. Measured on ResolveSecrets' read: 1.52 ms a call unnamed,
- * 0.34 ms named (parse, describe and plan skipped). Queries whose text varies
- * (IN lists, multi-row inserts) must not be marked: each text would hold a
- * statement on every connection. Nor may a `selectAll()`: once a rolling
- * upgrade's migration adds a column, PostgreSQL refuses a prepared
- * statement whose result type changed ("cached plan must not change result
- * type") on every older replica. Name the columns.
- *
- * @example
- * ```ts
- * const row = (await db.executeQuery(prepared(db.selectFrom("api_keys").selectAll().where("id", "=", id)))).rows[0];
- * ```
- */
-export function prepared<R>(query: Compilable<R>): CompiledQuery<R> {
-  const compiled = query.compile();
-  if (!preparedNames.has(compiled.sql) && preparedNames.size < PREPARED_MAX) {
-    const digest = createHash("sha256").update(compiled.sql).digest("hex").slice(0, 24);
-    preparedNames.set(compiled.sql, `latchkey_${digest}`);
-  }
-  return compiled;
-}
-
-/** The name {@link prepared} gave this SQL text, if any (for tests). */
-export function preparedStatementName(sql: string): string | undefined {
-  return preparedNames.get(sql);
 }
 
 /**
@@ -126,70 +83,102 @@ function openPostgres(
   preparedStatements: boolean,
 ): DatabaseHandle {
   const pool = new pg.Pool({ ...connection, max: poolMax, connectionTimeoutMillis: 5_000 });
-  pool.on("error", (error) => onPoolError?.(error));
+  // pg emits "error" on a client whose connection ends while no query runs on it, and pg-pool
+  // listens only while the client is idle: a client checked out between two statements (a
+  // transaction waiting on NATS) would crash the process when PostgreSQL goes away. So every
+  // client gets a listener of its own for its whole life; its owner still sees the failure on
+  // its next query, and the pool drops it on release. The pool's own "error" repeats the idle
+  // clients' errors, already reported.
+  pool.on("connect", (client) => client.on("error", (error) => onPoolError?.(error)));
+  pool.on("error", () => {});
   const db = new Kysely<Database>({
     dialect: new PostgresDialect({ pool: preparedStatements ? preparingPool(pool) : pool }),
   });
-  const listeners: pg.Client[] = [];
+  const listeners: Array<() => Promise<void>> = [];
   return {
     db,
     kind: "postgres",
     async listen(channel, onNotify) {
-      // A dedicated client: LISTEN belongs to a session, and pooled clients are shared.
-      const client = new pg.Client(connection);
-      client.on("error", (error) => onPoolError?.(error));
-      await client.connect();
-      client.on("notification", (message) => {
-        if (message.channel === channel) onNotify();
-      });
-      await client.query(`listen ${pg.escapeIdentifier(channel)}`);
-      listeners.push(client);
-      return async () => {
-        await client.end().catch(() => {});
-      };
+      const listener = await listenWithReconnect(connection, channel, onNotify, onPoolError);
+      listeners.push(listener);
+      return listener;
     },
     async close() {
-      await Promise.all(listeners.map((client) => client.end().catch(() => {})));
+      await Promise.all(listeners.map((stop) => stop()));
       await db.destroy();
     },
   };
 }
 
+/** Longest pause between attempts to re-open the LISTEN connection. */
+const LISTEN_MAX_RETRY_MS = 5_000;
+
 /**
- * The pool kysely sees: each client runs a text marked by {@link prepared}
- * under its statement name (pg parses it on a connection's first use and
- * reuses it after), every other text as before. One wrapper per pg client,
- * kept as long as the client lives: kysely keys its connections by the
- * client object it is handed.
+ * LISTENs on `channel` on a dedicated client (LISTEN belongs to a session, and pooled clients are
+ * shared). When its connection ends (PostgreSQL restarted, a failover, a network cut) it opens a
+ * new one, LISTENs again and calls `onNotify` once, since notifications sent meanwhile are lost;
+ * without that, every replica would fall back to polling for the rest of its life. The first
+ * connection's failure is thrown (start-up reports it); later ones are retried with backoff.
+ * Resolves to a function that stops listening.
  */
-function preparingPool(pool: pg.Pool): PostgresPool {
-  const wrappers = new WeakMap<pg.PoolClient, PostgresPoolClient>();
-  const wrap = (client: pg.PoolClient): PostgresPoolClient => {
-    const query = (sql: string, parameters: ReadonlyArray<unknown>) => {
-      const name = preparedNames.get(sql);
-      return name === undefined
-        ? client.query(sql, [...parameters])
-        : client.query({ name, text: sql, values: [...parameters] });
-    };
-    return {
-      query,
-      release: (destroy?: boolean) => client.release(destroy),
-    } as unknown as PostgresPoolClient;
-  };
-  return {
-    options: pool.options,
-    // The client class kysely opens a control connection with (query cancellation), as pg's pool has it.
-    Client: (pool as unknown as Pick<PostgresPool, "Client">).Client,
-    async connect() {
-      const client = await pool.connect();
-      let wrapper = wrappers.get(client);
-      if (wrapper === undefined) {
-        wrapper = wrap(client);
-        wrappers.set(client, wrapper);
-      }
-      return wrapper;
-    },
-    end: () => pool.end(),
+async function listenWithReconnect(
+  connection: PostgresConnection,
+  channel: string,
+  onNotify: () => void,
+  onError: ((error: Error) => void) | undefined,
+): Promise<() => Promise<void>> {
+  let client: pg.Client | undefined;
+  let stopped = false;
+  let retry: ReturnType<typeof setTimeout> | undefined;
+
+  async function open(): Promise<void> {
+    const opening = new pg.Client(connection);
+    opening.on("error", (error) => onError?.(error));
+    opening.on("end", () => {
+      if (client === opening) reopen(0);
+    });
+    try {
+      await opening.connect();
+      opening.on("notification", (message) => {
+        if (message.channel === channel) onNotify();
+      });
+      await opening.query(`listen ${pg.escapeIdentifier(channel)}`);
+    } catch (error) {
+      await opening.end().catch(() => {});
+      throw error;
+    }
+    if (stopped) {
+      await opening.end().catch(() => {});
+      return;
+    }
+    client = opening;
+  }
+
+  function reopen(attempt: number): void {
+    client = undefined;
+    if (stopped) return;
+    const delay = Math.min(LISTEN_MAX_RETRY_MS, 100 * 2 ** Math.min(attempt, 6));
+    retry = setTimeout(() => {
+      open().then(
+        () => {
+          if (!stopped) onNotify();
+        },
+        (error: unknown) => {
+          onError?.(error instanceof Error ? error : new Error(String(error)));
+          reopen(attempt + 1);
+        },
+      );
+    }, delay);
+    retry.unref();
+  }
+
+  await open();
+  return async () => {
+    stopped = true;
+    clearTimeout(retry);
+    const current = client;
+    client = undefined;
+    await current?.end().catch(() => {});
   };
 }
 

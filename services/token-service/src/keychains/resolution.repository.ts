@@ -1,5 +1,5 @@
 import { type Kysely, sql } from "kysely";
-import { prepared } from "../db/database.js";
+import { prepared } from "../db/prepared-statements.js";
 import type { Database, StoredRequiredSecret } from "../db/tables.js";
 
 /**
