@@ -1,0 +1,254 @@
+import type { Key } from "@latchkey/proto";
+import { useMemo, useState } from "preact/hooks";
+import type { ScreenProps } from "../app.js";
+import { ShowOnceToken } from "../components/show-once-token.js";
+import { Empty, ErrorNote, Loading } from "../components/states.js";
+import { type KeyState, keyState, parseMetadata, parseScopes, relativeTime } from "../format.js";
+import { href } from "../router.js";
+import { useAsync } from "../use-async.js";
+
+const STATES: readonly (KeyState | "all")[] = ["all", "active", "expiring", "disabled", "expired", "revoked"];
+
+/**
+ * A team's keys, newest first, a page at a time (List), filtered by name, environment and state
+ * over the pages loaded so far; revoked keys are fetched only when the state filter asks for them.
+ * The form above makes a key (Issue) and shows its token once.
+ */
+export function TeamKeysView({ session, onCallError, teamId }: ScreenProps & { teamId: string }) {
+  const { api } = session;
+  const [nameFilter, setNameFilter] = useState("");
+  const [environment, setEnvironment] = useState("all");
+  const [stateFilter, setStateFilter] = useState<KeyState | "all">("all");
+  const includeRevoked = stateFilter === "revoked" || stateFilter === "all";
+  const [pages, setPages] = useState<{ keys: Key[]; next: string }>({ keys: [], next: "" });
+  const [state, reload] = useAsync(async () => {
+    try {
+      const page = await api.tokens.list({ teamId, pageSize: 50, includeRevoked });
+      setPages({ keys: page.keys, next: page.nextPageToken });
+      return true;
+    } catch (error) {
+      onCallError(error);
+      throw error;
+    }
+  }, [api, teamId, includeRevoked]);
+  const [moreError, setMoreError] = useState<unknown>();
+  const loadMore = async () => {
+    try {
+      const page = await api.tokens.list({ teamId, pageSize: 50, includeRevoked, pageToken: pages.next });
+      setPages({ keys: [...pages.keys, ...page.keys], next: page.nextPageToken });
+    } catch (error) {
+      onCallError(error);
+      setMoreError(error);
+    }
+  };
+  const environments = useMemo(() => [...new Set(pages.keys.map((key) => key.environment))].sort(), [pages]);
+  const shown = pages.keys.filter(
+    (key) =>
+      key.name.toLowerCase().includes(nameFilter.trim().toLowerCase()) &&
+      (environment === "all" || key.environment === environment) &&
+      (stateFilter === "all" || keyState(key) === stateFilter),
+  );
+  return (
+    <section aria-labelledby="keys-title">
+      <div class="screen-head">
+        <h1 id="keys-title" tabIndex={-1}>
+          Keys of <span class="mono">{teamId}</span>
+        </h1>
+        <p class="card-links">
+          <a href={href({ name: "audit", teamId })}>Audit log</a>
+          <a href={href({ name: "keychains", teamId })}>Keychains</a>
+        </p>
+      </div>
+      <CreateKey session={session} onCallError={onCallError} teamId={teamId} onCreated={reload} />
+      <form class="filters" onSubmit={(event) => event.preventDefault()} aria-label="Filter keys">
+        <div>
+          <label for="filter-name">Name</label>
+          <input
+            id="filter-name"
+            type="search"
+            value={nameFilter}
+            onInput={(event) => setNameFilter(event.currentTarget.value)}
+            placeholder="contains…"
+          />
+        </div>
+        <div>
+          <label for="filter-env">Environment</label>
+          <select
+            id="filter-env"
+            value={environment}
+            onChange={(event) => setEnvironment(event.currentTarget.value)}
+          >
+            <option value="all">all</option>
+            {environments.map((name) => (
+              <option key={name} value={name}>
+                {name}
+              </option>
+            ))}
+          </select>
+        </div>
+        <div>
+          <label for="filter-state">State</label>
+          <select
+            id="filter-state"
+            value={stateFilter}
+            onChange={(event) => setStateFilter(event.currentTarget.value as KeyState | "all")}
+          >
+            {STATES.map((name) => (
+              <option key={name} value={name}>
+                {name}
+              </option>
+            ))}
+          </select>
+        </div>
+      </form>
+      {state.status === "loading" ? <Loading what="keys" /> : null}
+      {state.status === "error" ? <ErrorNote error={state.error} onRetry={reload} /> : null}
+      {state.status === "ready" && pages.keys.length === 0 ? (
+        <Empty title="This team has no keys yet">
+          <p>Create one above: its token is shown once, then only its hint.</p>
+        </Empty>
+      ) : null}
+      {state.status === "ready" && pages.keys.length > 0 && shown.length === 0 ? (
+        <Empty title="No key matches these filters">
+          <p>
+            {pages.next
+              ? "Load more keys below, or change the filters."
+              : "Change the filters to see more keys."}
+          </p>
+        </Empty>
+      ) : null}
+      {state.status === "ready" && shown.length > 0 ? <KeyTable keys={shown} /> : null}
+      {state.status === "ready" && pages.next ? (
+        <button type="button" class="button" onClick={loadMore}>
+          Load more keys
+        </button>
+      ) : null}
+      {moreError ? <ErrorNote error={moreError} /> : null}
+    </section>
+  );
+}
+
+function KeyTable({ keys }: { keys: Key[] }) {
+  return (
+    <table class="table" data-testid="keys">
+      <thead>
+        <tr>
+          <th scope="col">Name</th>
+          <th scope="col">Key</th>
+          <th scope="col">Env</th>
+          <th scope="col">Scopes</th>
+          <th scope="col">State</th>
+          <th scope="col">Last used</th>
+          <th scope="col">24 h</th>
+        </tr>
+      </thead>
+      <tbody>
+        {keys.map((key) => {
+          const state = keyState(key);
+          return (
+            <tr key={key.id}>
+              <td data-label="Name">
+                <a href={href({ name: "key", keyId: key.id })}>{key.name || key.id}</a>
+              </td>
+              <td data-label="Key" class="mono">
+                {key.hint}
+              </td>
+              <td data-label="Env">{key.environment}</td>
+              <td data-label="Scopes">{key.keychainId ? "keychain" : key.scopes.join(" ") || "—"}</td>
+              <td data-label="State">
+                <span class={`badge state-${state}`}>{state}</span>
+              </td>
+              <td data-label="Last used">{relativeTime(key.lastUsedTime)}</td>
+              <td data-label="24 h">{String(key.requests24h)}</td>
+            </tr>
+          );
+        })}
+      </tbody>
+    </table>
+  );
+}
+
+function CreateKey({
+  session,
+  onCallError,
+  teamId,
+  onCreated,
+}: ScreenProps & { teamId: string; onCreated: () => void }) {
+  const [open, setOpen] = useState(false);
+  const [error, setError] = useState<unknown>();
+  const [busy, setBusy] = useState(false);
+  const [created, setCreated] = useState<{ token: string; keyId: string } | undefined>();
+  const submit = async (event: Event) => {
+    event.preventDefault();
+    const form = event.currentTarget as HTMLFormElement;
+    const value = (name: string) => (form.elements.namedItem(name) as HTMLInputElement).value;
+    setBusy(true);
+    setError(undefined);
+    try {
+      const response = await session.api.tokens.issue({
+        teamId,
+        name: value("key-name").trim(),
+        environment: value("key-env").trim(),
+        scopes: parseScopes(value("key-scopes")),
+        metadata: parseMetadata(value("key-metadata")),
+      });
+      form.reset();
+      setOpen(false);
+      setCreated({ token: response.token, keyId: response.key?.id ?? "" });
+      onCreated();
+    } catch (caught) {
+      onCallError(caught);
+      setError(caught);
+    } finally {
+      setBusy(false);
+    }
+  };
+  if (created) {
+    return (
+      <>
+        <ShowOnceToken title="Your new key" token={created.token} onDone={() => setCreated(undefined)} />
+        <p>
+          <a href={href({ name: "key", keyId: created.keyId })}>Open the new key</a>
+        </p>
+      </>
+    );
+  }
+  if (!open) {
+    return (
+      <button type="button" class="button primary" onClick={() => setOpen(true)}>
+        New key
+      </button>
+    );
+  }
+  return (
+    <form class="panel form-grid" onSubmit={submit} aria-label="Create a key">
+      <h2>New key</h2>
+      <label for="key-name">Name</label>
+      <input id="key-name" name="key-name" required placeholder="prod-chat-worker" autocomplete="off" />
+      <label for="key-env">Environment</label>
+      <input
+        id="key-env"
+        name="key-env"
+        defaultValue="live"
+        autocomplete="off"
+        aria-describedby="key-env-help"
+      />
+      <p id="key-env-help" class="hint">
+        live, test, or a label such as prod or staging.
+      </p>
+      <label for="key-scopes">Scopes</label>
+      <input id="key-scopes" name="key-scopes" placeholder="read chats:write" autocomplete="off" />
+      <label for="key-metadata">Metadata</label>
+      <textarea id="key-metadata" name="key-metadata" rows={2} placeholder="owner=payments" />
+      {error ? <ErrorNote error={error} /> : null}
+      <div class="actions">
+        <button type="submit" class="button primary" disabled={busy}>
+          {busy ? "Creating…" : "Create key"}
+        </button>
+        <button type="button" class="button" onClick={() => setOpen(false)}>
+          Cancel
+        </button>
+      </div>
+    </form>
+  );
+}

@@ -1,0 +1,273 @@
+// The admin console in a real browser against the real stack: token-service on PostgreSQL and NATS,
+// a sidecar process in front of the demo app. An admin signs in, makes a team and a key, copies the
+// token, uses it through the sidecar, sees the request in the key's chart, rotates, revokes (and
+// sees the propagation confirmation), and reads the audit log; a wrong key gets a clear message.
+import { randomBytes } from "node:crypto";
+import { copyFileSync, mkdirSync } from "node:fs";
+import type { Browser } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { send } from "../harness/http-client.js";
+import { type NatsServer, startNats } from "../harness/index.js";
+import { eventually } from "../harness/wait.js";
+import { type RecordingUpstream, startRecordingUpstream } from "../sidecar/recording-upstream.js";
+import { type SidecarProcess, spawnSidecar } from "../sidecar/sidecar-process.js";
+import { ROOT_KEY, startTestService, type TestService } from "../token-service/start.js";
+import { launchChromium, leakedPlaces, openPage, type WatchedPage } from "./console-browser.js";
+import { pngStats } from "./png-stats.js";
+
+/** Where the screenshot of the key detail page goes (and, with LATCHKEY_UPDATE_SCREENSHOT=1, the README's). */
+const SCREENSHOT = ".tmp/console-key-detail.png";
+const DOCS_SCREENSHOT = "docs/console-key-detail.png";
+
+let nats: NatsServer;
+let service: TestService;
+let upstream: RecordingUpstream;
+let sidecar: SidecarProcess;
+let browser: Browser;
+let watched: WatchedPage;
+let consoleUrl: string;
+/** What the flow made, step by step. */
+const made = { teamId: "", keyId: "", token: "", newKeyId: "" };
+
+beforeAll(async () => {
+  nats = await startNats();
+  [service, browser] = await Promise.all([
+    startTestService({
+      natsUrl: nats.url,
+      settings: { keychainMasterKey: `test-1:${randomBytes(32).toString("base64")}` },
+    }),
+    launchChromium(),
+  ]);
+  upstream = await startRecordingUpstream();
+  sidecar = await spawnSidecar({
+    upstream: upstream.url,
+    tokenServiceUrl: service.grpcUrl,
+    natsUrl: nats.url,
+    env: { LATCHKEY_USAGE_FLUSH_MS: "200" },
+  });
+  consoleUrl = `${service.connectUrl}/console/`;
+  watched = await openPage(browser, service.connectUrl);
+}, 90_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await sidecar?.stop();
+  await upstream?.app.close();
+  await service?.close();
+  await nats?.stop();
+});
+
+describe("the admin console in a browser", () => {
+  it("tells a wrong key apart from a right one, in words", async () => {
+    const { page } = watched;
+    await page.goto(consoleUrl);
+    await page.getByLabel("Admin key").fill("lk_live_this-is-not-a-key-of-this-deployment");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await expectText(page.getByRole("alert"), /This key was not accepted/);
+    // A real key without the admin scope is told so, differently.
+    const { teamId } = await service.teamWithAdmin("readers");
+    const reader = await service.tokens().issue({ teamId, name: "reader", scopes: ["read"] });
+    await page.getByLabel("Admin key").fill(reader.token);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await expectText(page.getByRole("alert"), /not an admin key/);
+    expect(await page.evaluate<number>("sessionStorage.length")).toBe(0);
+  });
+
+  it("signs in with the root key and creates a team", async () => {
+    const { page } = watched;
+    await page.getByLabel("Admin key").fill(ROOT_KEY);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await expectText(page.getByTestId("identity"), /root key/);
+    await page.getByLabel("New team").fill("console-e2e");
+    await page.getByRole("button", { name: "Create team" }).click();
+    await page.waitForURL(/#\/teams\/team_/);
+    made.teamId = /#\/teams\/(team_[A-Za-z0-9]+)/.exec(page.url())?.[1] ?? "";
+    expect(made.teamId).not.toBe("");
+    await expectText(page.getByRole("heading", { level: 1 }), new RegExp(made.teamId));
+    await expectText(page.locator(".state-empty"), /no keys yet/);
+  });
+
+  it("creates a key, shows its token once with a warning, and copies it", async () => {
+    const { page } = watched;
+    await page.getByRole("button", { name: "New key" }).click();
+    await page.getByLabel("Name").first().fill("browser-made");
+    await page.getByLabel("Scopes").fill("read");
+    await page.getByLabel("Metadata").fill("owner=console-test");
+    await page.getByRole("button", { name: "Create key" }).click();
+    const field = page.getByTestId("new-token");
+    made.token = await field.inputValue();
+    expect(made.token).toMatch(/^lk_live_/);
+    await expectText(page.getByRole("note"), /shown only once/);
+    await page.getByRole("button", { name: "Copy" }).click();
+    await expectText(page.getByText("Copied to the clipboard."), /Copied/);
+    expect(await page.evaluate<string>("navigator.clipboard.readText()")).toBe(made.token);
+    await page.getByRole("button", { name: "I have stored it" }).click();
+    expect(await page.getByTestId("new-token").count()).toBe(0);
+    await expectText(page.getByTestId("keys"), /browser-made/);
+  });
+
+  it("filters the key list by name, environment and state", async () => {
+    const { page } = watched;
+    await page.getByLabel("Name", { exact: true }).fill("nothing-like-it");
+    await expectText(page.locator(".state-empty"), /No key matches/);
+    await page.getByLabel("Name", { exact: true }).fill("browser");
+    await page.getByLabel("State").selectOption("revoked");
+    await expectText(page.locator(".state-empty"), /No key matches/);
+    await page.getByLabel("State").selectOption("active");
+    await page.getByLabel("Environment").selectOption("live");
+    await expectText(page.getByTestId("keys"), /browser-made/);
+  });
+
+  it("the token works through the sidecar, and the key's chart shows the request", async () => {
+    const { page } = watched;
+    const through = await send(sidecar.url, "GET", "/things", { authorization: `Bearer ${made.token}` });
+    expect(through.status).toBe(200);
+    await page.getByRole("link", { name: "browser-made" }).click();
+    await page.waitForURL(/#\/keys\/key_/);
+    made.keyId = /#\/keys\/(key_[A-Za-z0-9]+)/.exec(page.url())?.[1] ?? "";
+    await expectText(page.getByTestId("key-facts"), /owner=console-test/);
+    // Counted by the sidecar, flushed over NATS, stored by the token-service: refresh until it shows.
+    await eventually(
+      async () => {
+        await page.getByRole("button", { name: "Refresh" }).first().click();
+        return page.getByTestId("usage-allowed").textContent();
+      },
+      (text) => text === "1",
+      { timeoutMs: 15_000, intervalMs: 500, what: "the request in the chart" },
+    );
+    expect(await page.locator("rect.bar-allowed").count()).toBe(1);
+    await expectText(page.getByTestId("key-facts"), /Last used/);
+  });
+
+  it("the key detail page renders (screenshot under .tmp/, checked for content)", async () => {
+    const { page } = watched;
+    mkdirSync(".tmp", { recursive: true });
+    await page.getByRole("heading", { name: "History" }).scrollIntoViewIfNeeded();
+    await page.evaluate("scrollTo(0, 0)");
+    const png = await page.screenshot({ path: SCREENSHOT, fullPage: true });
+    const stats = pngStats(png);
+    expect(stats.width).toBe(1280);
+    expect(stats.colours).toBeGreaterThan(40);
+    expect(stats.nonBackground).toBeGreaterThan(0.2);
+    if (process.env.LATCHKEY_UPDATE_SCREENSHOT === "1") copyFileSync(SCREENSHOT, DOCS_SCREENSHOT);
+  });
+
+  it("rotates with a grace period: a new token once, the old key still works", async () => {
+    const { page } = watched;
+    await page.getByLabel("Grace period for the old key").selectOption({ label: "1 hour" });
+    await page.getByRole("button", { name: "Rotate key" }).click();
+    const rotated = await page.getByTestId("new-token").inputValue();
+    expect(rotated).toMatch(/^lk_live_/);
+    expect(rotated).not.toBe(made.token);
+    await expectText(page.locator("h1 .badge"), /expiring/);
+    const old = await send(sidecar.url, "GET", "/things", { authorization: `Bearer ${made.token}` });
+    expect(old.status).toBe(200);
+    const fresh = await send(sidecar.url, "GET", "/things", { authorization: `Bearer ${rotated}` });
+    expect(fresh.status).toBe(200);
+    await page.getByRole("button", { name: "I have stored it" }).click();
+  });
+
+  it("revokes and shows how many verifiers confirmed it, and the sidecar refuses the key", async () => {
+    const { page } = watched;
+    await page.getByLabel("Reason").fill("console test");
+    await page.getByRole("button", { name: "Revoke key" }).click();
+    await expectText(page.getByRole("alert").filter({ hasText: "permanent" }), /Press again/);
+    await page.getByRole("button", { name: "Yes, revoke it" }).click();
+    await expectText(page.getByTestId("revoke-confirmation"), /confirmed by 1 of 1 verifiers in \d+ ms/);
+    await expectText(page.locator("h1 .badge"), /revoked/);
+    const refused = await send(sidecar.url, "GET", "/things", { authorization: `Bearer ${made.token}` });
+    expect(refused.status).toBe(401);
+    await expectText(page.getByTestId("audit-events"), /key\.revoke/);
+  });
+
+  it("reads the audit log, filtered by key", async () => {
+    const { page } = watched;
+    await page.getByRole("link", { name: "Audit log", exact: true }).click();
+    await expectText(page.getByTestId("audit-events"), /team\.create/);
+    await page.getByLabel("Key").fill(made.keyId);
+    await page.getByRole("button", { name: "Apply filters" }).click();
+    const table = page.getByTestId("audit-events");
+    await expectText(table, /key\.revoke/);
+    const text = (await table.textContent()) ?? "";
+    expect(text).toContain("key.issue");
+    expect(text).toContain("key.rotate");
+    expect(text).not.toContain("team.create");
+    await page.getByLabel("Action").fill("key.rotate");
+    await page.getByRole("button", { name: "Apply filters" }).click();
+    await expect.poll(() => table.locator("tbody tr").count()).toBe(1);
+  });
+
+  it("lists a keychain's secret names and grants, never a value", async () => {
+    const { page } = watched;
+    const keychains = service.keychains();
+    const { keychain } = await keychains.createKeychain({ teamId: made.teamId, name: "agent chain" });
+    const secretValue = `sk_live_${randomBytes(12).toString("hex")}`;
+    await keychains.putSecret({
+      keychainId: keychain?.id ?? "",
+      name: "STRIPE_SECRET_KEY",
+      value: secretValue,
+    });
+    await page.goto(`${consoleUrl}#/keychains?teamId=${made.teamId}`);
+    await page.getByRole("button", { name: /Show secrets and grants/ }).click();
+    await expectText(page.getByTestId("secret-names"), /STRIPE_SECRET_KEY/);
+    await expectText(page.getByText("No package may read these secrets."), /No package/);
+    expect(await page.content()).not.toContain(secretValue);
+  });
+
+  it("kept the key out of URLs, cookies and localStorage, and broke no CSP rule", async () => {
+    expect(await leakedPlaces(watched, ROOT_KEY)).toEqual([]);
+    expect(await watched.page.evaluate<string[]>("Object.keys(sessionStorage)")).toEqual([
+      "latchkey.console.adminKey",
+    ]);
+    expect(watched.problems).toEqual([]);
+  });
+
+  it("signs out: the key is gone from the tab", async () => {
+    const { page } = watched;
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await expectText(page.getByRole("button", { name: "Sign in" }), /Sign in/);
+    expect(await page.evaluate<number>("sessionStorage.length")).toBe(0);
+  });
+});
+
+describe("the console on a 360 px screen, by keyboard", () => {
+  it("fits the width and moves focus visibly from the skip link to the screens", async () => {
+    const small = await openPage(browser, service.connectUrl, 360);
+    try {
+      const { page } = small;
+      await page.goto(consoleUrl);
+      await page.getByLabel("Admin key").fill(ROOT_KEY);
+      await page.keyboard.press("Enter");
+      await expectText(page.getByTestId("identity"), /root key/);
+      await page.goto(`${consoleUrl}#/keys/${made.keyId}`);
+      await expectText(page.getByTestId("usage-total"), /\d/);
+      expect(await page.evaluate<number>("document.documentElement.scrollWidth")).toBeLessThanOrEqual(360);
+      // From the top of the page, as after a fresh load.
+      await page.evaluate("document.activeElement.blur()");
+      await page.keyboard.press("Tab");
+      const first = await page.evaluate<{ text: string; outline: string }>(
+        "({ text: document.activeElement.textContent, outline: getComputedStyle(document.activeElement).outlineStyle })",
+      );
+      expect(first.text).toBe("Skip to content");
+      expect(first.outline).toBe("solid");
+      await page.keyboard.press("Tab");
+      expect(await page.evaluate<string>("document.activeElement.textContent")).toContain("Latchkey");
+      await page.screenshot({ path: ".tmp/console-key-detail-360.png", fullPage: true });
+      expect(small.problems).toEqual([]);
+    } finally {
+      await small.context.close();
+    }
+  });
+});
+
+/** Waits (Playwright's auto-wait) until the locator's text matches. */
+async function expectText(
+  locator: ReturnType<WatchedPage["page"]["locator"]>,
+  pattern: RegExp,
+  timeoutMs = 10_000,
+): Promise<void> {
+  await locator.first().waitFor({ state: "visible", timeout: timeoutMs });
+  await expect
+    .poll(async () => (await locator.allTextContents()).join(" | "), { timeout: timeoutMs })
+    .toMatch(pattern);
+}
