@@ -65,7 +65,7 @@ export function UsageChart({
       bars.push(
         <rect
           class={`bar bar-${css}`}
-          x={column}
+          x={Math.min(column, minutes - barWidth)}
           y={y}
           width={barWidth}
           height={height}

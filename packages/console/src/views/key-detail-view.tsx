@@ -53,7 +53,7 @@ export function KeyDetailView({ session, onCallError, keyId }: ScreenProps & { k
         <KeyFacts keyData={key} />
         <RateLimits keyData={key} />
       </div>
-      <KeyUsage session={session} onCallError={onCallError} keyId={key.id} />
+      <KeyUsage session={session} onCallError={onCallError} keyId={key.id} onRefresh={reload} />
       <KeyActions
         session={session}
         onCallError={onCallError}
@@ -85,7 +85,10 @@ function Predecessor({ traffic }: { traffic: KeyTraffic }) {
 function KeyFacts({ keyData: key }: { keyData: Key }) {
   const rows: [string, ComponentChildren][] = [
     ["Id", <span class="mono">{key.id}</span>],
-    ["Last used", `${formatTime(key.lastUsedTime)} (${relativeTime(key.lastUsedTime)})`],
+    [
+      "Last used",
+      key.lastUsedTime ? `${formatTime(key.lastUsedTime)} (${relativeTime(key.lastUsedTime)})` : "never",
+    ],
     ["Requests, 24 h", String(key.requests24h)],
     ["Environment", key.environment],
     ["Scopes", key.keychainId ? `keychain ${key.keychainId}` : key.scopes.join(" ") || "none"],

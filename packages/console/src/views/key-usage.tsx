@@ -12,7 +12,12 @@ const WINDOWS = [
 ] as const;
 
 /** The key's requests per minute by outcome (GetUsage, minute buckets) over the last 24 h or hour. */
-export function KeyUsage({ session, onCallError, keyId }: ScreenProps & { keyId: string }) {
+export function KeyUsage({
+  session,
+  onCallError,
+  keyId,
+  onRefresh,
+}: ScreenProps & { keyId: string; onRefresh: () => void }) {
   const [minutes, setMinutes] = useState<number>(1440);
   const [state, reload] = useAsync(async () => {
     // Whole minutes, so the columns line up with the server's minute buckets.
@@ -50,7 +55,14 @@ export function KeyUsage({ session, onCallError, keyId }: ScreenProps & { keyId:
               </option>
             ))}
           </select>
-          <button type="button" class="button small" onClick={reload}>
+          <button
+            type="button"
+            class="button small"
+            onClick={() => {
+              reload();
+              onRefresh();
+            }}
+          >
             Refresh
           </button>
         </div>
