@@ -30,6 +30,7 @@ let consoleUrl: string;
 const made = { teamId: "", keyId: "", token: "", newKeyId: "" };
 
 beforeAll(async () => {
+  mkdirSync(".tmp", { recursive: true });
   nats = await startNats();
   [service, browser] = await Promise.all([
     startTestService({
@@ -70,6 +71,7 @@ describe("the admin console in a browser", () => {
     await page.getByLabel("Admin key").fill(reader.token);
     await page.getByRole("button", { name: "Sign in" }).click();
     await expectText(page.getByRole("alert"), /not an admin key/);
+    await page.screenshot({ path: ".tmp/console-sign-in.png" });
     expect(await page.evaluate<number>("sessionStorage.length")).toBe(0);
   });
 
@@ -104,6 +106,7 @@ describe("the admin console in a browser", () => {
     await page.getByRole("button", { name: "I have stored it" }).click();
     expect(await page.getByTestId("new-token").count()).toBe(0);
     await expectText(page.getByTestId("keys"), /browser-made/);
+    await page.screenshot({ path: ".tmp/console-keys.png", fullPage: true });
   });
 
   it("filters the key list by name, environment and state", async () => {
@@ -198,23 +201,49 @@ describe("the admin console in a browser", () => {
     await page.getByLabel("Action").fill("key.rotate");
     await page.getByRole("button", { name: "Apply filters" }).click();
     await expect.poll(() => table.locator("tbody tr").count()).toBe(1);
+    await page.screenshot({ path: ".tmp/console-audit.png", fullPage: true });
   });
 
-  it("lists a keychain's secret names and grants, never a value", async () => {
+  it("lists a keychain's secret names and grants with their digest status, never a value", async () => {
     const { page } = watched;
     const keychains = service.keychains();
-    const { keychain } = await keychains.createKeychain({ teamId: made.teamId, name: "agent chain" });
+    const created = await keychains.createKeychain({ teamId: made.teamId, name: "agent chain" });
+    const keychainId = created.keychain?.id ?? "";
     const secretValue = `sk_live_${randomBytes(12).toString("hex")}`;
-    await keychains.putSecret({
-      keychainId: keychain?.id ?? "",
-      name: "STRIPE_SECRET_KEY",
-      value: secretValue,
+    await keychains.putSecret({ keychainId, name: "STRIPE_SECRET_KEY", value: secretValue });
+    const sha256 = randomBytes(32).toString("hex");
+    await keychains.registerPackageVersion({
+      teamId: made.teamId,
+      packageVersion: {
+        name: "@console/agent",
+        version: "v1",
+        public: true,
+        sha256,
+        required: [{ name: "STRIPE_SECRET_KEY" }],
+      },
     });
+    await keychains.grantPackage({
+      keychainId,
+      packageName: "@console/agent",
+      version: "v1",
+      sha256,
+      names: ["STRIPE_SECRET_KEY"],
+    });
+    // The package's runtime presents other contents: refused, and the console says why.
+    await expect(
+      service.keychains(created.secret).resolveSecrets({
+        packageName: "@console/agent",
+        version: "v1",
+        sha256: randomBytes(32).toString("hex"),
+      }),
+    ).rejects.toThrow(/digest_mismatch/);
     await page.goto(`${consoleUrl}#/keychains?teamId=${made.teamId}`);
     await page.getByRole("button", { name: /Show secrets and grants/ }).click();
     await expectText(page.getByTestId("secret-names"), /STRIPE_SECRET_KEY/);
-    await expectText(page.getByText("No package may read these secrets."), /No package/);
+    await expectText(page.getByTestId("grants"), /@console\/agent@v1 shares STRIPE_SECRET_KEY/);
+    await expectText(page.getByTestId("grants"), /refused .*: digest_mismatch/);
     expect(await page.content()).not.toContain(secretValue);
+    await page.screenshot({ path: ".tmp/console-keychains.png", fullPage: true });
   });
 
   it("kept the key out of URLs, cookies and localStorage, and broke no CSP rule", async () => {

@@ -74,7 +74,7 @@ export function KeychainsView({ session, onCallError, teamId }: ScreenProps & { 
             </p>
           </Empty>
         ) : (
-          <ul class="plain keychains" data-testid="keychains">
+          <ul class="keychains" data-testid="keychains">
             {state.value.keychains.map((keychain) => (
               <KeychainCard
                 key={keychain.id}
