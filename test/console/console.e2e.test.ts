@@ -262,6 +262,36 @@ describe("the admin console in a browser", () => {
   });
 });
 
+describe("the console with a team admin key", () => {
+  it("shows its own team, is refused another's, and signs out when the key is revoked", async () => {
+    const { teamId, adminKey, adminKeyId } = await service.teamWithAdmin("own-team");
+    const other = await service.teamWithAdmin("other-team");
+    const admin = await openPage(browser, service.connectUrl);
+    try {
+      const { page } = admin;
+      await page.goto(consoleUrl);
+      await page.getByLabel("Admin key").fill(adminKey);
+      await page.getByRole("button", { name: "Sign in" }).click();
+      await expectText(page.getByTestId("identity"), new RegExp(`admin of ${teamId}`));
+      await expectText(page.getByRole("heading", { level: 1 }), new RegExp(teamId));
+      // The console only calls the RPCs with this key: the server refuses another team.
+      await page.goto(`${consoleUrl}#/teams/${other.teamId}`);
+      await expectText(page.getByRole("alert"), /Not allowed with this key/);
+      await page.goto(`${consoleUrl}#/audit?teamId=${other.teamId}`);
+      await expectText(page.getByRole("alert"), /Not allowed with this key/);
+      // Revoked while signed in: the next call signs the console out, saying why.
+      await service.tokens().revoke({ keyId: adminKeyId, reason: "console test" });
+      await page.goto(`${consoleUrl}#/teams/${teamId}`);
+      await expectText(page.getByRole("alert"), /no longer accepts this key/);
+      expect(await page.evaluate<number>("sessionStorage.length")).toBe(0);
+      expect(await leakedPlaces(admin, adminKey)).toEqual([]);
+      expect(admin.problems).toEqual([]);
+    } finally {
+      await admin.context.close();
+    }
+  });
+});
+
 describe("the console on a 360 px screen, by keyboard", () => {
   it("fits the width and moves focus visibly from the skip link to the screens", async () => {
     const small = await openPage(browser, service.connectUrl, 360);
