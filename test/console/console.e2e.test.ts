@@ -3,7 +3,7 @@
 // token, uses it through the sidecar, sees the request in the key's chart, rotates, revokes (and
 // sees the propagation confirmation), and reads the audit log; a wrong key gets a clear message.
 import { randomBytes } from "node:crypto";
-import { copyFileSync, mkdirSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync } from "node:fs";
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { send } from "../harness/http-client.js";
@@ -30,6 +30,9 @@ let consoleUrl: string;
 const made = { teamId: "", keyId: "", token: "", newKeyId: "" };
 
 beforeAll(async () => {
+  if (!existsSync(new URL("../../packages/console/dist/index.html", import.meta.url))) {
+    throw new Error("the console is not built: run `npm run build` first (npm test does)");
+  }
   mkdirSync(".tmp", { recursive: true });
   nats = await startNats();
   [service, browser] = await Promise.all([
