@@ -7,7 +7,7 @@ import { gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { send, sendRaw } from "../../../../../test/harness/http-client.js";
 import { loadConsoleAssets } from "./console-assets.js";
-import { CONSOLE_NOT_BUILT, createConsoleRoute } from "./console-route.js";
+import { acceptsGzip, CONSOLE_NOT_BUILT, createConsoleRoute } from "./console-route.js";
 
 // A built console in a temporary folder with a secret file beside it (where `..` would lead), served
 // by the route on a plain node server; anything the route does not answer gets 418, so a request
@@ -127,6 +127,25 @@ describe("the console route", () => {
   it("serves only the files present at start: one added later is not served", async () => {
     writeFileSync(join(root, "dist", "later.html"), "late");
     expect((await send(base, "GET", "/console/later.html")).status).toBe(404);
+  });
+
+  it("gzips only for a client that takes gzip", () => {
+    expect(acceptsGzip("gzip, deflate, br")).toBe(true);
+    expect(acceptsGzip("br;q=1.0, gzip;q=0.8")).toBe(true);
+    expect(acceptsGzip("*")).toBe(true);
+    expect(acceptsGzip(undefined)).toBe(false);
+    expect(acceptsGzip("br")).toBe(false);
+    expect(acceptsGzip("gzip;q=0")).toBe(false);
+    expect(acceptsGzip("gzip;q=0.000, *")).toBe(false);
+    expect(acceptsGzip("xgzip, gzipx")).toBe(false);
+  });
+
+  it("answers a stale or foreign validator with the file", async () => {
+    for (const etag of ['"nope"', 'W/"x"', "*x", ""]) {
+      const response = await send(base, "GET", "/console/", { "if-none-match": etag });
+      expect(response.status, etag).toBe(200);
+      expect(response.body).toBe(INDEX);
+    }
   });
 
   it("says to run npm run build when the console was never built", async () => {

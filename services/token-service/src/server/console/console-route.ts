@@ -97,7 +97,7 @@ export function createConsoleRoute(assets: ConsoleAssets): ConsoleRoute {
         answer(res, 304, headers);
         return true;
       }
-      const gzip = asset.gzip !== undefined && /\bgzip\b/.test(String(req.headers["accept-encoding"] ?? ""));
+      const gzip = asset.gzip !== undefined && acceptsGzip(req.headers["accept-encoding"]);
       const body = gzip ? (asset.gzip as Buffer) : asset.body;
       // Both writeHead()s take (status, headers); TypeScript cannot call a union of overloads.
       const node = res as ServerResponse;
@@ -110,4 +110,17 @@ export function createConsoleRoute(assets: ConsoleAssets): ConsoleRoute {
       return true;
     },
   };
+}
+
+/** Whether `Accept-Encoding` takes gzip: `gzip` or `*` listed without `q=0`. */
+export function acceptsGzip(header: string | string[] | undefined): boolean {
+  const entries = (Array.isArray(header) ? header.join(",") : (header ?? "")).toLowerCase().split(",");
+  let star = false;
+  for (const entry of entries) {
+    const [coding = "", ...params] = entry.split(";").map((part) => part.trim());
+    const refused = params.some((param) => /^q=0(\.0{0,3})?$/.test(param));
+    if (coding === "gzip") return !refused;
+    if (coding === "*") star = !refused;
+  }
+  return star;
 }
