@@ -1,53 +1,82 @@
-import type { Key } from "@latchkey/proto";
-import { useMemo, useState } from "preact/hooks";
+import { type Key, KeyStateFilter } from "@latchkey/proto";
+import { useEffect, useState } from "preact/hooks";
 import type { ScreenProps } from "../app.js";
 import { ShowOnceToken } from "../components/show-once-token.js";
 import { Empty, ErrorNote, Loading } from "../components/states.js";
-import { type KeyState, keyState, parseMetadata, parseScopes, relativeTime } from "../format.js";
+import { keyState, parseMetadata, parseScopes, relativeTime } from "../format.js";
 import { href } from "../router.js";
 import { useAsync } from "../use-async.js";
 
-const STATES: readonly (KeyState | "all")[] = ["all", "active", "expiring", "disabled", "expired", "revoked"];
+/** The state filter's choices: the server's KeyStateFilter, plus whether revoked keys count. */
+const STATES = [
+  { value: "current", label: "not revoked", state: KeyStateFilter.UNSPECIFIED, includeRevoked: false },
+  { value: "all", label: "all, revoked too", state: KeyStateFilter.UNSPECIFIED, includeRevoked: true },
+  { value: "active", label: "active", state: KeyStateFilter.ACTIVE, includeRevoked: false },
+  { value: "disabled", label: "disabled", state: KeyStateFilter.DISABLED, includeRevoked: false },
+  { value: "expired", label: "expired", state: KeyStateFilter.EXPIRED, includeRevoked: false },
+  { value: "revoked", label: "revoked", state: KeyStateFilter.REVOKED, includeRevoked: true },
+] as const;
+
+/** How long typing in a filter field waits before asking the server. */
+const TYPING_PAUSE_MS = 300;
 
 /**
- * A team's keys, newest first, a page at a time (List), filtered by name, environment and state
- * over the pages loaded so far; revoked keys are fetched only when the state filter asks for them.
- * The form above makes a key (Issue) and shows its token once.
+ * A team's keys, newest first, a page at a time (List), filtered by the server by name, environment
+ * and state, so every page holds only matching keys. The form above makes a key (Issue) and shows
+ * its token once.
  */
 export function TeamKeysView({ session, onCallError, teamId }: ScreenProps & { teamId: string }) {
   const { api } = session;
-  const [nameFilter, setNameFilter] = useState("");
-  const [environment, setEnvironment] = useState("all");
-  const [stateFilter, setStateFilter] = useState<KeyState | "all">("all");
-  const includeRevoked = stateFilter === "revoked" || stateFilter === "all";
+  const [typedName, setTypedName] = useState("");
+  const [typedEnvironment, setTypedEnvironment] = useState("");
+  const [filters, setFilters] = useState({ name: "", environment: "" });
+  const [stateChoice, setStateChoice] = useState<(typeof STATES)[number]["value"]>("current");
+  // Typing settles for a moment before the list is asked for again.
+  useEffect(() => {
+    const environment = typedEnvironment.trim();
+    const timer = setTimeout(
+      () =>
+        setFilters((previous) =>
+          previous.name === typedName && previous.environment === environment
+            ? previous
+            : { name: typedName, environment },
+        ),
+      TYPING_PAUSE_MS,
+    );
+    return () => clearTimeout(timer);
+  }, [typedName, typedEnvironment]);
+  const choice = STATES.find((each) => each.value === stateChoice) ?? STATES[0];
+  const request = (pageToken = "") => ({
+    teamId,
+    pageSize: 50,
+    pageToken,
+    includeRevoked: choice.includeRevoked,
+    state: choice.state,
+    nameContains: filters.name,
+    environment: filters.environment,
+  });
   const [pages, setPages] = useState<{ keys: Key[]; next: string }>({ keys: [], next: "" });
   const [state, reload] = useAsync(async () => {
     try {
-      const page = await api.tokens.list({ teamId, pageSize: 50, includeRevoked });
+      const page = await api.tokens.list(request());
       setPages({ keys: page.keys, next: page.nextPageToken });
       return true;
     } catch (error) {
       onCallError(error);
       throw error;
     }
-  }, [api, teamId, includeRevoked]);
+  }, [api, teamId, choice, filters]);
   const [moreError, setMoreError] = useState<unknown>();
   const loadMore = async () => {
     try {
-      const page = await api.tokens.list({ teamId, pageSize: 50, includeRevoked, pageToken: pages.next });
+      const page = await api.tokens.list(request(pages.next));
       setPages({ keys: [...pages.keys, ...page.keys], next: page.nextPageToken });
     } catch (error) {
       onCallError(error);
       setMoreError(error);
     }
   };
-  const environments = useMemo(() => [...new Set(pages.keys.map((key) => key.environment))].sort(), [pages]);
-  const shown = pages.keys.filter(
-    (key) =>
-      key.name.toLowerCase().includes(nameFilter.trim().toLowerCase()) &&
-      (environment === "all" || key.environment === environment) &&
-      (stateFilter === "all" || keyState(key) === stateFilter),
-  );
+  const filtered = filters.name !== "" || filters.environment !== "" || stateChoice !== "current";
   return (
     <section aria-labelledby="keys-title">
       <div class="screen-head">
@@ -66,36 +95,35 @@ export function TeamKeysView({ session, onCallError, teamId }: ScreenProps & { t
           <input
             id="filter-name"
             type="search"
-            value={nameFilter}
-            onInput={(event) => setNameFilter(event.currentTarget.value)}
+            value={typedName}
+            onInput={(event) => setTypedName(event.currentTarget.value)}
             placeholder="contains…"
+            maxLength={100}
+            autocomplete="off"
           />
         </div>
         <div>
           <label for="filter-env">Environment</label>
-          <select
+          <input
             id="filter-env"
-            value={environment}
-            onChange={(event) => setEnvironment(event.currentTarget.value)}
-          >
-            <option value="all">all</option>
-            {environments.map((name) => (
-              <option key={name} value={name}>
-                {name}
-              </option>
-            ))}
-          </select>
+            type="search"
+            value={typedEnvironment}
+            onInput={(event) => setTypedEnvironment(event.currentTarget.value)}
+            placeholder="any: live, test, prod…"
+            maxLength={32}
+            autocomplete="off"
+          />
         </div>
         <div>
           <label for="filter-state">State</label>
           <select
             id="filter-state"
-            value={stateFilter}
-            onChange={(event) => setStateFilter(event.currentTarget.value as KeyState | "all")}
+            value={stateChoice}
+            onChange={(event) => setStateChoice(event.currentTarget.value as typeof stateChoice)}
           >
-            {STATES.map((name) => (
-              <option key={name} value={name}>
-                {name}
+            {STATES.map((each) => (
+              <option key={each.value} value={each.value}>
+                {each.label}
               </option>
             ))}
           </select>
@@ -103,21 +131,17 @@ export function TeamKeysView({ session, onCallError, teamId }: ScreenProps & { t
       </form>
       {state.status === "loading" ? <Loading what="keys" /> : null}
       {state.status === "error" ? <ErrorNote error={state.error} onRetry={reload} /> : null}
-      {state.status === "ready" && pages.keys.length === 0 ? (
+      {state.status === "ready" && pages.keys.length === 0 && !filtered ? (
         <Empty title="This team has no keys yet">
           <p>Create one above: its token is shown once, then only its hint.</p>
         </Empty>
       ) : null}
-      {state.status === "ready" && pages.keys.length > 0 && shown.length === 0 ? (
+      {state.status === "ready" && pages.keys.length === 0 && filtered ? (
         <Empty title="No key matches these filters">
-          <p>
-            {pages.next
-              ? "Load more keys below, or change the filters."
-              : "Change the filters to see more keys."}
-          </p>
+          <p>Change the filters to see more keys.</p>
         </Empty>
       ) : null}
-      {state.status === "ready" && shown.length > 0 ? <KeyTable keys={shown} /> : null}
+      {state.status === "ready" && pages.keys.length > 0 ? <KeyTable keys={pages.keys} /> : null}
       {state.status === "ready" && pages.next ? (
         <button type="button" class="button" onClick={loadMore}>
           Load more keys
