@@ -10,8 +10,8 @@ import { useAsync } from "../use-async.js";
 type Filters = { teamId: string; keyId: string; actor: string; action: string; since: string; until: string };
 
 /**
- * The audit log (ListAuditEvents), newest first, a page at a time. Team, key, actor and time are
- * filtered by the server; the action filter narrows the pages loaded so far.
+ * The audit log (ListAuditEvents), newest first, a page at a time, filtered by the server by team,
+ * key, actor, action (`key` for every `key.*`) and time.
  */
 export function AuditView({
   session,
@@ -36,6 +36,7 @@ export function AuditView({
       teamId: filters.teamId.trim(),
       keyId: filters.keyId.trim(),
       actor: filters.actor.trim(),
+      action: filters.action.trim(),
       pageSize: 50,
       pageToken,
       ...(start ? { startTime: start } : {}),
@@ -51,7 +52,7 @@ export function AuditView({
       onCallError(error);
       throw error;
     }
-  }, [session, filters.teamId, filters.keyId, filters.actor, filters.since, filters.until]);
+  }, [session, filters]);
   const [moreError, setMoreError] = useState<unknown>();
   const loadMore = async () => {
     try {
@@ -75,8 +76,7 @@ export function AuditView({
       until: value("audit-until"),
     });
   };
-  const action = filters.action.trim();
-  const shown = action ? pages.events.filter((event) => event.action.startsWith(action)) : pages.events;
+  const shown = pages.events;
   return (
     <section aria-labelledby="audit-title">
       <div class="screen-head">
@@ -122,7 +122,7 @@ export function AuditView({
             id="audit-action"
             name="audit-action"
             defaultValue={filters.action}
-            placeholder="key.revoke"
+            placeholder="key.revoke, or key"
             autocomplete="off"
           />
         </div>
