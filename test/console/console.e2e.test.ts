@@ -182,7 +182,24 @@ describe("the admin console in a browser", () => {
     expect(old.status).toBe(200);
     const fresh = await send(sidecar.url, "GET", "/things", { authorization: `Bearer ${rotated}` });
     expect(fresh.status).toBe(200);
-    await page.getByRole("button", { name: "I have stored it" }).click();
+    // The new key's page shows the old key's traffic beside its own: is it safe to revoke yet?
+    await page.getByRole("link", { name: "Open the new key" }).click();
+    await page.waitForURL((url) => url.hash.startsWith("#/keys/") && !url.hash.includes(made.keyId));
+    await expectText(page.getByRole("note").filter({ hasText: "This key replaced" }), new RegExp(made.keyId));
+    await eventually(
+      async () => {
+        for (const button of await page.getByRole("button", { name: "Refresh" }).all()) await button.click();
+        return [
+          await page.getByTestId("usage-total").textContent(),
+          await page.getByTestId("replaced-total").textContent(),
+        ];
+      },
+      ([own, replaced]) => own === "1" && replaced === "2",
+      { timeoutMs: 15_000, intervalMs: 500, what: "the new key's request and the old key's two" },
+    );
+    await page.screenshot({ path: ".tmp/console-rotated-key.png", fullPage: true });
+    await page.goBack();
+    await page.waitForURL((url) => url.hash === `#/keys/${made.keyId}`);
   });
 
   it("revokes and shows how many verifiers confirmed it, and the sidecar refuses the key", async () => {

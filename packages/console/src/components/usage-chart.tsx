@@ -45,10 +45,13 @@ export function UsageChart({
   usage,
   startMs,
   minutes,
+  idPrefix = "usage",
 }: {
   usage: GetUsageResponse;
   startMs: number;
   minutes: number;
+  /** Prefix of the test ids, so two charts on a page stay apart. */
+  idPrefix?: string;
 }) {
   const { columns, totals, peak } = summarize(usage, startMs, minutes);
   const total = [...totals.values()].reduce((sum, n) => sum + n, 0);
@@ -78,7 +81,7 @@ export function UsageChart({
   }
   const label = `Requests per minute over the last ${minutes / 60} h: ${total} in all, peak ${peak} in one minute`;
   return (
-    <figure class="chart" data-testid="usage-chart">
+    <figure class="chart" data-testid={`${idPrefix}-chart`}>
       <svg
         class="chart-plot"
         viewBox={`0 0 ${minutes} ${HEIGHT}`}
@@ -105,12 +108,12 @@ export function UsageChart({
                   <span class={`swatch swatch-${css}`} aria-hidden="true" />
                   {name}
                 </th>
-                <td data-testid={`usage-${css}`}>{totals.get(outcome) ?? 0}</td>
+                <td data-testid={`${idPrefix}-${css}`}>{totals.get(outcome) ?? 0}</td>
               </tr>
             ))}
             <tr>
               <th scope="row">Total</th>
-              <td data-testid="usage-total">{total}</td>
+              <td data-testid={`${idPrefix}-total`}>{total}</td>
             </tr>
           </tbody>
         </table>

@@ -54,6 +54,16 @@ export function KeyDetailView({ session, onCallError, keyId }: ScreenProps & { k
         <RateLimits keyData={key} />
       </div>
       <KeyUsage session={session} onCallError={onCallError} keyId={key.id} onRefresh={reload} />
+      {key.rotatedFrom ? (
+        <KeyUsage
+          session={session}
+          onCallError={onCallError}
+          keyId={key.rotatedFrom}
+          onRefresh={reload}
+          title="The key it replaced: requests per minute"
+          name="replaced"
+        />
+      ) : null}
       <KeyActions
         session={session}
         onCallError={onCallError}

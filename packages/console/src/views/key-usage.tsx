@@ -11,13 +11,18 @@ const WINDOWS = [
   { minutes: 60, label: "1 hour" },
 ] as const;
 
-/** The key's requests per minute by outcome (GetUsage, minute buckets) over the last 24 h or hour. */
+/**
+ * A key's requests per minute by outcome (GetUsage, minute buckets) over the last 24 h or hour.
+ * `name` sets the panel's title and the ids inside it, so a key's page can show the key it replaced too.
+ */
 export function KeyUsage({
   session,
   onCallError,
   keyId,
   onRefresh,
-}: ScreenProps & { keyId: string; onRefresh: () => void }) {
+  title = "Requests per minute",
+  name = "usage",
+}: ScreenProps & { keyId: string; onRefresh: () => void; title?: string; name?: string }) {
   const [minutes, setMinutes] = useState<number>(1440);
   const [state, reload] = useAsync(async () => {
     // Whole minutes, so the columns line up with the server's minute buckets.
@@ -37,15 +42,15 @@ export function KeyUsage({
     }
   }, [session, keyId, minutes]);
   return (
-    <section class="panel" aria-labelledby="usage-title">
+    <section class="panel" aria-labelledby={`${name}-title`}>
       <div class="panel-head">
-        <h2 id="usage-title">Requests per minute</h2>
+        <h2 id={`${name}-title`}>{title}</h2>
         <div class="actions">
-          <label for="usage-window" class="sr-only">
+          <label for={`${name}-window`} class="sr-only">
             Window
           </label>
           <select
-            id="usage-window"
+            id={`${name}-window`}
             value={String(minutes)}
             onChange={(event) => setMinutes(Number(event.currentTarget.value))}
           >
@@ -70,7 +75,12 @@ export function KeyUsage({
       {state.status === "loading" ? <Loading what="usage" /> : null}
       {state.status === "error" ? <ErrorNote error={state.error} onRetry={reload} /> : null}
       {state.status === "ready" ? (
-        <UsageChart usage={state.value.usage} startMs={state.value.startMs} minutes={minutes} />
+        <UsageChart
+          usage={state.value.usage}
+          startMs={state.value.startMs}
+          minutes={minutes}
+          idPrefix={name}
+        />
       ) : null}
       <p class="hint">
         Counted by every sidecar and verifier, cache hits included; counts trail requests by about a second.
