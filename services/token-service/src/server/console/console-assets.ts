@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, extname, join, relative, sep } from "node:path";
 import { gzipSync } from "node:zlib";
@@ -86,13 +86,13 @@ export function loadConsoleAssets(dir: string | undefined): ConsoleAssets {
   return assets;
 }
 
-/** Regular files under `dir`, depth first; links and anything else are skipped. */
+/** Regular files under `dir`, depth first; symbolic links (which could lead anywhere) and anything else are skipped. */
 function listFiles(dir: string): string[] {
   const files: string[] = [];
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     const path = join(dir, entry.name);
     if (entry.isDirectory()) files.push(...listFiles(path));
-    else if (entry.isFile() && statSync(path).isFile()) files.push(path);
+    else if (entry.isFile()) files.push(path);
   }
   return files;
 }

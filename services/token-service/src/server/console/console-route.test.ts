@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -34,6 +34,8 @@ beforeAll(async () => {
   writeFileSync(join(root, "secret.txt"), "TOP-SECRET");
   writeFileSync(join(root, "dist", "index.html"), INDEX);
   writeFileSync(join(root, "dist", "assets", "app-1a2b3c.js"), APP);
+  // A link in the build folder to a file outside it is never followed.
+  symlinkSync(join(root, "secret.txt"), join(root, "dist", "linked.txt"));
   ({ server, base } = await serve(createConsoleRoute(loadConsoleAssets(join(root, "dist")))));
 });
 
@@ -92,6 +94,7 @@ describe("the console route", () => {
     "/console/assets/",
     "/console/assets",
     "/console/%69ndex.html",
+    "/console/linked.txt",
     `/console/${"a/".repeat(2000)}`,
   ])("answers %s with 404 and never another file", async (path) => {
     const response = await send(base, "GET", path);
