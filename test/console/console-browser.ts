@@ -1,7 +1,8 @@
 // Test support for the console's browser tests: Debian's Chromium through playwright-core, a page per
 // test context, and a watch on everything that could leak the admin key or break the CSP.
 import { existsSync } from "node:fs";
-import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import { type Browser, type BrowserContext, chromium, type Locator, type Page } from "playwright-core";
+import { expect } from "vitest";
 
 /** `.ci/run` installs Debian's chromium when it is missing; the launcher script sets Debian's flags. */
 export const CHROMIUM = "/usr/bin/chromium";
@@ -59,4 +60,12 @@ export async function leakedPlaces(watched: WatchedPage, key: string): Promise<s
   for (const url of requestUrls)
     if (url.includes(key) || url.includes(encodeURIComponent(key))) places.push(url);
   return places;
+}
+
+/** Waits (Playwright's auto-wait) until the locator's text matches. */
+export async function expectText(locator: Locator, pattern: RegExp, timeoutMs = 10_000): Promise<void> {
+  await locator.first().waitFor({ state: "visible", timeout: timeoutMs });
+  await expect
+    .poll(async () => (await locator.allTextContents()).join(" | "), { timeout: timeoutMs })
+    .toMatch(pattern);
 }

@@ -12,7 +12,7 @@ import { eventually } from "../harness/wait.js";
 import { type RecordingUpstream, startRecordingUpstream } from "../sidecar/recording-upstream.js";
 import { type SidecarProcess, spawnSidecar } from "../sidecar/sidecar-process.js";
 import { ROOT_KEY, startTestService, type TestService } from "../token-service/start.js";
-import { launchChromium, leakedPlaces, openPage, type WatchedPage } from "./console-browser.js";
+import { expectText, launchChromium, leakedPlaces, openPage, type WatchedPage } from "./console-browser.js";
 import { pngStats } from "./png-stats.js";
 
 /** Where the screenshot of the key detail page goes (and, with LATCHKEY_UPDATE_SCREENSHOT=1, the README's). */
@@ -299,75 +299,3 @@ describe("the admin console in a browser", () => {
     expect(await page.evaluate<number>("sessionStorage.length")).toBe(0);
   });
 });
-
-describe("the console with a team admin key", () => {
-  it("shows its own team, is refused another's, and signs out when the key is revoked", async () => {
-    const { teamId, adminKey, adminKeyId } = await service.teamWithAdmin("own-team");
-    const other = await service.teamWithAdmin("other-team");
-    const admin = await openPage(browser, service.connectUrl);
-    try {
-      const { page } = admin;
-      await page.goto(consoleUrl);
-      await page.getByLabel("Admin key").fill(adminKey);
-      await page.getByRole("button", { name: "Sign in" }).click();
-      await expectText(page.getByTestId("identity"), new RegExp(`admin of ${teamId}`));
-      await expectText(page.getByRole("heading", { level: 1 }), new RegExp(teamId));
-      // The console only calls the RPCs with this key: the server refuses another team.
-      await page.goto(`${consoleUrl}#/teams/${other.teamId}`);
-      await expectText(page.getByRole("alert"), /Not allowed with this key/);
-      await page.goto(`${consoleUrl}#/audit?teamId=${other.teamId}`);
-      await expectText(page.getByRole("alert"), /Not allowed with this key/);
-      // Revoked while signed in: the next call signs the console out, saying why.
-      await service.tokens().revoke({ keyId: adminKeyId, reason: "console test" });
-      await page.goto(`${consoleUrl}#/teams/${teamId}`);
-      await expectText(page.getByRole("alert"), /no longer accepts this key/);
-      expect(await page.evaluate<number>("sessionStorage.length")).toBe(0);
-      expect(await leakedPlaces(admin, adminKey)).toEqual([]);
-      expect(admin.problems).toEqual([]);
-    } finally {
-      await admin.context.close();
-    }
-  });
-});
-
-describe("the console on a 360 px screen, by keyboard", () => {
-  it("fits the width and moves focus visibly from the skip link to the screens", async () => {
-    const small = await openPage(browser, service.connectUrl, 360);
-    try {
-      const { page } = small;
-      await page.goto(consoleUrl);
-      await page.getByLabel("Admin key").fill(ROOT_KEY);
-      await page.keyboard.press("Enter");
-      await expectText(page.getByTestId("identity"), /root key/);
-      await page.goto(`${consoleUrl}#/keys/${made.keyId}`);
-      await expectText(page.getByTestId("usage-total"), /\d/);
-      expect(await page.evaluate<number>("document.documentElement.scrollWidth")).toBeLessThanOrEqual(360);
-      // From the top of the page, as after a fresh load.
-      await page.evaluate("document.activeElement.blur()");
-      await page.keyboard.press("Tab");
-      const first = await page.evaluate<{ text: string; outline: string }>(
-        "({ text: document.activeElement.textContent, outline: getComputedStyle(document.activeElement).outlineStyle })",
-      );
-      expect(first.text).toBe("Skip to content");
-      expect(first.outline).toBe("solid");
-      await page.keyboard.press("Tab");
-      expect(await page.evaluate<string>("document.activeElement.textContent")).toContain("Latchkey");
-      await page.screenshot({ path: ".tmp/console-key-detail-360.png", fullPage: true });
-      expect(small.problems).toEqual([]);
-    } finally {
-      await small.context.close();
-    }
-  });
-});
-
-/** Waits (Playwright's auto-wait) until the locator's text matches. */
-async function expectText(
-  locator: ReturnType<WatchedPage["page"]["locator"]>,
-  pattern: RegExp,
-  timeoutMs = 10_000,
-): Promise<void> {
-  await locator.first().waitFor({ state: "visible", timeout: timeoutMs });
-  await expect
-    .poll(async () => (await locator.allTextContents()).join(" | "), { timeout: timeoutMs })
-    .toMatch(pattern);
-}
