@@ -170,6 +170,35 @@ describe("the admin console in a browser", () => {
     if (process.env.LATCHKEY_UPDATE_SCREENSHOT === "1") copyFileSync(SCREENSHOT, DOCS_SCREENSHOT);
   });
 
+  it("disables and enables the key, and edits its scopes and metadata", async () => {
+    const { page } = watched;
+    const status = async () =>
+      (await send(sidecar.url, "GET", "/things", { authorization: `Bearer ${made.token}` })).status;
+    await page.getByRole("button", { name: "Disable key" }).click();
+    await expectText(page.locator("h1 .badge"), /disabled/);
+    // The disable reached the sidecar's cache as a key event.
+    await eventually(status, (code) => code === 401, { what: "the sidecar refusing the disabled key" });
+    await page.getByRole("button", { name: "Enable key" }).click();
+    await expectText(page.locator("h1 .badge"), /active/);
+    await eventually(status, (code) => code === 200, { what: "the sidecar accepting it again" });
+    await page.getByLabel("Scopes", { exact: true }).fill("read chats:write");
+    await page.getByLabel("Metadata (name=value lines)").fill("owner=console-test\nregion=eu");
+    await page.getByRole("button", { name: "Save changes" }).click();
+    await expectText(page.getByTestId("key-facts"), /read chats:write/);
+    await expectText(page.getByTestId("key-facts"), /region=eu/);
+    const { key } = await service.tokens().get({ keyId: made.keyId });
+    expect(key?.scopes).toEqual(["read", "chats:write"]);
+    expect(key?.metadata).toEqual({ owner: "console-test", region: "eu" });
+    // A line that is not name=value is refused by the form, naming the line; nothing is sent.
+    await page.getByLabel("Metadata (name=value lines)").fill("owner=console-test\nno equals sign");
+    await page.getByRole("button", { name: "Save changes" }).click();
+    await expectText(page.getByRole("alert"), /metadata line 2: write it as name=value/);
+    expect((await service.tokens().get({ keyId: made.keyId })).key?.metadata).toEqual({
+      owner: "console-test",
+      region: "eu",
+    });
+  });
+
   it("rotates with a grace period: a new token once, the old key still works", async () => {
     const { page } = watched;
     await page.getByLabel("Grace period for the old key").selectOption({ label: "1 hour" });
@@ -194,8 +223,9 @@ describe("the admin console in a browser", () => {
           await page.getByTestId("replaced-total").textContent(),
         ];
       },
-      ([own, replaced]) => own === "1" && replaced === "2",
-      { timeoutMs: 15_000, intervalMs: 500, what: "the new key's request and the old key's two" },
+      // The old key: its first request, one after it was enabled again, one after the rotation.
+      ([own, replaced]) => own === "1" && replaced === "3",
+      { timeoutMs: 15_000, intervalMs: 500, what: "the new key's request and the old key's three" },
     );
     await page.screenshot({ path: ".tmp/console-rotated-key.png", fullPage: true });
     await page.goBack();
@@ -222,12 +252,12 @@ describe("the admin console in a browser", () => {
     await page.getByLabel("Key").fill(made.keyId);
     await page.getByRole("button", { name: "Apply filters" }).click();
     const table = page.getByTestId("audit-events");
-    // Every row is now about this key: its issue, rotation and revocation, and nothing else.
+    // Every row is now about this key: its issue, three updates, rotation and revocation, nothing else.
     await expect
       .poll(async () => (await table.locator("tbody tr .action").allTextContents()).sort(), {
         timeout: 10_000,
       })
-      .toEqual(["key.issue", "key.revoke", "key.rotate"]);
+      .toEqual(["key.issue", "key.revoke", "key.rotate", "key.update", "key.update", "key.update"]);
     await page.getByLabel("Action").fill("key.rotate");
     await page.getByRole("button", { name: "Apply filters" }).click();
     await expect.poll(() => table.locator("tbody tr .action").allTextContents()).toEqual(["key.rotate"]);
@@ -238,7 +268,7 @@ describe("the admin console in a browser", () => {
     await page.getByRole("button", { name: "Apply filters" }).click();
     await expect
       .poll(async () => new Set(await table.locator("tbody tr .action").allTextContents()))
-      .toEqual(new Set(["key.issue", "key.rotate", "key.revoke"]));
+      .toEqual(new Set(["key.issue", "key.update", "key.rotate", "key.revoke"]));
     await page.screenshot({ path: ".tmp/console-audit.png", fullPage: true });
   });
 
