@@ -1,8 +1,8 @@
 import { create } from "@bufbuild/protobuf";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { KeySchema } from "@latchkey/proto";
+import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { KeySchema, PropagationSchema } from "@latchkey/proto";
 import { describe, expect, it } from "vitest";
-import { keyState, metadataText, parseMetadata, parseScopes } from "./format.js";
+import { keyState, metadataText, parseMetadata, parseScopes, propagationText } from "./format.js";
 
 describe("keyState", () => {
   const now = Date.parse("2026-12-02T10:00:00Z");
@@ -34,5 +34,22 @@ describe("metadata and scopes as typed", () => {
   it("splits scopes on spaces and commas, once each", () => {
     expect(parseScopes(" read, chats:write  read\n")).toEqual(["read", "chats:write"]);
     expect(parseScopes("")).toEqual([]);
+  });
+});
+
+describe("propagationText", () => {
+  const propagation = (live: number, confirmed: number, ms: number, complete: boolean) =>
+    create(PropagationSchema, { liveVerifiers: live, confirmed, slowest: durationFromMs(ms), complete });
+  it("says how many verifiers confirmed, and how fast", () => {
+    expect(propagationText(propagation(12, 12, 9.4, true))).toBe(
+      "Revoked: confirmed by 12 of 12 verifiers in 9 ms.",
+    );
+    expect(propagationText(propagation(3, 2, 1500, false))).toBe(
+      "Revoked: confirmed by 2 of 3 verifiers in 1500 ms; the others had not answered within 2 s.",
+    );
+  });
+  it("says when no verifier was there to ask", () => {
+    expect(propagationText(propagation(0, 0, 0, true))).toBe("Revoked. No verifier was live to confirm it.");
+    expect(propagationText(undefined)).toBe("Revoked.");
   });
 });

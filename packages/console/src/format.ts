@@ -1,6 +1,6 @@
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import type { Key } from "@latchkey/proto";
+import type { Key, Propagation } from "@latchkey/proto";
 
 /** A timestamp as local date and time, or `fallback` when unset. */
 export function formatTime(time: Timestamp | undefined, fallback = "never"): string {
@@ -59,4 +59,19 @@ export function metadataText(metadata: Record<string, string>): string {
 /** Scopes typed with spaces or commas between them. */
 export function parseScopes(text: string): string[] {
   return [...new Set(text.split(/[\s,]+/).filter((scope) => scope !== ""))];
+}
+
+/** How long Revoke waits for every live verifier to confirm. */
+export const REVOKE_WAIT_MS = 2_000;
+
+/** The sentence for a revocation's propagation: "confirmed by 12 of 12 verifiers in 9 ms". */
+export function propagationText(propagation: Propagation | undefined): string {
+  if (propagation === undefined) return "Revoked.";
+  if (propagation.liveVerifiers === 0) return "Revoked. No verifier was live to confirm it.";
+  const slowest = propagation.slowest;
+  const ms = slowest === undefined ? 0 : Number(slowest.seconds) * 1000 + slowest.nanos / 1e6;
+  const sentence = `Revoked: confirmed by ${propagation.confirmed} of ${propagation.liveVerifiers} verifiers in ${Math.round(ms)} ms`;
+  return propagation.complete
+    ? `${sentence}.`
+    : `${sentence}; the others had not answered within ${REVOKE_WAIT_MS / 1000} s.`;
 }

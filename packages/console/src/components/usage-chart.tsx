@@ -1,39 +1,8 @@
-import { timestampMs } from "@bufbuild/protobuf/wkt";
-import { type GetUsageResponse, UsageOutcome } from "@latchkey/proto";
+import type { GetUsageResponse } from "@latchkey/proto";
 import type { JSX } from "preact";
-
-/** The outcomes drawn, bottom to top, with their legend names. */
-export const OUTCOMES = [
-  { outcome: UsageOutcome.ALLOWED, name: "Allowed", css: "allowed" },
-  { outcome: UsageOutcome.INSUFFICIENT_SCOPE, name: "Insufficient scope", css: "scope" },
-  { outcome: UsageOutcome.RATE_LIMITED, name: "Rate limited", css: "limited" },
-  { outcome: UsageOutcome.USAGE_EXCEEDED, name: "Usage exceeded", css: "exceeded" },
-] as const;
+import { OUTCOMES, usageSeries } from "../usage-series.js";
 
 const HEIGHT = 100;
-
-/** Per-minute counts by outcome, summed per minute and over the window. */
-export function summarize(usage: GetUsageResponse, startMs: number, minutes: number) {
-  const columns = new Map<number, Map<UsageOutcome, number>>();
-  const totals = new Map<UsageOutcome, number>();
-  let peak = 0;
-  for (const bucket of usage.buckets) {
-    if (bucket.startTime === undefined) continue;
-    const column = Math.floor((timestampMs(bucket.startTime) - startMs) / 60_000);
-    if (column < 0 || column >= minutes) continue;
-    const counts = columns.get(column) ?? new Map<UsageOutcome, number>();
-    for (const { outcome, count } of bucket.counts) {
-      counts.set(outcome, (counts.get(outcome) ?? 0) + Number(count));
-      totals.set(outcome, (totals.get(outcome) ?? 0) + Number(count));
-    }
-    columns.set(column, counts);
-    peak = Math.max(
-      peak,
-      [...counts.values()].reduce((sum, n) => sum + n, 0),
-    );
-  }
-  return { columns, totals, peak };
-}
 
 /**
  * Requests per minute by outcome as stacked bars (SVG, no script or style inside: the console's
@@ -53,7 +22,7 @@ export function UsageChart({
   /** Prefix of the test ids, so two charts on a page stay apart. */
   idPrefix?: string;
 }) {
-  const { columns, totals, peak } = summarize(usage, startMs, minutes);
+  const { columns, totals, peak } = usageSeries(usage, startMs, minutes);
   const total = [...totals.values()].reduce((sum, n) => sum + n, 0);
   const barWidth = Math.max(1, Math.ceil(minutes / 160));
   const bars: JSX.Element[] = [];

@@ -1,10 +1,10 @@
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
-import type { Key, Propagation, RotateResponse } from "@latchkey/proto";
+import type { Key, RotateResponse } from "@latchkey/proto";
 import { useState } from "preact/hooks";
 import type { ScreenProps } from "../app.js";
 import { ShowOnceToken } from "../components/show-once-token.js";
 import { ErrorNote } from "../components/states.js";
-import { metadataText, parseMetadata, parseScopes } from "../format.js";
+import { metadataText, parseMetadata, parseScopes, propagationText, REVOKE_WAIT_MS } from "../format.js";
 import { href } from "../router.js";
 
 const GRACE_PERIODS = [
@@ -13,21 +13,6 @@ const GRACE_PERIODS = [
   { ms: 86_400_000, label: "24 hours" },
   { ms: 7 * 86_400_000, label: "7 days" },
 ] as const;
-
-/** How long Revoke waits for every live verifier to confirm. */
-const REVOKE_WAIT_MS = 2_000;
-
-/** The sentence for a revocation's propagation: "confirmed by 12 of 12 verifiers in 9 ms". */
-export function propagationText(propagation: Propagation | undefined): string {
-  if (propagation === undefined) return "Revoked.";
-  if (propagation.liveVerifiers === 0) return "Revoked. No verifier was live to confirm it.";
-  const slowest = propagation.slowest;
-  const ms = slowest === undefined ? 0 : Number(slowest.seconds) * 1000 + slowest.nanos / 1e6;
-  const sentence = `Revoked: confirmed by ${propagation.confirmed} of ${propagation.liveVerifiers} verifiers in ${Math.round(ms)} ms`;
-  return propagation.complete
-    ? `${sentence}.`
-    : `${sentence}; the others had not answered within ${REVOKE_WAIT_MS / 1000} s.`;
-}
 
 type Busy = "enable" | "rotate" | "revoke" | "edit" | undefined;
 
