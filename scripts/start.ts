@@ -72,6 +72,13 @@ const rootLine =
       : `Root key: generated and printed on the first start of ${tokenConfig.dataDir}; start over with\n` +
         `  rm -rf ${tokenConfig.dataDir}   or set LATCHKEY_ROOT_KEY.\n`;
 const ROOT = root ?? "<root key>";
+const consoleUrl = `http://127.0.0.1:${service.port}/console/`;
+const consoleLine =
+  service.console === "served"
+    ? `Admin console: ${consoleUrl}  (open it and sign in with the root key)`
+    : service.console === "not-built"
+      ? `Admin console: not built; run \`npm run build\`, then restart (${consoleUrl} says the same)`
+      : "Admin console: off (LATCHKEY_CONSOLE_ENABLED=false)";
 const buf = `npx buf curl --protocol grpc --http2-prior-knowledge`;
 const api = `http://127.0.0.1:${service.grpcPort}/latchkey.v1`;
 process.stdout.write(`
@@ -81,6 +88,8 @@ Latchkey is up in ${((performance.now() - started) / 1000).toFixed(1)} s
   metrics        http://127.0.0.1:${sidecar.adminPort}/metrics
 
 ${rootLine}
+${consoleLine}
+
 Try it (paste in another terminal):
 
   export ROOT='${ROOT}'

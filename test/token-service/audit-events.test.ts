@@ -1,5 +1,5 @@
 // Reading the audit log: ListAuditEvents on the real token-service and PostgreSQL. Paging, the
-// filters (team, key, actor, time), who may read what, and bad input.
+// filters (team, key, actor, action, time), who may read what, and bad input.
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import type { AuditEvent } from "@latchkey/proto";
@@ -112,6 +112,28 @@ describe("ListAuditEvents", () => {
     expect(none.events).toEqual([]);
   });
 
+  it("filters by action: the action itself and the ones under it, nothing that merely starts alike", async () => {
+    // Actions that share a prefix without a dot, and one with a LIKE wildcard's character.
+    await service.sql.query(
+      `insert into audit_log (actor, action, team_id, details)
+       values ('root', 'keyring.test', $1, '{}'), ('root', 'key_x.test', $1, '{}'), ('root', 'keyxissue', $1, '{}')`,
+      [teamA.teamId],
+    );
+    const actions = async (action: string) =>
+      [
+        ...new Set(
+          (await allEvents(ROOT_KEY, { teamId: teamA.teamId, action }, 3)).events.map((e) => e.action),
+        ),
+      ].sort();
+    expect(await actions("key.revoke")).toEqual(["key.revoke"]);
+    expect(await actions("key")).toEqual(["key.issue", "key.revoke", "key.update"]);
+    expect(await actions("key_x")).toEqual(["key_x.test"]);
+    expect(await actions("test")).toEqual(["test.dated"]);
+    expect(await actions("key.nothing")).toEqual([]);
+    const revokes = await allEvents(ROOT_KEY, { action: "key.revoke", keyId: issuedByA[0] });
+    expect(revokes.events.map(describeEvent)).toEqual([`key.revoke ${issuedByA[0]}`]);
+  });
+
   it("filters by time: start inclusive, end exclusive", async () => {
     const at = (iso: string) => timestampFromDate(new Date(iso));
     const between = async (start?: string, end?: string) =>
@@ -164,6 +186,10 @@ describe("ListAuditEvents", () => {
     ["a malformed key id", { keyId: "key_../../etc" }, /key_id/],
     ["an actor that is neither root nor a key id", { actor: "admin" }, /actor/],
     ["an actor with SQL in it", { actor: "root' or '1'='1" }, /actor/],
+    ["an action with a wildcard", { action: "key.%" }, /action/],
+    ["an action with upper case", { action: "Key.Revoke" }, /action/],
+    ["an action ending in a dot", { action: "key." }, /action/],
+    ["an action over 64 characters", { action: `a${".b".repeat(40)}` }, /action/],
     [
       "an end before the start",
       { startTime: timestampFromDate(new Date(2_000)), endTime: timestampFromDate(new Date(1_000)) },

@@ -157,6 +157,11 @@ export const tokenServiceConfigSchema = z
     corsAllowedOrigins: originList.optional(),
     // How long a browser may cache a preflight's answer (Chromium caps it at 7200).
     corsMaxAgeS: integerSetting(0, 86_400).default(7_200),
+    // ---- The admin console (issue 15) ----
+    // Serve the browser admin console under /console on `listen` (the files `npm run build` writes to
+    // packages/console/dist, read once at start). It only calls the RPCs with the key it is given;
+    // false = no /console route at all.
+    consoleEnabled: booleanSetting.default(true),
     // The most keys one ImportKeys call may carry: a batch is one transaction, so this bounds how
     // long it holds its locks (requests are also bound to 64 KiB, about 300 typical keys).
     importMaxBatch: integerSetting(1, 10_000).default(1_000),
@@ -338,6 +343,7 @@ export const TOKEN_SERVICE_ENV = {
   sniffTimeoutMs: "LATCHKEY_SNIFF_TIMEOUT_MS",
   corsAllowedOrigins: "LATCHKEY_CORS_ALLOWED_ORIGINS",
   corsMaxAgeS: "LATCHKEY_CORS_MAX_AGE_S",
+  consoleEnabled: "LATCHKEY_CONSOLE_ENABLED",
   importMaxBatch: "LATCHKEY_IMPORT_MAX_BATCH",
   keychainMasterKey: MASTER_KEY_ENV,
   keychainMasterKeyFile: MASTER_KEY_FILE_ENV,

@@ -30,6 +30,8 @@ import type { ServiceDeps } from "./rpc/service-deps.js";
 import { createTeamService } from "./rpc/team-handlers.js";
 import { createTokenService } from "./rpc/token-service-impl.js";
 import { createConnectServer } from "./server/connect/connect-server.js";
+import { defaultConsoleDir, loadConsoleAssets } from "./server/console/console-assets.js";
+import { createConsoleRoute } from "./server/console/console-route.js";
 import { createGrpcServer } from "./server/grpc-js/grpc-server.js";
 import { createMetricsServer } from "./server/metrics/metrics-server.js";
 import { createHealthService, ServingStatus } from "./server/shared/health.js";
@@ -60,6 +62,8 @@ export interface TokenServiceHandle {
   readonly bus: KeyEventBus;
   /** The root key's plaintext when this start generated it (print it once), else undefined. */
   readonly generatedRootKey: string | undefined;
+  /** The admin console on the Connect port: `served`, `not-built` (it says to build it), or `off`. */
+  readonly console: "served" | "not-built" | "off";
   readonly database: DatabaseHandle;
   readonly publisher: OutboxPublisher;
   readonly logger: Logger;
@@ -248,6 +252,11 @@ export async function startTokenService(
     ];
     const services = [...apps, ...createReflectionServices(apps)];
     const servers: RunningServer[] = [];
+    // The admin console's files, read once now: the route serves exactly these names.
+    const consoleAssets = config.consoleEnabled ? loadConsoleAssets(defaultConsoleDir()) : undefined;
+    if (consoleAssets?.size === 0)
+      logger.warn("the admin console is not built (npm run build): /console says so");
+    const consoleRoute = consoleAssets ? createConsoleRoute(consoleAssets) : undefined;
     const connect = await createConnectServer({
       services,
       listen: config.listen,
@@ -255,6 +264,7 @@ export async function startTokenService(
       onCallFinished: metrics.rpcFinished,
       sniffTimeoutMs: config.sniffTimeoutMs,
       cors: { allowedOrigins: config.corsAllowedOrigins ?? [], maxAgeS: config.corsMaxAgeS },
+      ...(consoleRoute ? { console: consoleRoute } : {}),
       ...(tls ? { tls } : {}),
     });
     servers.push(connect);
@@ -307,6 +317,7 @@ export async function startTokenService(
       metrics: registry,
       bus,
       generatedRootKey: root.generated,
+      console: consoleAssets === undefined ? "off" : consoleAssets.size === 0 ? "not-built" : "served",
       database,
       publisher,
       logger,

@@ -28,7 +28,7 @@ export function createAuditService(deps: ServiceDeps): ServiceRegistration {
   });
 }
 
-/** ListAuditEvents: newest first, paged by id, filtered by team, key, actor and time. */
+/** ListAuditEvents: newest first, paged by id, filtered by team, key, actor, action and time. */
 async function listAuditEvents(deps: ServiceDeps, request: ListAuditEventsRequest, ctx: RpcContext) {
   const principal = await beginAdminCall(deps, ctx, request);
   let teamId: string | undefined;
@@ -48,6 +48,7 @@ async function listAuditEvents(deps: ServiceDeps, request: ListAuditEventsReques
     teamId,
     keyId: request.keyId === "" ? undefined : requireKeyId(request.keyId),
     actor: request.actor === "" ? undefined : requireActor(request.actor),
+    action: request.action === "" ? undefined : requireAction(request.action),
     start: start === undefined ? undefined : new Date(start),
     end: end === undefined ? undefined : new Date(end),
     beforeId: decodeSequencePageToken(request.pageToken),
@@ -60,6 +61,17 @@ async function listAuditEvents(deps: ServiceDeps, request: ListAuditEventsReques
     events: page.map(eventFromRow),
     nextPageToken: rows.length > limit && last !== undefined ? encodeSequencePageToken(last.id) : "",
   };
+}
+
+/** Audit actions are lower-case words joined by dots (`key.revoke`, `call.permission_denied`). */
+const ACTION = /^[a-z][a-z_]*(?:\.[a-z][a-z_]*)*$/;
+
+function requireAction(value: string): string {
+  if (value.length <= 64 && ACTION.test(value)) return value;
+  throw invalidArgument(
+    "action",
+    "must be lower-case words joined by dots (key.revoke, or key for every key.*)",
+  );
 }
 
 function requireActor(value: string): string {

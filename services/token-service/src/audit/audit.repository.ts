@@ -51,6 +51,8 @@ export interface AuditQuery {
   readonly teamId?: string | undefined;
   readonly keyId?: string | undefined;
   readonly actor?: string | undefined;
+  /** This action or one under it (`key` → `key.issue`, `key.revoke`, …). */
+  readonly action?: string | undefined;
   /** Written at or after. */
   readonly start?: Date | undefined;
   /** Written before. */
@@ -78,6 +80,12 @@ export async function listAuditEntries(db: Db, query: AuditQuery): Promise<Audit
   if (query.teamId !== undefined) select = select.where("team_id", "=", query.teamId);
   if (query.keyId !== undefined) select = select.where("key_id", "=", query.keyId);
   if (query.actor !== undefined) select = select.where("actor", "=", query.actor);
+  const action = query.action;
+  if (action !== undefined) {
+    // `_` is a LIKE wildcard and may appear in an action (`call.permission_denied`): escape it.
+    const under = `${action.replace(/[\\%_]/g, (char) => `\\${char}`)}.%`;
+    select = select.where((eb) => eb.or([eb("action", "=", action), eb("action", "like", under)]));
+  }
   if (query.start !== undefined) select = select.where("created_at", ">=", query.start);
   if (query.end !== undefined) select = select.where("created_at", "<", query.end);
   // A bigint column compared with a decimal string: both pg and PGlite take it as bigint.

@@ -61,10 +61,38 @@ export interface KeyCursor {
   readonly id: string;
 }
 
-/** One page of a team's keys, newest first; fetches `limit + 1` so the caller knows if more remain. */
+/** The states List can keep (`KeyStateFilter` on the wire), judged at `now`. */
+export type KeyListState = "active" | "disabled" | "expired" | "revoked";
+
+/** What List keeps; each one left out keeps every key. */
+export interface KeyListFilter {
+  /** Revoked keys too (ignored when `state` is given). */
+  readonly includeRevoked: boolean;
+  /** A case-insensitive substring of the name, matched literally. */
+  readonly nameContains?: string | undefined;
+  readonly environment?: string | undefined;
+  readonly state?: KeyListState | undefined;
+  /** The time states are judged at. */
+  readonly now?: Date;
+}
+
+/** `text` as a LIKE pattern that matches it literally (`\` is PostgreSQL's default escape). */
+function literalLike(text: string): string {
+  return text.replace(/[\\%_]/g, (char) => `\\${char}`);
+}
+
+/**
+ * One page of a team's keys, newest first, filtered; fetches `limit + 1` so the caller knows if more
+ * remain. The cursor is a position in the unfiltered order, so the same filters page on with it.
+ *
+ * @example
+ * ```ts
+ * const rows = await listKeys(db, { teamId, limit: 50, includeRevoked: false, state: "disabled" });
+ * ```
+ */
 export async function listKeys(
   db: Db,
-  options: { teamId: string; limit: number; after?: KeyCursor | undefined; includeRevoked: boolean },
+  options: { teamId: string; limit: number; after?: KeyCursor | undefined } & KeyListFilter,
 ): Promise<ApiKeyRow[]> {
   let query = db
     .selectFrom("api_keys")
@@ -73,7 +101,20 @@ export async function listKeys(
     .orderBy("created_at", "desc")
     .orderBy("id", "desc")
     .limit(options.limit + 1);
-  if (!options.includeRevoked) query = query.where("revoked_at", "is", null);
+  const now = options.now ?? new Date();
+  const { state } = options;
+  if (state === "revoked") query = query.where("revoked_at", "is not", null);
+  else if (state !== undefined || !options.includeRevoked) query = query.where("revoked_at", "is", null);
+  if (state === "expired") query = query.where("expires_at", "<=", now);
+  if (state === "active" || state === "disabled") {
+    query = query
+      .where((eb) => eb.or([eb("expires_at", "is", null), eb("expires_at", ">", now)]))
+      .where("enabled", "=", state === "active");
+  }
+  if (options.environment !== undefined) query = query.where("environment", "=", options.environment);
+  if (options.nameContains !== undefined) {
+    query = query.where("name", "ilike", `%${literalLike(options.nameContains)}%`);
+  }
   const after = options.after;
   if (after) {
     query = query.where((eb) =>

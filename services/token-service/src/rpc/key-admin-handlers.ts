@@ -4,6 +4,7 @@ import {
   type GetRequest,
   type GetResponseSchema,
   KeyEventType,
+  KeyStateFilter,
   type ListRequest,
   type ListResponseSchema,
   type UpdateRequest,
@@ -11,10 +12,16 @@ import {
 } from "@latchkey/proto";
 import { recordAudit } from "../audit/audit.repository.js";
 import { authorizeKeyWrite } from "../auth/key-authority.js";
-import { findKeyById, type KeyChanges, listKeys, updateKey } from "../keys/key.repository.js";
+import {
+  findKeyById,
+  type KeyChanges,
+  type KeyListState,
+  listKeys,
+  updateKey,
+} from "../keys/key.repository.js";
 import { invalidateKeys } from "../keys/key-invalidation.js";
 import { keyFromRow } from "../keys/key-mapper.js";
-import { requireOwner } from "../keys/key-owner-environment.js";
+import { requireEnvironment, requireOwner } from "../keys/key-owner-environment.js";
 import { requireRateLimits, requireTier } from "../keys/key-rate-limits.js";
 import { enqueueKeyEvent } from "../outbox/outbox.repository.js";
 import type { RpcContext } from "../server/shared/rpc-context.js";
@@ -25,6 +32,7 @@ import { decodePageToken, pageOf } from "./page-token.js";
 import type { ServiceDeps } from "./service-deps.js";
 import {
   invalidArgument,
+  optionalText,
   pageSize,
   rejectUnknownFields,
   requireKeyId,
@@ -55,7 +63,30 @@ export async function getKey(
   };
 }
 
-/** List: a team's keys, newest first, paged. */
+/** The wire's state filter as the repository's; an unknown number is a bad request, not "every state". */
+function stateFilter(state: KeyStateFilter): KeyListState | undefined {
+  switch (state) {
+    case KeyStateFilter.UNSPECIFIED:
+      return undefined;
+    case KeyStateFilter.ACTIVE:
+      return "active";
+    case KeyStateFilter.DISABLED:
+      return "disabled";
+    case KeyStateFilter.EXPIRED:
+      return "expired";
+    case KeyStateFilter.REVOKED:
+      return "revoked";
+    default:
+      throw invalidArgument("state", `${state} is not a KeyStateFilter`);
+  }
+}
+
+/** A name filter: 1–100 characters without control characters, matched as typed (not trimmed). */
+function nameFilter(value: string): string {
+  return optionalText(value, "name_contains", 100) ?? "";
+}
+
+/** List: a team's keys, newest first, paged, filtered by name, environment and state. */
 export async function listTeamKeys(
   deps: ServiceDeps,
   request: ListRequest,
@@ -69,6 +100,9 @@ export async function listTeamKeys(
     limit,
     after: decodePageToken(request.pageToken),
     includeRevoked: request.includeRevoked,
+    nameContains: request.nameContains === "" ? undefined : nameFilter(request.nameContains),
+    environment: request.environment === "" ? undefined : requireEnvironment(request.environment),
+    state: stateFilter(request.state),
   });
   const { page, nextPageToken } = pageOf(rows, limit);
   // One grouped query for the whole page, not one per key.

@@ -3,6 +3,7 @@ import type { AddressInfo } from "node:net";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
+import type { ConsoleRoute } from "../console/console-route.js";
 import { createErrorInterceptor } from "../shared/error-interceptor.js";
 import { type CallRecord, createLoggingInterceptor } from "../shared/logging-interceptor.js";
 import { REQUEST_ID_HEADER, resolveRequestId } from "../shared/request-id.js";
@@ -31,6 +32,8 @@ export interface ConnectServerOptions extends HttpListenerOptions {
   readonly maxReceiveMessageBytes?: number;
   /** Told about every finished call (metrics). */
   readonly onCallFinished?: (record: CallRecord) => void;
+  /** The admin console's static files under `/console`; no such route when left out. */
+  readonly console?: ConsoleRoute;
 }
 
 /**
@@ -85,7 +88,7 @@ export async function createConnectServer(options: ConnectServerOptions): Promis
     callInfos.set(req, info);
     // Set on the node response so error responses and 404s carry it as well.
     res.setHeader(REQUEST_ID_HEADER, info.requestId);
-    if (cors.handle(req, res) || refuseGrpcOverHttp1(req, res)) return;
+    if (options.console?.handle(req, res) || cors.handle(req, res) || refuseGrpcOverHttp1(req, res)) return;
     handler(req, res);
   };
   const { server, drain } = createHttpListener(options, listener);

@@ -12,7 +12,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file latchkey/v1/audit.proto.
  */
 export const file_latchkey_v1_audit: GenFile = /*@__PURE__*/
-  fileDesc("ChdsYXRjaGtleS92MS9hdWRpdC5wcm90bxILbGF0Y2hrZXkudjEixwEKCkF1ZGl0RXZlbnQSCgoCaWQYASABKAkSLwoLY3JlYXRlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWFjdG9yGAMgASgJEg4KBmFjdGlvbhgEIAEoCRIPCgd0ZWFtX2lkGAUgASgJEg4KBmtleV9pZBgGIAEoCRISCgpyZXF1ZXN0X2lkGAcgASgJEigKB2RldGFpbHMYCCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Is0BChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0Eg8KB3RlYW1faWQYASABKAkSDgoGa2V5X2lkGAIgASgJEg0KBWFjdG9yGAMgASgJEi4KCnN0YXJ0X3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglwYWdlX3NpemUYBiABKAUSEgoKcGFnZV90b2tlbhgHIAEoCSJbChdMaXN0QXVkaXRFdmVudHNSZXNwb25zZRInCgZldmVudHMYASADKAsyFy5sYXRjaGtleS52MS5BdWRpdEV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCTJxCgxBdWRpdFNlcnZpY2USYQoPTGlzdEF1ZGl0RXZlbnRzEiMubGF0Y2hrZXkudjEuTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBokLmxhdGNoa2V5LnYxLkxpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChdsYXRjaGtleS92MS9hdWRpdC5wcm90bxILbGF0Y2hrZXkudjEixwEKCkF1ZGl0RXZlbnQSCgoCaWQYASABKAkSLwoLY3JlYXRlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWFjdG9yGAMgASgJEg4KBmFjdGlvbhgEIAEoCRIPCgd0ZWFtX2lkGAUgASgJEg4KBmtleV9pZBgGIAEoCRISCgpyZXF1ZXN0X2lkGAcgASgJEigKB2RldGFpbHMYCCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0It0BChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0Eg8KB3RlYW1faWQYASABKAkSDgoGa2V5X2lkGAIgASgJEg0KBWFjdG9yGAMgASgJEi4KCnN0YXJ0X3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglwYWdlX3NpemUYBiABKAUSEgoKcGFnZV90b2tlbhgHIAEoCRIOCgZhY3Rpb24YCCABKAkiWwoXTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USJwoGZXZlbnRzGAEgAygLMhcubGF0Y2hrZXkudjEuQXVkaXRFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkycQoMQXVkaXRTZXJ2aWNlEmEKD0xpc3RBdWRpdEV2ZW50cxIjLmxhdGNoa2V5LnYxLkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QaJC5sYXRjaGtleS52MS5MaXN0QXVkaXRFdmVudHNSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * AuditEvent is one entry of the audit log.
@@ -150,6 +150,15 @@ export type ListAuditEventsRequest = Message<"latchkey.v1.ListAuditEventsRequest
    * @generated from field: string page_token = 7;
    */
   pageToken: string;
+
+  /**
+   * Entries of this action or of the actions under it: `key.revoke`, or `key`
+   * for every `key.*`, `keychain.resolve` for it and `keychain.resolve.refused`.
+   * Lower-case words separated by dots, at most 64 characters.
+   *
+   * @generated from field: string action = 8;
+   */
+  action: string;
 };
 
 /**
