@@ -1,7 +1,9 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { PGlite } from "@electric-sql/pglite";
+import { tracingEnabled } from "@latchkey/telemetry";
 import { Kysely, PGliteDialect, PostgresDialect } from "kysely";
 import pg from "pg";
+import { recordQuerySpan } from "./query-spans.js";
 import type { Database } from "./tables.js";
 
 /** A database handle plus the LISTEN side channel the outbox publisher wakes on. */
@@ -74,7 +76,7 @@ function openPostgres(
 ): DatabaseHandle {
   const pool = new pg.Pool({ ...connection, max: poolMax, connectionTimeoutMillis: 5_000 });
   pool.on("error", (error) => onPoolError?.(error));
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), ...queryLog() });
   const listeners: pg.Client[] = [];
   return {
     db,
@@ -121,7 +123,7 @@ async function openPGlite(dataDir: string): Promise<DatabaseHandle> {
     }
   }
   // kysely's own PGlite dialect: one connection, queued by kysely; db.destroy() closes PGlite.
-  const db = new Kysely<Database>({ dialect: new PGliteDialect({ pglite }) });
+  const db = new Kysely<Database>({ dialect: new PGliteDialect({ pglite }), ...queryLog() });
   return {
     db,
     kind: "pglite",
@@ -133,4 +135,9 @@ async function openPGlite(dataDir: string): Promise<DatabaseHandle> {
       await db.destroy();
     },
   };
+}
+
+/** Kysely's `log` option when tracing is on: a span per query (`query-spans.ts`); nothing otherwise. */
+function queryLog(): { log?: typeof recordQuerySpan } {
+  return tracingEnabled() ? { log: recordQuerySpan } : {};
 }
