@@ -6,12 +6,11 @@ export interface TraceLogFields {
   readonly span_id?: string;
 }
 
-const NONE: TraceLogFields = Object.freeze({});
-
 /**
  * The trace id and span id of `span`, or of the active span, for a log line;
  * `{}` when there is none, or when it is the API's no-op (tracing off): a log
- * line names only traces that exist somewhere.
+ * line names only traces that exist somewhere. A new object on every call:
+ * pino's mixin merge writes the line's own fields into it.
  *
  * @example
  * ```ts
@@ -19,8 +18,8 @@ const NONE: TraceLogFields = Object.freeze({});
  * ```
  */
 export function traceLogFields(span: Span | undefined = trace.getSpan(context.active())): TraceLogFields {
-  if (span === undefined) return NONE;
+  if (span === undefined) return {};
   const spanContext = span.spanContext();
-  if (!trace.isSpanContextValid(spanContext)) return NONE;
+  if (!trace.isSpanContextValid(spanContext)) return {};
   return { trace_id: spanContext.traceId, span_id: spanContext.spanId };
 }
