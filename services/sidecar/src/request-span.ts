@@ -46,28 +46,34 @@ const SPAN_NAMES: Readonly<Record<Via, string>> = {
 export function startRequestSpan(
   tracing: RequestTracing,
   request: IncomingRequest,
-  trustedCaller: boolean = tracing.parents === "trusted" && tracing.isTrusted(request.peer),
+  trustedCaller?: boolean,
 ): Span {
-  const parent =
-    tracing.parents === "always" || (tracing.parents === "trusted" && trustedCaller)
-      ? parentOf(request.scanned.forward)
-      : ROOT_CONTEXT;
-  return tracer.startSpan(
-    SPAN_NAMES[request.via],
-    {
-      kind: SpanKind.SERVER,
-      attributes: {
-        "http.request.method": request.method,
-        "latchkey.via": request.via,
-        "latchkey.request_id": request.requestId,
-      },
-    },
-    parent,
-  );
+  // The header scan first: most requests carry no traceparent, and then the peer is never looked up.
+  const parent = tracing.parents === "never" ? ROOT_CONTEXT : parentOf(tracing, request, trustedCaller);
+  const span = tracer.startSpan(SPAN_NAMES[request.via], SERVER_SPAN, parent);
+  // Attributes only on spans that record: an unsampled request allocates none.
+  if (span.isRecording()) {
+    span.setAttributes({
+      "http.request.method": request.method,
+      "latchkey.via": request.via,
+      "latchkey.request_id": request.requestId,
+    });
+  }
+  return span;
 }
 
-/** The remote parent in a request's forwarded headers (`[name, value, …]`); the root context when there is none. */
-function parentOf(headers: readonly string[]): ReturnType<typeof remoteParent> {
+const SERVER_SPAN = { kind: SpanKind.SERVER } as const;
+
+/**
+ * The remote parent in a request's forwarded headers (`[name, value, …]`), when its sender may name
+ * one; the root context otherwise.
+ */
+function parentOf(
+  tracing: RequestTracing,
+  request: IncomingRequest,
+  trustedCaller: boolean | undefined,
+): ReturnType<typeof remoteParent> {
+  const headers = request.scanned.forward;
   let traceparent: string | undefined;
   let tracestate: string | undefined;
   let count = 0;
@@ -84,7 +90,9 @@ function parentOf(headers: readonly string[]): ReturnType<typeof remoteParent> {
     }
   }
   // Two traceparent headers cannot both be the parent: start a new trace.
-  return count === 1 ? remoteParent(traceparent, tracestate) : ROOT_CONTEXT;
+  if (count !== 1) return ROOT_CONTEXT;
+  const believed = tracing.parents === "always" || (trustedCaller ?? tracing.isTrusted(request.peer));
+  return believed ? remoteParent(traceparent, tracestate) : ROOT_CONTEXT;
 }
 
 /**
