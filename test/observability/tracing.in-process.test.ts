@@ -4,6 +4,9 @@
 // because a trusted caller's `traceparent` said "sampled" — which is also what shows that an
 // outsider's cannot. Tracing is process-wide, so this file starts it once, before the services.
 import { randomBytes } from "node:crypto";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { Health } from "@latchkey/proto/grpc";
 import { startTracing, type Tracing } from "@latchkey/telemetry";
 import { hashToken, hashTokenBase64 } from "@latchkey/token";
 import { SpanKind } from "@opentelemetry/api";
@@ -264,6 +267,19 @@ describe("the outbox", () => {
       [key?.id],
     );
     expect(rows[0]?.trace_parent).toBe(`00-${traceId}-${revoke?.spanContext().spanId}-01`);
+  });
+});
+
+describe("what is not traced", () => {
+  it("health checks on either listener, even with a sampled parent", async () => {
+    const traceId = hex(16);
+    const headers = { traceparent: traceparent(traceId) };
+    for (const baseUrl of [service.connectUrl, service.grpcUrl]) {
+      const health = createClient(Health, createGrpcTransport({ baseUrl }));
+      const answer = await health.check({ service: "" }, { headers });
+      expect(answer.status).toBe(1); // SERVING
+    }
+    expect(spansOf(traceId)).toEqual([]);
   });
 });
 

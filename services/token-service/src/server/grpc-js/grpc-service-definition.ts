@@ -23,7 +23,7 @@ import type {
 import { TRACEPARENT, TRACESTATE, tracingEnabled } from "@latchkey/telemetry";
 import { context } from "@opentelemetry/api";
 import { serializeMessage } from "../shared/immutable-message.js";
-import { endRpcSpan, startRpcSpan } from "../shared/rpc-span.js";
+import { endRpcSpan, isTraced, startRpcSpan } from "../shared/rpc-span.js";
 import { methodImplementation, type ServiceRegistration } from "../shared/service-registration.js";
 import { type GrpcCall, type GrpcCallScope, startGrpcCall } from "./grpc-call.js";
 
@@ -74,7 +74,7 @@ function handlerFor(
 ): UntypedHandleCall {
   const impl = methodImplementation(registration, method);
   const procedure = `${registration.service.typeName}/${method.name}`;
-  const traced = tracingEnabled();
+  const traced = tracingEnabled() && isTraced(registration.service.typeName);
   // Implementations may return init shapes; grpc-js needs the message itself.
   const toOutput = (init: unknown) => create(method.output, init as MessageInitShape<DescMessage>);
 

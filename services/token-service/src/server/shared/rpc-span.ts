@@ -95,6 +95,7 @@ function headerValue(headers: Headers, name: string): string | undefined {
  */
 export function createTracingInterceptor(): Interceptor {
   return (next) => async (req) => {
+    if (!isTraced(req.service.typeName)) return next(req);
     const { span, context: ctx } = startRpcSpan(
       `${req.service.typeName}/${req.method.name}`,
       protocolOf(req.header),
@@ -128,6 +129,19 @@ async function* endWhenDone<T>(messages: AsyncIterable<T>, span: Span): AsyncIte
   } finally {
     endRpcSpan(span, code);
   }
+}
+
+/**
+ * Whether calls of a service get spans: Latchkey's own, not `grpc.health.v1` (probes every few
+ * seconds) nor server reflection, which would fill a trace store with calls nobody follows.
+ *
+ * @example
+ * ```ts
+ * isTraced("grpc.health.v1.Health"); // false
+ * ```
+ */
+export function isTraced(serviceTypeName: string): boolean {
+  return !serviceTypeName.startsWith("grpc.");
 }
 
 function protocolOf(headers: Headers): RpcProtocol {
