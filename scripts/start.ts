@@ -47,7 +47,7 @@ const tokenConfig = loadTokenServiceConfig(env);
 const sidecarConfig = loadSidecarConfig(env);
 
 // One process, one tracer provider: both parts export as `latchkey` unless OTEL_SERVICE_NAME says otherwise.
-const tracing = startTracing({ serviceName: "latchkey" });
+const tracing = await startTracing({ serviceName: "latchkey" });
 const bus: KeyEventBus | undefined = tokenConfig.natsUrl ? undefined : createMemoryKeyEventBus();
 const service = await startTokenService(tokenConfig, bus ? { bus } : {});
 const demo = await startDemoApp({

@@ -40,7 +40,7 @@ const spansOf = (traceId: string) =>
 const parentId = (span: ReadableSpan) => span.parentSpanContext?.spanId;
 
 beforeAll(async () => {
-  tracing = startTracing({
+  tracing = await startTracing({
     serviceName: "latchkey-test",
     env: { OTEL_TRACES_SAMPLER: "parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG: "0" },
     spanProcessors: [new SimpleSpanProcessor({ exporter })],

@@ -1,25 +1,7 @@
 import { context, DiagLogLevel, diag, propagation, trace } from "@opentelemetry/api";
-import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
-import { W3CTraceContextPropagator } from "@opentelemetry/core";
-import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
-import {
-  defaultResource,
-  detectResources,
-  envDetector,
-  resourceFromAttributes,
-} from "@opentelemetry/resources";
-import {
-  AlwaysOffSampler,
-  AlwaysOnSampler,
-  BatchSpanProcessor,
-  ConsoleSpanExporter,
-  ParentBasedSampler,
-  type Sampler,
-  type SpanProcessor,
-  TraceIdRatioBasedSampler,
-  TracerProvider,
-} from "@opentelemetry/sdk-trace";
-import { ATTR_SERVICE_NAME } from "@opentelemetry/semantic-conventions";
+// Types only: the SDK itself is imported when tracing starts (below). Loaded eagerly it would cost
+// every sidecar ~100 ms of start-up and tens of MB of memory with tracing off.
+import type { Sampler, SpanProcessor, TracerProvider } from "@opentelemetry/sdk-trace";
 import { type TracingSettings, tracingSettings } from "./tracing-settings.js";
 
 /** Options of {@link startTracing}. */
@@ -80,17 +62,17 @@ const OFF: Tracing = {
  * propagator, and `AsyncLocalStorage` as the context manager, all registered
  * with `@opentelemetry/api`. Libraries (the verifier, the services' modules)
  * use only the API, so they trace when the SDK is registered and do nothing
- * otherwise. Call it once, before the service starts; a second call while one
- * is running returns an inert handle.
+ * otherwise. The SDK's modules are loaded only then. Call it once, before the
+ * service starts; a second call while one is running returns an inert handle.
  *
  * @example
  * ```ts
- * const tracing = startTracing({ serviceName: "latchkey-sidecar" });
+ * const tracing = await startTracing({ serviceName: "latchkey-sidecar" });
  * process.once("SIGTERM", () => void tracing.shutdown());
  * ```
  * @throws ConfigError naming the variable when an `OTEL_*` value is not understood.
  */
-export function startTracing(options: StartTracingOptions): Tracing {
+export async function startTracing(options: StartTracingOptions): Promise<Tracing> {
   const env = options.env ?? process.env;
   const fromEnv = tracingSettings(env);
   const settings =
@@ -99,20 +81,37 @@ export function startTracing(options: StartTracingOptions): Tracing {
       ? undefined
       : tracingSettings({ ...env, OTEL_SDK_DISABLED: "false", OTEL_TRACES_EXPORTER: "console" }));
   if (settings === undefined || provider !== undefined) return OFF;
+  const [
+    { AsyncLocalStorageContextManager },
+    { W3CTraceContextPropagator },
+    { OTLPTraceExporter },
+    { defaultResource, detectResources, envDetector, resourceFromAttributes },
+    sdk,
+    { ATTR_SERVICE_NAME },
+  ] = await Promise.all([
+    import("@opentelemetry/context-async-hooks"),
+    import("@opentelemetry/core"),
+    import("@opentelemetry/exporter-trace-otlp-proto"),
+    import("@opentelemetry/resources"),
+    import("@opentelemetry/sdk-trace"),
+    import("@opentelemetry/semantic-conventions"),
+  ]);
+  // Another call may have started the SDK while these loaded.
+  if (provider !== undefined) return OFF;
   const processors =
     options.spanProcessors ??
     settings.exporters.map(
       (name) =>
-        new BatchSpanProcessor({
-          exporter: name === "otlp" ? new OTLPTraceExporter() : new ConsoleSpanExporter(),
+        new sdk.BatchSpanProcessor({
+          exporter: name === "otlp" ? new OTLPTraceExporter() : new sdk.ConsoleSpanExporter(),
           ...settings.batch,
         }),
     );
   const resource = defaultResource()
     .merge(resourceFromAttributes({ [ATTR_SERVICE_NAME]: options.serviceName }))
     .merge(detectResources({ detectors: [envDetector] }));
-  const started = new TracerProvider({
-    sampler: samplerFor(settings),
+  const started = new sdk.TracerProvider({
+    sampler: samplerFor(settings, sdk),
     resource,
     spanProcessors: processors,
     // A long SQL text or peer name is cut, not exported whole.
@@ -147,19 +146,19 @@ export function startTracing(options: StartTracingOptions): Tracing {
   };
 }
 
-function samplerFor(settings: TracingSettings): Sampler {
+function samplerFor(settings: TracingSettings, sdk: typeof import("@opentelemetry/sdk-trace")): Sampler {
   switch (settings.sampler) {
     case "always_on":
-      return new AlwaysOnSampler();
+      return new sdk.AlwaysOnSampler();
     case "always_off":
-      return new AlwaysOffSampler();
+      return new sdk.AlwaysOffSampler();
     case "traceidratio":
-      return new TraceIdRatioBasedSampler(settings.ratio);
+      return new sdk.TraceIdRatioBasedSampler(settings.ratio);
     case "parentbased_always_on":
-      return new ParentBasedSampler({ root: new AlwaysOnSampler() });
+      return new sdk.ParentBasedSampler({ root: new sdk.AlwaysOnSampler() });
     case "parentbased_always_off":
-      return new ParentBasedSampler({ root: new AlwaysOffSampler() });
+      return new sdk.ParentBasedSampler({ root: new sdk.AlwaysOffSampler() });
     case "parentbased_traceidratio":
-      return new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(settings.ratio) });
+      return new sdk.ParentBasedSampler({ root: new sdk.TraceIdRatioBasedSampler(settings.ratio) });
   }
 }

@@ -1,10 +1,15 @@
-import { ROOT_CONTEXT, TraceFlags, trace } from "@opentelemetry/api";
-import { describe, expect, it } from "vitest";
+import { propagation, ROOT_CONTEXT, TraceFlags, trace } from "@opentelemetry/api";
+import { W3CTraceContextPropagator } from "@opentelemetry/core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MAX_TRACESTATE_LENGTH, remoteParent, traceHeaders } from "./trace-headers.js";
 
 const TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736";
 const SPAN_ID = "00f067aa0ba902b7";
 const VALID = `00-${TRACE_ID}-${SPAN_ID}-01`;
+
+// What startTracing registers; these functions use the registered propagator.
+beforeAll(() => propagation.setGlobalPropagator(new W3CTraceContextPropagator()));
+afterAll(() => propagation.disable());
 
 describe("remoteParent", () => {
   it("continues a well-formed traceparent, sampled flag and tracestate included", () => {

@@ -1,5 +1,4 @@
-import { type Context, context as contextApi, ROOT_CONTEXT, trace } from "@opentelemetry/api";
-import { W3CTraceContextPropagator } from "@opentelemetry/core";
+import { type Context, context as contextApi, propagation, ROOT_CONTEXT, trace } from "@opentelemetry/api";
 
 /** W3C Trace Context header names (lower case, as Node reports them). */
 export const TRACEPARENT = "traceparent";
@@ -13,9 +12,6 @@ export const TRACESTATE = "tracestate";
  */
 export const MAX_TRACESTATE_LENGTH = 4_096;
 
-// The propagator itself, not the global one: extraction must not depend on what is registered.
-const w3c = new W3CTraceContextPropagator();
-
 interface Pair {
   traceparent: string | undefined;
   tracestate: string | undefined;
@@ -28,7 +24,9 @@ const pairGetter = {
 
 /**
  * The remote parent a `traceparent` (and `tracestate`) header names, as a
- * context to start a server span in; `ROOT_CONTEXT` when the header is
+ * context to start a server span in, read by the W3C Trace Context propagator
+ * that `startTracing` registers (tracing off: always the root context, and
+ * callers skip this anyway); `ROOT_CONTEXT` when the header is
  * missing or malformed (version `ff`, all-zero ids, bad hex, a version-00
  * value with extra fields): a bad header starts a new trace, it never fails a
  * request. A `tracestate` over {@link MAX_TRACESTATE_LENGTH} is dropped.
@@ -43,7 +41,7 @@ export function remoteParent(traceparent: string | undefined, tracestate: string
   if (traceparent === undefined || traceparent.length > 128) return ROOT_CONTEXT;
   const state =
     tracestate !== undefined && tracestate.length <= MAX_TRACESTATE_LENGTH ? tracestate : undefined;
-  return w3c.extract(ROOT_CONTEXT, { traceparent, tracestate: state }, pairGetter);
+  return propagation.extract(ROOT_CONTEXT, { traceparent, tracestate: state }, pairGetter);
 }
 
 /**
@@ -59,7 +57,7 @@ export function remoteParent(traceparent: string | undefined, tracestate: string
 export function traceHeaders(context: Context = contextApi.active()): string[] {
   const out: string[] = [];
   if (trace.getSpanContext(context) === undefined) return out;
-  w3c.inject(context, out, {
+  propagation.inject(context, out, {
     set: (carrier: string[], key: string, value: string) => {
       carrier.push(key, value);
     },

@@ -15,7 +15,7 @@ async function main(): Promise<void> {
   try {
     const config = loadSidecarConfig();
     // Before the sidecar starts, so its request handlers see whether tracing is on.
-    tracing = startTracing({
+    tracing = await startTracing({
       serviceName: "latchkey-sidecar",
       warn: (message) => process.stderr.write(`${message}\n`),
     });

@@ -70,7 +70,7 @@ async function main(command: string): Promise<void> {
       [],
     );
   // Before the service starts: its listeners and database read once whether tracing is on.
-  const tracing = startTracing({
+  const tracing = await startTracing({
     serviceName: "latchkey-token-service",
     warn: (message) => logger.warn(message),
   });
