@@ -28,6 +28,10 @@ let upstream: RecordingUpstream;
 let trusting: SidecarHandle;
 /** Trusts only 10.9.9.9: to it, the test is an outsider. */
 let wary: SidecarHandle;
+/** Trusts only 10.9.9.9 too, but continues anyone's trace (`LATCHKEY_TRACE_PARENTS=always`). */
+let open: SidecarHandle;
+/** Trusts 127.0.0.1, but starts every trace itself (`never`). */
+let closed: SidecarHandle;
 const logLines: string[] = [];
 let token = "";
 let keyId = "";
@@ -47,19 +51,22 @@ beforeAll(async () => {
   });
   service = await startTestService();
   upstream = await startRecordingUpstream();
-  const sidecarConfig = (trustedProxies?: string) =>
+  const sidecarConfig = (trustedProxies?: string, traceParents?: "always" | "never") =>
     parseSidecarConfig({
       listen: "127.0.0.1:0",
       adminListen: "127.0.0.1:0",
       upstream: upstream.url,
       tokenServiceUrl: service.grpcUrl,
       ...(trustedProxies === undefined ? { extAuthzListen: "127.0.0.1:0" } : { trustedProxies }),
+      ...(traceParents === undefined ? {} : { traceParents }),
     });
   const logger = createSidecarLogger("info", {
     write: (chunk: string) => logLines.push(...chunk.split("\n")),
   });
   trusting = await startSidecar(sidecarConfig(), { logger });
   wary = await startSidecar(sidecarConfig("10.9.9.9"), { logger: createSidecarLogger("silent") });
+  open = await startSidecar(sidecarConfig("10.9.9.9", "always"), { logger: createSidecarLogger("silent") });
+  closed = await startSidecar(sidecarConfig(undefined, "never"), { logger: createSidecarLogger("silent") });
   const team = await service.teamWithAdmin("traced");
   teamId = team.teamId;
   const issued = await service.tokens().issue({ teamId, name: "traced-key", scopes: ["read"] });
@@ -70,6 +77,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await trusting?.close();
   await wary?.close();
+  await open?.close();
+  await closed?.close();
   await upstream?.app.close();
   await service?.close();
   await tracing?.shutdown();
@@ -247,6 +256,26 @@ describe("hostile trace headers", () => {
     expect(response.status).toBe(200);
     expect(exporter.getFinishedSpans()).toEqual([]);
     expect(echoed(response).headers.traceparent).toBe(incoming);
+  });
+});
+
+describe("LATCHKEY_TRACE_PARENTS", () => {
+  it("always: continues an untrusted caller's trace; never: not even a trusted one's", async () => {
+    const continued = hex(16);
+    const viaOpen = await send(`http://127.0.0.1:${open.port}`, "GET", "/parents/always", {
+      authorization: `Bearer ${token}`,
+      traceparent: traceparent(continued),
+    });
+    expect(viaOpen.status).toBe(200);
+    expect(spansOf(continued).map((s) => s.name)).toContain("proxy");
+
+    const ignored = hex(16);
+    const viaClosed = await send(`http://127.0.0.1:${closed.port}`, "GET", "/parents/never", {
+      authorization: `Bearer ${token}`,
+      traceparent: traceparent(ignored),
+    });
+    expect(viaClosed.status).toBe(200);
+    expect(spansOf(ignored)).toEqual([]);
   });
 });
 
