@@ -1,5 +1,12 @@
 import { remoteParent, TRACEPARENT, TRACESTATE, traceHeaders } from "@latchkey/telemetry";
-import { ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import {
+  ROOT_CONTEXT,
+  type Span,
+  type SpanContext,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+} from "@opentelemetry/api";
 import type { TRACE_PARENT_MODES } from "./config.js";
 import type { Decision } from "./decision.js";
 import type { IncomingRequest, Via } from "./proxy/request-decision.js";
@@ -51,15 +58,36 @@ export function startRequestSpan(
   // The header scan first: most requests carry no traceparent, and then the peer is never looked up.
   const parent = tracing.parents === "never" ? ROOT_CONTEXT : parentOf(tracing, request, trustedCaller);
   const span = tracer.startSpan(SPAN_NAMES[request.via], SERVER_SPAN, parent);
-  // Attributes only on spans that record: an unsampled request allocates none.
-  if (span.isRecording()) {
-    span.setAttributes({
-      "http.request.method": request.method,
-      "latchkey.via": request.via,
-      "latchkey.request_id": request.requestId,
-    });
+  if (!span.isRecording()) {
+    // Unsampled: nothing of this span is exported, so its ids name nothing anywhere. A continued
+    // trace is named by the caller's span instead (what the app receives unchanged, and what the
+    // log line then carries); a trace begun here keeps the unsampled span, so that a Verify on a
+    // miss is not sampled on its own either, but it is not logged (see `loggedSpanContext`).
+    return parent === ROOT_CONTEXT ? span : (trace.getSpan(parent) ?? span);
   }
+  // Attributes only on spans that record: an unsampled request allocates none.
+  span.setAttributes({
+    "http.request.method": request.method,
+    "latchkey.via": request.via,
+    "latchkey.request_id": request.requestId,
+  });
   return span;
+}
+
+/**
+ * The trace and span ids a request's log line carries: its span's when that
+ * is recorded (exported), the caller's when the sidecar continued an
+ * unsampled trace; none for an unsampled trace that began here, whose ids
+ * exist nowhere else (and would lengthen every access-log line for nothing).
+ *
+ * @example
+ * ```ts
+ * const ids = loggedSpanContext(request.span); // { traceId, spanId } or undefined
+ * ```
+ */
+export function loggedSpanContext(span: Span): SpanContext | undefined {
+  const spanContext = span.spanContext();
+  return span.isRecording() || spanContext.isRemote === true ? spanContext : undefined;
 }
 
 const SERVER_SPAN = { kind: SpanKind.SERVER } as const;

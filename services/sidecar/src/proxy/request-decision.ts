@@ -1,7 +1,7 @@
-import type { Span } from "@opentelemetry/api";
+import type { Span, SpanContext } from "@opentelemetry/api";
 import { type Decision, type DecisionLabel, notChecked } from "../decision.js";
 import type { Refusal } from "../refusal.js";
-import { endRequestSpan, propagateUpstream } from "../request-span.js";
+import { endRequestSpan, loggedSpanContext, propagateUpstream } from "../request-span.js";
 import { buildUpstreamHeaders, type ScannedRequest } from "./forward-headers.js";
 import { identityHeaders } from "./identity-headers.js";
 import type { ProxyContext } from "./proxy-context.js";
@@ -131,8 +131,9 @@ export function logRequest(
   label: DecisionLabel = "not_checked",
 ): void {
   const { span } = request;
-  const spanContext = span?.spanContext();
+  let spanContext: SpanContext | undefined;
   if (span !== undefined) {
+    spanContext = loggedSpanContext(span);
     endRequestSpan(span, decision, status, decision?.label ?? label, decision?.path ?? request.rawPath);
   }
   context.accessLog({
