@@ -155,6 +155,23 @@ describe("every entry point", () => {
   });
 });
 
+describe("the token-service's Connect listener", () => {
+  it("continues the caller's trace for Verify over the Connect protocol too", async () => {
+    const traceId = hex(16);
+    const incoming = traceparent(traceId);
+    const answer = await service.tokens(null).verify({ token }, { headers: { traceparent: incoming } });
+    expect(answer.key?.id).toBe(keyId);
+    const verify = spansOf(traceId).find((s) => s.name === "latchkey.v1.TokenService/Verify");
+    expect(parentId(verify as ReadableSpan)).toBe(incoming.split("-")[2]);
+    expect(verify?.attributes).toMatchObject({
+      "rpc.system": "connect_rpc",
+      "latchkey.protocol": "connect",
+      "latchkey.verify.result": "VALID",
+      "latchkey.key_id": keyId,
+    });
+  });
+});
+
 describe("the outbox", () => {
   it("stores the traceparent of the Revoke call that wrote the event", async () => {
     const { key } = await service.tokens().issue({ teamId, name: "to-revoke", scopes: ["read"] });
