@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createMemoryKeyEventBus, type KeyEventBus } from "@latchkey/events";
 import { loadSidecarConfig, startSidecar } from "@latchkey/sidecar";
+import { startTracing } from "@latchkey/telemetry";
 import { loadTokenServiceConfig, startTokenService } from "@latchkey/token-service";
 import { startDemoApp } from "../services/sidecar/demo/demo-app.js";
 import { keychainWalk } from "./keychain-walk.js";
@@ -45,6 +46,8 @@ if (env.LATCHKEY_KEYCHAIN_MASTER_KEY === undefined && env.LATCHKEY_KEYCHAIN_MAST
 const tokenConfig = loadTokenServiceConfig(env);
 const sidecarConfig = loadSidecarConfig(env);
 
+// One process, one tracer provider: both parts export as `latchkey` unless OTEL_SERVICE_NAME says otherwise.
+const tracing = await startTracing({ serviceName: "latchkey" });
 const bus: KeyEventBus | undefined = tokenConfig.natsUrl ? undefined : createMemoryKeyEventBus();
 const service = await startTokenService(tokenConfig, bus ? { bus } : {});
 const demo = await startDemoApp({
@@ -127,6 +130,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     await sidecar.close();
     await demo.close();
     await service.close();
+    await tracing.shutdown();
     process.exit(0);
   });
 }

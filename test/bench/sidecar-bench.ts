@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { Pool } from "undici";
 import { startNginxExample } from "../harness/nginx.js";
+import { startOtlpCollector } from "../observability/otlp-collector.js";
 import { ROOT, startStack } from "./sidecar-stack.js";
 
 // npm run bench:sidecar [-- --rounds 5 --seconds 4 --connections 64 --rate 1000 --rate-seconds 5
@@ -17,6 +18,9 @@ import { ROOT, startStack } from "./sidecar-stack.js";
 //   sidecar             wrk → latchkey-sidecar (cached key, access log on) → upstream
 //   sidecar, limited    the same with a key whose own rate limit (never reached) is counted on every
 //                       request: what the limiter costs (issue 10: ≥ 0.9× the unlimited key)
+//   sidecar, traced     a second sidecar process, the same but with tracing on (OTEL_TRACES_EXPORTER=otlp,
+//                       parentbased_traceidratio at 1 %, exporting to a collector in this process):
+//                       what tracing costs (issue 14: ≥ 0.95× the sidecar with tracing off)
 //   nginx + cache       wrk → nginx auth_request (+ proxy_cache of decisions, 5 s) → sidecar forward-auth;
 //                       nginx → upstream
 //   nginx, no cache     the same without proxy_cache: nginx asks the sidecar on every request, so a
@@ -182,8 +186,19 @@ async function main(): Promise<void> {
     );
   const dir = mkdtempSync(join(tmpdir(), "latchkey-sidecar-bench-"));
   const sidecarFlags = (process.env.BENCH_SIDECAR_NODE_FLAGS ?? "").split(" ").filter(Boolean);
-  const stack = await startStack({ dir, sidecar: { nodeFlags: sidecarFlags } });
-  const stops: Array<() => Promise<void>> = [() => stack.stop()];
+  // Where the traced sidecar exports its 1 %: a collector that decodes and keeps the spans.
+  const collector = await startOtlpCollector();
+  const stack = await startStack({
+    dir,
+    sidecar: { nodeFlags: sidecarFlags },
+    variantSidecarEnv: {
+      OTEL_TRACES_EXPORTER: "otlp",
+      OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint,
+      OTEL_TRACES_SAMPLER: "parentbased_traceidratio",
+      OTEL_TRACES_SAMPLER_ARG: "0.01",
+    },
+  });
+  const stops: Array<() => Promise<void>> = [() => stack.stop(), () => collector.close()];
   try {
     const { token } = stack;
     const nginx = await startNginxExample({ sidecarPort: stack.sidecarPort, appPort: stack.upstreamPort });
@@ -199,6 +214,7 @@ async function main(): Promise<void> {
     const BARE = "bare undici proxy";
     const SIDECAR = "sidecar (cached key)";
     const SIDECAR_LIMITED = "sidecar (key with a rate limit)";
+    const SIDECAR_TRACED = "sidecar, tracing at 1 %";
     const NGINX = "nginx auth_request + proxy_cache";
     const NGINX_NO_CACHE = "nginx auth_request, no cache";
     const targets: Array<{ name: string; url: string; token?: string }> = [
@@ -206,6 +222,7 @@ async function main(): Promise<void> {
       { name: BARE, url: `http://127.0.0.1:${stack.bareProxyPort}/` },
       { name: SIDECAR, url: `http://127.0.0.1:${stack.sidecarPort}/` },
       { name: SIDECAR_LIMITED, url: `http://127.0.0.1:${stack.sidecarPort}/`, token: stack.limitedToken },
+      { name: SIDECAR_TRACED, url: `http://127.0.0.1:${stack.variantSidecarPort}/` },
       { name: NGINX, url: `http://127.0.0.1:${nginx.port}/` },
       { name: NGINX_NO_CACHE, url: `http://127.0.0.1:${nginxNoCache.port}/` },
     ];
@@ -228,7 +245,8 @@ async function main(): Promise<void> {
         `round ${round}/${rounds} (load ${(loadavg()[0] ?? 0).toFixed(2)}): ${line.join(", ")} req/s; ` +
           `sidecar/bare ${(rps(SIDECAR) / rps(BARE)).toFixed(2)}, sidecar/nginx ${(rps(SIDECAR) / rps(NGINX)).toFixed(2)}, ` +
           `sidecar/nginx-no-cache ${(rps(SIDECAR) / rps(NGINX_NO_CACHE)).toFixed(2)}, ` +
-          `limited/unlimited key ${(rps(SIDECAR_LIMITED) / rps(SIDECAR)).toFixed(2)}`,
+          `limited/unlimited key ${(rps(SIDECAR_LIMITED) / rps(SIDECAR)).toFixed(2)}, ` +
+          `traced/untraced ${(rps(SIDECAR_TRACED) / rps(SIDECAR)).toFixed(2)}`,
       );
     }
     const medianOf = (name: string): WrkResult => medianBy(results.get(name) ?? [], (result) => result.rps);
@@ -269,6 +287,10 @@ async function main(): Promise<void> {
     const vsNginx = sidecarResult.rps / medianOf(NGINX).rps;
     const vsNginxNoCache = sidecarResult.rps / medianOf(NGINX_NO_CACHE).rps;
     const limitedVsUnlimited = medianOf(SIDECAR_LIMITED).rps / sidecarResult.rps;
+    const tracedVsUntraced = medianOf(SIDECAR_TRACED).rps / sidecarResult.rps;
+    // The traced sidecar did trace: about 1 % of its requests reached the collector as server spans.
+    const tracedRequests = (results.get(SIDECAR_TRACED) ?? []).reduce((sum, r) => sum + r.rps * seconds, 0);
+    const exportedSpans = collector.spans.filter((span) => span.service === "latchkey-sidecar").length;
     const addedSidecar = latency(SIDECAR).p99 - latency(DIRECT).p99;
     const addedBare = latency(BARE).p99 - latency(DIRECT).p99;
     const metrics = await (await fetch(`http://127.0.0.1:${stack.sidecarAdminPort}/metrics`)).text();
@@ -290,13 +312,18 @@ async function main(): Promise<void> {
       limitedVsUnlimited >= 0.9,
     );
     goal(
+      "sidecar with tracing on (1 % sampled) ≥ 0.95× tracing off",
+      `${tracedVsUntraced.toFixed(2)}× (${exportedSpans} spans exported for ~${Math.round(tracedRequests)} requests)`,
+      tracedVsUntraced >= 0.95,
+    );
+    goal(
       `p99 added at ${rate} req/s ≤ bare proxy's + 0.2 ms`,
       `sidecar +${addedSidecar.toFixed(2)} ms, bare proxy +${addedBare.toFixed(2)} ms`,
       addedSidecar <= addedBare + 0.2,
     );
     if (sidecarFlags.length > 0) console.log(`sidecar log: ${stack.sidecarLog}`);
     console.log(
-      `${busy ? `UNTRUSTED (load average ${loadAtStart.toFixed(2)} > ${maxLoad}) ` : ""}sidecar ratio_vs_bare_proxy=${vsBare.toFixed(2)} ratio_vs_nginx=${vsNginx.toFixed(2)} ratio_vs_nginx_no_cache=${vsNginxNoCache.toFixed(2)} added_p99_ms_at_${rate}rps=${addedSidecar.toFixed(2)} bare_added_p99_ms=${addedBare.toFixed(2)} rate_limited_key_vs_unlimited=${limitedVsUnlimited.toFixed(2)}`,
+      `${busy ? `UNTRUSTED (load average ${loadAtStart.toFixed(2)} > ${maxLoad}) ` : ""}sidecar ratio_vs_bare_proxy=${vsBare.toFixed(2)} ratio_vs_nginx=${vsNginx.toFixed(2)} ratio_vs_nginx_no_cache=${vsNginxNoCache.toFixed(2)} added_p99_ms_at_${rate}rps=${addedSidecar.toFixed(2)} bare_added_p99_ms=${addedBare.toFixed(2)} rate_limited_key_vs_unlimited=${limitedVsUnlimited.toFixed(2)} tracing_1pct_vs_off=${tracedVsUntraced.toFixed(2)}`,
     );
   } finally {
     for (const stop of stops) await stop().catch(() => {});

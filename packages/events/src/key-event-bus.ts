@@ -45,9 +45,15 @@ export interface KeyEventSubscription {
 export interface KeyEventBus extends UsageReportTransport, OutboxCurrencyTransport {
   /**
    * Publishes one event. `messageId` de-duplicates re-publication of the same
-   * outbox row. Resolves once the bus has durably accepted it.
+   * outbox row. `headers` go with the message where the bus has headers
+   * (NATS: the W3C `traceparent` of the publish span). Resolves once the bus
+   * has durably accepted it.
    */
-  publish(event: KeyEvent, messageId: string): Promise<{ sequence: number; duplicate: boolean }>;
+  publish(
+    event: KeyEvent,
+    messageId: string,
+    headers?: Readonly<Record<string, string>>,
+  ): Promise<{ sequence: number; duplicate: boolean }>;
   /**
    * Subscribes to events with a sequence greater than `afterSequence`. When
    * `afterSequence` is undefined, delivery starts with the next event

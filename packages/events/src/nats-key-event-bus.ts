@@ -22,6 +22,7 @@ import {
 } from "@nats-io/jetstream";
 import {
   connect,
+  headers,
   type Msg,
   type NatsConnection,
   type NodeConnectionOptions,
@@ -351,9 +352,16 @@ export function createNatsKeyEventBus(options: NatsKeyEventBusOptions): NatsKeyE
       };
     },
 
-    async publish(event: KeyEvent, messageId: string) {
+    async publish(event: KeyEvent, messageId: string, extraHeaders?: Readonly<Record<string, string>>) {
       const subject = keyEventSubject(event.teamId, event.type);
       const payload = toBinary(KeyEventSchema, event);
+      let messageHeaders: ReturnType<typeof headers> | undefined;
+      if (extraHeaders !== undefined) {
+        for (const name of Object.keys(extraHeaders)) {
+          messageHeaders ??= headers();
+          messageHeaders.set(name, extraHeaders[name] as string);
+        }
+      }
       const send = async () => {
         await whenConnected(requestTimeoutMs);
         const js = await jetstream();
@@ -361,6 +369,7 @@ export function createNatsKeyEventBus(options: NatsKeyEventBusOptions): NatsKeyE
           msgID: messageId,
           expect: { streamName: KEY_EVENTS_STREAM },
           timeout: requestTimeoutMs,
+          ...(messageHeaders === undefined ? {} : { headers: messageHeaders }),
         });
         return { sequence: ack.seq, duplicate: ack.duplicate };
       };

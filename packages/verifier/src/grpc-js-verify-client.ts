@@ -142,7 +142,7 @@ export function createGrpcJsVerifyClient(options: GrpcJsVerifyClientOptions): Ve
           serialize,
           deserialize,
           request,
-          new Metadata(),
+          metadataOf(callOptions.headers),
           { deadline: Date.now() + callOptions.timeoutMs },
           (error: ServiceError | null, response?: VerifyResponse) => {
             signal?.removeEventListener("abort", onAbort);
@@ -170,4 +170,12 @@ export function createGrpcJsVerifyClient(options: GrpcJsVerifyClientOptions): Ve
       client.close();
     },
   };
+}
+
+/** gRPC metadata holding `headers` (none: an empty one, as before). */
+function metadataOf(headers: Readonly<Record<string, string>> | undefined): Metadata {
+  const metadata = new Metadata();
+  if (headers !== undefined)
+    for (const name of Object.keys(headers)) metadata.set(name, headers[name] as string);
+  return metadata;
 }

@@ -1,6 +1,7 @@
 import type { Transport } from "@connectrpc/connect";
 import type { KeyEventBus } from "@latchkey/events";
 import type { KeyFormats } from "@latchkey/token";
+import type { Context } from "@opentelemetry/api";
 import type { Registry } from "prom-client";
 import type { GrpcJsVerifyClientOptions } from "./grpc-js-verify-client.js";
 import type { VerifyClient } from "./verify-client.js";
@@ -125,4 +126,10 @@ export interface VerifyOptions {
   readonly requiredScopes?: readonly string[];
   /** Gives up waiting (UNAVAILABLE) when aborted; an RPC shared with other callers goes on. */
   readonly signal?: AbortSignal;
+  /**
+   * The OpenTelemetry context whose span is the parent of the Verify RPC's
+   * client span on a miss (default: the active context). Only read when an
+   * OpenTelemetry SDK is registered; a cache hit makes no span.
+   */
+  readonly traceContext?: Context;
 }

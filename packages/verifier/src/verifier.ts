@@ -247,7 +247,14 @@ export function createVerifier(options: VerifierOptions): Verifier {
         return MALFORMED;
       }
       return counted(
-        await lookups.verify({ token, hash, requiredScopes, fallback, signal: verifyOptions.signal }),
+        await lookups.verify({
+          token,
+          hash,
+          requiredScopes,
+          fallback,
+          signal: verifyOptions.signal,
+          traceContext: verifyOptions.traceContext,
+        }),
       );
     } catch (error) {
       return counted(unavailable(error));

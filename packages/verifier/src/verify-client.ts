@@ -14,6 +14,8 @@ export interface VerifyCallOptions {
   readonly timeoutMs: number;
   /** Cancels the call. */
   readonly signal?: AbortSignal;
+  /** Extra request metadata (the W3C `traceparent`/`tracestate` of the call's span). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -53,7 +55,11 @@ export function createConnectVerifyClient(transport: Transport): VerifyClient {
   const client = createClient(TokenService, transport);
   return {
     verify(request, options) {
-      return client.verify(request, { timeoutMs: options.timeoutMs, signal: options.signal });
+      return client.verify(request, {
+        timeoutMs: options.timeoutMs,
+        signal: options.signal,
+        ...(options.headers === undefined ? {} : { headers: options.headers }),
+      });
     },
     close() {
       // The transport belongs to the caller.

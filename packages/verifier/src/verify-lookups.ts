@@ -1,5 +1,13 @@
 import { create } from "@bufbuild/protobuf";
 import { VerifyRequestSchema, type VerifyResponse } from "@latchkey/proto";
+import {
+  type Context,
+  context as contextApi,
+  propagation,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+} from "@opentelemetry/api";
 import { answerFor, type CacheEntry, createCacheEntry, type EntryLifetimes } from "./cache-entry.js";
 import type { InvalidatedSince, SingleFlight } from "./single-flight.js";
 import { createTokenServiceHealth } from "./token-service-health.js";
@@ -16,6 +24,14 @@ export type LookupResult =
   | { entry: CacheEntry; metered: boolean }
   | { uncached: VerifyOutcome; metered: boolean }
   | { error: unknown };
+
+// The API's tracer: a no-op until an application registers an OpenTelemetry SDK.
+const tracer = trace.getTracer("@latchkey/verifier");
+const SPAN_ATTRIBUTES = {
+  "rpc.system": "grpc",
+  "rpc.service": "latchkey.v1.TokenService",
+  "rpc.method": "Verify",
+} as const;
 
 /** Tokens of usage-limited keys remembered, so their lookups skip single-flight from the start. */
 const MAX_METERED = 10_000;
@@ -60,6 +76,8 @@ export interface LookupRequest {
   /** The cached entry that was too old to serve, for serve-stale-on-error. */
   readonly fallback: CacheEntry | undefined;
   readonly signal: AbortSignal | undefined;
+  /** The parent of the RPC's client span (default: the active context). */
+  readonly traceContext?: Context | undefined;
 }
 
 /** Cache misses answered by the token-service. */
@@ -132,6 +150,40 @@ export function createVerifyLookups(options: VerifyLookupsOptions): VerifyLookup
     token: string,
     hash: string,
     invalidatedSince: InvalidatedSince,
+    parent: Context | undefined,
+  ): Promise<LookupResult> {
+    // A client span per RPC, its context in the call's metadata (`traceparent`), so the
+    // token-service's span continues the caller's trace. Never the token, nor its hash.
+    const span = tracer.startSpan(
+      "latchkey.v1.TokenService/Verify",
+      { kind: SpanKind.CLIENT, attributes: SPAN_ATTRIBUTES },
+      parent ?? contextApi.active(),
+    );
+    const headers: Record<string, string> = {};
+    propagation.inject(trace.setSpan(parent ?? contextApi.active(), span), headers);
+    try {
+      const result = await rpc(token, hash, invalidatedSince, headers);
+      if ("error" in result) {
+        span.setStatus({ code: SpanStatusCode.ERROR, message: errorName(result.error) });
+      } else {
+        const outcome = "entry" in result ? result.entry : result.uncached;
+        span.setAttribute("latchkey.verify.result", outcome.code);
+        const key =
+          "entry" in result ? result.entry.key : "key" in result.uncached ? result.uncached.key : undefined;
+        if (key !== undefined)
+          span.setAttributes({ "latchkey.key_id": key.id, "latchkey.team_id": key.teamId });
+      }
+      return result;
+    } finally {
+      span.end();
+    }
+  }
+
+  async function rpc(
+    token: string,
+    hash: string,
+    invalidatedSince: InvalidatedSince,
+    headers: Record<string, string>,
   ): Promise<LookupResult> {
     const requestedAt = Date.now();
     const started = performance.now();
@@ -142,7 +194,7 @@ export function createVerifyLookups(options: VerifyLookupsOptions): VerifyLookup
       // No required scopes: one answer serves every route; scopes are checked locally.
       response = await client.verify(
         create(VerifyRequestSchema, { token, minEventSequence, maxStalenessMs }),
-        { timeoutMs },
+        { timeoutMs, headers },
       );
     } catch (error) {
       metrics.rpcDuration.observe({ result: "error" }, (performance.now() - started) / 1000);
@@ -190,19 +242,21 @@ export function createVerifyLookups(options: VerifyLookupsOptions): VerifyLookup
   }
 
   return {
-    async verify({ token, hash, requiredScopes, fallback, signal }) {
+    async verify({ token, hash, requiredScopes, fallback, signal, traceContext }) {
       metrics.misses += 1;
       let result: LookupResult;
       if (metered.has(hash)) {
-        result = await abortable(lookup(token, hash, NEVER_STORE), signal);
+        result = await abortable(lookup(token, hash, NEVER_STORE, traceContext), signal);
       } else {
-        const flight = flights.run(hash, (invalidatedSince) => lookup(token, hash, invalidatedSince));
+        const flight = flights.run(hash, (invalidatedSince) =>
+          lookup(token, hash, invalidatedSince, traceContext),
+        );
         if (flight.joined) metrics.coalesced += 1;
         result = await abortable(flight.promise, signal);
         // A shared answer about a usage-limited key took one use for the caller that started it:
         // every other caller asks for its own.
         if ("metered" in result && result.metered && flight.joined)
-          result = await abortable(lookup(token, hash, NEVER_STORE), signal);
+          result = await abortable(lookup(token, hash, NEVER_STORE, traceContext), signal);
       }
       if ("metered" in result) noteMetered(hash, result.metered);
       if ("entry" in result) return answerFor(result.entry, requiredScopes, "fresh");
@@ -220,4 +274,10 @@ export function createVerifyLookups(options: VerifyLookupsOptions): VerifyLookup
       if (options.ownsClient) client.close();
     },
   };
+}
+
+/** What a failed RPC's span says about it: the gRPC/Connect code's name, never a message a server wrote. */
+function errorName(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "number" || typeof code === "string" ? `code ${code}` : "error";
 }

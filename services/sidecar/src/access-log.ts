@@ -1,3 +1,4 @@
+import { traceLogFields } from "@latchkey/telemetry";
 import { type Logger, pino } from "pino";
 import type { DecisionLabel } from "./decision.js";
 
@@ -17,6 +18,9 @@ export interface AccessLogEntry {
   readonly via?: "forward-auth" | "ext-authz" | "websocket";
   /** In log mode: the refusal enforce mode would have sent. */
   readonly wouldRefuse?: number;
+  /** The request's trace and span ids, when tracing is on (as `trace_id`, `span_id`). */
+  readonly traceId?: string | undefined;
+  readonly spanId?: string | undefined;
 }
 
 /** Writes access-log lines; `flush` hands buffered lines to the logger's destination now (shutdown). */
@@ -47,7 +51,11 @@ export function createSidecarLogger(
   level: pino.LevelWithSilent,
   destination: { write(line: string): unknown } = bufferedStdout(),
 ): Logger {
-  const logger = pino({ level, base: LOG_BASE }, destination as pino.DestinationStream);
+  // Lines written while a span is active (tracing on) carry its trace and span ids.
+  const logger = pino(
+    { level, base: LOG_BASE, mixin: () => traceLogFields() },
+    destination as pino.DestinationStream,
+  );
   ownDestinations.set(logger, destination);
   return logger;
 }
@@ -85,7 +93,14 @@ export function createAccessLog(logger: Logger): AccessLog {
   if (!logger.isLevelEnabled("info")) return Object.assign(() => {}, { flush() {} });
   const destination = ownDestinations.get(logger);
   if (destination === undefined)
-    return Object.assign((entry: AccessLogEntry) => logger.info(entry, "request"), { flush() {} });
+    return Object.assign(
+      ({ traceId, spanId, ...entry }: AccessLogEntry) =>
+        logger.info(
+          traceId === undefined ? entry : { ...entry, trace_id: traceId, span_id: spanId },
+          "request",
+        ),
+      { flush() {} },
+    );
   const prefix = `{"level":30,"time":`;
   const base = `,"service":${JSON.stringify(LOG_BASE.service)}`;
   let pending = "";
@@ -105,6 +120,8 @@ export function createAccessLog(logger: Logger): AccessLog {
     line += `,"durationMs":${entry.durationMs}`;
     if (entry.via !== undefined) line += `,"via":"${entry.via}"`;
     if (entry.wouldRefuse !== undefined) line += `,"wouldRefuse":${entry.wouldRefuse}`;
+    // Hex ids from the span context: nothing to escape.
+    if (entry.traceId !== undefined) line += `,"trace_id":"${entry.traceId}","span_id":"${entry.spanId}"`;
     pending += `${line},"msg":"request"}\n`;
     if (pending.length >= ACCESS_LOG_CHUNK) flush();
     else if (timer === undefined) {

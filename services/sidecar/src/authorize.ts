@@ -1,3 +1,4 @@
+import { ROOT_CONTEXT, type Span, trace } from "@opentelemetry/api";
 import { type CredentialSource, extractCredential, splitQueryToken } from "./credentials.js";
 import { type Decision, type DecisionLabel, decision } from "./decision.js";
 import type { KeyChecker, VerifyOutcome } from "./key-checker.js";
@@ -61,6 +62,8 @@ export interface RequestFacts extends HostFacts {
    * a lookup has to wait for the token-service, so the hit path allocates none.
    */
   readonly abortable?: { readonly signal: AbortSignal };
+  /** The request's server span (tracing on): the parent of the Verify RPC's span on a cache miss. */
+  readonly span?: Span | undefined;
 }
 
 /** Options of {@link createAuthorizer}. */
@@ -194,7 +197,11 @@ export function createAuthorizer(options: AuthorizerOptions): Authorize {
     const cached = verifyCached?.(value, access.scopes);
     if (cached !== undefined) return fromOutcome(cached, rule, path, matchPath, query, value, source);
     return keyChecker
-      .verify(value, { requiredScopes: access.scopes, signal: facts.abortable?.signal })
+      .verify(value, {
+        requiredScopes: access.scopes,
+        signal: facts.abortable?.signal,
+        traceContext: facts.span === undefined ? undefined : trace.setSpan(ROOT_CONTEXT, facts.span),
+      })
       .then((outcome) => fromOutcome(outcome, rule, path, matchPath, query, value, source));
   };
 }

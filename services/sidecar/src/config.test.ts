@@ -12,6 +12,7 @@ describe("sidecar configuration", () => {
     expect(config.maxCredentialBytes).toBe(512);
     expect(config.policy).toBeUndefined();
     expect(config.trustedProxies.entries).toEqual(["127.0.0.1", "::1"]);
+    expect(config.traceParents).toBe("trusted");
   });
 
   it("names the variable of a bad or missing setting", () => {
@@ -26,6 +27,9 @@ describe("sidecar configuration", () => {
     expect(() =>
       loadSidecarConfig({ LATCHKEY_UPSTREAM: "http://x", LATCHKEY_MAX_CREDENTIAL_BYTES: "big" }),
     ).toThrow(/LATCHKEY_MAX_CREDENTIAL_BYTES/);
+    expect(() =>
+      loadSidecarConfig({ LATCHKEY_UPSTREAM: "http://x", LATCHKEY_TRACE_PARENTS: "sometimes" }),
+    ).toThrow(/LATCHKEY_TRACE_PARENTS/);
   });
 
   it("has HTTPS off by default, on 0.0.0.0:8443 when a certificate and key are given", () => {

@@ -14,6 +14,9 @@ import { z } from "zod";
 /** What the plain-HTTP listener does when HTTPS is on: serve as usual, or refuse every request (`https_required`). */
 export const PLAIN_HTTP_MODES = ["serve", "refuse"] as const;
 
+/** Whose incoming trace context the sidecar continues when tracing is on (see `request-span.ts`). */
+export const TRACE_PARENT_MODES = ["trusted", "always", "never"] as const;
+
 /** How the sidecar acts on its decisions; `log` lets a team roll it out and watch the counts first. */
 export const ENFORCEMENT_MODES = ["disabled", "log", "enforce"] as const;
 
@@ -103,6 +106,11 @@ export const sidecarConfigSchema = z
     ...natsClientSettings,
     // Peers whose X-Forwarded-* and X-Original-* headers are believed (nginx, Traefik, a load balancer).
     trustedProxies: addressList.prefault("127.0.0.1,::1"),
+    // With tracing on (OTEL_TRACES_EXPORTER): whose incoming `traceparent` the sidecar continues, and
+    // so whose sampled flag it obeys. `trusted`: only trustedProxies' (an outsider's `…-01` cannot
+    // force this sidecar to record and export its requests); `always`: anyone's (Envoy's default);
+    // `never`: every request starts a trace here.
+    traceParents: z.enum(TRACE_PARENT_MODES).default("trusted"),
     // Envoy external authorization: `envoy.service.auth.v3.Authorization/Check` over gRPC (h2c) for
     // Envoy, Istio and Envoy Gateway, decided like forward-auth; unset means no such port. Its
     // callers must be in trustedProxies, since they vouch for the request they describe.
@@ -223,6 +231,7 @@ export const SIDECAR_ENV = {
   natsUrl: "NATS_URL",
   ...NATS_CLIENT_ENV,
   trustedProxies: "LATCHKEY_TRUSTED_PROXIES",
+  traceParents: "LATCHKEY_TRACE_PARENTS",
   extAuthzListen: "LATCHKEY_SIDECAR_EXTAUTHZ_LISTEN",
   logLevel: "LATCHKEY_LOG_LEVEL",
   cacheMaxEntries: "LATCHKEY_CACHE_MAX_ENTRIES",

@@ -1,4 +1,5 @@
 import type { ServerResponse } from "node:http";
+import { traceLogFields } from "@latchkey/telemetry";
 import type { Decision } from "./decision.js";
 import type { LocalRoute } from "./proxy/http-proxy.js";
 import { identityHeaders } from "./proxy/identity-headers.js";
@@ -18,6 +19,7 @@ import {
   sendRefusal,
   UNTRUSTED_FORWARD_AUTH,
 } from "./refusal.js";
+import { startRequestSpan } from "./request-span.js";
 
 /**
  * The forward-auth endpoint on the main listener. It is an exact path the
@@ -50,7 +52,9 @@ export function createForwardAuthRoute(context: ProxyContext): LocalRoute {
       peer: req.socket.remoteAddress ?? "",
       start,
       queryAsSent: scanned.forwardedUri,
+      span: undefined,
     };
+    if (context.tracing !== undefined) request.span = startRequestSpan(context.tracing, request);
     const refusedEarly = !context.isTrusted(req.socket.remoteAddress ?? "")
       ? UNTRUSTED_FORWARD_AUTH
       : scanned.originalUri === undefined
@@ -77,7 +81,10 @@ export function createForwardAuthRoute(context: ProxyContext): LocalRoute {
         }
       },
       failed(error) {
-        context.logger.error({ err: error, requestId }, "deciding a forward-auth request failed");
+        context.logger.error(
+          { err: error, requestId, ...traceLogFields(request.span) },
+          "deciding a forward-auth request failed",
+        );
         sendRefusal(res, BAD_GATEWAY, requestId);
         logRequest(context, request, undefined, BAD_GATEWAY.status);
       },

@@ -1,5 +1,6 @@
 import type { UsageOutcome } from "@latchkey/proto";
 import type { KeyInvalidation, VerifyOutcome } from "@latchkey/verifier";
+import type { Context } from "@opentelemetry/api";
 
 export type { KeyInvalidation, VerifiedKey, VerifyOutcome } from "@latchkey/verifier";
 
@@ -9,6 +10,8 @@ export interface KeyCheckOptions {
   readonly requiredScopes: readonly string[];
   /** Aborts the lookup when the client goes away. */
   readonly signal?: AbortSignal;
+  /** The parent of the Verify RPC's client span on a miss (tracing on). */
+  readonly traceContext?: Context | undefined;
 }
 
 /**

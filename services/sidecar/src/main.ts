@@ -1,4 +1,5 @@
 import { ConfigError } from "@latchkey/config";
+import { startTracing, type Tracing } from "@latchkey/telemetry";
 import { loadSidecarConfig } from "./config.js";
 import { PolicyError } from "./policy/policy.js";
 import { startSidecar } from "./sidecar.js";
@@ -10,8 +11,15 @@ import { startSidecar } from "./sidecar.js";
  */
 async function main(): Promise<void> {
   let sidecar: Awaited<ReturnType<typeof startSidecar>>;
+  let tracing: Tracing;
   try {
-    sidecar = await startSidecar(loadSidecarConfig());
+    const config = loadSidecarConfig();
+    // Before the sidecar starts, so its request handlers see whether tracing is on.
+    tracing = await startTracing({
+      serviceName: "latchkey-sidecar",
+      warn: (message) => process.stderr.write(`${message}\n`),
+    });
+    sidecar = await startSidecar(config);
   } catch (error) {
     if (error instanceof ConfigError || error instanceof PolicyError) {
       process.stderr.write(`latchkey-sidecar: ${error.message}\n`);
@@ -22,13 +30,16 @@ async function main(): Promise<void> {
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
     process.once(signal, () => {
       sidecar.logger.info({ signal }, "shutting down");
-      sidecar.close().then(
-        () => process.exit(0),
-        (error: unknown) => {
-          sidecar.logger.error({ err: error }, "shutdown failed");
-          process.exit(1);
-        },
-      );
+      sidecar
+        .close()
+        .then(() => tracing.shutdown())
+        .then(
+          () => process.exit(0),
+          (error: unknown) => {
+            sidecar.logger.error({ err: error }, "shutdown failed");
+            process.exit(1);
+          },
+        );
     });
   }
 }

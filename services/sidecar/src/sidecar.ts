@@ -4,6 +4,7 @@ import type { AddressInfo, Server } from "node:net";
 import type { Duplex } from "node:stream";
 import { checkNatsClientFiles, readPemFile, readTlsKeyPair, type TlsKeyPair } from "@latchkey/config";
 import { createNatsKeyEventBus, type KeyEventBus } from "@latchkey/events";
+import { tracingEnabled } from "@latchkey/telemetry";
 import { createKeyFormats } from "@latchkey/token";
 import { createVerifier } from "@latchkey/verifier";
 import type { Logger } from "pino";
@@ -181,6 +182,8 @@ export async function startSidecar(
     recordUsage: createDecisionUsage(keyChecker),
     accessLog,
     logger,
+    // Read once: with tracing off no request pays for a tracing step.
+    tracing: tracingEnabled() ? { parents: config.traceParents, isTrusted } : undefined,
   };
   const localRoutes = new Map<string, LocalRoute>([[FORWARD_AUTH_PATH, createForwardAuthRoute(context)]]);
   const onRequest = createRequestHandler(context, localRoutes);
@@ -256,6 +259,7 @@ export async function startSidecar(
       policy: options.policy !== undefined ? "(given)" : (config.policy ?? "preset all-private"),
       rules: policy.rules.map((rule) => rule.label),
       trustedProxies: config.trustedProxies.entries,
+      tracing: tracingEnabled() ? { traceParents: config.traceParents } : "off",
     },
     "sidecar listening",
   );

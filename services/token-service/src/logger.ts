@@ -1,3 +1,4 @@
+import { traceLogFields } from "@latchkey/telemetry";
 import pino, { type Logger } from "pino";
 
 /**
@@ -9,6 +10,8 @@ export function createLogger(level: string, name = "latchkey-token-service"): Lo
   return pino({
     name,
     level,
+    // Lines written inside a call's span (tracing on) carry its trace and span ids.
+    mixin: () => traceLogFields(),
     redact: {
       paths: [
         "token",

@@ -1,4 +1,5 @@
 import { ConfigError } from "@latchkey/config";
+import { startTracing } from "@latchkey/telemetry";
 import { loadTokenServiceConfig, type TokenServiceConfig } from "./config.js";
 import { openDatabase } from "./db/database.js";
 import { migrateToLatest } from "./db/migrate.js";
@@ -68,6 +69,11 @@ async function main(command: string): Promise<void> {
       `unknown command ${JSON.stringify(command)}: use serve, migrate, import, gitleaks-rules or keychain-rewrap`,
       [],
     );
+  // Before the service starts: its listeners and database read once whether tracing is on.
+  const tracing = await startTracing({
+    serviceName: "latchkey-token-service",
+    warn: (message) => logger.warn(message),
+  });
   const service = await startTokenService(config, { logger });
   if (service.generatedRootKey) {
     // Printed once, on the start that generated it; only its hash is stored.
@@ -79,10 +85,13 @@ async function main(command: string): Promise<void> {
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
     process.once(signal, () => {
       logger.info({ signal }, "shutting down");
-      service.close().then(
-        () => process.exit(0),
-        () => process.exit(1),
-      );
+      service
+        .close()
+        .then(() => tracing.shutdown())
+        .then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
     });
   }
 }

@@ -1,8 +1,10 @@
 import type { CheckRequest, CheckResponse } from "@latchkey/proto/envoy";
+import { traceLogFields } from "@latchkey/telemetry";
 import type { Decision } from "../decision.js";
 import type { ProxyContext } from "../proxy/proxy-context.js";
 import { countRefusedEarly, decideRequest, logRequest, whenDecided } from "../proxy/request-decision.js";
 import { badPath, type Refusal, UNAVAILABLE } from "../refusal.js";
+import { startRequestSpan } from "../request-span.js";
 import { readCheckRequest } from "./check-request.js";
 import { allowedResponse, deniedResponse } from "./check-response.js";
 import { ENVOY_PATH_SETTINGS, PATH_NOT_NORMALIZED, UNTRUSTED_CHECK } from "./ext-authz-refusals.js";
@@ -56,7 +58,9 @@ export function createCheckHandler(context: ProxyContext): CheckHandler {
   return (check, caller, respond, abortable) => {
     const read = readCheckRequest(check, caller, performance.now(), abortable);
     const { request } = read;
-    const early = context.isTrusted(caller) ? read.refusal : UNTRUSTED_CHECK;
+    const trusted = context.isTrusted(caller);
+    if (context.tracing !== undefined) request.span = startRequestSpan(context.tracing, request, trusted);
+    const early = trusted ? read.refusal : UNTRUSTED_CHECK;
     if (early !== undefined) {
       respond(deniedResponse(early, request.requestId));
       countRefusedEarly(context, request, early);
@@ -74,7 +78,10 @@ export function createCheckHandler(context: ProxyContext): CheckHandler {
         }
       },
       failed(error) {
-        context.logger.error({ err: error, requestId: request.requestId }, "deciding a Check failed");
+        context.logger.error(
+          { err: error, requestId: request.requestId, ...traceLogFields(request.span) },
+          "deciding a Check failed",
+        );
         respond(deniedResponse(UNAVAILABLE, request.requestId));
         logRequest(context, request, undefined, UNAVAILABLE.status);
       },

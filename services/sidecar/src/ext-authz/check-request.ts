@@ -71,6 +71,7 @@ export function readCheckRequest(
     peer: client,
     start,
     abortable,
+    span: undefined,
   };
   const refusal =
     http === undefined || http.method === "" || http.path === ""

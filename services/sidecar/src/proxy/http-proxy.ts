@@ -1,9 +1,12 @@
 import { type IncomingMessage, METHODS, type ServerResponse } from "node:http";
 import type { Http2ServerRequest } from "node:http2";
+import { traceLogFields } from "@latchkey/telemetry";
+import type { Span } from "@opentelemetry/api";
 import type { Dispatcher } from "undici";
 import type { Decision } from "../decision.js";
 import { BAD_GATEWAY, CONFLICTING_HOST, type Refusal, sendRefusal, UNSUPPORTED_METHOD } from "../refusal.js";
 import { nextRequestId } from "../request-id.js";
+import { startRequestSpan } from "../request-span.js";
 import { filterResponseHeaders, type ScannedRequest, scanRequestHeaders } from "./forward-headers.js";
 import { type ProxyContext, splitTarget } from "./proxy-context.js";
 import {
@@ -53,6 +56,7 @@ export function createRequestHandler(
       return;
     }
     const exchange = new HttpExchange(context, req, res, scanned, requestId, start, rawPath, query);
+    if (context.tracing !== undefined) exchange.span = startRequestSpan(context.tracing, exchange);
     const malformed = http2 ? http2Refusal(req.method ?? "", scanned) : undefined;
     if (malformed !== undefined) {
       sendRefusal(res, malformed, requestId);
@@ -96,6 +100,7 @@ function releaseHeld(exchange: HttpExchange): void {
 class HttpExchange implements Dispatcher.DispatchHandler, IncomingRequest, DecisionReceiver {
   readonly via = "proxy";
   readonly method: string;
+  span: Span | undefined = undefined;
   #decision: Decision | undefined;
   #controller: AbortController | undefined;
   #abort: ((error?: Error) => void) | undefined;
@@ -167,7 +172,10 @@ class HttpExchange implements Dispatcher.DispatchHandler, IncomingRequest, Decis
   }
 
   failed(error: unknown): void {
-    this.context.logger.error({ err: error, requestId: this.requestId }, "deciding a request failed");
+    this.context.logger.error(
+      { err: error, requestId: this.requestId, ...traceLogFields(this.span) },
+      "deciding a request failed",
+    );
     if (!this.res.headersSent && !this.#gone) sendRefusal(this.res, BAD_GATEWAY, this.requestId);
     else this.res.destroy();
     this.#finish(BAD_GATEWAY.status);
@@ -261,7 +269,10 @@ class HttpExchange implements Dispatcher.DispatchHandler, IncomingRequest, Decis
     if (this.#done) return;
     if (!this.res.headersSent && !this.#gone) {
       this.context.metrics.upstreamError();
-      this.context.logger.warn({ err: error, requestId: this.requestId }, "upstream request failed");
+      this.context.logger.warn(
+        { err: error, requestId: this.requestId, ...traceLogFields(this.span) },
+        "upstream request failed",
+      );
       sendRefusal(this.res, BAD_GATEWAY, this.requestId);
       this.#finish(BAD_GATEWAY.status);
       return;

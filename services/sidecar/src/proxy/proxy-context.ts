@@ -7,6 +7,7 @@ import type { Decision } from "../decision.js";
 import type { LiveConnections } from "../live-connections.js";
 import type { SidecarMetrics } from "../metrics.js";
 import type { RateLimitStep } from "../rate-limit/rate-limit-step.js";
+import type { RequestTracing } from "../request-span.js";
 
 /** What the request, upgrade and forward-auth handlers share. */
 export interface ProxyContext {
@@ -29,6 +30,8 @@ export interface ProxyContext {
   readonly recordUsage: (decision: Decision) => void;
   readonly accessLog: AccessLog;
   readonly logger: Logger;
+  /** Set when tracing is on (`OTEL_TRACES_EXPORTER`); undefined otherwise, and every tracing step is skipped. */
+  readonly tracing: RequestTracing | undefined;
 }
 
 /** Splits a request target into path and query (without `?`). */

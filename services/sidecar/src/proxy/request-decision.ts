@@ -1,5 +1,7 @@
+import type { Span, SpanContext } from "@opentelemetry/api";
 import { type Decision, type DecisionLabel, notChecked } from "../decision.js";
 import type { Refusal } from "../refusal.js";
+import { endRequestSpan, loggedSpanContext, propagateUpstream } from "../request-span.js";
 import { buildUpstreamHeaders, type ScannedRequest } from "./forward-headers.js";
 import { identityHeaders } from "./identity-headers.js";
 import type { ProxyContext } from "./proxy-context.js";
@@ -28,6 +30,8 @@ export interface IncomingRequest {
   readonly queryAsSent?: boolean;
   /** See `RequestFacts.abortable`. */
   readonly abortable?: { readonly signal: AbortSignal };
+  /** The request's server span, when tracing is on (`request-span.ts`); ended by {@link logRequest}. */
+  span?: Span | undefined;
 }
 
 /**
@@ -60,6 +64,7 @@ export function decideRequest(context: ProxyContext, request: IncomingRequest): 
     headersAsSent: request.via === "forward-auth",
     queryAsSent: request.queryAsSent,
     abortable: request.abortable,
+    span: request.span,
     host: forwardAuth ? scanned.forwardedHost : scanned.host,
     hostAmbiguous: forwardAuth
       ? scanned.forwardedHostConflict
@@ -125,6 +130,12 @@ export function logRequest(
   status: number,
   label: DecisionLabel = "not_checked",
 ): void {
+  const { span } = request;
+  let spanContext: SpanContext | undefined;
+  if (span !== undefined) {
+    spanContext = loggedSpanContext(span);
+    endRequestSpan(span, decision, status, decision?.label ?? label, decision?.path ?? request.rawPath);
+  }
   context.accessLog({
     requestId: request.requestId,
     method: request.method,
@@ -139,6 +150,8 @@ export function logRequest(
     // undefined fields).
     via: request.via === "proxy" ? undefined : request.via,
     wouldRefuse: decision === undefined || decision.allow ? undefined : decision.refusal?.status,
+    traceId: spanContext?.traceId,
+    spanId: spanContext?.spanId,
   });
 }
 
@@ -173,7 +186,7 @@ export function upstreamHeaders(
   decision: Decision,
   connection: { readonly remoteAddress?: string | undefined },
 ): string[] {
-  return buildUpstreamHeaders(request.scanned, {
+  const headers = buildUpstreamHeaders(request.scanned, {
     peer: connection.remoteAddress ?? "",
     secure: (connection as { readonly encrypted?: boolean }).encrypted === true,
     isTrusted: context.isTrusted,
@@ -183,4 +196,6 @@ export function upstreamHeaders(
     passMethodOverride: decision.passMethodOverride,
     canonicalHost: context.canonicalHost,
   });
+  if (request.span !== undefined) propagateUpstream(request.span, headers);
+  return headers;
 }

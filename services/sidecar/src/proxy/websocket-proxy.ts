@@ -7,6 +7,7 @@ import {
 import { type RequestOptions as HttpsRequestOptions, request as httpsRequest } from "node:https";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
+import { traceLogFields } from "@latchkey/telemetry";
 import type { Decision } from "../decision.js";
 import {
   BAD_GATEWAY,
@@ -16,6 +17,7 @@ import {
   UNSUPPORTED_UPGRADE,
 } from "../refusal.js";
 import { nextRequestId } from "../request-id.js";
+import { startRequestSpan } from "../request-span.js";
 import { filterResponseHeaders, scanRequestHeaders } from "./forward-headers.js";
 import { type ProxyContext, splitTarget } from "./proxy-context.js";
 import {
@@ -61,7 +63,9 @@ export function createUpgradeHandler(
       requestId: scanned.requestId ?? nextRequestId(),
       peer: socket.remoteAddress ?? "",
       start: performance.now(),
+      span: undefined,
     };
+    if (context.tracing !== undefined) request.span = startRequestSpan(context.tracing, request);
     socket.on("error", () => socket.destroy());
     // Node 26 hands an upgrade that has a body over as a plain Duplex (no setNoDelay); it is refused anyway.
     if ("setNoDelay" in socket) (socket as Socket).setNoDelay(true);
@@ -89,7 +93,10 @@ export function createUpgradeHandler(
         tunnel(context, decision, socket, upstreamTarget(context, decision), headers, head, request);
       },
       failed(error) {
-        context.logger.error({ err: error, requestId: request.requestId }, "deciding an upgrade failed");
+        context.logger.error(
+          { err: error, requestId: request.requestId, ...traceLogFields(request.span) },
+          "deciding an upgrade failed",
+        );
         sendRefusalOnSocket(socket, BAD_GATEWAY, request.requestId);
         logRequest(context, request, undefined, BAD_GATEWAY.status);
       },
@@ -137,7 +144,10 @@ function tunnel(
     // Without ALPN a TLS server speaks HTTP/1.1, the only version a WebSocket handshake has.
     request = secure ? httpsRequest({ ...options, servername: host }) : httpRequest(options);
   } catch (error) {
-    context.logger.warn({ err: error, requestId }, "upstream WebSocket request could not be built");
+    context.logger.warn(
+      { err: error, requestId, ...traceLogFields(incoming.span) },
+      "upstream WebSocket request could not be built",
+    );
     sendRefusalOnSocket(client, BAD_GATEWAY, requestId);
     finishLog();
     return;
@@ -149,7 +159,10 @@ function tunnel(
   request.on("error", (error) => {
     if (status === 0 && !client.destroyed && client.writable) {
       context.metrics.upstreamError();
-      context.logger.warn({ err: error, requestId }, "upstream WebSocket connection failed");
+      context.logger.warn(
+        { err: error, requestId, ...traceLogFields(incoming.span) },
+        "upstream WebSocket connection failed",
+      );
       sendRefusalOnSocket(client, BAD_GATEWAY, requestId);
     } else client.destroy();
     finishLog();

@@ -1,8 +1,10 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { PGlite } from "@electric-sql/pglite";
+import { tracingEnabled } from "@latchkey/telemetry";
 import { Kysely, PGliteDialect, PostgresDialect } from "kysely";
 import pg from "pg";
 import { preparingPool } from "./prepared-statements.js";
+import { recordQuerySpan } from "./query-spans.js";
 import type { Database } from "./tables.js";
 
 /** A database handle plus the LISTEN side channel the outbox publisher wakes on. */
@@ -93,6 +95,7 @@ function openPostgres(
   pool.on("error", () => {});
   const db = new Kysely<Database>({
     dialect: new PostgresDialect({ pool: preparedStatements ? preparingPool(pool) : pool }),
+    ...queryLog(),
   });
   const listeners: Array<() => Promise<void>> = [];
   return {
@@ -203,7 +206,7 @@ async function openPGlite(dataDir: string): Promise<DatabaseHandle> {
     }
   }
   // kysely's own PGlite dialect: one connection, queued by kysely; db.destroy() closes PGlite.
-  const db = new Kysely<Database>({ dialect: new PGliteDialect({ pglite }) });
+  const db = new Kysely<Database>({ dialect: new PGliteDialect({ pglite }), ...queryLog() });
   return {
     db,
     kind: "pglite",
@@ -215,4 +218,9 @@ async function openPGlite(dataDir: string): Promise<DatabaseHandle> {
       await db.destroy();
     },
   };
+}
+
+/** Kysely's `log` option when tracing is on: a span per query (`query-spans.ts`); nothing otherwise. */
+function queryLog(): { log?: typeof recordQuerySpan } {
+  return tracingEnabled() ? { log: recordQuerySpan } : {};
 }

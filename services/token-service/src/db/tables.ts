@@ -90,6 +90,8 @@ export interface KeyEventOutboxTable {
   created_at: ColumnType<Date, Date | undefined, never>;
   published_at: Date | null;
   stream_sequence: ColumnType<string | number | null, number | null, number | null>;
+  /** The writing request's W3C `traceparent` when it was traced and sampled (migration `outbox_trace_parent`). */
+  trace_parent: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 /** `audit_log`: every admin action: who, what, when, which key. */

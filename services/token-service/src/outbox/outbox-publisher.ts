@@ -1,11 +1,65 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { KeyEventBus } from "@latchkey/events";
-import { KeyEventSchema } from "@latchkey/proto";
+import { KEY_EVENTS_STREAM, keyEventName, keyEventSubject } from "@latchkey/events";
+import { type KeyEvent, KeyEventSchema } from "@latchkey/proto";
+import { remoteParent, traceHeaderRecord, tracingEnabled } from "@latchkey/telemetry";
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
 import type { Database } from "../db/tables.js";
 import { lockPendingEvents, markPublished, type OutboxRow } from "./outbox.repository.js";
+
+const tracer = trace.getTracer("latchkey-token-service");
+
+/**
+ * Publishes one event in a producer span of its own (a root: the publish
+ * happens later than, and often on another replica from, the request that
+ * wrote the row), linked to that request's trace when the row recorded one,
+ * with the span's `traceparent` in the NATS message headers so a consumer can
+ * continue it. The span names the subject, message id, event type, key id and
+ * team id; never the token hash the event carries.
+ */
+async function tracedPublish(
+  bus: KeyEventBus,
+  event: KeyEvent,
+  row: OutboxRow,
+): Promise<{ sequence: number; duplicate: boolean }> {
+  const writer =
+    row.traceParent === null ? undefined : trace.getSpanContext(remoteParent(row.traceParent, undefined));
+  const subject = keyEventSubject(event.teamId, event.type);
+  const messageId = `outbox-${row.id}`;
+  const span = tracer.startSpan(
+    `send ${KEY_EVENTS_STREAM}`,
+    {
+      kind: SpanKind.PRODUCER,
+      root: true,
+      links: writer === undefined ? [] : [{ context: writer }],
+      attributes: {
+        "messaging.system": "nats",
+        "messaging.operation.type": "send",
+        "messaging.destination.name": subject,
+        "messaging.message.id": messageId,
+        "latchkey.event_type": keyEventName(event.type),
+        "latchkey.key_id": event.keyId,
+        "latchkey.team_id": event.teamId,
+      },
+    },
+    ROOT_CONTEXT,
+  );
+  const ctx = trace.setSpan(ROOT_CONTEXT, span);
+  try {
+    const published = await bus.publish(event, messageId, traceHeaderRecord(ctx));
+    span.setAttribute("latchkey.stream_sequence", published.sequence);
+    if (published.duplicate) span.setAttribute("latchkey.duplicate", true);
+    return published;
+  } catch (error) {
+    span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).name ?? "error" });
+    throw error;
+  } finally {
+    span.end();
+  }
+}
 
 /** Options of {@link createOutboxPublisher}. */
 export interface OutboxPublisherOptions {
@@ -43,6 +97,7 @@ export function createOutboxPublisher(options: OutboxPublisherOptions): OutboxPu
   let stopped = false;
   let failures = 0;
   let retryTimer: NodeJS.Timeout | undefined;
+  const traced = tracingEnabled();
 
   async function publishBatch(): Promise<number> {
     return options.db.transaction().execute(async (trx) => {
@@ -58,7 +113,9 @@ export function createOutboxPublisher(options: OutboxPublisherOptions): OutboxPu
           occurTime: timestampFromDate(row.createdAt),
           expireTime: row.expiresAt ? timestampFromDate(row.expiresAt) : undefined,
         });
-        const { sequence } = await options.bus.publish(event, `outbox-${row.id}`);
+        const { sequence } = traced
+          ? await tracedPublish(options.bus, event, row)
+          : await options.bus.publish(event, `outbox-${row.id}`);
         published.push({ id: row.id, sequence });
         options.onPublished?.(row, sequence);
       }

@@ -1,4 +1,6 @@
 import { KeyEventType } from "@latchkey/proto";
+import { traceHeaderRecord } from "@latchkey/telemetry";
+import { TraceFlags, trace } from "@opentelemetry/api";
 import { type Kysely, sql, type Transaction } from "kysely";
 import type { ApiKeyRow, Database } from "../db/tables.js";
 
@@ -16,6 +18,8 @@ export interface OutboxRow {
   readonly tokenHash: Uint8Array;
   readonly expiresAt: Date | null;
   readonly createdAt: Date;
+  /** The `traceparent` of the request that wrote the row, when it was traced and sampled. */
+  readonly traceParent: string | null;
 }
 
 /** The outbox row of an event about `key`, not yet published. */
@@ -28,7 +32,15 @@ function outboxRow(type: KeyEventType, key: ApiKeyRow) {
     expires_at: key.expires_at,
     published_at: null,
     stream_sequence: null,
+    trace_parent: sampledTraceParent(),
   };
+}
+
+/** The active span's `traceparent` when it is sampled (tracing on, inside a traced request); null otherwise. */
+function sampledTraceParent(): string | null {
+  const spanContext = trace.getActiveSpan()?.spanContext();
+  if (spanContext === undefined || (spanContext.traceFlags & TraceFlags.SAMPLED) === 0) return null;
+  return traceHeaderRecord().traceparent ?? null;
 }
 
 /**
@@ -92,6 +104,7 @@ export async function lockPendingEvents(trx: Transaction<Database>, limit: numbe
     tokenHash: row.token_hash,
     expiresAt: row.expires_at,
     createdAt: row.created_at,
+    traceParent: row.trace_parent ?? null,
   }));
 }
 

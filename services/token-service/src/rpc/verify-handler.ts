@@ -7,6 +7,7 @@ import {
   VerifyResponseSchema,
   VerifyResult,
 } from "@latchkey/proto";
+import { tracingEnabled } from "@latchkey/telemetry";
 import {
   effectiveScopes,
   type FormatRejection,
@@ -14,6 +15,7 @@ import {
   missingScopes,
   parseTokenWith,
 } from "@latchkey/token";
+import { trace } from "@opentelemetry/api";
 import type { ApiKeyRow } from "../db/tables.js";
 import { findKeyByHash } from "../keys/key.repository.js";
 import { keyFromRow } from "../keys/key-mapper.js";
@@ -119,8 +121,10 @@ export function createVerifyHandler(
   }
 
   const metrics = deps.metrics;
+  const traced = tracingEnabled();
   const counted = (response: VerifyResponse): VerifyResponse => {
     metrics?.verified(response.result);
+    if (traced) annotateSpan(response);
     return response;
   };
 
@@ -246,6 +250,15 @@ export function createVerifyHandler(
       rateLimits,
     });
   }
+}
+
+/** The call's span (tracing on) gets the answer: result, key id, team id; never the token or its hash. */
+function annotateSpan(response: VerifyResponse): void {
+  const span = trace.getActiveSpan();
+  if (span === undefined || !span.isRecording()) return;
+  span.setAttribute("latchkey.verify.result", VerifyResult[response.result] ?? String(response.result));
+  if (response.key !== undefined)
+    span.setAttributes({ "latchkey.key_id": response.key.id, "latchkey.team_id": response.key.teamId });
 }
 
 /** Whether `scopes` holds every required one: the common answer, found without making an array. */

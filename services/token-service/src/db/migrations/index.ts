@@ -11,6 +11,7 @@ import * as ownerEnvironment from "./2026-12-02T0400_owner_environment.js";
 import * as keychains from "./2026-12-03T0000_keychains.js";
 import * as auditRetention from "./2026-12-03T0100_audit_retention.js";
 import * as outboxCurrency from "./2026-12-03T0200_outbox_currency.js";
+import * as outboxTraceParent from "./2026-12-03T0300_outbox_trace_parent.js";
 
 /**
  * Every migration, by name. Names are timestamps so they sort in order; kept
@@ -30,4 +31,5 @@ export const migrations: Record<string, Migration> = {
   "2026-12-03T0000_keychains": keychains,
   "2026-12-03T0100_audit_retention": auditRetention,
   "2026-12-03T0200_outbox_currency": outboxCurrency,
+  "2026-12-03T0300_outbox_trace_parent": outboxTraceParent,
 };

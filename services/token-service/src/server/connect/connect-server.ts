@@ -2,11 +2,13 @@ import { setMaxListeners } from "node:events";
 import type { AddressInfo } from "node:net";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { tracingEnabled } from "@latchkey/telemetry";
 import type { Logger } from "pino";
 import type { ConsoleRoute } from "../console/console-route.js";
 import { createErrorInterceptor } from "../shared/error-interceptor.js";
 import { type CallRecord, createLoggingInterceptor } from "../shared/logging-interceptor.js";
 import { REQUEST_ID_HEADER, resolveRequestId } from "../shared/request-id.js";
+import { createTracingInterceptor } from "../shared/rpc-span.js";
 import {
   DEFAULT_MAX_RECEIVE_MESSAGE_BYTES,
   type ListenOptions,
@@ -64,6 +66,8 @@ export async function createConnectServer(options: ConnectServerOptions): Promis
   const handler = connectNodeAdapter({
     routes: connectRoutes(options.services),
     interceptors: [
+      // Outermost, so the log line and the error mapping run inside the call's span.
+      ...(tracingEnabled() ? [createTracingInterceptor()] : []),
       createLoggingInterceptor(logger, options.onCallFinished),
       createErrorInterceptor(logger),
       ...(options.interceptors ?? []),

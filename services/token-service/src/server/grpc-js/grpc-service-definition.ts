@@ -9,6 +9,7 @@ import {
   type MessageShape,
   toBinary,
 } from "@bufbuild/protobuf";
+import { Code } from "@connectrpc/connect";
 import type {
   ServerDuplexStream,
   ServerReadableStream,
@@ -19,7 +20,10 @@ import type {
   UntypedHandleCall,
   UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { TRACEPARENT, TRACESTATE, tracingEnabled } from "@latchkey/telemetry";
+import { context } from "@opentelemetry/api";
 import { serializeMessage } from "../shared/immutable-message.js";
+import { endRpcSpan, isTraced, startRpcSpan } from "../shared/rpc-span.js";
 import { methodImplementation, type ServiceRegistration } from "../shared/service-registration.js";
 import { type GrpcCall, type GrpcCallScope, startGrpcCall } from "./grpc-call.js";
 
@@ -70,6 +74,7 @@ function handlerFor(
 ): UntypedHandleCall {
   const impl = methodImplementation(registration, method);
   const procedure = `${registration.service.typeName}/${method.name}`;
+  const traced = tracingEnabled() && isTraced(registration.service.typeName);
   // Implementations may return init shapes; grpc-js needs the message itself.
   const toOutput = (init: unknown) => create(method.output, init as MessageInitShape<DescMessage>);
 
@@ -97,6 +102,25 @@ function handlerFor(
       answer(rpc, callback, toOutput(result));
     }
   };
+  // With tracing on (read once): a server span per call, continuing the caller's `traceparent`, with
+  // the handler run in its context so its database spans and log lines belong to it.
+  const tracedUnary = (
+    call: ServerUnaryCall<AnyMessage, AnyMessage> | ServerReadableStream<AnyMessage, AnyMessage>,
+    callback: sendUnaryData<AnyMessage>,
+  ) => {
+    const parents = call.metadata.get(TRACEPARENT);
+    const { span, context: ctx } = startRpcSpan(
+      procedure,
+      "grpc-native",
+      parents.length === 1 && typeof parents[0] === "string" ? parents[0] : undefined,
+      call.metadata.get(TRACESTATE).join(","),
+    );
+    const finished: sendUnaryData<AnyMessage> = (error, ...rest) => {
+      endRpcSpan(span, error === null ? 0 : ((error.code ?? Code.Internal) as number as Code));
+      callback(error, ...rest);
+    };
+    context.with(ctx, unary, undefined, call, finished);
+  };
   const streaming = (
     call: ServerWritableStream<AnyMessage, AnyMessage> | ServerDuplexStream<AnyMessage, AnyMessage>,
     input: (signal: AbortSignal) => unknown,
@@ -116,11 +140,14 @@ function handlerFor(
 
   switch (method.methodKind) {
     case "unary":
+      if (traced)
+        return (call: ServerUnaryCall<AnyMessage, AnyMessage>, callback: sendUnaryData<AnyMessage>) =>
+          tracedUnary(call, callback);
       return (call: ServerUnaryCall<AnyMessage, AnyMessage>, callback: sendUnaryData<AnyMessage>) =>
         unary(call, callback);
     case "client_streaming":
       return (call: ServerReadableStream<AnyMessage, AnyMessage>, callback: sendUnaryData<AnyMessage>) =>
-        unary(call, callback);
+        traced ? tracedUnary(call, callback) : unary(call, callback);
     case "server_streaming":
       return (call: ServerWritableStream<AnyMessage, AnyMessage>) => streaming(call, () => call.request);
     case "bidi_streaming":
