@@ -207,6 +207,22 @@ describe("ImportKeys", () => {
       { externalId: "x", createTime: timestampFromDate(new Date(Date.now() + 86_400_000)) },
       "create_time: must not be in the future",
     ],
+    // PostgreSQL cannot store these: they reached it and failed the whole batch as INTERNAL.
+    [
+      "a creation before PostgreSQL's range",
+      { externalId: "x", createTime: { seconds: -220_000_000_000n, nanos: 0 } },
+      "create_time: must be a time between 1970 and 9999",
+    ],
+    [
+      "a last use before PostgreSQL's range",
+      { externalId: "x", lastUsedTime: { seconds: -9_000_000_000_000_000n, nanos: 0 } },
+      "last_used_time: must be a time between 1970 and 9999",
+    ],
+    [
+      "a creation with nanos out of range",
+      { externalId: "x", createTime: { seconds: 1_700_000_000n, nanos: 2_000_000_000 } },
+      "create_time: must be a time between 1970 and 9999",
+    ],
     [
       "a last use before creation",
       {
