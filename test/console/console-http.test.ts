@@ -167,6 +167,23 @@ describe("the console's files on the Connect port", () => {
     expect(response.status).toBe(401);
   });
 
+  it("share their origin with RPC answers that are never sniffed, though they echo input", async () => {
+    // A plain GET a page elsewhere can navigate to; the error echoes the compression name.
+    const echoed = await send(
+      service.connectUrl,
+      "GET",
+      `/latchkey.v1.TokenService/List?connect=v1&encoding=json&compression=${encodeURIComponent("<script>x</script>")}&message=%7B%7D`,
+    );
+    expect(echoed.headers["content-type"]).toBe("application/json");
+    expect(echoed.headers["x-content-type-options"]).toBe("nosniff");
+    // An answer without a content type at all (an unknown encoding) is not sniffed either.
+    const untyped = await send(service.connectUrl, "POST", "/latchkey.v1.TokenService/List", {}, "<html>");
+    expect(untyped.headers["content-type"]).toBeUndefined();
+    expect(untyped.headers["x-content-type-options"]).toBe("nosniff");
+    const refusedPreflight = await send(service.connectUrl, "OPTIONS", "/latchkey.v1.TokenService/List");
+    expect(refusedPreflight.headers["x-content-type-options"]).toBe("nosniff");
+  });
+
   it("are not served at all with LATCHKEY_CONSOLE_ENABLED=false", async () => {
     expect(off.handle.console).toBe("off");
     expect(service.handle.console).toBe("served");
