@@ -137,6 +137,26 @@ describe("the console's files on the Connect port", () => {
     expect(slash).not.toContain('"name": "latchkey"');
   });
 
+  it("never switch protocols, take an absolute-form target or another spelling for the console", async () => {
+    // No tunnel behind an Upgrade: the answer is the file itself, not a 101.
+    const upgraded = await sendRaw(
+      service.connectUrl,
+      Buffer.from("GET /console/ HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"),
+    );
+    expect(upgraded).toMatch(/^HTTP\/1\.1 200 /);
+    expect(upgraded).not.toContain(" 101 ");
+    for (const target of ["http://evil.example/console/", "//console/", "/CONSOLE/", "/console;/"]) {
+      const answer = await sendRaw(
+        service.connectUrl,
+        Buffer.from(`GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`),
+      );
+      expect(answer, target).toMatch(/^HTTP\/1\.1 404 /);
+      expect(answer, target).not.toContain("<!doctype html>");
+    }
+    const head = await h2Get(service.connectUrl, "/console/nope", "HEAD");
+    expect(head).toEqual({ status: 404, body: "" });
+  });
+
   it.each(["POST", "PUT", "DELETE", "PATCH", "OPTIONS"])(
     "answer %s with 405, over both HTTP versions",
     async (method) => {
@@ -165,6 +185,23 @@ describe("the console's files on the Connect port", () => {
       "{}",
     );
     expect(response.status).toBe(401);
+  });
+
+  it("share their origin with RPC answers that are never sniffed, though they echo input", async () => {
+    // A plain GET a page elsewhere can navigate to; the error echoes the compression name.
+    const echoed = await send(
+      service.connectUrl,
+      "GET",
+      `/latchkey.v1.TokenService/List?connect=v1&encoding=json&compression=${encodeURIComponent("<script>x</script>")}&message=%7B%7D`,
+    );
+    expect(echoed.headers["content-type"]).toBe("application/json");
+    expect(echoed.headers["x-content-type-options"]).toBe("nosniff");
+    // An answer without a content type at all (an unknown encoding) is not sniffed either.
+    const untyped = await send(service.connectUrl, "POST", "/latchkey.v1.TokenService/List", {}, "<html>");
+    expect(untyped.headers["content-type"]).toBeUndefined();
+    expect(untyped.headers["x-content-type-options"]).toBe("nosniff");
+    const refusedPreflight = await send(service.connectUrl, "OPTIONS", "/latchkey.v1.TokenService/List");
+    expect(refusedPreflight.headers["x-content-type-options"]).toBe("nosniff");
   });
 
   it("are not served at all with LATCHKEY_CONSOLE_ENABLED=false", async () => {

@@ -2,7 +2,8 @@
 // (plaintext or SHA-256 only) verify, revoke and rotate like issued ones; a
 // batch is all or nothing; re-imports are no-ops; every bad row is named.
 import { createHash } from "node:crypto";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { create } from "@bufbuild/protobuf";
+import { TimestampSchema, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ImportRowStatus, KeyEventType, VerifyResult } from "@latchkey/proto";
 import { generateToken } from "@latchkey/token";
@@ -206,6 +207,25 @@ describe("ImportKeys", () => {
       "a creation in the future",
       { externalId: "x", createTime: timestampFromDate(new Date(Date.now() + 86_400_000)) },
       "create_time: must not be in the future",
+    ],
+    // PostgreSQL cannot store these: they reached it and failed the whole batch as INTERNAL.
+    [
+      "a creation before PostgreSQL's range",
+      { externalId: "x", createTime: create(TimestampSchema, { seconds: -220_000_000_000n }) },
+      "create_time: must be a time between 1970 and 9999",
+    ],
+    [
+      "a last use before PostgreSQL's range",
+      { externalId: "x", lastUsedTime: create(TimestampSchema, { seconds: -9_000_000_000_000_000n }) },
+      "last_used_time: must be a time between 1970 and 9999",
+    ],
+    [
+      "a creation with nanos out of range",
+      {
+        externalId: "x",
+        createTime: create(TimestampSchema, { seconds: 1_700_000_000n, nanos: 2_000_000_000 }),
+      },
+      "create_time: must be a time between 1970 and 9999",
     ],
     [
       "a last use before creation",

@@ -113,4 +113,14 @@ describe("List filters", () => {
     expect(error.code).toBe(Code.InvalidArgument);
     expect(error.rawMessage).toContain(field);
   });
+
+  it.each([
+    ["a NUL in its id", ["2026-01-01T00:00:00Z", "key_\u0000"]],
+    ["a time before PostgreSQL's range", ["-271821-04-20T00:00:00Z", "key_x"]],
+  ])("refuses a forged page token with %s as INVALID_ARGUMENT, not INTERNAL", async (_what, cursor) => {
+    const pageToken = Buffer.from(JSON.stringify(cursor)).toString("base64url");
+    const error = await rpcError(service.tokens().list({ teamId, nameContains: "worker", pageToken }));
+    expect(error.code).toBe(Code.InvalidArgument);
+    expect(error.rawMessage).toContain("page_token");
+  });
 });

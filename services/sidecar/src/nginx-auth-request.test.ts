@@ -112,6 +112,22 @@ describe("nginx auth_request with the example config", () => {
     expect(body.error.code).toBe("too_many_requests");
     expect(body.error.requestId).toBe(refused.headers["x-request-id"]);
     expect(body.error.requestId).toMatch(/^[\w-]+$/);
+    // A client's own X-Request-Id reaches the JSON and the header only when it looks like an id.
+    const forged = await send(started.url, "GET", "/burst?n=4", {
+      authorization: `Bearer ${token}`,
+      "x-request-id": 'x","code":"ok',
+    });
+    expect(forged.status).toBe(429);
+    expect(forged.json<{ error: { code: string; requestId: string } }>().error).toMatchObject({
+      code: "too_many_requests",
+      requestId: forged.headers["x-request-id"],
+    });
+    expect(String(forged.headers["x-request-id"])).toMatch(/^[\w-]+$/);
+    // HEAD gets the same refusal and headers, without a body.
+    const head = await send(started.url, "HEAD", "/burst?n=5", { authorization: `Bearer ${token}` });
+    expect(head.status).toBe(429);
+    expect(head.headers["retry-after"]).toBeDefined();
+    expect(head.body).toBe("");
     expect(started.stack.app.handled()).toBe(before);
   });
 

@@ -1,5 +1,4 @@
 import { createHash } from "node:crypto";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { ImportKey } from "@latchkey/proto";
 import {
   formatHint,
@@ -13,6 +12,7 @@ import { requireEnvironment, requireOwner } from "../keys/key-owner-environment.
 import {
   invalidArgument,
   optionalExpiry,
+  optionalInstant,
   optionalText,
   rejectUnknownFields,
   requireMetadata,
@@ -117,11 +117,14 @@ export function checkImportRow(row: ImportKey, formats: KeyFormats, now: number)
     default:
       throw invalidArgument("token", "one of token or token_sha256 is required");
   }
-  const createdAt = row.createTime ? timestampDate(row.createTime) : null;
+  // Range-checked first: a time PostgreSQL cannot store (year -5000) failed the whole batch as INTERNAL.
+  const createdMs = optionalInstant(row.createTime, "create_time");
+  const createdAt = createdMs === undefined ? null : new Date(createdMs);
   if (createdAt !== null && createdAt.getTime() > now) {
     throw invalidArgument("create_time", "must not be in the future");
   }
-  const lastUsedAt = row.lastUsedTime ? timestampDate(row.lastUsedTime) : null;
+  const lastUsedMs = optionalInstant(row.lastUsedTime, "last_used_time");
+  const lastUsedAt = lastUsedMs === undefined ? null : new Date(lastUsedMs);
   if (lastUsedAt !== null) {
     if (lastUsedAt.getTime() > now) throw invalidArgument("last_used_time", "must not be in the future");
     if (createdAt !== null && lastUsedAt < createdAt) {

@@ -8,6 +8,13 @@ describe("page tokens", () => {
     expect(decodePageToken(encodePageToken(cursor))).toEqual(cursor);
   });
 
+  it("round-trip the earliest and latest times a row can hold (an imported key may predate 1970)", () => {
+    for (const at of ["0001-01-01T00:00:00.000Z", "1900-05-01T00:00:00.000Z", "9999-12-31T23:59:59.999Z"]) {
+      const cursor = { createdAt: new Date(at), id: "key_0123456789abcdefghijkl" };
+      expect(decodePageToken(encodePageToken(cursor))).toEqual(cursor);
+    }
+  });
+
   it("mean the first page when empty", () => {
     expect(decodePageToken("")).toBeUndefined();
   });
@@ -24,6 +31,24 @@ describe("page tokens", () => {
       Buffer.from(JSON.stringify(["2026-01-01T00:00:00Z", "k".repeat(41)])).toString("base64url"),
     ],
     ["an oversized token", "a".repeat(201)],
+    // PostgreSQL would refuse these with an error (an INTERNAL answer) rather than find no rows.
+    [
+      "a NUL in the id",
+      Buffer.from(JSON.stringify(["2026-01-01T00:00:00Z", "key_\0"])).toString("base64url"),
+    ],
+    ["an empty id", Buffer.from(JSON.stringify(["2026-01-01T00:00:00Z", ""])).toString("base64url")],
+    [
+      "a quote in the id",
+      Buffer.from(JSON.stringify(["2026-01-01T00:00:00Z", "key_'"])).toString("base64url"),
+    ],
+    [
+      "a date before year 1",
+      Buffer.from(JSON.stringify(["-000001-12-31T00:00:00Z", "key_x"])).toString("base64url"),
+    ],
+    [
+      "a date after 9999",
+      Buffer.from(JSON.stringify(["+275760-09-13T00:00:00Z", "key_x"])).toString("base64url"),
+    ],
   ])("refuse %s as INVALID_ARGUMENT on page_token", (_what, token) => {
     expect(() => decodePageToken(token)).toThrow(
       expect.objectContaining({

@@ -11,6 +11,15 @@ export function encodePageToken(cursor: PageCursor): string {
   return Buffer.from(JSON.stringify([cursor.createdAt.toISOString(), cursor.id])).toString("base64url");
 }
 
+/** Ids as this server makes them (`key_…`, `team_…`, `kc_…`): letters, digits and `_`. */
+const CURSOR_ID = /^[A-Za-z0-9_]{1,40}$/;
+/**
+ * A protobuf Timestamp's range (years 1 to 9999), which holds every row's time (an imported key may
+ * predate 1970); a cursor outside it is forged.
+ */
+const EARLIEST_CURSOR_MS = -62_135_596_800_000;
+const LATEST_CURSOR_MS = 253_402_300_799_999;
+
 /** Decodes a page token from a client; undefined for the first page. */
 export function decodePageToken(token: string): PageCursor | undefined {
   if (token === "") return undefined;
@@ -23,9 +32,12 @@ export function decodePageToken(token: string): PageCursor | undefined {
     const value: unknown = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
     if (!Array.isArray(value) || value.length !== 2) throw bad;
     const [at, id] = value as unknown[];
-    if (typeof at !== "string" || typeof id !== "string" || id.length > 40) throw bad;
+    if (typeof at !== "string" || typeof id !== "string" || !CURSOR_ID.test(id)) throw bad;
     const createdAt = new Date(at);
-    if (Number.isNaN(createdAt.getTime())) throw bad;
+    // PostgreSQL refuses a NUL in text and a time outside its range with an error: such a
+    // cursor would be an INTERNAL error, not the client's INVALID_ARGUMENT.
+    const ms = createdAt.getTime();
+    if (Number.isNaN(ms) || ms < EARLIEST_CURSOR_MS || ms > LATEST_CURSOR_MS) throw bad;
     return { createdAt, id };
   } catch {
     throw bad;

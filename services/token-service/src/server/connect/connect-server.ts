@@ -92,6 +92,9 @@ export async function createConnectServer(options: ConnectServerOptions): Promis
     callInfos.set(req, info);
     // Set on the node response so error responses and 404s carry it as well.
     res.setHeader(REQUEST_ID_HEADER, info.requestId);
+    // The console shares this origin, and RPC errors echo input (`unknown compression "<script>…"`,
+    // reachable by a plain GET): no answer here may be sniffed as anything but its declared type.
+    res.setHeader("x-content-type-options", "nosniff");
     if (options.console?.handle(req, res) || cors.handle(req, res) || refuseGrpcOverHttp1(req, res)) return;
     handler(req, res);
   };

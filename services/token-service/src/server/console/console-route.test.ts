@@ -7,7 +7,7 @@ import { gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { send, sendRaw } from "../../../../../test/harness/http-client.js";
 import { loadConsoleAssets } from "./console-assets.js";
-import { acceptsGzip, CONSOLE_NOT_BUILT, createConsoleRoute } from "./console-route.js";
+import { acceptsGzip, CONSOLE_NOT_BUILT, createConsoleRoute, matchesIfNoneMatch } from "./console-route.js";
 
 // A built console in a temporary folder with a secret file beside it (where `..` would lead), served
 // by the route on a plain node server; anything the route does not answer gets 418, so a request
@@ -143,8 +143,22 @@ describe("the console route", () => {
     expect(acceptsGzip("xgzip, gzipx")).toBe(false);
   });
 
+  it("revalidates a weak copy of the validator, a list holding it, and *", async () => {
+    const etag = String((await send(base, "GET", "/console/")).headers.etag);
+    for (const header of [`W/${etag}`, `"nope", ${etag}`, `"a",W/${etag} , "b"`, "*"]) {
+      const response = await send(base, "GET", "/console/", { "if-none-match": header });
+      expect(response.status, header).toBe(304);
+      expect(response.headers.etag).toBe(etag);
+      expect(response.headers.vary).toBe("Accept-Encoding");
+      expect(response.body).toBe("");
+    }
+    expect(matchesIfNoneMatch([`"x"`, etag], etag)).toBe(true);
+    expect(matchesIfNoneMatch(`${etag.slice(0, -1)}x"`, etag)).toBe(false);
+    expect(matchesIfNoneMatch(`w/${etag}`, etag)).toBe(false);
+  });
+
   it("answers a stale or foreign validator with the file", async () => {
-    for (const etag of ['"nope"', 'W/"x"', "*x", ""]) {
+    for (const etag of ['"nope"', 'W/"x"', "*x", "", ", ,", '"nope", W/"x"']) {
       const response = await send(base, "GET", "/console/", { "if-none-match": etag });
       expect(response.status, etag).toBe(200);
       expect(response.body).toBe(INDEX);

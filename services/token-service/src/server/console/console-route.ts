@@ -93,7 +93,7 @@ export function createConsoleRoute(assets: ConsoleAssets): ConsoleRoute {
         etag: asset.etag,
         vary: "Accept-Encoding",
       };
-      if (req.headers["if-none-match"] === asset.etag) {
+      if (matchesIfNoneMatch(req.headers["if-none-match"], asset.etag)) {
         answer(res, 304, headers);
         return true;
       }
@@ -110,6 +110,17 @@ export function createConsoleRoute(assets: ConsoleAssets): ConsoleRoute {
       return true;
     },
   };
+}
+
+/**
+ * Whether `If-None-Match` names `etag` (RFC 9110 §13.1.2): `*`, or a list holding it, compared weakly,
+ * so `W/"…"` matches too (a proxy that gzips, nginx among them, weakens the validator it passes on).
+ */
+export function matchesIfNoneMatch(header: string | string[] | undefined, etag: string): boolean {
+  if (header === undefined) return false;
+  const list = Array.isArray(header) ? header.join(",") : header;
+  if (list.trim() === "*") return true;
+  return list.split(",").some((entry) => entry.trim().replace(/^W\//, "") === etag);
 }
 
 /** Whether `Accept-Encoding` takes gzip: `gzip` or `*` listed without `q=0`. */

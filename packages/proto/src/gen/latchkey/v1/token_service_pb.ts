@@ -1079,14 +1079,16 @@ export type ImportKey = Message<"latchkey.v1.ImportKey"> & {
   format: string;
 
   /**
-   * When the key was created in its old system; unset means now. Not in the future.
+   * When the key was created in its old system; unset means now. From 1970 on,
+   * not in the future.
    *
    * @generated from field: google.protobuf.Timestamp create_time = 9;
    */
   createTime?: Timestamp | undefined;
 
   /**
-   * Its last use there, if known. Not in the future, not before create_time.
+   * Its last use there, if known. From 1970 on, not in the future, not before
+   * create_time.
    *
    * @generated from field: google.protobuf.Timestamp last_used_time = 10;
    */
