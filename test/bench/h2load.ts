@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { promisify } from "node:util";
 
 const run = promisify(execFile);
@@ -100,4 +100,62 @@ export async function h2loadHttp1(options: {
   const codes = /status codes: (\d+) 2xx/.exec(stdout);
   if (!status || Number(status[2]) > 0 || Number(codes?.[1]) !== options.requests)
     throw new Error(`${options.url}: not every request got a 2xx:\n${stdout}`);
+}
+
+/** Per-request latencies of one h2load run, and the response bytes it received. */
+export interface H2loadLatencies {
+  /** Milliseconds from each request's start to the end of its response, in the order they ended. */
+  readonly latenciesMs: number[];
+  /** Response body bytes received in all (gRPC frames), to tell answers from trailers-only errors. */
+  readonly dataBytes: number;
+  readonly failed: number;
+}
+
+/**
+ * Runs h2load with `--log-file` and returns every request's latency: a C client
+ * in its own process adds far less jitter to a tail than a Node client in the
+ * bench's process does. `headers` are sent on every request and never printed
+ * (they may hold a key).
+ */
+export async function h2loadGrpcLatencies(options: {
+  url: string;
+  dataFile: string;
+  logFile: string;
+  requests: number;
+  streams: number;
+  headers: readonly string[];
+}): Promise<H2loadLatencies> {
+  const headerArgs = options.headers.flatMap((header) => ["-H", header]);
+  const { stdout } = await run(
+    "h2load",
+    [
+      "-n",
+      String(options.requests),
+      "-c",
+      "1",
+      "-m",
+      String(options.streams),
+      "-d",
+      options.dataFile,
+      "--log-file",
+      options.logFile,
+      "-H",
+      "content-type: application/grpc",
+      "-H",
+      "te: trailers",
+      ...headerArgs,
+      options.url,
+    ],
+    { maxBuffer: 10 * 1024 * 1024 },
+  ).catch((error: NodeJS.ErrnoException) => {
+    throw new Error(error.code === "ENOENT" ? "h2load is not installed (nghttp2-client)" : "h2load failed");
+  });
+  const status = /requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed/.exec(stdout);
+  const data = /traffic: .*, [\d.]+\w* \((\d+)\) data/.exec(stdout);
+  if (!status || !data) throw new Error("cannot read h2load output");
+  const latenciesMs = readFileSync(options.logFile, "utf8")
+    .split("\n")
+    .filter((line) => line !== "")
+    .map((line) => Number(line.split("\t")[2]) / 1000);
+  return { latenciesMs, dataBytes: Number(data[1]), failed: Number(status[2]) };
 }

@@ -1,21 +1,35 @@
 import { createHash, randomBytes } from "node:crypto";
-import { loadavg } from "node:os";
+import { mkdtempSync, rmSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { createKeychainResolver } from "@latchkey/keychain";
-import { KeychainService, TokenService, VerifyResult } from "@latchkey/proto";
+import {
+  KeychainService,
+  ResolveSecretsRequestSchema,
+  TokenService,
+  VerifyRequestSchema,
+  VerifyResult,
+} from "@latchkey/proto";
 import { adminClients } from "./admin-client.js";
 import { startBenchTokenService } from "./bench-token-service.js";
+import { h2loadGrpcLatencies, writeGrpcFrame } from "./h2load.js";
 
 // npm run bench:keychain -- --calls 5000 --concurrency 1,8
 // ResolveSecrets latency on a warm cache: a token-service process on real PostgreSQL and NATS, a
 // keychain with 3 secrets, a registered package declaring them and a grant; after 500 warm-up calls
 // (connections open, the rows in PostgreSQL's buffers, the service's code optimized), N calls at
-// each concurrency from this process over one HTTP/2 connection, and in the same rounds a cached
-// Verify of the keychain's secret as the baseline (one answer from memory, no database): the
-// ratio says what the keychain path adds. Every ResolveSecrets call reads the keychain, grant,
-// version and secrets (two queries), decrypts the data key and three secrets, and writes its
-// audit row before answering. Then the SDK's warm path: `resolver.resolve` served from its cache.
+// each concurrency from this process's Node client over one HTTP/2 connection, and in the same
+// rounds a cached Verify of the keychain's secret as the baseline (one answer from memory, no
+// database): the ratio says what the keychain path adds. Every ResolveSecrets call reads the
+// keychain, grant, version and secrets (one prepared statement), decrypts the data key and three
+// secrets, and writes its audit row before answering. Then the SDK's warm path: `resolver.resolve`
+// served from its cache. Last, the goal's measurement: the same calls one at a time from h2load (a
+// C client in its own process, every latency logged), interleaved with the cached Verify. A Node
+// client in the bench's own process adds milliseconds of its own to the tail (its cached Verify's
+// p99 is 2–3 ms against h2load's 0.3–0.4 ms), so the goal is judged on h2load's numbers.
 // Goal: ResolveSecrets p99 < 5 ms at concurrency 1.
 
 function flag(name: string, fallback: string): string {
@@ -138,11 +152,63 @@ try {
   const hits = await measure(calls, 1, () => resolver.resolve(secret, pkg));
   await resolver.close();
   console.log(`SDK warm cache (resolver.resolve, a hit): ${summary(hits)}`);
-  const p99 = quantile(await measure(calls, 1, resolveOnce), 0.99);
-  console.log(
-    `\nResolveSecrets p99 at concurrency 1 (a last run): ${p99.toFixed(3)} ms (goal < 5 ms: ${p99 < 5 ? "met" : "missed"}); ` +
-      `load average ${loadAtStart} at start, ${load()} at the end`,
-  );
+  // The goal's measurement: h2load (a C client in its own process) sends the same calls one at a
+  // time over one HTTP/2 connection and logs every latency, interleaved halves with a cached Verify.
+  const dir = mkdtempSync(join(tmpdir(), "latchkey-keychain-bench-"));
+  try {
+    const resolveFrame = join(dir, "resolve.grpc");
+    const verifyFrame = join(dir, "verify.grpc");
+    writeGrpcFrame(
+      resolveFrame,
+      toBinary(
+        ResolveSecretsRequestSchema,
+        create(ResolveSecretsRequestSchema, {
+          packageName: pkg.name,
+          version: pkg.version,
+          sha256: pkg.sha256,
+        }),
+      ),
+    );
+    writeGrpcFrame(
+      verifyFrame,
+      toBinary(VerifyRequestSchema, create(VerifyRequestSchema, { token: secret })),
+    );
+    let runs = 0;
+    const run = async (path: string, frame: string, n: number, minBytes: number) => {
+      const result = await h2loadGrpcLatencies({
+        url: `${stack.grpcUrl}${path}`,
+        dataFile: frame,
+        // A file per run: h2load appends to an existing one.
+        logFile: join(dir, `latency-${runs++}.log`),
+        requests: n,
+        streams: 1,
+        headers: [`authorization: Bearer ${secret}`],
+      });
+      // An error answer is trailers only: every call must have brought its message back.
+      if (result.failed > 0 || result.dataBytes < n * minBytes)
+        throw new Error(`h2load ${path}: calls failed`);
+      return result.latenciesMs;
+    };
+    const resolvePath = "/latchkey.v1.KeychainService/ResolveSecrets";
+    const verifyPath = "/latchkey.v1.TokenService/Verify";
+    await run(resolvePath, resolveFrame, WARM_UP, 100);
+    const resolved: number[] = [];
+    const verified: number[] = [];
+    for (let half = 0; half < 2; half++) {
+      resolved.push(...(await run(resolvePath, resolveFrame, calls / 2, 100)));
+      verified.push(...(await run(verifyPath, verifyFrame, calls / 2, 20)));
+    }
+    const p99 = quantile(resolved, 0.99);
+    console.log(
+      `\nh2load, 1 in flight: ResolveSecrets ${summary(resolved)}; cached Verify ${summary(verified)}`,
+    );
+    console.log(
+      `ResolveSecrets p99 at concurrency 1 (h2load): ${p99.toFixed(3)} ms (goal < 5 ms: ${p99 < 5 ? "met" : "missed"}); ` +
+        `load average ${loadAtStart} at start, ${load()} at the end`,
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 } finally {
   await stack.stop();
 }

@@ -10,7 +10,7 @@ import { startOtlpCollector } from "../observability/otlp-collector.js";
 import { ROOT, startStack } from "./sidecar-stack.js";
 
 // npm run bench:sidecar [-- --rounds 5 --seconds 4 --connections 64 --rate 1000 --rate-seconds 5
-//                          --rate-rounds 3 --max-load 1.5]
+//                          --rate-rounds 3 --tracing-rounds 3 --max-load 1.5]
 //
 // One run, every server in its own process, wrk (Debian's package) as the load generator:
 //   direct              wrk → upstream (a trivial Node HTTP server)
@@ -18,9 +18,6 @@ import { ROOT, startStack } from "./sidecar-stack.js";
 //   sidecar             wrk → latchkey-sidecar (cached key, access log on) → upstream
 //   sidecar, limited    the same with a key whose own rate limit (never reached) is counted on every
 //                       request: what the limiter costs (issue 10: ≥ 0.9× the unlimited key)
-//   sidecar, traced     a second sidecar process, the same but with tracing on (OTEL_TRACES_EXPORTER=otlp,
-//                       parentbased_traceidratio at 1 %, exporting to a collector in this process):
-//                       what tracing costs (issue 14: ≥ 0.95× the sidecar with tracing off)
 //   nginx + cache       wrk → nginx auth_request (+ proxy_cache of decisions, 5 s) → sidecar forward-auth;
 //                       nginx → upstream
 //   nginx, no cache     the same without proxy_cache: nginx asks the sidecar on every request, so a
@@ -28,6 +25,13 @@ import { ROOT, startStack } from "./sidecar-stack.js";
 // Each is measured `rounds` times, interleaved (every round is printed), and the median round is
 // reported. Then a fixed 1,000 req/s open-loop run against direct, the bare proxy and the sidecar (a
 // Node client in its own process; Debian has no wrk2) gives the p99 each proxy adds over going direct.
+// Last, what tracing costs (issue 14: ≥ 0.95× with tracing off), as a crossover: two more sidecar
+// processes, one with tracing on (OTEL_TRACES_EXPORTER=otlp, parentbased_traceidratio at 1 %,
+// exporting to a collector in this process) and one without, measured alternately for
+// --tracing-rounds rounds; then both are restarted with the roles swapped (the untraced one started
+// first this time) for as many rounds. Two identical untraced processes measured 0.94× of each other
+// this way without the swap (the second process, the slot, not the setting), so the ratio is the
+// geometric mean of the two halves' median ratios, which cancels a slot's bias.
 // The client keeps its schedule whatever the answers do (open loop: a slow server does not slow the
 // sending), and times each request from the moment it is sent. The token-service runs on a throw-away
 // PostgreSQL and NATS, as in production. About 3 minutes with the defaults.
@@ -177,6 +181,7 @@ async function main(): Promise<void> {
   const rate = flag("rate", 1000);
   const rateSeconds = flag("rate-seconds", 5);
   const rateRounds = flag("rate-rounds", 3);
+  const tracingRounds = flag("tracing-rounds", 3);
   const maxLoad = flag("max-load", 1.5);
   const loadAtStart = loadavg()[0] ?? 0;
   const busy = loadAtStart > maxLoad;
@@ -188,16 +193,13 @@ async function main(): Promise<void> {
   const sidecarFlags = (process.env.BENCH_SIDECAR_NODE_FLAGS ?? "").split(" ").filter(Boolean);
   // Where the traced sidecar exports its 1 %: a collector that decodes and keeps the spans.
   const collector = await startOtlpCollector();
-  const stack = await startStack({
-    dir,
-    sidecar: { nodeFlags: sidecarFlags },
-    variantSidecarEnv: {
-      OTEL_TRACES_EXPORTER: "otlp",
-      OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint,
-      OTEL_TRACES_SAMPLER: "parentbased_traceidratio",
-      OTEL_TRACES_SAMPLER_ARG: "0.01",
-    },
-  });
+  const stack = await startStack({ dir, sidecar: { nodeFlags: sidecarFlags } });
+  const tracingEnv = {
+    OTEL_TRACES_EXPORTER: "otlp",
+    OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint,
+    OTEL_TRACES_SAMPLER: "parentbased_traceidratio",
+    OTEL_TRACES_SAMPLER_ARG: "0.01",
+  };
   const stops: Array<() => Promise<void>> = [() => stack.stop(), () => collector.close()];
   try {
     const { token } = stack;
@@ -214,7 +216,6 @@ async function main(): Promise<void> {
     const BARE = "bare undici proxy";
     const SIDECAR = "sidecar (cached key)";
     const SIDECAR_LIMITED = "sidecar (key with a rate limit)";
-    const SIDECAR_TRACED = "sidecar, tracing at 1 %";
     const NGINX = "nginx auth_request + proxy_cache";
     const NGINX_NO_CACHE = "nginx auth_request, no cache";
     const targets: Array<{ name: string; url: string; token?: string }> = [
@@ -222,7 +223,6 @@ async function main(): Promise<void> {
       { name: BARE, url: `http://127.0.0.1:${stack.bareProxyPort}/` },
       { name: SIDECAR, url: `http://127.0.0.1:${stack.sidecarPort}/` },
       { name: SIDECAR_LIMITED, url: `http://127.0.0.1:${stack.sidecarPort}/`, token: stack.limitedToken },
-      { name: SIDECAR_TRACED, url: `http://127.0.0.1:${stack.variantSidecarPort}/` },
       { name: NGINX, url: `http://127.0.0.1:${nginx.port}/` },
       { name: NGINX_NO_CACHE, url: `http://127.0.0.1:${nginxNoCache.port}/` },
     ];
@@ -245,8 +245,7 @@ async function main(): Promise<void> {
         `round ${round}/${rounds} (load ${(loadavg()[0] ?? 0).toFixed(2)}): ${line.join(", ")} req/s; ` +
           `sidecar/bare ${(rps(SIDECAR) / rps(BARE)).toFixed(2)}, sidecar/nginx ${(rps(SIDECAR) / rps(NGINX)).toFixed(2)}, ` +
           `sidecar/nginx-no-cache ${(rps(SIDECAR) / rps(NGINX_NO_CACHE)).toFixed(2)}, ` +
-          `limited/unlimited key ${(rps(SIDECAR_LIMITED) / rps(SIDECAR)).toFixed(2)}, ` +
-          `traced/untraced ${(rps(SIDECAR_TRACED) / rps(SIDECAR)).toFixed(2)}`,
+          `limited/unlimited key ${(rps(SIDECAR_LIMITED) / rps(SIDECAR)).toFixed(2)}`,
       );
     }
     const medianOf = (name: string): WrkResult => medianBy(results.get(name) ?? [], (result) => result.rps);
@@ -266,6 +265,44 @@ async function main(): Promise<void> {
       console.log(`at ${rate} req/s, round ${round}/${rateRounds}: ${line.join(", ")}`);
     }
     const latency = (name: string) => medianBy(latencyRuns.get(name) ?? [], (result) => result.p99);
+
+    // Tracing's cost, a crossover of two more sidecar processes (see the header).
+    const halves: number[] = [];
+    let tracedRequests = 0;
+    for (const tracedFirst of [true, false]) {
+      const started = [];
+      for (const traced of tracedFirst ? [true, false] : [false, true]) {
+        started.push({
+          traced,
+          sidecar: await stack.startExtraSidecar(
+            traced ? "sidecar-traced" : "sidecar-untraced",
+            traced ? tracingEnv : {},
+          ),
+        });
+      }
+      const ratios: number[] = [];
+      for (const { sidecar } of started)
+        await wrk(`http://127.0.0.1:${sidecar.port}/`, 2, connections, token);
+      for (let round = 1; round <= tracingRounds; round++) {
+        const measured = new Map<boolean, number>();
+        // Alternate which of the two goes first in a round.
+        const order = round % 2 === 1 ? started : [...started].reverse();
+        for (const { traced, sidecar } of order) {
+          const result = await wrk(`http://127.0.0.1:${sidecar.port}/`, seconds, connections, token);
+          if (result.non2xx > 0) throw new Error(`tracing comparison: ${result.non2xx} non-2xx answers`);
+          measured.set(traced, result.rps);
+          if (traced) tracedRequests += result.rps * seconds;
+        }
+        ratios.push((measured.get(true) ?? 0) / (measured.get(false) ?? 1));
+      }
+      for (const { sidecar } of started) await sidecar.stop();
+      const half = medianBy(ratios, (ratio) => ratio);
+      halves.push(half);
+      console.log(
+        `tracing at 1 %, ${tracedFirst ? "traced" : "untraced"} process started first: traced/untraced per round ${ratios.map((r) => r.toFixed(2)).join(", ")}; median ${half.toFixed(2)}`,
+      );
+    }
+    const tracedVsUntraced = Math.sqrt((halves[0] ?? 0) * (halves[1] ?? 0));
     const loadAtEnd = loadavg()[0] ?? 0;
     const mark = busy ? " (load)" : "";
 
@@ -287,9 +324,7 @@ async function main(): Promise<void> {
     const vsNginx = sidecarResult.rps / medianOf(NGINX).rps;
     const vsNginxNoCache = sidecarResult.rps / medianOf(NGINX_NO_CACHE).rps;
     const limitedVsUnlimited = medianOf(SIDECAR_LIMITED).rps / sidecarResult.rps;
-    const tracedVsUntraced = medianOf(SIDECAR_TRACED).rps / sidecarResult.rps;
-    // The traced sidecar did trace: about 1 % of its requests reached the collector as server spans.
-    const tracedRequests = (results.get(SIDECAR_TRACED) ?? []).reduce((sum, r) => sum + r.rps * seconds, 0);
+    // The traced sidecars did trace: about 1 % of their requests reached the collector as server spans.
     const exportedSpans = collector.spans.filter((span) => span.service === "latchkey-sidecar").length;
     const addedSidecar = latency(SIDECAR).p99 - latency(DIRECT).p99;
     const addedBare = latency(BARE).p99 - latency(DIRECT).p99;

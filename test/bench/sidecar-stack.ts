@@ -31,11 +31,6 @@ export interface StackOptions {
   readonly sidecar?: Wrapping;
   /** Extra sidecar environment (settings under test). */
   readonly sidecarEnv?: Record<string, string>;
-  /**
-   * When given, a second sidecar, the same but for this extra environment (bench:sidecar's tracing
-   * variant: OTEL_TRACES_EXPORTER and a 1 % sampler), in front of the same upstream.
-   */
-  readonly variantSidecarEnv?: Record<string, string>;
   /** How long a wrapped process may take to answer its first request (valgrind is slow). */
   readonly startTimeoutMs?: number;
 }
@@ -45,8 +40,12 @@ export interface Stack {
   readonly bareProxyPort: number;
   readonly sidecarPort: number;
   readonly sidecarAdminPort: number;
-  /** Port of the second sidecar, when `variantSidecarEnv` was given. */
-  readonly variantSidecarPort: number | undefined;
+  /**
+   * Starts one more sidecar before the same token-service, NATS and upstream, with `env` on top
+   * of the stack's sidecar settings (bench:sidecar's tracing comparison); stopped with the stack
+   * unless stopped before.
+   */
+  startExtraSidecar(name: string, env: Record<string, string>): Promise<ExtraSidecar>;
   readonly token: string;
   /** A key of the same team and scopes with a rate limit of its own that the bench never reaches. */
   readonly limitedToken: string;
@@ -54,6 +53,12 @@ export interface Stack {
   readonly sidecar: ChildProcess;
   readonly sidecarLog: string;
   /** Stops everything started, last first. */
+  stop(): Promise<void>;
+}
+
+/** A sidecar started by {@link Stack.startExtraSidecar}. */
+export interface ExtraSidecar {
+  readonly port: number;
   stop(): Promise<void>;
 }
 
@@ -188,33 +193,21 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       sidecar.logFile,
       timeout,
     );
-    let variantSidecarPort: number | undefined;
-    if (options.variantSidecarEnv !== undefined) {
+    const startExtraSidecar = async (name: string, env: Record<string, string>): Promise<ExtraSidecar> => {
       const [port, adminPort] = [await findFreePort(), await findFreePort()];
-      const variant = child(
-        "sidecar-variant",
-        options.sidecar,
-        ["services/sidecar/bin/latchkey-sidecar.js"],
-        {
-          LATCHKEY_UPSTREAM: `http://127.0.0.1:${upstreamPort}`,
-          LATCHKEY_SIDECAR_LISTEN: `127.0.0.1:${port}`,
-          LATCHKEY_SIDECAR_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
-          LATCHKEY_TOKEN_SERVICE_URL: `http://127.0.0.1:${tokenGrpcPort}`,
-          NATS_URL: nats.url,
-          LATCHKEY_LOG_LEVEL: "info",
-          ...options.sidecarEnv,
-          ...options.variantSidecarEnv,
-        },
-      );
-      await waitForStatus(
-        `http://127.0.0.1:${adminPort}/readyz`,
-        200,
-        variant.process,
-        variant.logFile,
-        timeout,
-      );
-      variantSidecarPort = port;
-    }
+      const extra = child(name, options.sidecar, ["services/sidecar/bin/latchkey-sidecar.js"], {
+        LATCHKEY_UPSTREAM: `http://127.0.0.1:${upstreamPort}`,
+        LATCHKEY_SIDECAR_LISTEN: `127.0.0.1:${port}`,
+        LATCHKEY_SIDECAR_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
+        LATCHKEY_TOKEN_SERVICE_URL: `http://127.0.0.1:${tokenGrpcPort}`,
+        NATS_URL: nats.url,
+        LATCHKEY_LOG_LEVEL: "info",
+        ...options.sidecarEnv,
+        ...env,
+      });
+      await waitForStatus(`http://127.0.0.1:${adminPort}/readyz`, 200, extra.process, extra.logFile, timeout);
+      return { port, stop: () => stopChild(extra.process) };
+    };
     const { teams, tokens } = adminClients(`http://127.0.0.1:${tokenGrpcPort}`, rootKey);
     const { team } = await teams.createTeam({ name: "bench" });
     const { token } = await tokens.issue({ teamId: team?.id ?? "", name: "bench", scopes: ["read"] });
@@ -229,7 +222,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       bareProxyPort,
       sidecarPort,
       sidecarAdminPort,
-      variantSidecarPort,
+      startExtraSidecar,
       token,
       limitedToken: limited.token,
       bareProxy: bare.process,
