@@ -38,7 +38,14 @@ describe("startNatsCluster", () => {
 
     await victim?.server.restart();
     await cluster.waitForLeader(STREAM);
-    const info = await jsm.streams.info(STREAM);
+    // Right after the restart the answer may come while the cluster still settles (a leader change,
+    // the rejoined node catching up): whole means both messages and two followers, within a bound.
+    const deadline = Date.now() + 20_000;
+    let info = await jsm.streams.info(STREAM);
+    while ((info.state.messages !== 2 || info.cluster?.replicas?.length !== 2) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      info = await jsm.streams.info(STREAM).catch(() => info);
+    }
     expect(info.state.messages).toBe(2);
     expect(info.cluster?.replicas?.length).toBe(2);
   }, 90_000);
