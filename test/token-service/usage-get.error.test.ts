@@ -52,7 +52,11 @@ describe("GetUsage refuses bad input", () => {
     ],
     [
       "an empty window",
-      () => ({ keyId, startTime: ago(HOUR), endTime: ago(HOUR), granularity: UsageGranularity.HOUR }),
+      () => {
+        // One instant for both ends: two calls to Date.now() can be a millisecond apart.
+        const at = ago(HOUR);
+        return { keyId, startTime: at, endTime: at, granularity: UsageGranularity.HOUR };
+      },
       "end_time: must be after start_time",
     ],
     [
