@@ -4,6 +4,7 @@ import type { AuditEvent, ListAuditEventsRequestSchema } from "@latchkey/proto";
 import { useState } from "preact/hooks";
 import type { ScreenProps } from "../app.js";
 import { AuditTable } from "../components/audit-table.js";
+import { LabeledInput } from "../components/labeled-input.js";
 import { Empty, ErrorNote, Loading } from "../components/states.js";
 import { useAsync } from "../use-async.js";
 
@@ -86,46 +87,34 @@ export function AuditView({
         <p class="muted">Who did what, when, to which key. Refused admin calls are here too.</p>
       </div>
       <form class="filters" onSubmit={apply} aria-label="Filter the audit log">
-        <div>
-          <label for="audit-team">Team</label>
-          <input
-            id="audit-team"
-            name="audit-team"
-            defaultValue={filters.teamId}
-            placeholder="team_…"
-            autocomplete="off"
-          />
-        </div>
-        <div>
-          <label for="audit-key">Key</label>
-          <input
-            id="audit-key"
-            name="audit-key"
-            defaultValue={filters.keyId}
-            placeholder="key_…"
-            autocomplete="off"
-          />
-        </div>
-        <div>
-          <label for="audit-actor">Who</label>
-          <input
-            id="audit-actor"
-            name="audit-actor"
-            defaultValue={filters.actor}
-            placeholder="root, anonymous, key_…"
-            autocomplete="off"
-          />
-        </div>
-        <div>
-          <label for="audit-action">Action</label>
-          <input
-            id="audit-action"
-            name="audit-action"
-            defaultValue={filters.action}
-            placeholder="key.revoke, or key"
-            autocomplete="off"
-          />
-        </div>
+        <LabeledInput
+          id="audit-team"
+          label="Team"
+          name="audit-team"
+          defaultValue={filters.teamId}
+          placeholder="team_…"
+        />
+        <LabeledInput
+          id="audit-key"
+          label="Key"
+          name="audit-key"
+          defaultValue={filters.keyId}
+          placeholder="key_…"
+        />
+        <LabeledInput
+          id="audit-actor"
+          label="Who"
+          name="audit-actor"
+          defaultValue={filters.actor}
+          placeholder="root, anonymous, key_…"
+        />
+        <LabeledInput
+          id="audit-action"
+          label="Action"
+          name="audit-action"
+          defaultValue={filters.action}
+          placeholder="key.revoke, or key"
+        />
         <div>
           <label for="audit-since">From</label>
           <input id="audit-since" name="audit-since" type="datetime-local" defaultValue={filters.since} />

@@ -1,6 +1,7 @@
 import { type Key, KeyStateFilter } from "@latchkey/proto";
 import { useEffect, useState } from "preact/hooks";
 import type { ScreenProps } from "../app.js";
+import { LabeledInput } from "../components/labeled-input.js";
 import { Empty, ErrorNote, Loading } from "../components/states.js";
 import { keyState, relativeTime } from "../format.js";
 import { href } from "../router.js";
@@ -90,30 +91,24 @@ export function TeamKeysView({ session, onCallError, teamId }: ScreenProps & { t
       </div>
       <CreateKeyForm session={session} onCallError={onCallError} teamId={teamId} onCreated={reload} />
       <form class="filters" onSubmit={(event) => event.preventDefault()} aria-label="Filter keys">
-        <div>
-          <label for="filter-name">Name</label>
-          <input
-            id="filter-name"
-            type="search"
-            value={typedName}
-            onInput={(event) => setTypedName(event.currentTarget.value)}
-            placeholder="contains…"
-            maxLength={100}
-            autocomplete="off"
-          />
-        </div>
-        <div>
-          <label for="filter-env">Environment</label>
-          <input
-            id="filter-env"
-            type="search"
-            value={typedEnvironment}
-            onInput={(event) => setTypedEnvironment(event.currentTarget.value)}
-            placeholder="any: live, test, prod…"
-            maxLength={32}
-            autocomplete="off"
-          />
-        </div>
+        <LabeledInput
+          id="filter-name"
+          label="Name"
+          type="search"
+          value={typedName}
+          onInput={(event) => setTypedName(event.currentTarget.value)}
+          placeholder="contains…"
+          maxLength={100}
+        />
+        <LabeledInput
+          id="filter-env"
+          label="Environment"
+          type="search"
+          value={typedEnvironment}
+          onInput={(event) => setTypedEnvironment(event.currentTarget.value)}
+          placeholder="any: live, test, prod…"
+          maxLength={32}
+        />
         <div>
           <label for="filter-state">State</label>
           <select
