@@ -33,21 +33,18 @@ export function startRpcSpan(
   requestId?: string,
 ): RpcSpan {
   const parent = remoteParent(traceparent, tracestate);
-  const slash = procedure.indexOf("/");
-  const span = tracer.startSpan(
-    procedure,
-    {
-      kind: SpanKind.SERVER,
-      attributes: {
-        "rpc.system": protocol === "connect" ? "connect_rpc" : "grpc",
-        "rpc.service": procedure.slice(0, slash),
-        "rpc.method": procedure.slice(slash + 1),
-        "latchkey.protocol": protocol,
-        ...(requestId === undefined ? {} : { "latchkey.request_id": requestId }),
-      },
-    },
-    parent,
-  );
+  const span = tracer.startSpan(procedure, SERVER_SPAN, parent);
+  // Attributes only on spans that record: an unsampled call (most of them at a low rate) allocates none.
+  if (span.isRecording()) {
+    const slash = procedure.indexOf("/");
+    span.setAttributes({
+      "rpc.system": protocol === "connect" ? "connect_rpc" : "grpc",
+      "rpc.service": procedure.slice(0, slash),
+      "rpc.method": procedure.slice(slash + 1),
+      "latchkey.protocol": protocol,
+      ...(requestId === undefined ? {} : { "latchkey.request_id": requestId }),
+    });
+  }
   return { span, context: trace.setSpan(parent, span) };
 }
 
@@ -63,10 +60,12 @@ export function startRpcSpan(
  * ```
  */
 export function endRpcSpan(span: Span, code: Code | 0): void {
-  span.setAttribute("rpc.grpc.status_code", code);
+  if (span.isRecording()) span.setAttribute("rpc.grpc.status_code", code);
   if (SERVER_FAULTS.has(code)) span.setStatus({ code: SpanStatusCode.ERROR, message: Code[code] });
   span.end();
 }
+
+const SERVER_SPAN = { kind: SpanKind.SERVER } as const;
 
 const SERVER_FAULTS = new Set<Code | 0>([
   Code.Unknown,
