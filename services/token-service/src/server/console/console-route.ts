@@ -33,6 +33,8 @@ export const CONSOLE_SECURITY_HEADERS: Readonly<Record<string, string>> = {
   "permissions-policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
 };
 
+const SECURITY_HEADER_ENTRIES = Object.entries(CONSOLE_SECURITY_HEADERS);
+
 /** What the route says when the console was never built. */
 export const CONSOLE_NOT_BUILT =
   "The admin console is not built. Run `npm run build` (it writes packages/console/dist) and restart the " +
@@ -64,7 +66,7 @@ export function createConsoleRoute(assets: ConsoleAssets): ConsoleRoute {
       const query = url.indexOf("?");
       const path = query === -1 ? url : url.slice(0, query);
       if (path !== CONSOLE_PATH && !path.startsWith(`${CONSOLE_PATH}/`)) return false;
-      for (const [name, value] of Object.entries(CONSOLE_SECURITY_HEADERS)) res.setHeader(name, value);
+      for (const [name, value] of SECURITY_HEADER_ENTRIES) res.setHeader(name, value);
       if (req.method !== "GET" && req.method !== "HEAD") {
         answer(
           res,
